@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test: the Rust workspace (unit, integration, property, golden, crash, interop) and the
+# numpy reader's pytest suite. Python test dependencies go into a venv under target/ (PyPI), so a
+# fresh machine needs nothing but cargo and python3. Heavy tests: scripts/test-heavy.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=target/venv
+if ! "$venv/bin/python" -c 'import numpy, pytest, pyarrow, polars, duckdb' 2>/dev/null; then
+  echo "setting up $venv (numpy, pytest, pyarrow, polars, duckdb)" >&2
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+fi
+export SPILLWAY_PYTHON="$PWD/$venv/bin/python"
+export SPILLWAY_REQUIRE_PYTHON=1   # a missing numpy is a failure here, not a skipped check
+
+cargo test --workspace --all-targets
+cargo test --workspace --doc
+"$SPILLWAY_PYTHON" -m pytest -q spill/python/tests

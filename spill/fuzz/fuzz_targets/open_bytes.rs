@@ -1,0 +1,26 @@
+//! Arbitrary bytes as a spill file: validation must never panic or read out of bounds, and
+//! whatever it accepts must be safe to read and verify in full.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    // Copy into an 8-byte-aligned buffer (an mmap is page aligned) so typed views are reachable.
+    let mut buf = vec![0u64; data.len().div_ceil(8)];
+    let bytes: &mut [u8] = &mut bytemuck_bytes(&mut buf)[..data.len()];
+    bytes.copy_from_slice(data);
+    let Ok(f) = spill::SpillFile::from_bytes(&*bytes) else { return };
+    for (i, c) in f.columns().iter().enumerate() {
+        let b = f.column_bytes(i);
+        assert_eq!(b.len() as u64, c.length);
+        let _ = f.column::<f32>(&c.name);
+    }
+    let _ = f.features::<f32>();
+    let report = f.verify();
+    assert!(report.damaged.len() as u64 <= report.chunks);
+});
+
+fn bytemuck_bytes(v: &mut [u64]) -> &mut [u8] {
+    // SAFETY: u64 has no padding and any bytes are a valid u8; the length is in bounds.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 8) }
+}

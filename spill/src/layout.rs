@@ -1,0 +1,241 @@
+//! The layout a writer is created from: row count, columns, symbol table. It decides every byte
+//! offset before a value is written, so a pipeline that knows its row counts up front can write
+//! batches straight to their final place.
+
+use crate::error::{Error, Result};
+use crate::format::{align_up, caps, DType, Role, DEFAULT_CHUNK_BYTES, HEADER_LEN};
+use crate::meta::{check_chunk_bytes, check_name, Symbol};
+
+/// One column of a layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSpec {
+    /// Unique, non-empty name.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// What the column means to consumers.
+    pub role: Role,
+}
+
+impl ColumnSpec {
+    /// A column spec.
+    pub fn new(name: impl Into<String>, dtype: DType, role: Role) -> ColumnSpec {
+        ColumnSpec {
+            name: name.into(),
+            dtype,
+            role,
+        }
+    }
+}
+
+/// A validated layout with every column's offset computed.
+///
+/// Columns are placed in the given order, each at the first 4096-byte boundary after the previous
+/// one (the first right after the header), so consecutive columns of one dtype sit at a constant
+/// stride of `align_up(nrows * size)` bytes: that is what makes the 2-D feature view zero-copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    nrows: u64,
+    columns: Vec<ColumnSpec>,
+    symbols: Vec<Symbol>,
+    chunk_bytes: u64,
+    offsets: Vec<u64>,
+    data_end: u64,
+}
+
+impl Layout {
+    /// Validates a layout: caps, unique non-empty names, and symbol ranges that tile `[0, nrows)`
+    /// in order.
+    pub fn new(nrows: u64, columns: Vec<ColumnSpec>, symbols: Vec<Symbol>) -> Result<Layout> {
+        if nrows > caps::MAX_ROWS {
+            return Err(Error::OverCap {
+                what: "row count",
+                value: nrows,
+                cap: caps::MAX_ROWS,
+            });
+        }
+        if columns.len() > caps::MAX_COLUMNS {
+            return Err(Error::OverCap {
+                what: "column count",
+                value: columns.len() as u64,
+                cap: caps::MAX_COLUMNS as u64,
+            });
+        }
+        if symbols.len() > caps::MAX_SYMBOLS {
+            return Err(Error::OverCap {
+                what: "symbol count",
+                value: symbols.len() as u64,
+                cap: caps::MAX_SYMBOLS as u64,
+            });
+        }
+        let mut offsets = Vec::with_capacity(columns.len());
+        let mut at = HEADER_LEN;
+        let too_big = || Error::OverCap {
+            what: "file size",
+            value: u64::MAX,
+            cap: u64::MAX / 2,
+        };
+        for c in &columns {
+            check_name("column", &c.name)?;
+            offsets.push(at);
+            let end = at.checked_add(nrows * c.dtype.size()).ok_or_else(too_big)?;
+            at = align_up(end).ok_or_else(too_big)?;
+        }
+        let layout = Layout {
+            nrows,
+            columns,
+            symbols,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+            offsets,
+            data_end: at,
+        };
+        // The same checks a reader runs; checksums are not known yet, so check a stand-in.
+        layout.skeleton().validate(layout.data_end)?;
+        Ok(layout)
+    }
+
+    /// Sets the checksum chunk size (a power of two from 4096 to 2^30; default 4 MiB).
+    pub fn with_chunk_bytes(mut self, chunk_bytes: u64) -> Result<Layout> {
+        check_chunk_bytes(chunk_bytes)?;
+        self.chunk_bytes = chunk_bytes;
+        Ok(self)
+    }
+
+    /// Rows in every column.
+    pub fn nrows(&self) -> u64 {
+        self.nrows
+    }
+
+    /// Columns in stored order.
+    pub fn columns(&self) -> &[ColumnSpec] {
+        &self.columns
+    }
+
+    /// The symbol table.
+    pub fn symbols(&self) -> &[Symbol] {
+        &self.symbols
+    }
+
+    /// Bytes per checksum chunk.
+    pub fn chunk_bytes(&self) -> u64 {
+        self.chunk_bytes
+    }
+
+    /// Byte offset of column `i`.
+    pub fn offset(&self, i: usize) -> u64 {
+        self.offsets[i]
+    }
+
+    /// Byte length of column `i`.
+    pub fn length(&self, i: usize) -> u64 {
+        self.nrows * self.columns[i].dtype.size()
+    }
+
+    /// End of the data area (a multiple of 4096): where the metadata starts.
+    pub fn data_end(&self) -> u64 {
+        self.data_end
+    }
+
+    /// The metadata this layout will have, with empty stats and checksums filled in for validation.
+    pub(crate) fn skeleton(&self) -> crate::meta::Metadata {
+        crate::meta::Metadata {
+            nrows: self.nrows,
+            chunk_bytes: self.chunk_bytes,
+            columns: self
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| crate::meta::Column {
+                    name: c.name.clone(),
+                    dtype: c.dtype,
+                    role: c.role,
+                    offset: self.offsets[i],
+                    length: self.length(i),
+                    checksums: vec![
+                        0;
+                        crate::meta::chunk_count(self.length(i), self.chunk_bytes)
+                            as usize
+                    ],
+                    stats: Default::default(),
+                })
+                .collect(),
+            symbols: self.symbols.clone(),
+            build: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(name: &str, start: u64, stop: u64) -> Symbol {
+        Symbol {
+            name: name.into(),
+            start,
+            stop,
+        }
+    }
+
+    #[test]
+    fn offsets_are_aligned_and_features_equally_spaced() {
+        let cols = vec![
+            ColumnSpec::new("ts", DType::I64, Role::Time),
+            ColumnSpec::new("symbol", DType::U32, Role::Symbol),
+            ColumnSpec::new("f0", DType::F32, Role::Feature),
+            ColumnSpec::new("f1", DType::F32, Role::Feature),
+            ColumnSpec::new("f2", DType::F32, Role::Feature),
+        ];
+        let l =
+            Layout::new(1500, cols, vec![sym("A", 0, 1000), sym("B", 1000, 1500)]).expect("valid");
+        assert_eq!(l.offset(0), 4096);
+        assert_eq!(l.offset(1), 4096 + 12288);
+        for i in 0..5 {
+            assert_eq!(l.offset(i) % 4096, 0);
+        }
+        assert_eq!(l.offset(3) - l.offset(2), l.offset(4) - l.offset(3));
+        assert_eq!(l.data_end(), l.offset(4) + 8192);
+    }
+
+    #[test]
+    fn rejects_bad_tiling_and_names() {
+        let cols = vec![ColumnSpec::new("x", DType::F32, Role::Feature)];
+        assert!(matches!(
+            Layout::new(10, cols.clone(), vec![sym("A", 0, 4), sym("B", 5, 10)]),
+            Err(Error::RangesDoNotTile { .. })
+        ));
+        assert!(matches!(
+            Layout::new(10, cols.clone(), vec![sym("A", 0, 4)]),
+            Err(Error::RangesShort { .. })
+        ));
+        assert!(matches!(
+            Layout::new(10, cols.clone(), vec![sym("A", 0, 4), sym("A", 4, 10)]),
+            Err(Error::DuplicateSymbol { .. })
+        ));
+        let dup = vec![cols[0].clone(), cols[0].clone()];
+        assert!(matches!(
+            Layout::new(0, dup, vec![]),
+            Err(Error::DuplicateColumn { .. })
+        ));
+        let empty = vec![ColumnSpec::new("", DType::U8, Role::Other)];
+        assert!(matches!(
+            Layout::new(0, empty, vec![]),
+            Err(Error::BadName { .. })
+        ));
+        assert!(matches!(
+            Layout::new(caps::MAX_ROWS + 1, vec![], vec![]),
+            Err(Error::OverCap { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_symbol_ranges_are_fine() {
+        let cols = vec![ColumnSpec::new("x", DType::F64, Role::Feature)];
+        let l = Layout::new(
+            3,
+            cols,
+            vec![sym("A", 0, 0), sym("B", 0, 3), sym("C", 3, 3)],
+        );
+        assert!(l.is_ok());
+    }
+}

@@ -1,0 +1,49 @@
+//! # spill: the spill file format
+//!
+//! A spill file holds the rows of a training set as page-aligned little-endian columns, with a
+//! symbol table, per-symbol row ranges, checksums and statistics, so that training jobs can
+//! memory-map it and read columns (or the whole feature matrix) without a copy.
+//!
+//! ```text
+//! file := header(4096) column_region* metadata(JSON) trailer(64)
+//! ```
+//!
+//! The byte-level specification is `SPEC.md` beside this crate. This crate knows nothing of
+//! arrow or parquet:
+//! - [`SpillFile::from_bytes`] validates any byte buffer (O(metadata)); [`open`] memory-maps a
+//!   path; [`SpillFile::verify`] recomputes every data checksum (O(data), parallel).
+//! - [`SpillWriter`] is created from a [`Layout`] (the exact row count, columns and symbol ranges),
+//!   takes column slices in row order, and commits atomically with [`SpillWriter::finish`].
+//!
+//! ```no_run
+//! # fn main() -> Result<(), spill::Error> {
+//! let f = spill::open("train.spill")?;
+//! let target: &[f32] = f.column("target")?;
+//! let x = f.features::<f32>()?; // nrows x nfeatures, column-major at a constant stride
+//! # let _ = (target, x); Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+mod format;
+mod layout;
+mod meta;
+mod read;
+mod stats;
+mod verify;
+mod write;
+
+pub use error::{Error, Result};
+pub use format::{
+    caps, DType, Role, Trailer, ALIGN, CHECKSUM_CRC32, DEFAULT_CHUNK_BYTES, HEADER_LEN, MAGIC,
+    TRAILER_LEN, TRAILER_MAGIC, VERSION_MAJOR, VERSION_MINOR,
+};
+pub use layout::{ColumnSpec, Layout};
+pub use meta::{Column, Metadata, Scalar, Stats, Symbol};
+pub use read::{open, Backing, Matrix, SpillFile};
+pub use stats::Element;
+pub use verify::{DamagedChunk, VerifyReport};
+pub use write::{
+    is_temp_name, stale_temps, Committed, SpillWriter, WriteMode, WriteOptions,
+    DEFAULT_WRITE_MEMORY,
+};

@@ -1,0 +1,515 @@
+//! The metadata block: its JSON encoding, and the validation every reader runs before it hands out
+//! a single byte (offsets, lengths, alignment, overlaps, tiling, names, caps).
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{short, Error, Result};
+use crate::format::{caps, DType, Role, ALIGN, HEADER_LEN};
+
+/// A column as recorded in the metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    /// Unique, non-empty name.
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// What the column means.
+    pub role: Role,
+    /// Byte offset of the first value (a multiple of 4096).
+    pub offset: u64,
+    /// Byte length (rows x dtype size).
+    pub length: u64,
+    /// CRC-32 of each `chunk_bytes` piece of the column's bytes, in order.
+    pub checksums: Vec<u32>,
+    /// Cheap statistics computed while writing.
+    pub stats: Stats,
+}
+
+/// Cheap per-column statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    /// Smallest value (floats: smallest non-NaN, -0.0 < +0.0); `None` when there is none.
+    pub min: Option<Scalar>,
+    /// Largest value (floats: largest non-NaN); `None` when there is none.
+    pub max: Option<Scalar>,
+    /// Number of NaN values (float columns only).
+    pub nan_count: Option<u64>,
+}
+
+/// A statistic's value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar {
+    /// A float column's value, widened exactly to f64.
+    Float(f64),
+    /// A signed integer column's value.
+    Int(i64),
+    /// An unsigned integer column's value.
+    UInt(u64),
+}
+
+/// A symbol and its rows `[start, stop)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    /// Unique, non-empty name.
+    pub name: String,
+    /// First row.
+    pub start: u64,
+    /// One past the last row.
+    pub stop: u64,
+}
+
+impl Symbol {
+    /// Row count.
+    pub fn len(&self) -> u64 {
+        self.stop - self.start
+    }
+
+    /// Whether the symbol has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.stop
+    }
+}
+
+/// The validated metadata of a spill file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metadata {
+    /// Rows in every column.
+    pub nrows: u64,
+    /// Bytes per checksummed chunk.
+    pub chunk_bytes: u64,
+    /// Columns in stored order.
+    pub columns: Vec<Column>,
+    /// Symbol table; code `i` is `symbols[i]`. Ranges tile `[0, nrows)` in order.
+    pub symbols: Vec<Symbol>,
+    /// Free-form build metadata (tool version, options, input fingerprints).
+    pub build: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawMeta {
+    nrows: u64,
+    chunk_bytes: u64,
+    columns: Vec<RawColumn>,
+    symbols: Vec<RawSymbol>,
+    #[serde(default)]
+    build: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawColumn {
+    name: String,
+    dtype: String,
+    #[serde(default)]
+    role: Option<String>,
+    offset: u64,
+    length: u64,
+    checksums: Vec<u32>,
+    stats: RawStats,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawStats {
+    min: Value,
+    max: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nan_count: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawSymbol {
+    name: String,
+    start: u64,
+    stop: u64,
+}
+
+/// Number of checksum chunks of a region of `length` bytes.
+pub fn chunk_count(length: u64, chunk_bytes: u64) -> u64 {
+    length.div_ceil(chunk_bytes)
+}
+
+impl Metadata {
+    /// Serializes to the stored JSON (compact; same metadata, same bytes).
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        let raw = RawMeta {
+            nrows: self.nrows,
+            chunk_bytes: self.chunk_bytes,
+            columns: self
+                .columns
+                .iter()
+                .map(|c| RawColumn {
+                    name: c.name.clone(),
+                    dtype: c.dtype.name().to_string(),
+                    role: Some(c.role.name().to_string()),
+                    offset: c.offset,
+                    length: c.length,
+                    checksums: c.checksums.clone(),
+                    stats: RawStats {
+                        min: scalar_to_json(c.stats.min),
+                        max: scalar_to_json(c.stats.max),
+                        nan_count: c.stats.nan_count,
+                    },
+                })
+                .collect(),
+            symbols: self
+                .symbols
+                .iter()
+                .map(|s| RawSymbol {
+                    name: s.name.clone(),
+                    start: s.start,
+                    stop: s.stop,
+                })
+                .collect(),
+            build: self.build.clone(),
+        };
+        serde_json::to_vec(&raw).map_err(|e| Error::BuildMetadata(e.to_string()))
+    }
+
+    /// Parses and validates metadata read from a file whose data area ends at `data_end` (the
+    /// metadata offset). Nothing is trusted: every field is checked before it is used.
+    pub fn parse(bytes: &[u8], data_end: u64) -> Result<Metadata> {
+        // Parse to a tree first, refusing duplicate keys anywhere (serde_json would keep the last
+        // one silently, and the Python reader must agree with us on what a file says).
+        let tree: StrictValue =
+            serde_json::from_slice(bytes).map_err(|e| Error::MetadataJson(e.to_string()))?;
+        let raw: RawMeta =
+            serde_json::from_value(tree.0).map_err(|e| Error::MetadataJson(e.to_string()))?;
+        check_cap("row count", raw.nrows, caps::MAX_ROWS)?;
+        check_cap(
+            "column count",
+            raw.columns.len() as u64,
+            caps::MAX_COLUMNS as u64,
+        )?;
+        check_cap(
+            "symbol count",
+            raw.symbols.len() as u64,
+            caps::MAX_SYMBOLS as u64,
+        )?;
+        check_chunk_bytes(raw.chunk_bytes)?;
+
+        let mut columns = Vec::with_capacity(raw.columns.len());
+        for c in raw.columns {
+            let dtype = DType::from_name(&c.dtype).ok_or_else(|| Error::UnknownDType {
+                column: short(&c.name),
+                dtype: short(&c.dtype),
+            })?;
+            let stats = parse_stats(&c.name, dtype, &c.stats)?;
+            columns.push(Column {
+                role: c.role.as_deref().map_or(Role::Other, Role::from_name),
+                name: c.name,
+                dtype,
+                offset: c.offset,
+                length: c.length,
+                checksums: c.checksums,
+                stats,
+            });
+        }
+        let symbols = raw
+            .symbols
+            .into_iter()
+            .map(|s| Symbol {
+                name: s.name,
+                start: s.start,
+                stop: s.stop,
+            })
+            .collect();
+        let meta = Metadata {
+            nrows: raw.nrows,
+            chunk_bytes: raw.chunk_bytes,
+            columns,
+            symbols,
+            build: raw.build,
+        };
+        meta.validate(data_end)?;
+        Ok(meta)
+    }
+
+    /// Checks every structural rule of SPEC.md against a data area ending at `data_end`.
+    pub fn validate(&self, data_end: u64) -> Result<()> {
+        check_columns(&self.columns, self.nrows, self.chunk_bytes, data_end)?;
+        check_symbols(&self.symbols, self.nrows)
+    }
+}
+
+fn check_cap(what: &'static str, value: u64, cap: u64) -> Result<()> {
+    if value > cap {
+        return Err(Error::OverCap { what, value, cap });
+    }
+    Ok(())
+}
+
+/// Checks the chunk size rule: a power of two in `[4096, 2^30]`.
+pub(crate) fn check_chunk_bytes(chunk_bytes: u64) -> Result<()> {
+    if !chunk_bytes.is_power_of_two()
+        || !(caps::MIN_CHUNK_BYTES..=caps::MAX_CHUNK_BYTES).contains(&chunk_bytes)
+    {
+        return Err(Error::BadChunkBytes(chunk_bytes));
+    }
+    Ok(())
+}
+
+/// Checks a name is non-empty and within the cap.
+pub(crate) fn check_name(what: &'static str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > caps::MAX_NAME_BYTES {
+        return Err(Error::BadName {
+            what,
+            name: short(name),
+            max: caps::MAX_NAME_BYTES,
+        });
+    }
+    Ok(())
+}
+
+fn check_columns(columns: &[Column], nrows: u64, chunk_bytes: u64, data_end: u64) -> Result<()> {
+    let mut names = HashSet::with_capacity(columns.len());
+    for c in columns {
+        check_name("column", &c.name)?;
+        if !names.insert(c.name.as_str()) {
+            return Err(Error::DuplicateColumn {
+                name: short(&c.name),
+            });
+        }
+        if c.offset % ALIGN != 0 {
+            return Err(Error::Misaligned {
+                column: short(&c.name),
+                offset: c.offset,
+            });
+        }
+        // nrows <= 2^48 and size <= 8, so this cannot overflow.
+        let expected = nrows * c.dtype.size();
+        if c.length != expected {
+            return Err(Error::ColumnLength {
+                column: short(&c.name),
+                length: c.length,
+                expected,
+                nrows,
+                dtype: c.dtype,
+            });
+        }
+        let end = c.offset.saturating_add(c.length);
+        if c.offset < HEADER_LEN || end > data_end {
+            return Err(Error::ColumnBounds {
+                column: short(&c.name),
+                offset: c.offset,
+                end,
+                data_end,
+            });
+        }
+        let expected_chunks = chunk_count(c.length, chunk_bytes);
+        if c.checksums.len() as u64 != expected_chunks {
+            return Err(Error::ChunkCount {
+                column: short(&c.name),
+                found: c.checksums.len() as u64,
+                expected: expected_chunks,
+            });
+        }
+    }
+    // Overlaps: sort the non-empty regions by offset; each must end before the next starts.
+    let mut regions: Vec<&Column> = columns.iter().filter(|c| c.length > 0).collect();
+    regions.sort_by_key(|c| c.offset);
+    for pair in regions.windows(2) {
+        if pair[0].offset + pair[0].length > pair[1].offset {
+            return Err(Error::Overlap {
+                a: short(&pair[0].name),
+                b: short(&pair[1].name),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_symbols(symbols: &[Symbol], nrows: u64) -> Result<()> {
+    let mut names = HashSet::with_capacity(symbols.len());
+    let mut next = 0u64;
+    for s in symbols {
+        check_name("symbol", &s.name)?;
+        if !names.insert(s.name.as_str()) {
+            return Err(Error::DuplicateSymbol {
+                name: short(&s.name),
+            });
+        }
+        if s.start != next || s.stop < s.start || s.stop > nrows {
+            return Err(Error::RangesDoNotTile {
+                symbol: short(&s.name),
+                start: s.start,
+                stop: s.stop,
+                expected_start: next,
+                nrows,
+            });
+        }
+        next = s.stop;
+    }
+    if next != nrows {
+        return Err(Error::RangesShort { end: next, nrows });
+    }
+    Ok(())
+}
+
+fn scalar_to_json(s: Option<Scalar>) -> Value {
+    match s {
+        None => Value::Null,
+        Some(Scalar::Int(v)) => Value::from(v),
+        Some(Scalar::UInt(v)) => Value::from(v),
+        Some(Scalar::Float(v)) if v == f64::INFINITY => Value::from("inf"),
+        Some(Scalar::Float(v)) if v == f64::NEG_INFINITY => Value::from("-inf"),
+        // NaN never reaches a statistic (min/max skip NaN), so from_f64 cannot fail here;
+        // Null is the honest fallback if it ever did.
+        Some(Scalar::Float(v)) => {
+            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+        }
+    }
+}
+
+fn parse_stats(column: &str, dtype: DType, raw: &RawStats) -> Result<Stats> {
+    let bad =
+        |what: &str| Error::MetadataJson(format!("column {:?}: bad stats {what}", short(column)));
+    let scalar = |v: &Value| -> Result<Option<Scalar>> {
+        let s = match (v, dtype.is_float()) {
+            (Value::Null, _) => return Ok(None),
+            (Value::String(s), true) if s == "inf" => Scalar::Float(f64::INFINITY),
+            (Value::String(s), true) if s == "-inf" => Scalar::Float(f64::NEG_INFINITY),
+            (Value::Number(n), true) => Scalar::Float(n.as_f64().ok_or_else(|| bad("number"))?),
+            (Value::Number(n), false) if dtype.is_unsigned() => {
+                Scalar::UInt(n.as_u64().ok_or_else(|| bad("unsigned integer"))?)
+            }
+            (Value::Number(n), false) => Scalar::Int(n.as_i64().ok_or_else(|| bad("integer"))?),
+            _ => return Err(bad("value")),
+        };
+        Ok(Some(s))
+    };
+    let stats = Stats {
+        min: scalar(&raw.min)?,
+        max: scalar(&raw.max)?,
+        nan_count: raw.nan_count,
+    };
+    if dtype.is_float() != stats.nan_count.is_some() {
+        return Err(bad("nan_count (floats only, and required for floats)"));
+    }
+    Ok(stats)
+}
+
+/// A JSON value parsed with duplicate object keys refused.
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(v) = map.next_value()?;
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key {:?}",
+                    short(&key)
+                )));
+            }
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_keys_are_refused_anywhere() {
+        let ok = br#"{"nrows":0,"chunk_bytes":4096,"columns":[],"symbols":[],"build":{"a":1}}"#;
+        assert!(Metadata::parse(ok, 4096).is_ok());
+        let dup_top = br#"{"nrows":0,"nrows":0,"chunk_bytes":4096,"columns":[],"symbols":[]}"#;
+        let dup_build =
+            br#"{"nrows":0,"chunk_bytes":4096,"columns":[],"symbols":[],"build":{"a":1,"a":2}}"#;
+        for bad in [&dup_top[..], &dup_build[..]] {
+            assert!(
+                matches!(Metadata::parse(bad, 4096), Err(Error::MetadataJson(m)) if m.contains("duplicate"))
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let mut s = String::from(
+            r#"{"nrows":0,"chunk_bytes":4096,"columns":[],"symbols":[],"build":{"x":"#,
+        );
+        s.push_str(&"[".repeat(100_000));
+        assert!(matches!(
+            Metadata::parse(s.as_bytes(), 4096),
+            Err(Error::MetadataJson(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        for bad in [
+            &br#"{"nrows":-1,"chunk_bytes":4096,"columns":[],"symbols":[]}"#[..],
+            br#"{"nrows":1.0,"chunk_bytes":4096,"columns":[],"symbols":[]}"#,
+            br#"{"nrows":18446744073709551616,"chunk_bytes":4096,"columns":[],"symbols":[]}"#,
+            br#"{"nrows":0,"chunk_bytes":4096,"columns":{},"symbols":[]}"#,
+            br#"[1,2]"#,
+        ] {
+            assert!(
+                matches!(Metadata::parse(bad, 4096), Err(Error::MetadataJson(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

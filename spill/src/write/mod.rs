@@ -1,0 +1,341 @@
+//! Writing: [`SpillWriter`] takes column slices in row order from one caller, computes checksums
+//! and stats as the bytes go out, and commits atomically in [`SpillWriter::finish`].
+//!
+//! Column bytes go through a [`Sink`] backend; the writer itself owns ordering, checksums, stats,
+//! the header, metadata, trailer and the crash-safe commit, so every backend writes the same bytes.
+
+mod mmap;
+mod temp;
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+pub use temp::{is_temp_name, stale_temps};
+
+use crate::error::{short, Error, Result};
+use crate::format::{
+    encode_header, Trailer, CHECKSUM_CRC32, TRAILER_LEN, VERSION_MAJOR, VERSION_MINOR,
+};
+use crate::layout::Layout;
+use crate::meta::Metadata;
+use crate::stats::{ChunkedCrc, Element, StatsAccum};
+
+/// Default memory for the writer's windows (mmap) or staging buffers, across all columns.
+pub const DEFAULT_WRITE_MEMORY: u64 = 32 << 20;
+
+/// The backend that puts column bytes into the file.
+///
+/// Calls arrive per column in increasing, contiguous offsets (the writer guarantees it); offsets
+/// are absolute file offsets inside that column's region.
+pub(crate) trait Sink {
+    /// Writes `bytes` at `offset`, which lies in column `col`'s region and continues its last write.
+    fn write(&mut self, col: usize, offset: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Makes every byte written so far reach the file (page cache or disk), releasing buffers.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+/// How the writer puts bytes into the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WriteMode {
+    /// Pick the fastest mode the filesystem supports.
+    #[default]
+    Auto,
+    /// Bounded memory-mapped windows, with writeback started as each window is released.
+    Mmap,
+}
+
+/// Writer options (builder style).
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    mode: WriteMode,
+    memory: u64,
+}
+
+impl Default for WriteOptions {
+    fn default() -> WriteOptions {
+        WriteOptions {
+            mode: WriteMode::Auto,
+            memory: DEFAULT_WRITE_MEMORY,
+        }
+    }
+}
+
+impl WriteOptions {
+    /// Sets the write mode.
+    pub fn with_mode(mut self, mode: WriteMode) -> WriteOptions {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the memory the writer may keep resident for windows or buffers, across all columns
+    /// (each column gets between 4 KiB and 8 MiB of it).
+    pub fn with_memory(mut self, bytes: u64) -> WriteOptions {
+        self.memory = bytes;
+        self
+    }
+
+    /// Bytes of window or buffer per column for `ncols` columns: a power of two.
+    pub fn per_column(&self, ncols: usize) -> u64 {
+        let share = self.memory / (ncols.max(1) as u64);
+        let share = share.clamp(crate::format::ALIGN, 8 << 20);
+        1 << (63 - share.leading_zeros())
+    }
+
+    /// The resident memory the writer needs for `ncols` columns with these options.
+    pub fn resident_bytes(&self, ncols: usize) -> u64 {
+        self.per_column(ncols) * ncols as u64
+    }
+}
+
+/// What a successful commit produced.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The final path.
+    pub path: PathBuf,
+    /// Bytes in the file.
+    pub file_len: u64,
+    /// The metadata written.
+    pub metadata: Metadata,
+}
+
+struct ColumnState {
+    rows: u64,
+    crc: ChunkedCrc,
+    stats: StatsAccum,
+}
+
+/// Writes one spill file. See the module docs; created by [`SpillWriter::create`].
+pub struct SpillWriter {
+    final_path: PathBuf,
+    temp: temp::TempFile,
+    file: File,
+    layout: Layout,
+    columns: Vec<ColumnState>,
+    sink: Box<dyn Sink>,
+}
+
+impl std::fmt::Debug for SpillWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpillWriter")
+            .field("final_path", &self.final_path)
+            .field("temp", &self.temp.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SpillWriter {
+    /// Creates a writer for `layout` whose file will appear at `path` on commit. The bytes go to a
+    /// hidden temporary file in the same directory, with the whole data area reserved up front
+    /// (so a full disk fails here, not halfway through).
+    pub fn create(
+        path: impl AsRef<Path>,
+        layout: Layout,
+        opts: WriteOptions,
+    ) -> Result<SpillWriter> {
+        let final_path = path.as_ref().to_path_buf();
+        let temp = temp::TempFile::new(&final_path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(temp.path())
+            .map_err(|e| Error::io("creating a temporary file for", &final_path, e))?;
+        temp.arm();
+        reserve(&file, layout.data_end())
+            .map_err(|e| Error::io("reserving space for", &final_path, e))?;
+        file.write_all_at(&encode_header(), 0)
+            .map_err(|e| Error::io("writing", &final_path, e))?;
+
+        let regions: Vec<(u64, u64)> = (0..layout.columns().len())
+            .map(|i| {
+                let start = layout.offset(i);
+                // Each column owns its padding, so its region ends at the next 4096 boundary.
+                let end = crate::format::align_up(start + layout.length(i)).unwrap_or(start);
+                (start, end)
+            })
+            .collect();
+        let per_column = opts.per_column(regions.len());
+        let file2 = file
+            .try_clone()
+            .map_err(|e| Error::io("duplicating the handle of", &final_path, e))?;
+        let sink: Box<dyn Sink> = match opts.mode {
+            WriteMode::Auto | WriteMode::Mmap => {
+                Box::new(mmap::MmapSink::new(file2, regions, per_column))
+            }
+        };
+        let columns = layout
+            .columns()
+            .iter()
+            .map(|c| ColumnState {
+                rows: 0,
+                crc: ChunkedCrc::new(layout.chunk_bytes()),
+                stats: StatsAccum::new(c.dtype),
+            })
+            .collect();
+        Ok(SpillWriter {
+            final_path,
+            temp,
+            file,
+            layout,
+            columns,
+            sink,
+        })
+    }
+
+    /// The layout being written.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Rows written so far to column `col`.
+    pub fn rows_written(&self, col: usize) -> u64 {
+        self.columns.get(col).map_or(0, |c| c.rows)
+    }
+
+    /// Writes `values` to column `col` starting at row `row`, which must be the column's next
+    /// unwritten row (writes to each column continue in row order; columns interleave freely).
+    pub fn write<T: Element>(&mut self, col: usize, row: u64, values: &[T]) -> Result<()> {
+        let ncols = self.columns.len();
+        let (Some(spec), Some(state)) = (self.layout.columns().get(col), self.columns.get_mut(col))
+        else {
+            return Err(Error::NoSuchColumnIndex { index: col, ncols });
+        };
+        if spec.dtype != T::DTYPE {
+            return Err(Error::DTypeMismatch {
+                column: short(&spec.name),
+                stored: spec.dtype,
+                requested: T::DTYPE,
+            });
+        }
+        if row != state.rows {
+            return Err(Error::OutOfOrder {
+                column: short(&spec.name),
+                row,
+                expected: state.rows,
+            });
+        }
+        let count = values.len() as u64;
+        let nrows = self.layout.nrows();
+        if row.checked_add(count).is_none_or(|end| end > nrows) {
+            return Err(Error::PastEnd {
+                column: short(&spec.name),
+                row,
+                count,
+                nrows,
+            });
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(values);
+        state.stats.update(values);
+        state.crc.update(bytes);
+        let offset = self.layout.offset(col) + row * spec.dtype.size();
+        self.sink
+            .write(col, offset, bytes)
+            .map_err(|e| Error::io("writing", &self.final_path, e))?;
+        state.rows += count;
+        Ok(())
+    }
+
+    /// Commits: checks every row of every column was written, writes the metadata and the
+    /// trailer, fsyncs, renames the temporary file to the final path and fsyncs the directory.
+    /// `build` is free-form build metadata (a JSON object) stored with the file.
+    pub fn finish(mut self, build: Map<String, Value>) -> Result<Committed> {
+        let nrows = self.layout.nrows();
+        for (spec, state) in self.layout.columns().iter().zip(&self.columns) {
+            if state.rows != nrows {
+                return Err(Error::Incomplete {
+                    column: short(&spec.name),
+                    written: state.rows,
+                    nrows,
+                });
+            }
+        }
+        let path = self.final_path.clone();
+        self.sink
+            .finish()
+            .map_err(|e| Error::io("writing", &path, e))?;
+
+        let mut metadata = self.layout.skeleton();
+        metadata.build = build;
+        let states = std::mem::take(&mut self.columns);
+        for (col, state) in metadata.columns.iter_mut().zip(states) {
+            col.checksums = state.crc.finish();
+            col.stats = state.stats.finish();
+        }
+        let metadata_offset = self.layout.data_end();
+        metadata.validate(metadata_offset)?;
+        let json = metadata.to_json()?;
+        let metadata_len = json.len() as u64;
+        let file_len = metadata_offset + metadata_len + TRAILER_LEN;
+        let trailer = Trailer {
+            metadata_offset,
+            metadata_len,
+            file_len,
+            required_features: 0,
+            major: VERSION_MAJOR,
+            minor: VERSION_MINOR,
+            checksum_algorithm: CHECKSUM_CRC32,
+            metadata_checksum: crc32fast::hash(&json),
+        };
+        let write_err = |e| Error::io("writing", &path, e);
+        self.file
+            .write_all_at(&json, metadata_offset)
+            .map_err(write_err)?;
+        self.file
+            .write_all_at(&trailer.encode(), metadata_offset + metadata_len)
+            .map_err(write_err)?;
+        // Durability before visibility: the data must be on disk before the name points at it,
+        // or a crash after the rename could expose a file whose blocks never made it.
+        self.file
+            .sync_all()
+            .map_err(|e| Error::io("syncing", &path, e))?;
+        // rename(2) within one directory is atomic: readers see the old file or the new one.
+        std::fs::rename(self.temp.path(), &path).map_err(|e| Error::io("renaming to", &path, e))?;
+        self.temp.disarm();
+        // The rename itself is only durable once the directory entry is synced.
+        sync_dir(&path)?;
+        Ok(Committed {
+            path,
+            file_len,
+            metadata,
+        })
+    }
+}
+
+/// Reserves `len` bytes for `file` so that later writes (including through a mapping, where a
+/// full disk would be SIGBUS) cannot run out of space. Falls back to a sparse `set_len` where the
+/// filesystem has no fallocate.
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let Ok(len_off) = libc::off_t::try_from(len) else {
+        return Err(io::Error::from(io::ErrorKind::FileTooLarge));
+    };
+    if len_off > 0 {
+        // SAFETY: plain syscall on an open, owned descriptor; no memory is passed.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_off) };
+        if rc != 0 {
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {}
+                _ => return Err(err),
+            }
+        }
+    }
+    file.set_len(len)
+}
+
+/// Fsyncs the directory holding `path`, making a rename in it durable.
+fn sync_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("syncing directory", dir, e))
+}

@@ -1,0 +1,132 @@
+//! Temporary files: named so that a crash leaves something recognisable, and removed on drop
+//! unless the commit renamed them.
+//!
+//! Name: `.<final name>.<pid>-<n>.spill-tmp` in the final file's directory (rename is atomic only
+//! within one filesystem). The pid lets [`stale_temps`] tell the leftovers of dead processes
+//! from the files of builds still running.
+
+use std::cell::Cell;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+const SUFFIX: &str = ".spill-tmp";
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A temporary path that is removed on drop while armed.
+pub(crate) struct TempFile {
+    path: PathBuf,
+    armed: Cell<bool>,
+}
+
+impl TempFile {
+    /// A fresh temporary path beside `final_path` (nothing is created yet).
+    pub(crate) fn new(final_path: &Path) -> Result<TempFile> {
+        let Some(name) = final_path.file_name() else {
+            return Err(Error::io(
+                "naming",
+                final_path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "output path has no file name",
+                ),
+            ));
+        };
+        let mut tmp = OsString::from(".");
+        tmp.push(name);
+        tmp.push(format!(
+            ".{}-{}{SUFFIX}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        Ok(TempFile {
+            path: final_path.with_file_name(tmp),
+            armed: Cell::new(false),
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// From now on, dropping removes the file.
+    pub(crate) fn arm(&self) {
+        self.armed.set(true);
+    }
+
+    /// The file was renamed away: nothing to remove.
+    pub(crate) fn disarm(&self) {
+        self.armed.set(false);
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed.get() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// If `name` is a spill temporary file name, the pid of the process that made it.
+pub fn is_temp_name(name: &str) -> Option<u32> {
+    let stem = name.strip_prefix('.')?.strip_suffix(SUFFIX)?;
+    let (_, tail) = stem.rsplit_once('.')?;
+    let (pid, n) = tail.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Temporary files in `dir` left by processes that no longer run (a killed build). Files of live
+/// processes are never listed, so removing what this returns is safe while other builds run.
+pub fn stale_temps(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
+    let mut stale = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(is_temp_name) else {
+            continue;
+        };
+        if !process_alive(pid) {
+            stale.push(entry.path());
+        }
+    }
+    stale.sort();
+    Ok(stale)
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only asks whether the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    // EPERM means it exists but belongs to someone else: alive.
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        let t = TempFile::new(Path::new("/d/out.spill")).expect("has a name");
+        let name = t
+            .path()
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf8")
+            .to_string();
+        assert!(name.starts_with(".out.spill."));
+        assert_eq!(is_temp_name(&name), Some(std::process::id()));
+        assert_eq!(is_temp_name("out.spill"), None);
+        assert_eq!(is_temp_name(".x.12-a.spill-tmp"), None);
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the spill format: round trips, corruption, golden files, crash safety,
+//! the numpy reader, and (ignored, heavy) writer memory.
+
+mod common;
+mod corruption;
+mod crash;
+mod golden;
+mod interop;
+mod memory;
+mod roundtrip;
