@@ -1,2 +1,40 @@
-//! spillway: a universe of per-symbol parquet files into one memory-mapped spill file.
+//! spillway: a universe of per-symbol parquet files into one memory-mapped spill file, with
+//! memory bounded by the pipeline, never by the universe.
+//!
+//! The pipeline, stage by stage (see `ARCHITECTURE.md`):
+//!
+//! ```text
+//! discover -> plan -> read (N threads) -> bounded channels -> write (1 thread) -> commit
+//! ```
+//!
+//! - [`discover`] finds the symbols and their files (flat and hive layouts);
+//! - [`plan`] reads every footer and the time column alone, and fixes the exact spill layout;
+//! - [`budget`] picks reader count, batch rows and channel capacity to fit `--memory-budget`;
+//! - [`read`] decodes each file into float batches ([`convert`] does the fused conversion,
+//!   [`time`] the time column);
+//! - [`write`] is the single ordered writer into the [`spill`] file;
+//! - [`build`] runs it all and returns a [`summary::BuildSummary`].
 #![deny(missing_docs)]
+
+pub mod budget;
+pub mod build;
+pub mod config;
+pub mod convert;
+pub mod discover;
+mod error;
+pub mod footer;
+pub mod gen;
+mod guard;
+pub mod inspect;
+pub mod plan;
+pub mod progress;
+pub mod read;
+pub mod rss;
+pub mod schema;
+pub mod summary;
+pub mod time;
+pub mod write;
+
+pub use build::build;
+pub use config::{BuildConfig, BuildOptions};
+pub use error::{Error, Result, SymbolError, SymbolErrorKind};

@@ -1,1 +1,7 @@
+//! Integration tests: the real `spillway` binary on real files. One test binary (every extra test
+//! crate links arrow and parquet again), one module per area.
 
+mod common;
+
+mod cli;
+mod contract;

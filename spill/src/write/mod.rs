@@ -4,6 +4,7 @@
 //! Column bytes go through a [`Sink`] backend; the writer itself owns ordering, checksums, stats,
 //! the header, metadata, trailer and the crash-safe commit, so every backend writes the same bytes.
 
+mod direct;
 mod mmap;
 mod temp;
 
@@ -42,11 +43,13 @@ pub(crate) trait Sink {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum WriteMode {
-    /// Pick the fastest mode the filesystem supports.
+    /// O_DIRECT where the filesystem supports it, else memory-mapped windows.
     #[default]
     Auto,
     /// Bounded memory-mapped windows, with writeback started as each window is released.
     Mmap,
+    /// Per-column aligned staging buffers written with O_DIRECT (fails where unsupported).
+    Direct,
 }
 
 /// Writer options (builder style).
@@ -117,6 +120,7 @@ pub struct SpillWriter {
     layout: Layout,
     columns: Vec<ColumnState>,
     sink: Box<dyn Sink>,
+    mode: WriteMode,
 }
 
 impl std::fmt::Debug for SpillWriter {
@@ -164,10 +168,25 @@ impl SpillWriter {
         let file2 = file
             .try_clone()
             .map_err(|e| Error::io("duplicating the handle of", &final_path, e))?;
-        let sink: Box<dyn Sink> = match opts.mode {
-            WriteMode::Auto | WriteMode::Mmap => {
-                Box::new(mmap::MmapSink::new(file2, regions, per_column))
-            }
+        let direct = || direct::DirectSink::open(temp.path(), &regions, per_column);
+        let (sink, mode): (Box<dyn Sink>, WriteMode) = match opts.mode {
+            WriteMode::Direct => (
+                Box::new(direct().map_err(|e| Error::io("opening with O_DIRECT", &final_path, e))?),
+                WriteMode::Direct,
+            ),
+            // Where the filesystem refuses O_DIRECT (tmpfs, some FUSE and network filesystems),
+            // the mapped windows write the same bytes.
+            WriteMode::Auto => match direct() {
+                Ok(d) => (Box::new(d), WriteMode::Direct),
+                Err(_) => (
+                    Box::new(mmap::MmapSink::new(file2, regions, per_column)),
+                    WriteMode::Mmap,
+                ),
+            },
+            WriteMode::Mmap => (
+                Box::new(mmap::MmapSink::new(file2, regions, per_column)),
+                WriteMode::Mmap,
+            ),
         };
         let columns = layout
             .columns()
@@ -185,7 +204,13 @@ impl SpillWriter {
             layout,
             columns,
             sink,
+            mode,
         })
+    }
+
+    /// The mode in use (`Auto` resolved to what the filesystem allowed).
+    pub fn mode(&self) -> WriteMode {
+        self.mode
     }
 
     /// The layout being written.

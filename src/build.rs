@@ -1,0 +1,220 @@
+//! `build`: runs the stages. Discover, plan, choose the memory shape, then N reader threads and one
+//! writer joined by bounded channels; commit. Under `--on-error skip`, a symbol that fails only
+//! while decoding (after planning) is excluded and the build starts over without it, so the
+//! output equals a build of a universe that never had it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded};
+use serde_json::{json, Map, Value};
+use spill::{Committed, SpillWriter, WriteMode, WriteOptions};
+
+use crate::budget::{self, Budget};
+use crate::config::{self, BuildConfig, OnError};
+use crate::convert::Float;
+use crate::discover::discover;
+use crate::error::{Error, Result, SymbolError};
+use crate::plan::{plan, Plan};
+use crate::progress::Progress;
+use crate::read::{read_unit, Msg};
+use crate::summary::BuildSummary;
+use crate::write::{write_all, WriteFailure, WriterStats};
+
+/// What one attempt at writing produced.
+struct Run {
+    committed: Committed,
+    writer: WriterStats,
+    reader_wait: Duration,
+}
+
+enum Failure {
+    /// A symbol failed while decoding: skippable.
+    Unit(SymbolError),
+    /// Anything else.
+    Fatal(Error),
+}
+
+/// Builds the spill file `cfg` describes and reports what happened.
+pub fn build(cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
+    let t0 = Instant::now();
+    progress.phase("discovering");
+    let universe = discover(&cfg.input)?;
+    let mut excluded: BTreeMap<String, String> = BTreeMap::new();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        progress.phase(&format!("planning {} symbols", universe.symbols.len()));
+        let tp = Instant::now();
+        let plan = plan(&universe, cfg, &excluded)?;
+        let plan_seconds = tp.elapsed().as_secs_f64();
+        let budget = budget::choose(cfg, &plan)?;
+        progress.begin(&plan);
+        let result = if plan.float32 {
+            execute::<f32>(&plan, cfg, &budget, progress)
+        } else {
+            execute::<f64>(&plan, cfg, &budget, progress)
+        };
+        match result {
+            Ok(run) => {
+                progress.finish();
+                return Ok(BuildSummary::new(
+                    &plan,
+                    &budget,
+                    &run.committed,
+                    run.writer,
+                    run.reader_wait,
+                    t0.elapsed(),
+                    plan_seconds,
+                    attempts,
+                ));
+            }
+            Err(Failure::Unit(e)) if cfg.on_error == OnError::Skip => {
+                excluded.insert(e.symbol.clone(), e.to_string());
+            }
+            Err(Failure::Unit(e)) => {
+                progress.finish();
+                return Err(Error::Symbol(e));
+            }
+            Err(Failure::Fatal(e)) => {
+                progress.finish();
+                return Err(e);
+            }
+        }
+    }
+}
+
+fn write_mode(mode: config::WriteMode) -> WriteMode {
+    match mode {
+        config::WriteMode::Auto => WriteMode::Auto,
+        config::WriteMode::Mmap => WriteMode::Mmap,
+        config::WriteMode::Direct => WriteMode::Direct,
+    }
+}
+
+/// The build metadata stored in the spill file: only what does not vary between identical runs.
+fn build_metadata(plan: &Plan, cfg: &BuildConfig) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert(
+        "tool".into(),
+        json!(concat!("spillway ", env!("CARGO_PKG_VERSION"))),
+    );
+    m.insert("options".into(), cfg.output_options());
+    m.insert(
+        "inputs".into(),
+        json!({
+            "files": plan.units.len(),
+            "bytes": plan.input_bytes,
+            "fingerprint": format!("crc32:{:08x}", plan.fingerprint),
+        }),
+    );
+    let skipped: Vec<&str> = plan.skipped.iter().map(|s| s.symbol.as_str()).collect();
+    m.insert("skipped_symbols".into(), json!(skipped));
+    m
+}
+
+fn execute<O: Float>(
+    plan: &Plan,
+    cfg: &BuildConfig,
+    budget: &Budget,
+    progress: &Progress,
+) -> Result<Run, Failure> {
+    let spill_error = |source| {
+        Failure::Fatal(Error::Spill {
+            path: cfg.output.clone(),
+            source,
+        })
+    };
+    let opts = WriteOptions::default()
+        .with_memory(budget.writer_bytes)
+        .with_mode(write_mode(cfg.write_mode));
+    let mut writer =
+        SpillWriter::create(&cfg.output, plan.layout.clone(), opts).map_err(spill_error)?;
+
+    let cancel = AtomicBool::new(false);
+    let next = Mutex::new(0usize);
+    let reader_wait_ns = AtomicU64::new(0);
+    let (assign_tx, assign_rx) = unbounded::<(u32, usize)>();
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..budget.readers)
+        .map(|_| bounded::<Msg<O>>(budget.capacity))
+        .unzip();
+    let target = plan.has_target();
+    let units = plan.units.len();
+
+    let outcome = std::thread::scope(|s| {
+        for (r, tx) in txs.into_iter().enumerate() {
+            let assign_tx = assign_tx.clone();
+            let (cancel, next, reader_wait_ns) = (&cancel, &next, &reader_wait_ns);
+            s.spawn(move || {
+                let mut waited = Duration::ZERO;
+                loop {
+                    // Take the next unit and announce it, atomically, so announcements are in
+                    // unit order (the writer reads them in that order).
+                    let u = {
+                        let mut g = next.lock().unwrap_or_else(|p| p.into_inner());
+                        if *g >= units
+                            || cancel.load(Ordering::Relaxed)
+                            || assign_tx.send((*g as u32, r)).is_err()
+                        {
+                            break;
+                        }
+                        *g += 1;
+                        *g - 1
+                    };
+                    let unit = &plan.units[u];
+                    let symbol = &plan.layout.symbols()[unit.symbol as usize].name;
+                    let mut send = |m: Msg<O>| {
+                        let t = Instant::now();
+                        let ok = tx.send(m).is_ok();
+                        waited += t.elapsed();
+                        ok
+                    };
+                    if let Err(error) = read_unit(
+                        u as u32,
+                        unit,
+                        symbol,
+                        target,
+                        budget.batch_rows,
+                        cancel,
+                        &mut send,
+                    ) {
+                        let _ = tx.send(Msg::Failed {
+                            unit: u as u32,
+                            error,
+                        });
+                        break;
+                    }
+                }
+                reader_wait_ns.fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
+            });
+        }
+        drop(assign_tx);
+        let result = write_all(plan, &mut writer, &assign_rx, &rxs, progress);
+        if result.is_err() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        // Readers blocked on a full channel see the writer gone and stop.
+        drop(rxs);
+        drop(assign_rx);
+        result
+    });
+    let stats = match outcome {
+        Ok(stats) => stats,
+        Err(WriteFailure::Unit(e)) => return Err(Failure::Unit(e)),
+        Err(WriteFailure::Spill(e)) => return Err(spill_error(e)),
+        Err(WriteFailure::Protocol(m)) => {
+            return Err(Failure::Fatal(Error::Internal(m)));
+        }
+    };
+    progress.phase("committing");
+    let committed = writer
+        .finish(build_metadata(plan, cfg))
+        .map_err(spill_error)?;
+    Ok(Run {
+        committed,
+        writer: stats,
+        reader_wait: Duration::from_nanos(reader_wait_ns.load(Ordering::Relaxed)),
+    })
+}

@@ -1,0 +1,296 @@
+//! Build options: [`BuildOptions`] (every field optional, from flags or a TOML file) merged and
+//! resolved into one validated [`BuildConfig`]. Defaults live here and nowhere else.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Default `--memory-budget`.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
+
+/// What to do when a symbol's files fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Stop the build: non-zero exit, no output file.
+    #[default]
+    Fail,
+    /// Leave the symbol out, list it in the summary, and build the rest.
+    Skip,
+}
+
+/// How the spill file's bytes are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteMode {
+    /// The fastest the output filesystem supports.
+    #[default]
+    Auto,
+    /// Bounded memory-mapped windows.
+    Mmap,
+    /// O_DIRECT with aligned per-column staging (fails where the filesystem refuses it).
+    Direct,
+}
+
+/// Build options as given: every field optional, so that flags can be laid over a config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BuildOptions {
+    /// Input directory.
+    pub input: Option<PathBuf>,
+    /// Output spill file.
+    pub output: Option<PathBuf>,
+    /// Target column.
+    pub target: Option<String>,
+    /// Feature columns, in output order.
+    pub features: Option<Vec<String>>,
+    /// Time column name.
+    pub time_col: Option<String>,
+    /// Keep the last N rows of each symbol.
+    pub max_rows: Option<u64>,
+    /// Keep float64 instead of converting to float32.
+    pub no_float32: Option<bool>,
+    /// Reader threads.
+    pub threads: Option<usize>,
+    /// Batches each reader may run ahead of the writer.
+    pub channel_capacity: Option<usize>,
+    /// Rows per batch.
+    pub batch_rows: Option<usize>,
+    /// Memory budget, e.g. "256MiB".
+    pub memory_budget: Option<String>,
+    /// fail | skip.
+    pub on_error: Option<OnError>,
+    /// auto | mmap.
+    pub write_mode: Option<WriteMode>,
+}
+
+impl BuildOptions {
+    /// Fields set in `over` replace those in `self` (flags over the config file).
+    pub fn merge(self, over: BuildOptions) -> BuildOptions {
+        BuildOptions {
+            input: over.input.or(self.input),
+            output: over.output.or(self.output),
+            target: over.target.or(self.target),
+            features: over.features.or(self.features),
+            time_col: over.time_col.or(self.time_col),
+            max_rows: over.max_rows.or(self.max_rows),
+            no_float32: over.no_float32.or(self.no_float32),
+            threads: over.threads.or(self.threads),
+            channel_capacity: over.channel_capacity.or(self.channel_capacity),
+            batch_rows: over.batch_rows.or(self.batch_rows),
+            memory_budget: over.memory_budget.or(self.memory_budget),
+            on_error: over.on_error.or(self.on_error),
+            write_mode: over.write_mode.or(self.write_mode),
+        }
+    }
+
+    /// Parses a TOML config file's text.
+    pub fn from_toml(text: &str) -> Result<BuildOptions> {
+        toml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Applies defaults and validates.
+    pub fn resolve(self) -> Result<BuildConfig> {
+        let input = self
+            .input
+            .ok_or_else(|| Error::Config("--input is required".into()))?;
+        let output = self
+            .output
+            .ok_or_else(|| Error::Config("--output is required".into()))?;
+        let positive = |name: &str, v: Option<usize>| match v {
+            Some(0) => Err(Error::Config(format!("{name} must be at least 1"))),
+            other => Ok(other),
+        };
+        let features = match self.features {
+            Some(f) if f.is_empty() || f.iter().any(|c| c.is_empty()) => {
+                return Err(Error::Config(
+                    "--features must name at least one non-empty column".into(),
+                ))
+            }
+            Some(f) => {
+                let mut seen = std::collections::HashSet::new();
+                if let Some(dup) = f.iter().find(|c| !seen.insert(c.as_str())) {
+                    return Err(Error::Config(format!("--features names {dup:?} twice")));
+                }
+                Some(f)
+            }
+            None => None,
+        };
+        let memory_budget = match self.memory_budget {
+            Some(s) => parse_size(&s)?,
+            None => DEFAULT_MEMORY_BUDGET,
+        };
+        Ok(BuildConfig {
+            input,
+            output,
+            target: self.target,
+            features,
+            time_col: self.time_col,
+            max_rows: self.max_rows,
+            float32: !self.no_float32.unwrap_or(false),
+            threads: positive("--threads", self.threads)?,
+            channel_capacity: positive("--channel-capacity", self.channel_capacity)?,
+            batch_rows: positive("--batch-rows", self.batch_rows)?,
+            memory_budget,
+            on_error: self.on_error.unwrap_or_default(),
+            write_mode: self.write_mode.unwrap_or_default(),
+        })
+    }
+}
+
+/// A resolved, validated build configuration: what the library runs.
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    /// Input directory.
+    pub input: PathBuf,
+    /// Output spill file.
+    pub output: PathBuf,
+    /// Target column, if any.
+    pub target: Option<String>,
+    /// Explicit feature list, or `None` for every numeric column.
+    pub features: Option<Vec<String>>,
+    /// Explicit time column, or `None` for `ts`, else `timestamp`.
+    pub time_col: Option<String>,
+    /// Keep the last N rows of each symbol.
+    pub max_rows: Option<u64>,
+    /// Store target and features as float32 (else float64).
+    pub float32: bool,
+    /// Reader threads (`None`: chosen by the budget, at most the cores).
+    pub threads: Option<usize>,
+    /// Per-reader channel capacity in batches (`None`: chosen by the budget).
+    pub channel_capacity: Option<usize>,
+    /// Rows per batch (`None`: chosen by the budget).
+    pub batch_rows: Option<usize>,
+    /// Peak memory the build plans for.
+    pub memory_budget: u64,
+    /// Failure policy for symbols.
+    pub on_error: OnError,
+    /// Output write mode.
+    pub write_mode: WriteMode,
+}
+
+impl BuildConfig {
+    /// The time column names to try, in order.
+    pub fn time_candidates(&self) -> Vec<&str> {
+        match &self.time_col {
+            Some(c) => vec![c.as_str()],
+            None => vec!["ts", "timestamp"],
+        }
+    }
+
+    /// The options that change the output (recorded in the spill file's build metadata). Threads,
+    /// capacity, batch size, budget and write mode do not change a byte, so they are left out.
+    pub fn output_options(&self) -> serde_json::Value {
+        serde_json::json!({
+            "target": self.target,
+            "features": self.features,
+            "time_col": self.time_col,
+            "max_rows": self.max_rows,
+            "float32": self.float32,
+            "on_error": match self.on_error { OnError::Fail => "fail", OnError::Skip => "skip" },
+        })
+    }
+}
+
+/// Parses a byte size: `268435456`, `256MiB`, `256M`, `1.5GiB`, `512k` (K/M/G/T are powers of 1024;
+/// `KB`/`MB`/`GB`/`TB` powers of 1000).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| Error::Config(format!("{s:?} is not a size (e.g. 256MiB)")))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        other => {
+            return Err(Error::Config(format!(
+                "unknown size unit {other:?} in {s:?}"
+            )))
+        }
+    };
+    let bytes = value * mult;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > 1e18 {
+        return Err(Error::Config(format!("size {s:?} is out of range")));
+    }
+    Ok(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB").ok(), Some(256 << 20));
+        assert_eq!(parse_size("256M").ok(), Some(256 << 20));
+        assert_eq!(parse_size("1.5GiB").ok(), Some(3 << 29));
+        assert_eq!(parse_size("100MB").ok(), Some(100_000_000));
+        assert_eq!(parse_size("4096").ok(), Some(4096));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file =
+            BuildOptions::from_toml("input = \"a\"\noutput = \"o\"\nthreads = 3\nmax-rows = 10\n")
+                .expect("valid toml");
+        let flags = BuildOptions {
+            threads: Some(1),
+            ..Default::default()
+        };
+        let cfg = file.merge(flags).resolve().expect("valid");
+        assert_eq!((cfg.threads, cfg.max_rows), (Some(1), Some(10)));
+        assert!(
+            BuildOptions::from_toml("thread = 3").is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let base = || BuildOptions {
+            input: Some("i".into()),
+            output: Some("o".into()),
+            ..Default::default()
+        };
+        assert!(BuildOptions {
+            threads: Some(0),
+            ..base()
+        }
+        .resolve()
+        .is_err());
+        assert!(BuildOptions {
+            features: Some(vec![]),
+            ..base()
+        }
+        .resolve()
+        .is_err());
+        assert!(BuildOptions {
+            features: Some(vec!["a".into(), "a".into()]),
+            ..base()
+        }
+        .resolve()
+        .is_err());
+        assert!(BuildOptions {
+            input: None,
+            ..base()
+        }
+        .resolve()
+        .is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! The library's errors. Every variant that comes from input names the file (and the column where
+//! there is one); the binary adds nothing but context and an exit code.
+
+use std::path::PathBuf;
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can make a build (or inspect, or gen) fail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An OS call on a path failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The input directory holds no parquet files.
+    #[error("no parquet files in {} (expected <SYMBOL>.parquet or symbol=<SYMBOL>/*.parquet)", dir.display())]
+    NoInput {
+        /// The input directory.
+        dir: PathBuf,
+    },
+    /// The same symbol appears in both layouts (or twice after percent-decoding).
+    #[error("symbol {symbol:?} is given twice: {} and {}", first.display(), second.display())]
+    DuplicateSymbol {
+        /// The symbol.
+        symbol: String,
+        /// One place.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
+    },
+    /// A problem confined to one symbol: fatal under `--on-error fail`, a skip under `skip`.
+    #[error("{0}")]
+    Symbol(#[from] SymbolError),
+    /// A column named in `--features` exists in no file.
+    #[error("feature column {column:?} (from --features) is in none of the input files")]
+    UnknownFeature {
+        /// The column.
+        column: String,
+    },
+    /// Every symbol was skipped or failed.
+    #[error("no symbol could be read ({skipped} skipped); nothing to write")]
+    NothingToBuild {
+        /// How many symbols were skipped.
+        skipped: usize,
+    },
+    /// The memory budget cannot be met even with one reader and the smallest batch.
+    #[error("memory budget of {budget} bytes cannot be met: one reader with {batch_rows}-row batches needs about {needed} bytes (largest file: {}); raise --memory-budget", file.display())]
+    Budget {
+        /// The budget.
+        budget: u64,
+        /// The smallest bound the plan could reach.
+        needed: u64,
+        /// Rows per batch at that bound.
+        batch_rows: usize,
+        /// The file whose working set dominates.
+        file: PathBuf,
+    },
+    /// An option is invalid.
+    #[error("invalid option: {0}")]
+    Config(String),
+    /// Writing the spill file failed.
+    #[error("writing {}: {source}", path.display())]
+    Spill {
+        /// The output path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: spill::Error,
+    },
+    /// A bug: the pipeline broke its own protocol. Nothing was written.
+    #[error("internal error (please report): {0}")]
+    Internal(String),
+    /// Writing the synthetic universe failed.
+    #[error("writing {}: {source}", path.display())]
+    ParquetWrite {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+}
+
+/// A failure confined to one symbol's files.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: {kind}", path.display())]
+pub struct SymbolError {
+    /// The symbol.
+    pub symbol: String,
+    /// The file at fault.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub kind: SymbolErrorKind,
+}
+
+/// What is wrong with a symbol's file.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SymbolErrorKind {
+    /// The file could not be opened or read.
+    #[error("{op}: {message}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        message: String,
+    },
+    /// The parquet crate refused the file (bad footer, undecodable page, checksum mismatch, ...).
+    #[error("{context}: {message}")]
+    Parquet {
+        /// Where ("reading the footer", "decoding column \"f001\"", ...).
+        context: String,
+        /// The parquet crate's message.
+        message: String,
+    },
+    /// No time column.
+    #[error("no time column {wanted:?} (columns: {columns})")]
+    NoTimeColumn {
+        /// The column looked for.
+        wanted: String,
+        /// Some of the columns the file has.
+        columns: String,
+    },
+    /// A column has a type that cannot serve its role.
+    #[error("column {column:?} has type {dtype}, which cannot be used as {role}")]
+    ColumnType {
+        /// The column.
+        column: String,
+        /// Its type.
+        dtype: String,
+        /// The role ("the time column", "the target", "a feature").
+        role: &'static str,
+    },
+    /// A timestamp does not fit int64 nanoseconds.
+    #[error("column {column:?} row {row}: time {value} does not fit int64 nanoseconds since 1970 (years 1677-2262)")]
+    TimeOverflow {
+        /// The column.
+        column: String,
+        /// The row in the file.
+        row: u64,
+        /// The value as stored (with its unit).
+        value: String,
+    },
+    /// The file has fewer (or more) rows than its own metadata says.
+    #[error("decoded {got} rows where the footer promises {expected}: the file contradicts its metadata")]
+    RowCount {
+        /// Rows expected.
+        expected: u64,
+        /// Rows decoded.
+        got: u64,
+    },
+    /// The file changed between planning and reading.
+    #[error("file changed while the build was running (size or modification time differs from the plan)")]
+    Changed,
+    /// The file name is not valid UTF-8, so it cannot name a symbol.
+    #[error("file or directory name is not valid UTF-8")]
+    NotUtf8,
+    /// A hive partition directory holds no parquet file.
+    #[error("no parquet files in this symbol directory")]
+    Empty,
+    /// The parquet crate panicked on this file (a bug there, caught here).
+    #[error("the parquet decoder failed unexpectedly ({0}); the file is probably corrupt")]
+    DecoderPanic(String),
+}
+
+impl SymbolError {
+    /// A symbol error.
+    pub fn new(symbol: &str, path: impl Into<PathBuf>, kind: SymbolErrorKind) -> SymbolError {
+        SymbolError {
+            symbol: symbol.to_string(),
+            path: path.into(),
+            kind,
+        }
+    }
+}
+
+impl Error {
+    /// Wraps an I/O error with what was being done and to which path.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! `inspect`: what a build would see, from footers only (nothing is decoded): symbols, rows, the
+//! column union with its types and how many symbols have each, symbols missing the target, and
+//! the estimated output size and peak memory.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::budget::{choose_for, Budget, Shape};
+use crate::config::BuildConfig;
+use crate::discover::discover;
+use crate::error::{Error, Result};
+use crate::footer::{read_footer, FileInfo, Interner};
+use crate::plan::Skipped;
+use crate::schema::{excluded_by_name, Kind};
+
+/// One column of the union.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnionColumn {
+    /// Name.
+    pub name: String,
+    /// Symbols that have it.
+    pub symbols: usize,
+    /// Type name -> symbols with that type.
+    pub types: BTreeMap<String, usize>,
+    /// Whether a build would use it as a feature (numeric somewhere, not time/target/excluded).
+    pub feature: bool,
+}
+
+/// The inspection report.
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectReport {
+    /// Symbols found.
+    pub symbols: usize,
+    /// Files.
+    pub files: usize,
+    /// Rows from the footers (before null times and `--max-rows` are dropped).
+    pub rows: u64,
+    /// Input bytes.
+    pub input_bytes: u64,
+    /// The time column a build would use.
+    pub time_column: String,
+    /// Columns in order of first appearance.
+    pub columns: Vec<UnionColumn>,
+    /// Symbols whose files lack the target (a build skips them).
+    pub symbols_missing_target: Vec<String>,
+    /// Symbols whose footers cannot be read.
+    pub unreadable: Vec<Skipped>,
+    /// Estimated spill file size in bytes (an upper bound: null times are not yet dropped).
+    pub estimated_output_bytes: u64,
+    /// The memory shape a build would choose, with its bound.
+    pub estimated_budget: Option<Budget>,
+    /// Why no shape fits the budget, if none does.
+    pub budget_error: Option<String>,
+}
+
+/// Inspects `cfg.input` (only the input, target, time column, features, float32, max-rows and
+/// budget options matter).
+pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
+    let universe = discover(&cfg.input)?;
+    let names = Interner::default();
+    let footers: Vec<(
+        String,
+        std::result::Result<Vec<FileInfo>, crate::SymbolError>,
+    )> = universe
+        .symbols
+        .par_iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.files
+                    .iter()
+                    .map(|f| read_footer(f, &s.name, &names))
+                    .collect(),
+            )
+        })
+        .collect();
+    let mut unreadable: Vec<Skipped> = universe
+        .broken
+        .iter()
+        .map(|e| Skipped {
+            symbol: e.symbol.clone(),
+            reason: e.to_string(),
+        })
+        .collect();
+    let time = cfg.time_col.clone().unwrap_or_else(|| {
+        footers
+            .iter()
+            .find_map(|(_, f)| {
+                let f = f.as_ref().ok()?.first()?;
+                ["ts", "timestamp"]
+                    .into_iter()
+                    .find(|n| names.lookup(n).is_some_and(|id| f.column(id).is_some()))
+            })
+            .unwrap_or("ts")
+            .to_string()
+    });
+    let mut order: Vec<u32> = Vec::new();
+    let mut union: BTreeMap<u32, (usize, BTreeMap<String, usize>, bool)> = BTreeMap::new();
+    let (mut rows, mut bytes, mut files, mut longest, mut max_work) =
+        (0u64, 0u64, 0usize, 0u64, (0u64, Default::default()));
+    let mut missing_target = Vec::new();
+    for (symbol, result) in &footers {
+        let infos = match result {
+            Ok(f) => f,
+            Err(e) => {
+                unreadable.push(Skipped {
+                    symbol: symbol.clone(),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut sym_rows = 0;
+        for f in infos {
+            files += 1;
+            bytes += f.size;
+            sym_rows += f.rows;
+            let work: u64 = f
+                .columns
+                .iter()
+                .filter(|c| c.kind != Kind::Other)
+                .map(|c| c.work_bytes)
+                .sum();
+            if work > max_work.0 {
+                max_work = (work, f.path.clone());
+            }
+            for c in &f.columns {
+                let entry = union.entry(c.name).or_insert_with(|| {
+                    order.push(c.name);
+                    (0, BTreeMap::new(), false)
+                });
+                if seen.insert(c.name) {
+                    entry.0 += 1;
+                    *entry.1.entry(names.get(c.dtype).to_string()).or_default() += 1;
+                }
+                entry.2 |= c.kind == Kind::Numeric;
+            }
+        }
+        let sym_rows = cfg.max_rows.map_or(sym_rows, |m| m.min(sym_rows));
+        rows += sym_rows;
+        longest = longest.max(sym_rows);
+        if let Some(t) = &cfg.target {
+            if names.lookup(t).is_none_or(|id| !seen.contains(&id)) {
+                missing_target.push(symbol.clone());
+            }
+        }
+    }
+    let columns: Vec<UnionColumn> = order
+        .iter()
+        .map(|&id| {
+            let (symbols, types, numeric) = union.remove(&id).unwrap_or_default();
+            let name = names.get(id).to_string();
+            let feature = match &cfg.features {
+                Some(list) => list.contains(&name),
+                None => {
+                    numeric
+                        && name != time
+                        && Some(&name) != cfg.target.as_ref()
+                        && !excluded_by_name(&name)
+                }
+            };
+            UnionColumn {
+                name,
+                symbols,
+                types,
+                feature,
+            }
+        })
+        .collect();
+    let features = columns.iter().filter(|c| c.feature).count();
+    let value_columns = features + usize::from(cfg.target.is_some());
+    let size = if cfg.float32 { 4 } else { 8 };
+    let align = |b: u64| b.div_ceil(spill::ALIGN) * spill::ALIGN;
+    let estimated_output_bytes = spill::HEADER_LEN
+        + align(rows * 8)
+        + align(rows * 4)
+        + value_columns as u64 * align(rows * size)
+        + 64 * (value_columns as u64 + 2)
+        + 64 * footers.len() as u64;
+    let shape = Shape {
+        units: files,
+        features,
+        value_columns,
+        float32: cfg.float32,
+        max_work,
+        longest_rows: longest,
+    };
+    let (estimated_budget, budget_error) = match choose_for(cfg, &shape) {
+        Ok(b) => (Some(b), None),
+        Err(e @ Error::Budget { .. }) => (None, Some(e.to_string())),
+        Err(e) => return Err(e),
+    };
+    Ok(InspectReport {
+        symbols: universe.symbols.len(),
+        files,
+        rows,
+        input_bytes: bytes,
+        time_column: time,
+        columns,
+        symbols_missing_target: missing_target,
+        unreadable,
+        estimated_output_bytes,
+        estimated_budget,
+        budget_error,
+    })
+}

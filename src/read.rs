@@ -1,0 +1,239 @@
+//! `read`: decode one planned file into output batches.
+//!
+//! Each reader opens its own handle, decodes only the needed columns (time, target, the features
+//! this file has) `batch_rows` at a time, drops null-time rows and the rows `--max-rows` cuts,
+//! converts values to the output float type in one pass, and hands each batch to `send`.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
+use parquet::arrow::ProjectionMask;
+
+use crate::convert::{convert, Float, Selection};
+use crate::error::{SymbolError, SymbolErrorKind};
+use crate::footer::{identity, io_kind, reader_options};
+use crate::guard::no_panic;
+use crate::plan::{Unit, ABSENT};
+use crate::time::for_each_ns;
+
+/// Rows of one batch, ready for the writer: times and values (column-major, one column per
+/// output value column: target first when there is one, then features).
+#[derive(Debug)]
+pub struct Batch<O> {
+    /// Index of the unit (file) in the plan.
+    pub unit: u32,
+    /// Sequence number within the unit, from 0.
+    pub seq: u32,
+    /// Rows in the batch.
+    pub rows: usize,
+    /// Time in ns, one per row.
+    pub time: Vec<i64>,
+    /// `value_columns x rows` values, column-major.
+    pub values: Vec<O>,
+}
+
+/// What a reader sends the writer.
+#[derive(Debug)]
+pub enum Msg<O> {
+    /// A batch of a unit.
+    Batch(Batch<O>),
+    /// The unit is complete with this many rows.
+    Done {
+        /// The unit.
+        unit: u32,
+        /// Rows sent.
+        rows: u64,
+    },
+    /// The unit failed; nothing more comes from this reader.
+    Failed {
+        /// The unit.
+        unit: u32,
+        /// Why.
+        error: SymbolError,
+    },
+}
+
+/// Decodes unit `index` of the plan. `target` says whether the output has a target column.
+/// `send` returns false when the writer is gone (the build is being cancelled).
+pub fn read_unit<O: Float>(
+    index: u32,
+    unit: &Unit,
+    symbol: &str,
+    target: bool,
+    batch_rows: usize,
+    cancel: &AtomicBool,
+    send: &mut dyn FnMut(Msg<O>) -> bool,
+) -> Result<(), SymbolError> {
+    let err = |kind| SymbolError::new(symbol, &unit.path, kind);
+    let parquet_err = |context: &str, e: parquet::errors::ParquetError| {
+        err(SymbolErrorKind::Parquet {
+            context: context.to_string(),
+            message: e.to_string(),
+        })
+    };
+    let file = File::open(&unit.path).map_err(|e| err(io_kind("opening", &e)))?;
+    if identity(&file, &unit.path, symbol)? != (unit.size, unit.mtime) {
+        return Err(err(SymbolErrorKind::Changed));
+    }
+
+    // Projection: time, target, features present here. Arrow returns projected columns in file
+    // order, so map each root to its position among the sorted roots.
+    let mut roots: Vec<u32> = std::iter::once(unit.time.0)
+        .chain((target && unit.target != ABSENT).then_some(unit.target))
+        .chain(unit.features.iter().copied().filter(|&r| r != ABSENT))
+        .collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let pos = |root: u32| roots.binary_search(&root).ok();
+
+    let mut skip_left = unit.skip;
+    let reader = no_panic(|| -> Result<_, SymbolError> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, reader_options())
+            .map_err(|e| parquet_err("reading the footer", e))?;
+        let mask =
+            ProjectionMask::roots(builder.parquet_schema(), roots.iter().map(|&r| r as usize));
+        let mut builder = builder.with_projection(mask).with_batch_size(batch_rows);
+        if !unit.has_null_times() && unit.skip > 0 {
+            // Rows before the cut are never decoded.
+            let selectors = vec![
+                RowSelector::skip(unit.skip as usize),
+                RowSelector::select((unit.rows - unit.skip) as usize),
+            ];
+            builder = builder.with_row_selection(RowSelection::from(selectors));
+            skip_left = 0;
+        }
+        builder
+            .build()
+            .map_err(|e| parquet_err("opening the row groups", e))
+    })
+    .map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))??;
+
+    let value_roots: Vec<u32> = (target.then_some(unit.target))
+        .into_iter()
+        .chain(unit.features.iter().copied())
+        .collect();
+    let mut reader = reader;
+    let (mut seq, mut sent) = (0u32, 0u64);
+    // Rows skipped by the row selection count as consumed: file row numbers stay right.
+    let mut decoded = unit.skip - skip_left;
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let Some(batch) =
+            no_panic(|| reader.next()).map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))?
+        else {
+            break;
+        };
+        let batch = batch.map_err(|e| parquet_err("decoding", e.into()))?;
+        let n = batch.num_rows();
+        decoded += n as u64;
+        let time_col = pos(unit.time.0)
+            .map(|p| batch.column(p))
+            .ok_or_else(|| err(SymbolErrorKind::Changed))?;
+
+        // Rows to keep: non-null times, minus what --max-rows still has to drop.
+        let mut time = Vec::with_capacity(n);
+        let sel = if unit.has_null_times() {
+            let mut idx = Vec::with_capacity(n);
+            for_each_ns(time_col, unit.time.1, |i, ns| {
+                if skip_left > 0 {
+                    skip_left -= 1;
+                } else {
+                    idx.push(i as u32);
+                    time.push(ns);
+                }
+            })
+            .map_err(|(i, value)| {
+                err(time_overflow(
+                    &batch,
+                    pos(unit.time.0),
+                    decoded - n as u64 + i as u64,
+                    value,
+                ))
+            })?;
+            Selection::Indices(idx)
+        } else {
+            let k = (skip_left as usize).min(n);
+            skip_left -= k as u64;
+            for_each_ns(time_col, unit.time.1, |i, ns| {
+                if i >= k {
+                    time.push(ns);
+                }
+            })
+            .map_err(|(i, value)| {
+                err(time_overflow(
+                    &batch,
+                    pos(unit.time.0),
+                    decoded - n as u64 + i as u64,
+                    value,
+                ))
+            })?;
+            Selection::Range(k..n)
+        };
+        let m = sel.len();
+        if m == 0 {
+            continue;
+        }
+        if time.len() != m {
+            // A null time in a file planned without nulls: the file changed under us.
+            return Err(err(SymbolErrorKind::Changed));
+        }
+        let mut values = vec![O::NAN; value_roots.len() * m];
+        for (c, &root) in value_roots.iter().enumerate() {
+            let Some(p) = (root != ABSENT).then(|| pos(root)).flatten() else {
+                continue;
+            };
+            let column = batch.column(p);
+            convert(column.as_ref(), &sel, &mut values[c * m..(c + 1) * m]).map_err(|dtype| {
+                err(SymbolErrorKind::ColumnType {
+                    column: batch.schema().field(p).name().clone(),
+                    dtype,
+                    role: "a feature",
+                })
+            })?;
+        }
+        let msg = Msg::Batch(Batch {
+            unit: index,
+            seq,
+            rows: m,
+            time,
+            values,
+        });
+        if !send(msg) {
+            return Ok(());
+        }
+        seq += 1;
+        sent += m as u64;
+    }
+    // The file must deliver exactly what its footer and the planning scan promised.
+    if decoded != unit.rows || sent != unit.out_rows() {
+        let (expected, got) = if decoded != unit.rows {
+            (unit.rows, decoded)
+        } else {
+            (unit.out_rows(), sent)
+        };
+        return Err(err(SymbolErrorKind::RowCount { expected, got }));
+    }
+    send(Msg::Done {
+        unit: index,
+        rows: sent,
+    });
+    Ok(())
+}
+
+fn time_overflow(
+    batch: &arrow_array::RecordBatch,
+    p: Option<usize>,
+    row: u64,
+    value: String,
+) -> SymbolErrorKind {
+    SymbolErrorKind::TimeOverflow {
+        column: p
+            .map(|p| batch.schema().field(p).name().clone())
+            .unwrap_or_default(),
+        row,
+        value,
+    }
+}

@@ -1,0 +1,113 @@
+//! What each input column can be: a numeric feature or target, a time column, or neither.
+
+use arrow_schema::{DataType, TimeUnit};
+
+/// How a column's values become the output time (int64 ns since the epoch, UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeKind {
+    /// Arrow timestamp of a unit (zoned or naive: naive is taken as UTC).
+    Timestamp(TimeUnit),
+    /// Days since the epoch; midnight UTC.
+    Date32,
+    /// Milliseconds since the epoch.
+    Date64,
+    /// Spark/Impala INT96 (Julian day + nanoseconds of day), checked exactly during planning.
+    Int96,
+}
+
+impl TimeKind {
+    /// Nanoseconds per stored unit.
+    pub fn factor(self) -> i64 {
+        match self {
+            TimeKind::Timestamp(TimeUnit::Second) => 1_000_000_000,
+            TimeKind::Timestamp(TimeUnit::Millisecond) | TimeKind::Date64 => 1_000_000,
+            TimeKind::Timestamp(TimeUnit::Microsecond) => 1_000,
+            TimeKind::Timestamp(TimeUnit::Nanosecond) | TimeKind::Int96 => 1,
+            TimeKind::Date32 => 86_400_000_000_000,
+        }
+    }
+
+    /// A short name for messages.
+    pub fn unit_name(self) -> &'static str {
+        match self {
+            TimeKind::Timestamp(TimeUnit::Second) => "s",
+            TimeKind::Timestamp(TimeUnit::Millisecond) | TimeKind::Date64 => "ms",
+            TimeKind::Timestamp(TimeUnit::Microsecond) => "us",
+            TimeKind::Timestamp(TimeUnit::Nanosecond) | TimeKind::Int96 => "ns",
+            TimeKind::Date32 => "days",
+        }
+    }
+}
+
+/// The role a column's type allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Converts to float: ints, uints, floats (incl. float16), decimals, booleans.
+    Numeric,
+    /// All values null (null-typed): reads as NaN wherever a number is expected.
+    Null,
+    /// Usable as the time column (and nothing else).
+    Time(TimeKind),
+    /// Anything else (strings, binary, nested, durations, ...): not a feature.
+    Other,
+}
+
+/// Classifies an arrow type. `int96` says the parquet leaf is INT96 (arrow shows it as a naive
+/// nanosecond timestamp, and silently wraps values past 2262: we must know).
+pub fn classify(dtype: &DataType, int96: bool) -> Kind {
+    use DataType::*;
+    match dtype {
+        Boolean
+        | Int8
+        | Int16
+        | Int32
+        | Int64
+        | UInt8
+        | UInt16
+        | UInt32
+        | UInt64
+        | Float16
+        | Float32
+        | Float64
+        | Decimal32(_, _)
+        | Decimal64(_, _)
+        | Decimal128(_, _)
+        | Decimal256(_, _) => Kind::Numeric,
+        Null => Kind::Null,
+        Timestamp(_, _) if int96 => Kind::Time(TimeKind::Int96),
+        Timestamp(unit, _) => Kind::Time(TimeKind::Timestamp(*unit)),
+        Date32 => Kind::Time(TimeKind::Date32),
+        Date64 => Kind::Time(TimeKind::Date64),
+        Dictionary(_, value) => match classify(value, false) {
+            Kind::Numeric => Kind::Numeric,
+            _ => Kind::Other,
+        },
+        _ => Kind::Other,
+    }
+}
+
+/// Whether an auto-detected feature list leaves this column out by name.
+pub fn excluded_by_name(name: &str) -> bool {
+    name == "symbol" || name.starts_with("__index_level_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        assert_eq!(classify(&DataType::Float16, false), Kind::Numeric);
+        assert_eq!(classify(&DataType::Decimal128(20, 4), false), Kind::Numeric);
+        assert_eq!(classify(&DataType::Utf8, false), Kind::Other);
+        assert_eq!(
+            classify(&DataType::Date32, false),
+            Kind::Time(TimeKind::Date32)
+        );
+        let ns = DataType::Timestamp(TimeUnit::Nanosecond, None);
+        assert_eq!(classify(&ns, true), Kind::Time(TimeKind::Int96));
+        let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+        assert_eq!(classify(&dict, false), Kind::Other);
+        assert!(excluded_by_name("__index_level_0__") && !excluded_by_name("symbols"));
+    }
+}

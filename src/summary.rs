@@ -1,0 +1,148 @@
+//! The build summary: what was read and skipped, how fast, how much memory, and where the time
+//! went (readers waiting on a full channel mean the writer is the bottleneck, and vice versa).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use spill::Committed;
+
+use crate::budget::Budget;
+use crate::plan::{Plan, Skipped};
+use crate::rss::peak_rss_bytes;
+use crate::write::WriterStats;
+
+/// Everything a build reports (`--summary FILE.json` writes it as JSON).
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildSummary {
+    /// The spill file.
+    pub output: PathBuf,
+    /// Its size.
+    pub output_bytes: u64,
+    /// Symbols written.
+    pub symbols_read: usize,
+    /// Symbols left out, with reasons.
+    pub symbols_skipped: Vec<Skipped>,
+    /// Rows written.
+    pub rows: u64,
+    /// Rows per symbol, in symbol order.
+    pub rows_per_symbol: BTreeMap<String, u64>,
+    /// Output columns (time, symbol, target, features).
+    pub columns: usize,
+    /// Feature columns.
+    pub features: usize,
+    /// Input files read.
+    pub input_files: usize,
+    /// Input bytes read.
+    pub input_bytes: u64,
+    /// Wall seconds, discovery to commit.
+    pub seconds: f64,
+    /// Of which planning (footers and the time scan).
+    pub plan_seconds: f64,
+    /// Rows per second of wall time.
+    pub rows_per_second: f64,
+    /// Input MB (10^6 bytes) per second of wall time.
+    pub input_mb_per_second: f64,
+    /// Peak resident set size of the process (VmHWM), bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// The pipeline shape and the memory bound it was planned for.
+    pub budget: Budget,
+    /// Seconds readers spent blocked on a full channel, summed over readers.
+    pub readers_waited_seconds: f64,
+    /// Seconds the writer spent waiting for batches.
+    pub writer_waited_seconds: f64,
+    /// Seconds the writer spent writing.
+    pub writer_busy_seconds: f64,
+    /// "readers" (decoding) or "writer", from the waits above.
+    pub bottleneck: &'static str,
+    /// Builds started (more than 1 when `--on-error skip` had to drop a symbol mid-decode).
+    pub attempts: usize,
+}
+
+impl BuildSummary {
+    /// Assembles the summary of a finished build.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        plan: &Plan,
+        budget: &Budget,
+        committed: &Committed,
+        writer: WriterStats,
+        reader_wait: Duration,
+        wall: Duration,
+        plan_seconds: f64,
+        attempts: usize,
+    ) -> BuildSummary {
+        let secs = wall.as_secs_f64().max(1e-9);
+        let rows = plan.layout.nrows();
+        let per_reader_wait = reader_wait.as_secs_f64() / budget.readers.max(1) as f64;
+        BuildSummary {
+            output: committed.path.clone(),
+            output_bytes: committed.file_len,
+            symbols_read: plan.layout.symbols().len(),
+            symbols_skipped: plan.skipped.clone(),
+            rows,
+            rows_per_symbol: plan
+                .layout
+                .symbols()
+                .iter()
+                .map(|s| (s.name.clone(), s.len()))
+                .collect(),
+            columns: plan.layout.columns().len(),
+            features: plan.features.len(),
+            input_files: plan.units.len(),
+            input_bytes: plan.input_bytes,
+            seconds: secs,
+            plan_seconds,
+            rows_per_second: rows as f64 / secs,
+            input_mb_per_second: plan.input_bytes as f64 / 1e6 / secs,
+            peak_rss_bytes: peak_rss_bytes(),
+            budget: *budget,
+            readers_waited_seconds: reader_wait.as_secs_f64(),
+            writer_waited_seconds: writer.wait.as_secs_f64(),
+            writer_busy_seconds: writer.busy.as_secs_f64(),
+            bottleneck: if writer.wait.as_secs_f64() >= per_reader_wait {
+                "readers"
+            } else {
+                "writer"
+            },
+            attempts,
+        }
+    }
+
+    /// A few human lines (for stderr).
+    pub fn human(&self) -> String {
+        let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+        let mut s = format!(
+            "wrote {} ({:.1} MiB): {} rows, {} symbols, {} columns in {:.2}s ({:.0} rows/s, {:.0} MB/s of input)\n",
+            self.output.display(),
+            mib(self.output_bytes),
+            self.rows,
+            self.symbols_read,
+            self.columns,
+            self.seconds,
+            self.rows_per_second,
+            self.input_mb_per_second,
+        );
+        s += &format!(
+            "memory: peak RSS {} (planned bound {:.0} MiB of a {:.0} MiB budget: {} readers, {}-row batches, capacity {})\n",
+            self.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.0} MiB", mib(b))),
+            mib(self.budget.bound_bytes),
+            mib(self.budget.budget_bytes),
+            self.budget.readers,
+            self.budget.batch_rows,
+            self.budget.capacity,
+        );
+        s += &format!(
+            "waits: readers blocked {:.2}s, writer waited {:.2}s (bottleneck: {})\n",
+            self.readers_waited_seconds, self.writer_waited_seconds, self.bottleneck
+        );
+        if !self.symbols_skipped.is_empty() {
+            s += &format!("skipped {} symbol(s):\n", self.symbols_skipped.len());
+            for k in &self.symbols_skipped {
+                s += &format!("  {}: {}\n", k.symbol, k.reason);
+            }
+        }
+        s
+    }
+}

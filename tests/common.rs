@@ -1,0 +1,109 @@
+//! Fixtures shared by the integration tests: running the binary, the Python interpreter with
+//! numpy/pyarrow/polars/duckdb, temporary directories.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test.
+pub fn spillway() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spillway"));
+    c.env("RUST_BACKTRACE", "1");
+    c
+}
+
+/// Runs the binary with `args`; returns its output.
+pub fn run(args: &[&str]) -> Output {
+    spillway().args(args).output().expect("spillway runs")
+}
+
+/// Text of stderr.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Text of stdout.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts success, printing stderr otherwise; never a panic message.
+pub fn ok(o: &Output) {
+    assert!(o.status.success(), "spillway failed ({:?}):\n{}", o.status, stderr(o));
+    assert_no_panic(o);
+}
+
+/// Asserts failure with exit code 1, a message on stderr containing every `needle`, and no panic.
+pub fn fails_with(o: &Output, needles: &[&str]) {
+    assert_eq!(o.status.code(), Some(1), "expected exit 1, got {:?}\nstderr:\n{}", o.status, stderr(o));
+    let e = stderr(o);
+    for n in needles {
+        assert!(e.contains(n), "stderr lacks {n:?}:\n{e}");
+    }
+    assert_no_panic(o);
+}
+
+/// No "panicked at" anywhere in the output.
+pub fn assert_no_panic(o: &Output) {
+    let all = format!("{}{}", stdout(o), stderr(o));
+    assert!(!all.contains("panicked at"), "a panic:\n{all}");
+}
+
+/// Entries of a directory (names), sorted.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// The Python interpreter with numpy, pyarrow, polars and duckdb (`SPILLWAY_PYTHON`, else
+/// `target/venv/bin/python`, else `python3`). `None` (with a note) when they are missing, unless
+/// `SPILLWAY_REQUIRE_PYTHON` is set, where that is a failure.
+pub fn python() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("SPILLWAY_PYTHON").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python")),
+        Some(PathBuf::from("python3")),
+    ];
+    for py in candidates.into_iter().flatten() {
+        let ok = Command::new(&py)
+            .args(["-c", "import numpy, pyarrow, polars, duckdb"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(py);
+        }
+    }
+    if std::env::var_os("SPILLWAY_REQUIRE_PYTHON").is_some() {
+        panic!("SPILLWAY_REQUIRE_PYTHON is set but no python with numpy, pyarrow, polars and duckdb was found");
+    }
+    eprintln!("note: skipping: no python with numpy, pyarrow, polars, duckdb (run scripts/test.sh)");
+    None
+}
+
+/// Runs a Python script file from `tests/py/` with `args`; returns stdout, failing the test with
+/// stderr when the script fails.
+pub fn py(python: &Path, script: &str, args: &[&str]) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python)
+        .arg(root.join("tests/py").join(script))
+        .args(args)
+        .env("PYTHONPATH", root.join("spill/python"))
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A path as &str (test paths are UTF-8).
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 test path")
+}
