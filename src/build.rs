@@ -25,7 +25,7 @@ use crate::write::{write_all, WriteFailure, WriterStats};
 
 /// What one attempt at writing produced.
 struct Run {
-    committed: Committed,
+    committed: Option<Committed>,
     writer: WriterStats,
     reader_wait: Duration,
 }
@@ -63,7 +63,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
                 return Ok(BuildSummary::new(
                     &plan,
                     &budget,
-                    &run.committed,
+                    run.committed.as_ref(),
                     run.writer,
                     run.reader_wait,
                     t0.elapsed(),
@@ -130,8 +130,10 @@ fn execute<O: Float>(
     let opts = WriteOptions::default()
         .with_memory(budget.writer_bytes)
         .with_mode(write_mode(cfg.write_mode));
-    let mut writer =
-        SpillWriter::create(&cfg.output, plan.layout.clone(), opts).map_err(spill_error)?;
+    let mut writer = match cfg.decode_only {
+        true => None,
+        false => Some(SpillWriter::create(&cfg.output, plan.layout.clone(), opts).map_err(spill_error)?),
+    };
 
     let cancel = AtomicBool::new(false);
     let next = Mutex::new(0usize);
@@ -140,11 +142,12 @@ fn execute<O: Float>(
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..budget.readers)
         .map(|_| bounded::<Msg<O>>(budget.capacity))
         .unzip();
+    let (ret_txs, ret_rxs): (Vec<_>, Vec<_>) = (0..budget.readers).map(|_| bounded(2)).unzip();
     let target = plan.has_target();
     let units = plan.units.len();
 
     let outcome = std::thread::scope(|s| {
-        for (r, tx) in txs.into_iter().enumerate() {
+        for (r, (tx, recycled)) in txs.into_iter().zip(ret_rxs).enumerate() {
             let assign_tx = assign_tx.clone();
             let (cancel, next, reader_wait_ns) = (&cancel, &next, &reader_wait_ns);
             s.spawn(move || {
@@ -178,6 +181,7 @@ fn execute<O: Float>(
                         target,
                         budget.batch_rows,
                         cancel,
+                        &recycled,
                         &mut send,
                     ) {
                         let _ = tx.send(Msg::Failed {
@@ -191,7 +195,7 @@ fn execute<O: Float>(
             });
         }
         drop(assign_tx);
-        let result = write_all(plan, &mut writer, &assign_rx, &rxs, progress);
+        let result = write_all(plan, writer.as_mut(), &assign_rx, &rxs, &ret_txs, progress);
         if result.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -209,9 +213,10 @@ fn execute<O: Float>(
         }
     };
     progress.phase("committing");
-    let committed = writer
-        .finish(build_metadata(plan, cfg))
-        .map_err(spill_error)?;
+    let committed = match writer {
+        Some(w) => Some(w.finish(build_metadata(plan, cfg)).map_err(spill_error)?),
+        None => None,
+    };
     Ok(Run {
         committed,
         writer: stats,

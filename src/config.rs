@@ -136,6 +136,7 @@ impl BuildOptions {
             memory_budget,
             on_error: self.on_error.unwrap_or_default(),
             write_mode: self.write_mode.unwrap_or_default(),
+            decode_only: false,
         })
     }
 }
@@ -169,6 +170,8 @@ pub struct BuildConfig {
     pub on_error: OnError,
     /// Output write mode.
     pub write_mode: WriteMode,
+    /// Decode and convert everything but write nothing (a measurement of the readers).
+    pub decode_only: bool,
 }
 
 impl BuildConfig {

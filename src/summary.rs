@@ -66,7 +66,7 @@ impl BuildSummary {
     pub fn new(
         plan: &Plan,
         budget: &Budget,
-        committed: &Committed,
+        committed: Option<&Committed>,
         writer: WriterStats,
         reader_wait: Duration,
         wall: Duration,
@@ -77,8 +77,8 @@ impl BuildSummary {
         let rows = plan.layout.nrows();
         let per_reader_wait = reader_wait.as_secs_f64() / budget.readers.max(1) as f64;
         BuildSummary {
-            output: committed.path.clone(),
-            output_bytes: committed.file_len,
+            output: committed.map_or_else(PathBuf::new, |c| c.path.clone()),
+            output_bytes: committed.map_or(0, |c| c.file_len),
             symbols_read: plan.layout.symbols().len(),
             symbols_skipped: plan.skipped.clone(),
             rows,

@@ -4,14 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use spill::SpillWriter;
 
 use crate::convert::Float;
 use crate::error::SymbolError;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::read::Msg;
+use crate::read::{Msg, Recycled};
 
 /// Why the writer stopped early.
 #[derive(Debug)]
@@ -36,12 +36,14 @@ pub struct WriterStats {
 }
 
 /// Writes every unit of `plan`. `assignments` yields `(unit, reader)` in unit order; batches of a
-/// unit arrive on `channels[reader]`.
+/// unit arrive on `channels[reader]`, and their buffers go back on `returns[reader]`. Without a
+/// writer the batches are received and dropped (`--decode-only`, to measure the readers alone).
 pub fn write_all<O: Float>(
     plan: &Plan,
-    writer: &mut SpillWriter,
+    mut writer: Option<&mut SpillWriter>,
     assignments: &Receiver<(u32, usize)>,
     channels: &[Receiver<Msg<O>>],
+    returns: &[Sender<Recycled<O>>],
     progress: &Progress,
 ) -> Result<WriterStats, WriteFailure> {
     let mut stats = WriterStats::default();
@@ -84,18 +86,19 @@ pub fn write_all<O: Float>(
                         symbol_codes.clear();
                         symbol_codes.resize(b.rows.max(symbol_codes.capacity()), unit.symbol);
                     }
-                    writer.write(0, row, &b.time).map_err(spill_err)?;
-                    writer
-                        .write(1, row, &symbol_codes[..b.rows])
-                        .map_err(spill_err)?;
-                    for c in 0..value_columns {
-                        writer
-                            .write(2 + c, row, &b.values[c * b.rows..(c + 1) * b.rows])
-                            .map_err(spill_err)?;
+                    if let Some(w) = writer.as_deref_mut() {
+                        w.write(0, row, &b.time).map_err(spill_err)?;
+                        w.write(1, row, &symbol_codes[..b.rows]).map_err(spill_err)?;
+                        for c in 0..value_columns {
+                            let col = &b.values[c * b.rows..(c + 1) * b.rows];
+                            w.write(2 + c, row, col).map_err(spill_err)?;
+                        }
                     }
                     row += b.rows as u64;
                     seq += 1;
                     progress.rows(b.rows as u64);
+                    // A full return channel just drops the buffers: recycling is best effort.
+                    let _ = returns[reader].try_send((b.time, b.values));
                 }
                 Msg::Done { unit: u, rows } => {
                     if u as usize != index

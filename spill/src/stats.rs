@@ -81,7 +81,7 @@ impl StatsAccum {
         match (self, T::DTYPE) {
             (StatsAccum::Float { min, max, nans, .. }, DType::F32) => {
                 let (lo, hi, n) = fold_f32(bytemuck::cast_slice(values));
-                if lo != i32::MAX {
+                if n < values.len() as u64 {
                     *min = (*min).min(key64(f64::from(f32_from_key(lo))));
                     *max = (*max).max(key64(f64::from(f32_from_key(hi))));
                 }
@@ -89,8 +89,10 @@ impl StatsAccum {
             }
             (StatsAccum::Float { min, max, nans, .. }, DType::F64) => {
                 let (lo, hi, n) = fold_f64(bytemuck::cast_slice(values));
-                *min = (*min).min(lo);
-                *max = (*max).max(hi);
+                if n < values.len() as u64 {
+                    *min = (*min).min(lo);
+                    *max = (*max).max(hi);
+                }
                 *nans += n;
             }
             (StatsAccum::Int { min, max, any }, DType::I64) => fold_int(
@@ -159,70 +161,81 @@ fn f64_from_key(k: i64) -> f64 {
     f64::from_bits((k ^ ((((k >> 63) as u64) >> 1) as i64)) as u64)
 }
 
-/// (min key, max key, NaN count); keys are `i32::MAX` / `i32::MIN` when every value is NaN.
+/// (min key, max key, NaN count) of the non-NaN values (meaningless when all are NaN).
 fn fold_f32(values: &[f32]) -> (i32, i32, u64) {
-    let (mut lo, mut hi, mut nans) = (i32::MAX, i32::MIN, 0u64);
-    for block in values.chunks(BLOCK) {
-        let mut mn = [i32::MAX; LANES];
-        let mut mx = [i32::MIN; LANES];
-        let mut nn = [0u32; LANES];
-        let mut it = block.chunks_exact(LANES);
-        for c in &mut it {
-            for l in 0..LANES {
-                let v = c[l];
-                let nan = v.is_nan();
-                let k = key32(v);
-                mn[l] = mn[l].min(if nan { i32::MAX } else { k });
-                mx[l] = mx[l].max(if nan { i32::MIN } else { k });
-                nn[l] += u32::from(nan);
-            }
-        }
-        for &v in it.remainder() {
-            if v.is_nan() {
-                nans += 1;
-            } else {
-                lo = lo.min(key32(v));
-                hi = hi.max(key32(v));
-            }
-        }
-        lo = mn.iter().fold(lo, |a, &b| a.min(b));
-        hi = mx.iter().fold(hi, |a, &b| a.max(b));
-        nans += nn.iter().map(|&n| u64::from(n)).sum::<u64>();
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { fold_f32_avx2(values) };
     }
-    (lo, hi, nans)
+    fold_f32_lanes(values)
 }
 
 fn fold_f64(values: &[f64]) -> (i64, i64, u64) {
-    let (mut lo, mut hi, mut nans) = (i64::MAX, i64::MIN, 0u64);
-    for block in values.chunks(BLOCK) {
-        let mut mn = [i64::MAX; LANES];
-        let mut mx = [i64::MIN; LANES];
-        let mut nn = [0u32; LANES];
-        let mut it = block.chunks_exact(LANES);
-        for c in &mut it {
-            for l in 0..LANES {
-                let v = c[l];
-                let nan = v.is_nan();
-                let k = key64(v);
-                mn[l] = mn[l].min(if nan { i64::MAX } else { k });
-                mx[l] = mx[l].max(if nan { i64::MIN } else { k });
-                nn[l] += u32::from(nan);
-            }
-        }
-        for &v in it.remainder() {
-            if v.is_nan() {
-                nans += 1;
-            } else {
-                lo = lo.min(key64(v));
-                hi = hi.max(key64(v));
-            }
-        }
-        lo = mn.iter().fold(lo, |a, &b| a.min(b));
-        hi = mx.iter().fold(hi, |a, &b| a.max(b));
-        nans += nn.iter().map(|&n| u64::from(n)).sum::<u64>();
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { fold_f64_avx2(values) };
     }
-    (lo, hi, nans)
+    fold_f64_lanes(values)
 }
+
+/// The same loop compiled for AVX2 (`vpminsd`, `vcmpunordps`, blends): the portable build has
+/// only SSE2, which has no 32-bit signed min and leaves the loop half scalar (measured: 6% of a
+/// whole build's CPU).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn fold_f32_avx2(values: &[f32]) -> (i32, i32, u64) {
+    fold_f32_lanes(values)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn fold_f64_avx2(values: &[f64]) -> (i64, i64, u64) {
+    fold_f64_lanes(values)
+}
+
+macro_rules! fold_lanes {
+    ($name:ident, $t:ty, $k:ty, $key:ident) => {
+        /// (min key, max key, NaN count) of the non-NaN values. NaN enters the min as +inf and the
+        /// max as -inf, which changes nothing when some value is not NaN; the caller ignores the
+        /// keys of an all-NaN slice. (No "keep the old value" branch: LLVM would turn that into
+        /// masked stores to the stack, measured 3x slower.)
+        #[inline(always)]
+        fn $name(values: &[$t]) -> ($k, $k, u64) {
+            let (mut lo, mut hi, mut nans) = ($key(<$t>::INFINITY), $key(<$t>::NEG_INFINITY), 0u64);
+            for block in values.chunks(BLOCK) {
+                let mut mn = [lo; LANES];
+                let mut mx = [hi; LANES];
+                let mut nn = [0u32; LANES];
+                let mut it = block.chunks_exact(LANES);
+                for c in &mut it {
+                    for l in 0..LANES {
+                        let v = c[l];
+                        let nan = v.is_nan();
+                        mn[l] = mn[l].min($key(if nan { <$t>::INFINITY } else { v }));
+                        mx[l] = mx[l].max($key(if nan { <$t>::NEG_INFINITY } else { v }));
+                        nn[l] += u32::from(nan);
+                    }
+                }
+                for &v in it.remainder() {
+                    if v.is_nan() {
+                        nans += 1;
+                    } else {
+                        lo = lo.min($key(v));
+                        hi = hi.max($key(v));
+                    }
+                }
+                lo = mn.iter().fold(lo, |a, &b| a.min(b));
+                hi = mx.iter().fold(hi, |a, &b| a.max(b));
+                nans += nn.iter().map(|&n| u64::from(n)).sum::<u64>();
+            }
+            (lo, hi, nans)
+        }
+    };
+}
+fold_lanes!(fold_f32_lanes, f32, i32, key32);
+fold_lanes!(fold_f64_lanes, f64, i64, key64);
 
 fn fold_int<V: Ord + Copy>(
     values: impl Iterator<Item = V>,

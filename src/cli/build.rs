@@ -56,6 +56,9 @@ pub struct Args {
     /// Read options from this TOML file (flags override it; see examples/build.toml).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Decode and convert everything, write nothing: the readers' speed alone (for benchmarks).
+    #[arg(long, hide = true)]
+    decode_only: bool,
     /// No progress bar and no summary on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -103,7 +106,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(p) => load_config(p)?,
         None => BuildOptions::default(),
     };
-    let cfg = file.merge(args.options()).resolve()?;
+    let mut cfg = file.merge(args.options()).resolve()?;
+    cfg.decode_only = args.decode_only;
     let progress = Progress::new(!args.quiet);
     let summary = spillway::build(&cfg, &progress)
         .with_context(|| format!("building {}", cfg.output.display()))?;

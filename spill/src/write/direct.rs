@@ -8,7 +8,7 @@
 //! for every 4 KiB (measured: 1.1-1.2 s of wall and 2-3 s of kernel CPU for 1.6 GB on the 2-core
 //! VM), O_DIRECT costs the DMA only (0.13 s for the same bytes).
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
@@ -43,87 +43,126 @@ impl AlignedBuf {
 
 struct Staging {
     buf: AlignedBuf,
+    /// Bytes of `buf` this column uses per write (its buffer size, or less for a small column).
+    cap: usize,
     /// File offset of the buffer's first byte (4096-aligned).
     pos: u64,
     /// Bytes staged.
     fill: usize,
 }
 
-/// Writes column bytes through per-column aligned staging buffers with O_DIRECT.
+/// One aligned write for the I/O thread.
+struct Job {
+    buf: AlignedBuf,
+    pos: u64,
+    len: usize,
+}
+
+/// Spare buffers beyond one per column: writes that can be in flight while the writer goes on.
+const IN_FLIGHT: usize = 4;
+
+/// Writes column bytes through per-column aligned staging buffers with O_DIRECT. Full buffers go
+/// to an I/O thread, so the writer never waits for the device while it has work: it swaps in a
+/// spare buffer and continues (it waits only when `IN_FLIGHT` writes are already queued).
 pub(crate) struct DirectSink {
-    file: File,
     columns: Vec<Staging>,
+    jobs: Option<std::sync::mpsc::SyncSender<Job>>,
+    spares: std::sync::mpsc::Receiver<AlignedBuf>,
+    io: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
 impl DirectSink {
     /// Opens `path` a second time with O_DIRECT. Fails (EINVAL on tmpfs, for one) where the
     /// filesystem refuses it; the caller then falls back.
     pub(crate) fn open(path: &Path, regions: &[(u64, u64)], buffer: u64) -> io::Result<DirectSink> {
-        let file = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)?;
-        let buffer =
-            usize::try_from(buffer).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let file = OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(path)?;
+        let buffer = usize::try_from(buffer).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // Probe: some filesystems accept O_DIRECT at open and refuse the first write. Write the
+        // first column's first block (zeros, as the file holds there now) to find out here.
+        if let Some(&(start, end)) = regions.first() {
+            if end > start {
+                file.write_all_at(AlignedBuf::new(ALIGN as usize).bytes(), start)?;
+            }
+        }
         let columns = regions
             .iter()
             .map(|&(start, end)| Staging {
-                // A column never needs more buffer than its padded region.
-                buf: AlignedBuf::new(
-                    buffer
-                        .min(usize::try_from(end - start).unwrap_or(buffer))
-                        .max(ALIGN as usize),
-                ),
+                buf: AlignedBuf::new(buffer),
+                // A column never needs more buffer than its padded region (a multiple of 4096).
+                cap: buffer.min(usize::try_from(end - start).unwrap_or(buffer)).max(ALIGN as usize),
                 pos: start,
                 fill: 0,
             })
             .collect();
-        let sink = DirectSink { file, columns };
-        // Probe: some filesystems accept O_DIRECT at open and refuse the first write. Write the
-        // first column's first block (zeros, as the file holds there now) to find out here.
-        if let Some(c) = sink.columns.first() {
-            if regions.first().is_some_and(|&(s, e)| e > s) {
-                let probe = AlignedBuf::new(ALIGN as usize);
-                sink.file.write_all_at(probe.bytes(), c.pos)?;
-            }
+        let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Job>(IN_FLIGHT);
+        let (spare_tx, spares) = std::sync::mpsc::sync_channel(IN_FLIGHT + 1);
+        for _ in 0..IN_FLIGHT {
+            let _ = spare_tx.send(AlignedBuf::new(buffer));
         }
-        Ok(sink)
+        let io = std::thread::Builder::new().name("spill-io".into()).spawn(move || -> io::Result<()> {
+            let mut first_error = None;
+            for job in job_rx {
+                // After a failure, keep draining (the writer may be blocked sending) but write nothing.
+                if first_error.is_none() {
+                    if let Err(e) = file.write_all_at(&job.buf.bytes()[..job.len], job.pos) {
+                        first_error = Some(e);
+                    }
+                }
+                let _ = spare_tx.send(job.buf);
+            }
+            first_error.map_or(Ok(()), Err)
+        })?;
+        Ok(DirectSink {
+            columns,
+            jobs: Some(jobs),
+            spares,
+            io: Some(io),
+        })
     }
 
+    /// Hands column `col`'s staged bytes to the I/O thread (the tail zero-padded to 4096 when
+    /// `pad`, the format's padding) and swaps in a spare buffer.
     fn flush(&mut self, col: usize, pad: bool) -> io::Result<()> {
         let c = &mut self.columns[col];
         if c.fill == 0 {
             return Ok(());
         }
-        let len = if pad {
-            // The tail of the column: zero the rest of the last 4096 block (the format's padding).
-            let len = c.fill.next_multiple_of(ALIGN as usize);
-            c.buf.bytes_mut()[c.fill..len].fill(0);
-            len
-        } else {
-            c.fill
-        };
-        self.file.write_all_at(&c.buf.bytes()[..len], c.pos)?;
+        let len = if pad { c.fill.next_multiple_of(ALIGN as usize) } else { c.fill };
+        c.buf.bytes_mut()[c.fill..len].fill(0);
+        let spare = self.spares.recv().map_err(|_| io_thread_gone())?;
+        let buf = std::mem::replace(&mut c.buf, spare);
+        let job = Job { buf, pos: c.pos, len };
         c.pos += len as u64;
         c.fill = 0;
-        Ok(())
+        let jobs = self.jobs.as_ref().ok_or_else(io_thread_gone)?;
+        jobs.send(job).map_err(|_| io_thread_gone())
     }
+
+    /// Waits for every queued write; the first error of the I/O thread, if any.
+    fn join(&mut self) -> io::Result<()> {
+        self.jobs = None;
+        match self.io.take().map(|h| h.join()) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io_thread_gone()),
+        }
+    }
+}
+
+fn io_thread_gone() -> io::Error {
+    io::Error::other("the O_DIRECT writer thread stopped")
 }
 
 impl Sink for DirectSink {
     fn write(&mut self, col: usize, offset: u64, mut bytes: &[u8]) -> io::Result<()> {
-        debug_assert_eq!(
-            offset,
-            self.columns[col].pos + self.columns[col].fill as u64
-        );
+        debug_assert_eq!(offset, self.columns[col].pos + self.columns[col].fill as u64);
         while !bytes.is_empty() {
             let c = &mut self.columns[col];
-            let room = c.buf.len - c.fill;
-            let n = room.min(bytes.len());
+            let n = (c.cap - c.fill).min(bytes.len());
             c.buf.bytes_mut()[c.fill..c.fill + n].copy_from_slice(&bytes[..n]);
             c.fill += n;
             bytes = &bytes[n..];
-            if c.fill == c.buf.len {
+            if c.fill == c.cap {
                 self.flush(col, false)?;
             }
         }
@@ -134,6 +173,12 @@ impl Sink for DirectSink {
         for col in 0..self.columns.len() {
             self.flush(col, true)?;
         }
-        Ok(())
+        self.join()
+    }
+}
+
+impl Drop for DirectSink {
+    fn drop(&mut self) {
+        let _ = self.join();
     }
 }
