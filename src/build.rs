@@ -44,46 +44,67 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
     let universe = discover(&cfg.input)?;
     let mut excluded: BTreeMap<String, String> = BTreeMap::new();
     let mut attempts = 0;
-    loop {
+    let result = loop {
         attempts += 1;
         progress.phase(&format!("planning {} symbols", universe.symbols.len()));
         let tp = Instant::now();
-        let plan = plan(&universe, cfg, &excluded)?;
-        let plan_seconds = tp.elapsed().as_secs_f64();
-        let budget = budget::choose(cfg, &plan)?;
-        progress.begin(&plan);
-        let result = if plan.float32 {
-            execute::<f32>(&plan, cfg, &budget, progress)
-        } else {
-            execute::<f64>(&plan, cfg, &budget, progress)
+        let plan = match plan(&universe, cfg, &excluded) {
+            Ok(p) => p,
+            Err(e) => break Err(e),
         };
-        match result {
-            Ok(run) => {
-                progress.finish();
-                return Ok(BuildSummary::new(
-                    &plan,
-                    &budget,
-                    run.committed.as_ref(),
-                    run.writer,
-                    run.reader_wait,
-                    t0.elapsed(),
-                    plan_seconds,
-                    attempts,
-                ));
+        let plan_seconds = tp.elapsed().as_secs_f64();
+        match attempt(&plan, cfg, progress) {
+            Ok((budget, run)) => {
+                let wall = t0.elapsed();
+                break Ok(summary(&plan, &budget, &run, wall, plan_seconds, attempts));
             }
             Err(Failure::Unit(e)) if cfg.on_error == OnError::Skip => {
                 excluded.insert(e.symbol.clone(), e.to_string());
             }
-            Err(Failure::Unit(e)) => {
-                progress.finish();
-                return Err(Error::Symbol(e));
-            }
-            Err(Failure::Fatal(e)) => {
-                progress.finish();
-                return Err(e);
-            }
+            Err(Failure::Unit(e)) => break Err(Error::Symbol(e)),
+            Err(Failure::Fatal(e)) => break Err(e),
         }
-    }
+    };
+    progress.finish();
+    result
+}
+
+/// Executes `plan` once, as planned: no re-planning, so a symbol failing mid-decode is an error
+/// whatever `--on-error` says. For callers that plan themselves (and for tests of what happens
+/// when files change between planning and reading).
+pub fn execute_plan(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
+    let t0 = Instant::now();
+    let result = match attempt(plan, cfg, progress) {
+        Ok((budget, run)) => Ok(summary(plan, &budget, &run, t0.elapsed(), 0.0, 1)),
+        Err(Failure::Unit(e)) => Err(Error::Symbol(e)),
+        Err(Failure::Fatal(e)) => Err(e),
+    };
+    progress.finish();
+    result
+}
+
+fn attempt(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> Result<(Budget, Run), Failure> {
+    let budget = budget::choose(cfg, plan).map_err(Failure::Fatal)?;
+    progress.begin(plan);
+    let run = if plan.float32 {
+        execute::<f32>(plan, cfg, &budget, progress)
+    } else {
+        execute::<f64>(plan, cfg, &budget, progress)
+    }?;
+    Ok((budget, run))
+}
+
+fn summary(plan: &Plan, budget: &Budget, run: &Run, wall: Duration, plan_seconds: f64, attempts: usize) -> BuildSummary {
+    BuildSummary::new(
+        plan,
+        budget,
+        run.committed.as_ref(),
+        run.writer,
+        run.reader_wait,
+        wall,
+        plan_seconds,
+        attempts,
+    )
 }
 
 fn write_mode(mode: config::WriteMode) -> WriteMode {
@@ -94,7 +115,8 @@ fn write_mode(mode: config::WriteMode) -> WriteMode {
     }
 }
 
-/// The build metadata stored in the spill file: only what does not vary between identical runs.
+/// The build metadata stored in the spill file: only what does not vary between identical runs,
+/// and nothing a skipped symbol could change (skips are reported in the summary instead).
 fn build_metadata(plan: &Plan, cfg: &BuildConfig) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert(
@@ -110,8 +132,6 @@ fn build_metadata(plan: &Plan, cfg: &BuildConfig) -> Map<String, Value> {
             "fingerprint": format!("crc32:{:08x}", plan.fingerprint),
         }),
     );
-    let skipped: Vec<&str> = plan.skipped.iter().map(|s| s.symbol.as_str()).collect();
-    m.insert("skipped_symbols".into(), json!(skipped));
     m
 }
 
@@ -121,12 +141,7 @@ fn execute<O: Float>(
     budget: &Budget,
     progress: &Progress,
 ) -> Result<Run, Failure> {
-    let spill_error = |source| {
-        Failure::Fatal(Error::Spill {
-            path: cfg.output.clone(),
-            source,
-        })
-    };
+    let spill_error = |e: spill::Error| Failure::Fatal(Error::Spill(e));
     let opts = WriteOptions::default()
         .with_memory(budget.writer_bytes)
         .with_mode(write_mode(cfg.write_mode));

@@ -184,7 +184,8 @@ impl BuildConfig {
     }
 
     /// The options that change the output (recorded in the spill file's build metadata). Threads,
-    /// capacity, batch size, budget and write mode do not change a byte, so they are left out.
+    /// capacity, batch size, budget and write mode do not change a byte, so they are left out; nor
+    /// does `--on-error` (a skipping build equals a build of the universe without the symbol).
     pub fn output_options(&self) -> serde_json::Value {
         serde_json::json!({
             "target": self.target,
@@ -192,7 +193,6 @@ impl BuildConfig {
             "time_col": self.time_col,
             "max_rows": self.max_rows,
             "float32": self.float32,
-            "on_error": match self.on_error { OnError::Fail => "fail", OnError::Skip => "skip" },
         })
     }
 }

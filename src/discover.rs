@@ -59,8 +59,17 @@ pub fn discover(dir: &Path) -> Result<Universe> {
         if hidden(&name) {
             continue;
         }
-        // Follows symlinks; a loop or a dangling link is an error naming it.
-        let meta = std::fs::metadata(&entry).map_err(|e| Error::io("reading", &entry, e))?;
+        // Follows symlinks. A loop, a dangling link or an unreadable entry fails the symbol it
+        // would have been (skippable), not the universe.
+        let meta = match std::fs::metadata(&entry) {
+            Ok(m) => m,
+            Err(e) => {
+                let symbol = name.to_string_lossy();
+                let symbol = symbol.strip_suffix(".parquet").or_else(|| symbol.strip_prefix("symbol=")).unwrap_or(&symbol);
+                broken.push(SymbolError::new(symbol, &entry, SymbolErrorKind::Io { op: "reading", message: e.to_string() }));
+                continue;
+            }
+        };
         let (symbol, files) = if meta.is_dir() {
             let Some(raw) = name.as_encoded_bytes().strip_prefix(b"symbol=") else {
                 continue;
@@ -75,7 +84,10 @@ pub fn discover(dir: &Path) -> Result<Universe> {
                 continue;
             };
             let mut files = Vec::new();
-            collect_parquet(&entry, &mut files)?;
+            if let Err(e) = collect_parquet(&entry, &mut files) {
+                broken.push(SymbolError::new(&symbol, &entry, SymbolErrorKind::Io { op: "listing", message: e.to_string() }));
+                continue;
+            }
             if symbol.is_empty() || files.is_empty() {
                 broken.push(SymbolError::new(&symbol, &entry, SymbolErrorKind::Empty));
                 continue;

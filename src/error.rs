@@ -11,7 +11,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// An OS call on a path failed.
-    #[error("{op} {}: {source}", path.display())]
+    #[error("{op} {}", path.display())]
     Io {
         /// What was being done.
         op: &'static str,
@@ -38,7 +38,7 @@ pub enum Error {
         second: PathBuf,
     },
     /// A problem confined to one symbol: fatal under `--on-error fail`, a skip under `skip`.
-    #[error("{0}")]
+    #[error(transparent)]
     Symbol(#[from] SymbolError),
     /// A column named in `--features` exists in no file.
     #[error("feature column {column:?} (from --features) is in none of the input files")]
@@ -67,20 +67,14 @@ pub enum Error {
     /// An option is invalid.
     #[error("invalid option: {0}")]
     Config(String),
-    /// Writing the spill file failed.
-    #[error("writing {}: {source}", path.display())]
-    Spill {
-        /// The output path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: spill::Error,
-    },
+    /// Writing the spill file failed (its errors name the output path where there is one).
+    #[error(transparent)]
+    Spill(#[from] spill::Error),
     /// A bug: the pipeline broke its own protocol. Nothing was written.
     #[error("internal error (please report): {0}")]
     Internal(String),
     /// Writing the synthetic universe failed.
-    #[error("writing {}: {source}", path.display())]
+    #[error("writing {}", path.display())]
     ParquetWrite {
         /// The file.
         path: PathBuf,

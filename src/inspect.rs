@@ -11,7 +11,7 @@ use crate::budget::{choose_for, Budget, Shape};
 use crate::config::BuildConfig;
 use crate::discover::discover;
 use crate::error::{Error, Result};
-use crate::footer::{read_footer, FileInfo, Interner};
+use crate::footer::{read_footer, FileInfo, Interner, FOOTER_EXPANSION};
 use crate::plan::Skipped;
 use crate::schema::{excluded_by_name, Kind};
 
@@ -118,12 +118,12 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
             files += 1;
             bytes += f.size;
             sym_rows += f.rows;
-            let work: u64 = f
-                .columns
-                .iter()
-                .filter(|c| c.kind != Kind::Other)
-                .map(|c| c.work_bytes)
-                .sum();
+            let work: u64 = f.footer_len * FOOTER_EXPANSION
+                + f.columns
+                    .iter()
+                    .filter(|c| c.kind != Kind::Other)
+                    .map(|c| c.work_bytes)
+                    .sum::<u64>();
             if work > max_work.0 {
                 max_work = (work, f.path.clone());
             }

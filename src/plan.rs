@@ -12,7 +12,7 @@ use spill::{ColumnSpec, DType, Layout, Role, Symbol};
 use crate::config::{BuildConfig, OnError};
 use crate::discover::{SymbolFiles, Universe};
 use crate::error::{Error, Result, SymbolError, SymbolErrorKind};
-use crate::footer::{read_footer, FileInfo, Interner};
+use crate::footer::{read_footer, FileInfo, Interner, FOOTER_EXPANSION};
 use crate::schema::{excluded_by_name, Kind, TimeKind};
 use crate::time::{scan, TimeScan};
 
@@ -418,14 +418,15 @@ fn build_plan(
                         .map_or(ABSENT, |col| col.root)
                 })
                 .collect();
-            let work_bytes = f
-                .columns
-                .iter()
-                .filter(|col| {
-                    col.root == c.time[i].0 || col.root == c.target[i] || feats.contains(&col.root)
-                })
-                .map(|col| col.work_bytes)
-                .sum();
+            let mut projected: Vec<u32> = feats.clone();
+            projected.extend([c.time[i].0, c.target[i]]);
+            projected.sort_unstable();
+            let work_bytes = f.footer_len * FOOTER_EXPANSION
+                + f.columns
+                    .iter()
+                    .filter(|col| projected.binary_search(&col.root).is_ok())
+                    .map(|col| col.work_bytes)
+                    .sum::<u64>();
             input_bytes += f.size;
             // Relative paths: the same universe elsewhere gives the same fingerprint.
             let rel = f.path.strip_prefix(&cfg.input).unwrap_or(&f.path);
@@ -472,10 +473,7 @@ fn build_plan(
             .iter()
             .map(|n| ColumnSpec::new(n.clone(), value, Role::Feature)),
     );
-    let layout = Layout::new(row, columns, symbols).map_err(|source| Error::Spill {
-        path: cfg.output.clone(),
-        source,
-    })?;
+    let layout = Layout::new(row, columns, symbols)?;
     Ok(Plan {
         layout,
         time_col,

@@ -30,13 +30,24 @@ pub fn stdout(o: &Output) -> String {
 
 /// Asserts success, printing stderr otherwise; never a panic message.
 pub fn ok(o: &Output) {
-    assert!(o.status.success(), "spillway failed ({:?}):\n{}", o.status, stderr(o));
+    assert!(
+        o.status.success(),
+        "spillway failed ({:?}):\n{}",
+        o.status,
+        stderr(o)
+    );
     assert_no_panic(o);
 }
 
 /// Asserts failure with exit code 1, a message on stderr containing every `needle`, and no panic.
 pub fn fails_with(o: &Output, needles: &[&str]) {
-    assert_eq!(o.status.code(), Some(1), "expected exit 1, got {:?}\nstderr:\n{}", o.status, stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit 1, got {:?}\nstderr:\n{}",
+        o.status,
+        stderr(o)
+    );
     let e = stderr(o);
     for n in needles {
         assert!(e.contains(n), "stderr lacks {n:?}:\n{e}");
@@ -53,7 +64,11 @@ pub fn assert_no_panic(o: &Output) {
 /// Entries of a directory (names), sorted.
 pub fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -80,7 +95,9 @@ pub fn python() -> Option<PathBuf> {
     if std::env::var_os("SPILLWAY_REQUIRE_PYTHON").is_some() {
         panic!("SPILLWAY_REQUIRE_PYTHON is set but no python with numpy, pyarrow, polars and duckdb was found");
     }
-    eprintln!("note: skipping: no python with numpy, pyarrow, polars, duckdb (run scripts/test.sh)");
+    eprintln!(
+        "note: skipping: no python with numpy, pyarrow, polars, duckdb (run scripts/test.sh)"
+    );
     None
 }
 

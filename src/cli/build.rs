@@ -109,8 +109,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut cfg = file.merge(args.options()).resolve()?;
     cfg.decode_only = args.decode_only;
     let progress = Progress::new(!args.quiet);
-    let summary = spillway::build(&cfg, &progress)
-        .with_context(|| format!("building {}", cfg.output.display()))?;
+    // Errors name their files (inputs, or the output) themselves.
+    let summary = spillway::build(&cfg, &progress)?;
     if summary.budget.over_budget() && !args.quiet {
         eprintln!(
             "spillway: warning: the explicit --threads/--batch-rows/--channel-capacity plan for about {} MiB, over the {} MiB budget",

@@ -16,28 +16,28 @@ use std::path::Path;
 use super::Sink;
 use crate::format::ALIGN;
 
-/// A heap buffer whose usable part starts on a 4096-byte boundary (no unsafe: over-allocate and
-/// start at the first aligned byte).
+/// One 4096-aligned page; a `Vec` of them is an aligned buffer with no unsafe and no slack.
+#[derive(Clone, Copy, bytemuck::Zeroable, bytemuck::Pod)]
+#[repr(C, align(4096))]
+struct Page([u8; ALIGN as usize]);
+
+/// A heap buffer starting on a 4096-byte boundary, a whole number of pages long.
 struct AlignedBuf {
-    raw: Vec<u8>,
-    start: usize,
-    len: usize,
+    pages: Vec<Page>,
 }
 
 impl AlignedBuf {
+    /// `len` is a multiple of 4096.
     fn new(len: usize) -> AlignedBuf {
-        let align = ALIGN as usize;
-        let raw = vec![0u8; len + align];
-        let start = raw.as_ptr().align_offset(align);
-        AlignedBuf { raw, start, len }
+        AlignedBuf { pages: vec![Page([0; ALIGN as usize]); len / ALIGN as usize] }
     }
 
     fn bytes(&self) -> &[u8] {
-        &self.raw[self.start..self.start + self.len]
+        bytemuck::cast_slice(&self.pages)
     }
 
     fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start..self.start + self.len]
+        bytemuck::cast_slice_mut(&mut self.pages)
     }
 }
 

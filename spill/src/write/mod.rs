@@ -142,6 +142,8 @@ impl SpillWriter {
         opts: WriteOptions,
     ) -> Result<SpillWriter> {
         let final_path = path.as_ref().to_path_buf();
+        // Leftovers of killed writers of this same file go now (never those of live processes).
+        temp::remove_stale_for(&final_path);
         let temp = temp::TempFile::new(&final_path)?;
         let file = OpenOptions::new()
             .read(true)

@@ -98,6 +98,34 @@ pub fn stale_temps(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(stale)
 }
 
+/// Removes the stale temporary files of earlier writers of `final_path` (best effort: a file that
+/// cannot be listed or removed is left for `spillway clean`).
+pub(crate) fn remove_stale_for(final_path: &Path) {
+    let dir = match final_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let Some(name) = final_path.file_name().and_then(|n| n.to_str()) else { return };
+    for stale in stale_temps(dir).unwrap_or_default() {
+        if stale.file_name().and_then(|n| n.to_str()).is_some_and(|n| is_temp_of(n, name)) {
+            let _ = std::fs::remove_file(stale);
+        }
+    }
+}
+
+/// Whether `file_name` is exactly a temporary name of the final file `final_name`
+/// (`.<final_name>.<pid>-<n>.spill-tmp`).
+fn is_temp_of(file_name: &str, final_name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    file_name
+        .strip_prefix('.')
+        .and_then(|r| r.strip_prefix(final_name))
+        .and_then(|r| r.strip_prefix('.'))
+        .and_then(|r| r.strip_suffix(SUFFIX))
+        .and_then(|r| r.split_once('-'))
+        .is_some_and(|(pid, n)| digits(pid) && digits(n))
+}
+
 fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
@@ -128,5 +156,8 @@ mod tests {
         assert_eq!(is_temp_name(&name), Some(std::process::id()));
         assert_eq!(is_temp_name("out.spill"), None);
         assert_eq!(is_temp_name(".x.12-a.spill-tmp"), None);
+        assert!(is_temp_of(&name, "out.spill"));
+        assert!(!is_temp_of(&name, "out"), "a temp of out.spill is not one of out");
+        assert!(!is_temp_of(".out.spill.x.1-2.spill-tmp", "out.spill"));
     }
 }
