@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/venv
-if ! "$venv/bin/python" -c 'import numpy, pytest, pyarrow, polars, duckdb' 2>/dev/null; then
-  echo "setting up $venv (numpy, pytest, pyarrow, polars, duckdb)" >&2
+if ! "$venv/bin/python" -c 'import numpy, pytest, pyarrow, polars, duckdb, pandas' 2>/dev/null; then
+  echo "setting up $venv (numpy, pytest, pyarrow, polars, duckdb, pandas)" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi

@@ -82,6 +82,8 @@ pub struct Shape {
     pub max_work: (u64, PathBuf),
     /// Most output rows of one file.
     pub longest_rows: u64,
+    /// Memory held through the build by the plan's extras (the cross-section table).
+    pub held_bytes: u64,
 }
 
 impl Shape {
@@ -98,6 +100,7 @@ impl Shape {
                 .max_by_key(|u| u.work_bytes)
                 .map_or((0, PathBuf::new()), |u| (u.work_bytes, u.path.clone())),
             longest_rows: plan.units.iter().map(|u| u.out_rows()).max().unwrap_or(0),
+            held_bytes: plan.filters.as_ref().map_or(0, |cs| cs.memory_bytes()),
         }
     }
 }
@@ -116,7 +119,9 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
     let writer_opts = WriteOptions::default().with_memory((budget / 8).clamp(1 << 20, 32 << 20));
     let (work, heaviest) = (shape_in.max_work.0, Some(&shape_in.max_work.1));
     let costs = Costs {
-        fixed: FIXED + shape_in.units as u64 * (PER_UNIT + 4 * shape_in.features as u64),
+        fixed: FIXED
+            + shape_in.held_bytes
+            + shape_in.units as u64 * (PER_UNIT + 4 * shape_in.features as u64),
         work,
         decode_row: DECODE_COPIES * 8 * (values + 1) + 8 * (values + 1) / 8,
         out_row: values * value_size + 8 + 4,
@@ -147,7 +152,9 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
     // Capacity tiers 4, 2, 1; within a tier the largest batch that fits. Measured on the M
     // universe (64 x 75k x 100): every shape from 2048 x 16 to 16384 x 1 ran in 2.7-2.95 s, so
     // the search favours the smallest memory at that speed, which a capacity of 4 gives.
-    let capacities: Vec<usize> = cfg.channel_capacity.map_or_else(|| vec![4, 2, 1], |c| vec![c]);
+    let capacities: Vec<usize> = cfg
+        .channel_capacity
+        .map_or_else(|| vec![4, 2, 1], |c| vec![c]);
     for &r in &readers {
         for &c in &capacities {
             for &b in &batches {

@@ -19,7 +19,7 @@ use crate::discover::discover;
 use crate::error::{Error, Result, SymbolError};
 use crate::plan::{plan, Plan};
 use crate::progress::Progress;
-use crate::read::{read_unit, Msg};
+use crate::read::{read_unit, Msg, ReadContext};
 use crate::summary::BuildSummary;
 use crate::write::{write_all, WriteFailure, WriterStats};
 
@@ -94,7 +94,14 @@ fn attempt(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> Result<(Budge
     Ok((budget, run))
 }
 
-fn summary(plan: &Plan, budget: &Budget, run: &Run, wall: Duration, plan_seconds: f64, attempts: usize) -> BuildSummary {
+fn summary(
+    plan: &Plan,
+    budget: &Budget,
+    run: &Run,
+    wall: Duration,
+    plan_seconds: f64,
+    attempts: usize,
+) -> BuildSummary {
     BuildSummary::new(
         plan,
         budget,
@@ -147,7 +154,9 @@ fn execute<O: Float>(
         .with_mode(write_mode(cfg.write_mode));
     let mut writer = match cfg.decode_only {
         true => None,
-        false => Some(SpillWriter::create(&cfg.output, plan.layout.clone(), opts).map_err(spill_error)?),
+        false => {
+            Some(SpillWriter::create(&cfg.output, plan.layout.clone(), opts).map_err(spill_error)?)
+        }
     };
 
     let cancel = AtomicBool::new(false);
@@ -158,7 +167,13 @@ fn execute<O: Float>(
         .map(|_| bounded::<Msg<O>>(budget.capacity))
         .unzip();
     let (ret_txs, ret_rxs): (Vec<_>, Vec<_>) = (0..budget.readers).map(|_| bounded(2)).unzip();
-    let target = plan.has_target();
+    let ctx = ReadContext {
+        target: plan.has_target(),
+        batch_rows: budget.batch_rows,
+        cancel: &cancel,
+        filters: plan.filters.as_deref(),
+    };
+    let ctx = &ctx;
     let units = plan.units.len();
 
     let outcome = std::thread::scope(|s| {
@@ -189,16 +204,8 @@ fn execute<O: Float>(
                         waited += t.elapsed();
                         ok
                     };
-                    if let Err(error) = read_unit(
-                        u as u32,
-                        unit,
-                        symbol,
-                        target,
-                        budget.batch_rows,
-                        cancel,
-                        &recycled,
-                        &mut send,
-                    ) {
+                    if let Err(error) = read_unit(u as u32, unit, symbol, ctx, &recycled, &mut send)
+                    {
                         let _ = tx.send(Msg::Failed {
                             unit: u as u32,
                             error,

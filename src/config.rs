@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::filter::FilterOptions;
 
 /// Default `--memory-budget`.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
@@ -62,8 +63,16 @@ pub struct BuildOptions {
     pub memory_budget: Option<String>,
     /// fail | skip.
     pub on_error: Option<OnError>,
-    /// auto | mmap.
+    /// auto | mmap | direct.
     pub write_mode: Option<WriteMode>,
+    /// Drop rows whose target is null or NaN.
+    pub drop_null_target: Option<bool>,
+    /// Drop rows at timestamps with fewer rows than this.
+    pub min_cs: Option<u64>,
+    /// Keep at most this many rows per timestamp, chosen pseudo-randomly.
+    pub max_cs_samples: Option<u64>,
+    /// Seed of the sampling.
+    pub seed: Option<u64>,
 }
 
 impl BuildOptions {
@@ -83,6 +92,10 @@ impl BuildOptions {
             memory_budget: over.memory_budget.or(self.memory_budget),
             on_error: over.on_error.or(self.on_error),
             write_mode: over.write_mode.or(self.write_mode),
+            drop_null_target: over.drop_null_target.or(self.drop_null_target),
+            min_cs: over.min_cs.or(self.min_cs),
+            max_cs_samples: over.max_cs_samples.or(self.max_cs_samples),
+            seed: over.seed.or(self.seed),
         }
     }
 
@@ -118,6 +131,18 @@ impl BuildOptions {
             }
             None => None,
         };
+        let filters = FilterOptions {
+            drop_null_target: self.drop_null_target.unwrap_or(false),
+            min_cs: self.min_cs.unwrap_or(0),
+            max_cs_samples: self.max_cs_samples,
+            seed: self.seed.unwrap_or(0),
+        };
+        if filters.drop_null_target && self.target.is_none() {
+            return Err(Error::Config("--drop-null-target needs --target".into()));
+        }
+        if filters.max_cs_samples == Some(0) {
+            return Err(Error::Config("--max-cs-samples must be at least 1".into()));
+        }
         let memory_budget = match self.memory_budget {
             Some(s) => parse_size(&s)?,
             None => DEFAULT_MEMORY_BUDGET,
@@ -136,6 +161,7 @@ impl BuildOptions {
             memory_budget,
             on_error: self.on_error.unwrap_or_default(),
             write_mode: self.write_mode.unwrap_or_default(),
+            filters,
             decode_only: false,
         })
     }
@@ -170,6 +196,8 @@ pub struct BuildConfig {
     pub on_error: OnError,
     /// Output write mode.
     pub write_mode: WriteMode,
+    /// Cross-sectional filters.
+    pub filters: FilterOptions,
     /// Decode and convert everything but write nothing (a measurement of the readers).
     pub decode_only: bool,
 }
@@ -193,6 +221,7 @@ impl BuildConfig {
             "time_col": self.time_col,
             "max_rows": self.max_rows,
             "float32": self.float32,
+            "filters": self.filters,
         })
     }
 }

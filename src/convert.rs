@@ -48,6 +48,8 @@ pub trait Float: Copy + Send + bytemuck::Pod + spill::Element + 'static {
     fn from_i64(v: i64) -> Self;
     /// From u64 (nearest).
     fn from_u64(v: u64) -> Self;
+    /// Whether the value is NaN.
+    fn is_nan(self) -> bool;
 }
 
 impl Float for f32 {
@@ -64,6 +66,9 @@ impl Float for f32 {
     fn from_u64(v: u64) -> f32 {
         v as f32
     }
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
 }
 
 impl Float for f64 {
@@ -79,6 +84,9 @@ impl Float for f64 {
     }
     fn from_u64(v: u64) -> f64 {
         v as f64
+    }
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
     }
 }
 

@@ -65,8 +65,18 @@ pub fn discover(dir: &Path) -> Result<Universe> {
             Ok(m) => m,
             Err(e) => {
                 let symbol = name.to_string_lossy();
-                let symbol = symbol.strip_suffix(".parquet").or_else(|| symbol.strip_prefix("symbol=")).unwrap_or(&symbol);
-                broken.push(SymbolError::new(symbol, &entry, SymbolErrorKind::Io { op: "reading", message: e.to_string() }));
+                let symbol = symbol
+                    .strip_suffix(".parquet")
+                    .or_else(|| symbol.strip_prefix("symbol="))
+                    .unwrap_or(&symbol);
+                broken.push(SymbolError::new(
+                    symbol,
+                    &entry,
+                    SymbolErrorKind::Io {
+                        op: "reading",
+                        message: e.to_string(),
+                    },
+                ));
                 continue;
             }
         };
@@ -85,7 +95,14 @@ pub fn discover(dir: &Path) -> Result<Universe> {
             };
             let mut files = Vec::new();
             if let Err(e) = collect_parquet(&entry, &mut files) {
-                broken.push(SymbolError::new(&symbol, &entry, SymbolErrorKind::Io { op: "listing", message: e.to_string() }));
+                broken.push(SymbolError::new(
+                    &symbol,
+                    &entry,
+                    SymbolErrorKind::Io {
+                        op: "listing",
+                        message: e.to_string(),
+                    },
+                ));
                 continue;
             }
             if symbol.is_empty() || files.is_empty() {

@@ -53,6 +53,9 @@ pub struct InspectReport {
     pub estimated_budget: Option<Budget>,
     /// Why no shape fits the budget, if none does.
     pub budget_error: Option<String>,
+    /// With filter options: what the filters would remove, the distinct timestamps and the memory
+    /// of the filter passes (this reads the time and target columns, not only footers).
+    pub filter_stats: Option<crate::filter::FilterStats>,
 }
 
 /// Inspects `cfg.input` (only the input, target, time column, features, float32, max-rows and
@@ -187,11 +190,18 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         float32: cfg.float32,
         max_work,
         longest_rows: longest,
+        held_bytes: 0,
     };
     let (estimated_budget, budget_error) = match choose_for(cfg, &shape) {
         Ok(b) => (Some(b), None),
         Err(e @ Error::Budget { .. }) => (None, Some(e.to_string())),
         Err(e) => return Err(e),
+    };
+    let filter_stats = if cfg.filters.active() {
+        let plan = crate::plan::plan(&universe, cfg, &Default::default())?;
+        Some(plan.filter_stats)
+    } else {
+        None
     };
     Ok(InspectReport {
         symbols: universe.symbols.len(),
@@ -205,5 +215,6 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         estimated_output_bytes,
         estimated_budget,
         budget_error,
+        filter_stats,
     })
 }

@@ -22,6 +22,7 @@ pub mod config;
 pub mod convert;
 pub mod discover;
 mod error;
+pub mod filter;
 pub mod footer;
 pub mod gen;
 mod guard;

@@ -12,6 +12,7 @@ use spill::{ColumnSpec, DType, Layout, Role, Symbol};
 use crate::config::{BuildConfig, OnError};
 use crate::discover::{SymbolFiles, Universe};
 use crate::error::{Error, Result, SymbolError, SymbolErrorKind};
+use crate::filter::{CrossSection, FilterStats};
 use crate::footer::{read_footer, FileInfo, Interner, FOOTER_EXPANSION};
 use crate::schema::{excluded_by_name, Kind, TimeKind};
 use crate::time::{scan, TimeScan};
@@ -46,12 +47,14 @@ pub struct Unit {
     pub row_start: u64,
     /// Estimated decoder working set (bytes) of the projected columns.
     pub work_bytes: u64,
+    /// Rows this file contributes to the output (after `--max-rows` and the filters).
+    pub out: u64,
 }
 
 impl Unit {
     /// Rows this file contributes to the output.
     pub fn out_rows(&self) -> u64 {
-        self.survivors - self.skip
+        self.out
     }
 
     /// Whether some times are null (the reader must then filter rows).
@@ -88,6 +91,10 @@ pub struct Plan {
     pub input_bytes: u64,
     /// Combined CRC-32 of every file's path, size and footer bytes.
     pub fingerprint: u32,
+    /// The cross-sectional filters' decisions, when filters are on.
+    pub filters: Option<std::sync::Arc<CrossSection>>,
+    /// What the filters removed.
+    pub filter_stats: FilterStats,
 }
 
 impl Plan {
@@ -397,15 +404,13 @@ fn build_plan(
     skipped: Vec<Skipped>,
 ) -> Result<Plan> {
     let mut units = Vec::new();
-    let mut symbols = Vec::new();
-    let mut row = 0u64;
+    let mut symbol_names = Vec::new();
     let mut input_bytes = 0u64;
     let mut fp = crc32fast::Hasher::new();
     for (code, c) in cands.into_iter().enumerate() {
         let survivors: u64 = c.scans.iter().map(|s| s.survivors).sum();
         let keep = cfg.max_rows.map_or(survivors, |m| m.min(survivors));
         let mut to_skip = survivors - keep;
-        let start = row;
         for (i, f) in c.files.into_iter().enumerate() {
             let s = c.scans[i];
             let skip = to_skip.min(s.survivors);
@@ -433,7 +438,7 @@ fn build_plan(
             fp.update(rel.as_os_str().as_encoded_bytes());
             fp.update(&f.size.to_le_bytes());
             fp.update(&f.footer_crc.to_le_bytes());
-            let unit = Unit {
+            units.push(Unit {
                 symbol: code as u32,
                 size: f.size,
                 mtime: f.mtime,
@@ -443,19 +448,46 @@ fn build_plan(
                 rows: f.rows,
                 survivors: s.survivors,
                 skip,
-                row_start: row,
+                row_start: 0,
                 work_bytes,
+                out: s.survivors - skip,
                 path: f.path,
-            };
-            row += unit.out_rows();
-            units.push(unit);
+            });
         }
-        symbols.push(Symbol {
-            name: c.sym.name.clone(),
-            start,
-            stop: row,
-        });
+        symbol_names.push(c.sym.name.clone());
     }
+
+    // The cross-sectional filters fix each file's final row count from the time (and target)
+    // columns alone.
+    let (filters, filter_stats) = if cfg.filters.active() {
+        let (cs, stats) =
+            crate::filter::apply(&mut units, &symbol_names, cfg.filters, cfg.memory_budget)?;
+        (Some(std::sync::Arc::new(cs)), stats)
+    } else {
+        (None, FilterStats::default())
+    };
+
+    let mut symbols: Vec<Symbol> = symbol_names
+        .into_iter()
+        .map(|name| Symbol {
+            name,
+            start: 0,
+            stop: 0,
+        })
+        .collect();
+    let mut row = 0u64;
+    for u in &mut units {
+        u.row_start = row;
+        row += u.out;
+        symbols[u.symbol as usize].stop = row;
+    }
+    let mut start = 0;
+    for s in &mut symbols {
+        s.stop = s.stop.max(start);
+        s.start = start;
+        start = s.stop;
+    }
+
     let value = if cfg.float32 { DType::F32 } else { DType::F64 };
     let mut columns = vec![
         ColumnSpec::new(time_col.clone(), DType::I64, Role::Time),
@@ -483,5 +515,7 @@ fn build_plan(
         skipped,
         input_bytes,
         fingerprint: fp.finalize(),
+        filters,
+        filter_stats,
     })
 }

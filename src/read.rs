@@ -12,6 +12,7 @@ use parquet::arrow::ProjectionMask;
 
 use crate::convert::{convert, Float, Selection};
 use crate::error::{SymbolError, SymbolErrorKind};
+use crate::filter::CrossSection;
 use crate::footer::{identity, io_kind, reader_options};
 use crate::guard::no_panic;
 use crate::plan::{Unit, ABSENT};
@@ -58,20 +59,35 @@ pub enum Msg<O> {
 /// allocation per batch costs page faults and glibc trimming: ~6% of a build's CPU, measured).
 pub type Recycled<O> = (Vec<i64>, Vec<O>);
 
-/// Decodes unit `index` of the plan. `target` says whether the output has a target column.
-/// `send` returns false when the writer is gone (the build is being cancelled); `recycled` yields
-/// buffers of written batches.
-#[allow(clippy::too_many_arguments)]
+/// What every reader of a build shares.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadContext<'a> {
+    /// Whether the output has a target column.
+    pub target: bool,
+    /// Rows per batch.
+    pub batch_rows: usize,
+    /// Set when the build is being cancelled.
+    pub cancel: &'a AtomicBool,
+    /// The cross-sectional filters, when on.
+    pub filters: Option<&'a CrossSection>,
+}
+
+/// Decodes unit `index` of the plan. `send` returns false when the writer is gone (the build is
+/// being cancelled); `recycled` yields buffers of written batches.
 pub fn read_unit<O: Float>(
     index: u32,
     unit: &Unit,
     symbol: &str,
-    target: bool,
-    batch_rows: usize,
-    cancel: &AtomicBool,
+    ctx: &ReadContext<'_>,
     recycled: &crossbeam_channel::Receiver<Recycled<O>>,
     send: &mut dyn FnMut(Msg<O>) -> bool,
 ) -> Result<(), SymbolError> {
+    let ReadContext {
+        target,
+        batch_rows,
+        cancel,
+        filters,
+    } = *ctx;
     let err = |kind| SymbolError::new(symbol, &unit.path, kind);
     let parquet_err = |context: &str, e: parquet::errors::ParquetError| {
         err(SymbolErrorKind::Parquet {
@@ -95,6 +111,7 @@ pub fn read_unit<O: Float>(
     let pos = |root: u32| roots.binary_search(&root).ok();
 
     let mut skip_left = unit.skip;
+    let mut cursor = 0usize;
     let reader = no_panic(|| -> Result<_, SymbolError> {
         let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, reader_options())
             .map_err(|e| parquet_err("reading the footer", e))?;
@@ -186,13 +203,46 @@ pub fn read_unit<O: Float>(
             })?;
             Selection::Range(k..n)
         };
+        if time.len() != sel.len() {
+            // A null time in a file planned without nulls: the file changed under us.
+            return Err(err(SymbolErrorKind::Changed));
+        }
+        let sel = match filters {
+            None => sel,
+            Some(cs) => {
+                // The same decision the planning passes made, row by row.
+                let mut tgt = vec![O::NAN; sel.len()];
+                if let Some(p) = (target && unit.target != ABSENT)
+                    .then(|| pos(unit.target))
+                    .flatten()
+                {
+                    convert(batch.column(p).as_ref(), &sel, &mut tgt).map_err(|dtype| {
+                        err(SymbolErrorKind::ColumnType {
+                            column: "target".into(),
+                            dtype,
+                            role: "the target",
+                        })
+                    })?;
+                }
+                let rows: Vec<u32> = match &sel {
+                    Selection::Range(r) => r.clone().map(|i| i as u32).collect(),
+                    Selection::Indices(v) => v.clone(),
+                };
+                let mut idx = Vec::with_capacity(rows.len());
+                let mut kept_time = Vec::with_capacity(rows.len());
+                for (k, &i) in rows.iter().enumerate() {
+                    if cs.keep(time[k], !tgt[k].is_nan(), unit.symbol, &mut cursor) {
+                        idx.push(i);
+                        kept_time.push(time[k]);
+                    }
+                }
+                time = kept_time;
+                Selection::Indices(idx)
+            }
+        };
         let m = sel.len();
         if m == 0 {
             continue;
-        }
-        if time.len() != m {
-            // A null time in a file planned without nulls: the file changed under us.
-            return Err(err(SymbolErrorKind::Changed));
         }
         values.clear();
         values.resize(value_roots.len() * m, O::NAN);
@@ -259,7 +309,9 @@ fn failing_column(path: &std::path::Path, roots: &[u32]) -> Option<String> {
     no_panic(|| {
         for &root in roots {
             let file = File::open(path).ok()?;
-            let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, reader_options()).ok()?;
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new_with_options(file, reader_options())
+                    .ok()?;
             let name = builder.schema().field(root as usize).name().clone();
             let mask = ProjectionMask::roots(builder.parquet_schema(), [root as usize]);
             let Ok(reader) = builder.with_projection(mask).build() else {

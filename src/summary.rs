@@ -58,6 +58,10 @@ pub struct BuildSummary {
     pub bottleneck: &'static str,
     /// Builds started (more than 1 when `--on-error skip` had to drop a symbol mid-decode).
     pub attempts: usize,
+    /// Cross-sectional filter settings.
+    pub filters: crate::filter::FilterOptions,
+    /// Rows each filter removed, distinct timestamps, and the memory of the filter passes.
+    pub filter_stats: crate::filter::FilterStats,
 }
 
 impl BuildSummary {
@@ -107,6 +111,12 @@ impl BuildSummary {
                 "writer"
             },
             attempts,
+            filters: plan
+                .filters
+                .as_ref()
+                .map(|cs| cs.options())
+                .unwrap_or_default(),
+            filter_stats: plan.filter_stats,
         }
     }
 
@@ -137,6 +147,17 @@ impl BuildSummary {
             "waits: readers blocked {:.2}s, writer waited {:.2}s (bottleneck: {})\n",
             self.readers_waited_seconds, self.writer_waited_seconds, self.bottleneck
         );
+        if self.filters.active() {
+            let f = &self.filter_stats;
+            s += &format!(
+                "filters: removed {} rows (null target), {} (min-cs), {} (sampling); {} distinct timestamps, {:.1} MiB\n",
+                f.removed_null_target,
+                f.removed_min_cs,
+                f.removed_sampling,
+                f.distinct_timestamps,
+                mib(f.memory_bytes)
+            );
+        }
         if !self.symbols_skipped.is_empty() {
             s += &format!("skipped {} symbol(s):\n", self.symbols_skipped.len());
             for k in &self.symbols_skipped {

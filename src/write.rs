@@ -88,7 +88,8 @@ pub fn write_all<O: Float>(
                     }
                     if let Some(w) = writer.as_deref_mut() {
                         w.write(0, row, &b.time).map_err(spill_err)?;
-                        w.write(1, row, &symbol_codes[..b.rows]).map_err(spill_err)?;
+                        w.write(1, row, &symbol_codes[..b.rows])
+                            .map_err(spill_err)?;
                         for c in 0..value_columns {
                             let col = &b.values[c * b.rows..(c + 1) * b.rows];
                             w.write(2 + c, row, col).map_err(spill_err)?;

@@ -5,4 +5,5 @@ mod common;
 
 mod cli;
 mod contract;
+mod filters;
 mod reliability;

@@ -50,6 +50,18 @@ pub struct Args {
     /// How the output is written.
     #[arg(long, value_enum)]
     write_mode: Option<WriteMode>,
+    /// Drop rows whose target is null or NaN (after the per-symbol steps).
+    #[arg(long)]
+    drop_null_target: bool,
+    /// Drop rows at timestamps where fewer than N rows exist across the universe.
+    #[arg(long, value_name = "N")]
+    min_cs: Option<u64>,
+    /// At timestamps with more than K rows, keep exactly K, chosen pseudo-randomly from --seed.
+    #[arg(long, value_name = "K")]
+    max_cs_samples: Option<u64>,
+    /// Seed of --max-cs-samples (default 0).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Write the build summary as JSON to this file.
     #[arg(long)]
     summary: Option<PathBuf>,
@@ -80,6 +92,10 @@ impl Args {
             memory_budget: self.memory_budget.clone(),
             on_error: self.on_error,
             write_mode: self.write_mode,
+            drop_null_target: self.drop_null_target.then_some(true),
+            min_cs: self.min_cs,
+            max_cs_samples: self.max_cs_samples,
+            seed: self.seed,
         }
     }
 }

@@ -30,6 +30,18 @@ pub struct Args {
     /// Memory budget for the estimate (default 256MiB).
     #[arg(long)]
     memory_budget: Option<String>,
+    /// Report what --drop-null-target would remove (reads the time and target columns).
+    #[arg(long)]
+    drop_null_target: bool,
+    /// Report what --min-cs N would remove and its memory (reads the time columns).
+    #[arg(long, value_name = "N")]
+    min_cs: Option<u64>,
+    /// Report what --max-cs-samples K would remove and its memory (reads the time columns).
+    #[arg(long, value_name = "K")]
+    max_cs_samples: Option<u64>,
+    /// Seed of --max-cs-samples.
+    #[arg(long)]
+    seed: Option<u64>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -46,6 +58,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         max_rows: a.max_rows,
         no_float32: a.no_float32.then_some(true),
         memory_budget: a.memory_budget,
+        drop_null_target: a.drop_null_target.then_some(true),
+        min_cs: a.min_cs,
+        max_cs_samples: a.max_cs_samples,
+        seed: a.seed,
         ..Default::default()
     }
     .resolve()?;
@@ -88,6 +104,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         println!("unreadable: {}: {}", u.symbol, u.reason);
     }
     println!("estimated output: {:.1} MiB", mib(r.estimated_output_bytes));
+    if let Some(f) = &r.filter_stats {
+        println!(
+            "filters would remove {} rows (null target), {} (min-cs), {} (sampling); {} distinct timestamps, {} over K; filter memory {:.1} MiB",
+            f.removed_null_target,
+            f.removed_min_cs,
+            f.removed_sampling,
+            f.distinct_timestamps,
+            f.sampled_timestamps,
+            mib(f.memory_bytes)
+        );
+    }
     match (&r.estimated_budget, &r.budget_error) {
         (Some(b), _) => println!(
             "estimated peak memory: {:.0} MiB ({} readers, {}-row batches, capacity {}; budget {:.0} MiB)",

@@ -1,0 +1,144 @@
+//! Hot paths of a build, one at a time (criterion). Whole-build comparisons against peers are in
+//! scripts/bench_peers.sh; these isolate where the time goes.
+//!
+//! - `decode_convert/row_group`: one 65,536-row x 100-feature zstd row group (pyarrow-like:
+//!   dictionary pages) decoded with a projection, nulls to NaN, converted to float32: what one
+//!   reader does per file, batches discarded.
+//! - `writer/batch`: one 8,192-row batch of 103 columns through the spill writer (checksums,
+//!   statistics, copy into the staging buffers or mapped windows, and the writes themselves).
+//! - `plan/728_files`: footers of 728 files (100 features each) and their time columns: the plan
+//!   of a 728-symbol universe.
+//!
+//! Inputs are generated once under target/bench-data/ (`spillway gen`, fixed seed).
+//!
+//! ```text
+//! cargo bench --bench pipeline [-- FILTER]
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use spill::{ColumnSpec, DType, Layout, Role, SpillWriter, Symbol, WriteMode, WriteOptions};
+use spillway::config::BuildOptions;
+use spillway::gen::{generate, GenOptions};
+
+fn data_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data").join(name)
+}
+
+/// A universe generated once (re-used across runs; delete target/bench-data to regenerate).
+fn universe(name: &str, opts: GenOptions) -> PathBuf {
+    let dir = data_dir(name);
+    if !dir.join(".done").exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        generate(&GenOptions { output: dir.clone(), ..opts }).expect("generate bench universe");
+        std::fs::write(dir.join(".done"), b"").expect("mark");
+    }
+    dir
+}
+
+fn config(input: &Path, output: &Path) -> spillway::BuildConfig {
+    BuildOptions {
+        input: Some(input.to_path_buf()),
+        output: Some(output.to_path_buf()),
+        target: Some("target".into()),
+        ..Default::default()
+    }
+    .resolve()
+    .expect("config")
+}
+
+fn decode_convert(c: &mut Criterion) {
+    let u = universe(
+        "one_row_group",
+        GenOptions { symbols: 1, rows: 65_536, features: 100, ragged: 0.0, ..Default::default() },
+    );
+    let cfg = config(&u, &u.join("unused.spill"));
+    let universe = spillway::discover::discover(&u).expect("discover");
+    let plan = spillway::plan::plan(&universe, &cfg, &Default::default()).expect("plan");
+    let unit = &plan.units[0];
+    let mut g = c.benchmark_group("decode_convert");
+    g.throughput(Throughput::Bytes(unit.size));
+    g.sample_size(20);
+    let cancel = AtomicBool::new(false);
+    let (_keep, recycled) = crossbeam_channel::bounded(1);
+    g.bench_function("row_group", |b| {
+        b.iter(|| {
+            let mut rows = 0usize;
+            let mut send = |m: spillway::read::Msg<f32>| {
+                if let spillway::read::Msg::Batch(batch) = m {
+                    rows += batch.rows;
+                }
+                true
+            };
+            let ctx = spillway::read::ReadContext { target: true, batch_rows: 8192, cancel: &cancel, filters: None };
+            spillway::read::read_unit(0, unit, "S0000", &ctx, &recycled, &mut send).expect("decode");
+            rows
+        })
+    });
+    g.finish();
+}
+
+fn writer(c: &mut Criterion) {
+    const ROWS: usize = 8192;
+    const FEATURES: usize = 101;
+    let dir = tempfile::tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("target")).expect("tempdir");
+    let time: Vec<i64> = (0..ROWS as i64).collect();
+    let codes = vec![0u32; ROWS];
+    let values: Vec<f32> = (0..ROWS).map(|i| (i as f32).sin()).collect();
+    let mut g = c.benchmark_group("writer");
+    g.throughput(Throughput::Bytes((ROWS * (12 + 4 * FEATURES)) as u64));
+    for (name, mode) in [("batch_direct", WriteMode::Direct), ("batch_mmap", WriteMode::Mmap)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let nrows = iters * ROWS as u64;
+                let mut cols = vec![
+                    ColumnSpec::new("ts", DType::I64, Role::Time),
+                    ColumnSpec::new("symbol", DType::U32, Role::Symbol),
+                ];
+                cols.extend((0..FEATURES).map(|i| ColumnSpec::new(format!("f{i}"), DType::F32, Role::Feature)));
+                let layout = Layout::new(nrows, cols, vec![Symbol { name: "S".into(), start: 0, stop: nrows }]).expect("layout");
+                let opts = WriteOptions::default().with_mode(mode);
+                let mut w = SpillWriter::create(dir.path().join("bench.spill"), layout, opts).expect("create");
+                let t0 = Instant::now();
+                for i in 0..iters {
+                    let row = i * ROWS as u64;
+                    w.write(0, row, &time).expect("write");
+                    w.write(1, row, &codes).expect("write");
+                    for f in 0..FEATURES {
+                        w.write(2 + f, row, &values).expect("write");
+                    }
+                }
+                let elapsed = t0.elapsed();
+                drop(w); // uncommitted: the temporary file goes away
+                elapsed
+            })
+        });
+    }
+    g.finish();
+}
+
+fn plan_728(c: &mut Criterion) {
+    let u = universe(
+        "plan_728",
+        GenOptions { symbols: 728, rows: 200, features: 100, ..Default::default() },
+    );
+    let cfg = config(&u, &u.join("unused.spill"));
+    let universe = spillway::discover::discover(&u).expect("discover");
+    let mut g = c.benchmark_group("plan");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(10));
+    g.bench_function("728_files", |b| {
+        b.iter_batched(
+            || (),
+            |_| spillway::plan::plan(&universe, &cfg, &Default::default()).expect("plan").units.len(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode_convert, writer, plan_728);
+criterion_main!(benches);

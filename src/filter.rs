@@ -1,0 +1,462 @@
+//! Cross-sectional filters, applied after the per-symbol steps and before any feature is decoded:
+//!
+//! 1. `--drop-null-target`: rows whose target is null or NaN go;
+//! 2. `--min-cs N`: rows at a timestamp with fewer than N rows across the universe go;
+//! 3. `--max-cs-samples K --seed S`: at a timestamp with more than K rows, exactly K stay.
+//!
+//! Sampling is order-free: row (t, symbol) gets the priority `hash(seed, t, symbol name)` and a
+//! timestamp keeps its K smallest priorities (ties, at 2^-64, by symbol code). Every symbol at a
+//! timestamp has the same chance, and the choice depends on neither thread count, input order nor
+//! batch sizes.
+//!
+//! Passes over the time (and target) columns only, so the plan still knows every row's offset:
+//! count rows per timestamp (a sorted table, O(distinct timestamps)); for sampling, keep a bounded
+//! max-heap of K priorities per over-full timestamp (O(over-full timestamps x K)) and store only
+//! the K-th as that timestamp's threshold; then count each file's surviving rows. Readers apply
+//! the same [`CrossSection::keep`] row by row. The memory is checked against the budget before it
+//! is taken.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::convert::{convert, Selection};
+use crate::error::{Error, Result, SymbolError, SymbolErrorKind};
+use crate::footer::{io_kind, reader_options};
+use crate::guard::no_panic;
+use crate::plan::{Unit, ABSENT};
+use crate::time::for_each_ns;
+
+/// Bytes per entry of the counting map (key, count, hash-table overhead).
+const COUNT_ENTRY: u64 = 48;
+/// Bytes per distinct timestamp in the final table (time, threshold).
+const TABLE_ENTRY: u64 = 24;
+/// Bytes per sampling heap slot (priority, code).
+const HEAP_SLOT: u64 = 16;
+/// Threshold meaning "keep every row at this timestamp".
+const KEEP_ALL: (u64, u32) = (u64::MAX, u32::MAX);
+
+/// The filter settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FilterOptions {
+    /// Drop rows whose target is null or NaN.
+    pub drop_null_target: bool,
+    /// Minimum rows per timestamp (0 or 1: no filter).
+    pub min_cs: u64,
+    /// At most this many rows per timestamp.
+    pub max_cs_samples: Option<u64>,
+    /// Seed of the sampling.
+    pub seed: u64,
+}
+
+impl FilterOptions {
+    /// Whether any filter is on.
+    pub fn active(&self) -> bool {
+        self.drop_null_target || self.needs_table()
+    }
+
+    /// Whether a per-timestamp table is needed (min-cs or sampling).
+    fn needs_table(&self) -> bool {
+        self.min_cs > 1 || self.max_cs_samples.is_some()
+    }
+}
+
+/// Rows each filter removed, and what the table cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FilterStats {
+    /// Rows removed by `--drop-null-target`.
+    pub removed_null_target: u64,
+    /// Rows removed by `--min-cs`.
+    pub removed_min_cs: u64,
+    /// Rows removed by `--max-cs-samples`.
+    pub removed_sampling: u64,
+    /// Distinct timestamps (after the target filter).
+    pub distinct_timestamps: u64,
+    /// Timestamps that had more than K rows.
+    pub sampled_timestamps: u64,
+    /// Peak memory of the passes (count map, or table plus heaps).
+    pub memory_bytes: u64,
+}
+
+/// The decisions, shared by the planning passes and the readers.
+#[derive(Debug)]
+pub struct CrossSection {
+    opts: FilterOptions,
+    /// Sorted timestamps that survive `--min-cs` (empty when no table is needed).
+    times: Vec<i64>,
+    /// Per timestamp: the largest (priority, code) kept, or `KEEP_ALL`.
+    thresholds: Vec<(u64, u32)>,
+    /// Per symbol code: hash of its name.
+    names: Vec<u64>,
+}
+
+impl CrossSection {
+    /// Whether the row at time `t` of symbol `code` stays. `target_ok`: its target is neither
+    /// null nor NaN. `cursor` remembers the last table position (rows of a file are usually in
+    /// time order, so most lookups are O(1)).
+    pub fn keep(&self, t: i64, target_ok: bool, code: u32, cursor: &mut usize) -> bool {
+        if self.opts.drop_null_target && !target_ok {
+            return false;
+        }
+        if !self.opts.needs_table() {
+            return true;
+        }
+        let Some(i) = self.find(t, cursor) else {
+            return false;
+        };
+        let th = self.thresholds[i];
+        th == KEEP_ALL || (self.priority(t, code), code) <= th
+    }
+
+    fn find(&self, t: i64, cursor: &mut usize) -> Option<usize> {
+        for probe in [*cursor, *cursor + 1] {
+            if self.times.get(probe) == Some(&t) {
+                *cursor = probe;
+                return Some(probe);
+            }
+        }
+        let i = self.times.binary_search(&t).ok()?;
+        *cursor = i;
+        Some(i)
+    }
+
+    fn priority(&self, t: i64, code: u32) -> u64 {
+        priority(self.opts.seed, t, self.names[code as usize])
+    }
+
+    /// The settings.
+    pub fn options(&self) -> FilterOptions {
+        self.opts
+    }
+
+    /// Resident bytes of the table.
+    pub fn memory_bytes(&self) -> u64 {
+        self.times.len() as u64 * TABLE_ENTRY + self.names.len() as u64 * 8
+    }
+}
+
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Stable hash of a symbol name (FNV-1a, then mixed): the same on every platform and release.
+pub fn name_hash(name: &str) -> u64 {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    mix(h)
+}
+
+/// Sampling priority of (seed, timestamp, symbol).
+pub fn priority(seed: u64, t: i64, name: u64) -> u64 {
+    mix(mix(seed.wrapping_add(0x9E37_79B9_7F4A_7C15) ^ name).wrapping_add(t as u64))
+}
+
+/// Calls `visit(t, target_ok)` for every row of `unit` that the per-symbol steps keep (non-null
+/// time, past the `--max-rows` cut), reading only the time and target columns.
+pub fn scan_unit(
+    unit: &Unit,
+    symbol: &str,
+    visit: &mut dyn FnMut(i64, bool),
+) -> Result<(), SymbolError> {
+    let err = |kind| SymbolError::new(symbol, &unit.path, kind);
+    let perr = |e: parquet::errors::ParquetError| {
+        err(SymbolErrorKind::Parquet {
+            context: "decoding the time and target columns".into(),
+            message: e.to_string(),
+        })
+    };
+    let file = File::open(&unit.path).map_err(|e| err(io_kind("opening", &e)))?;
+    no_panic(|| -> Result<(), SymbolError> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, reader_options())
+            .map_err(perr)?;
+        let mut roots = vec![unit.time.0 as usize];
+        if unit.target != ABSENT {
+            roots.push(unit.target as usize);
+        }
+        roots.sort_unstable();
+        let time_pos = roots
+            .iter()
+            .position(|&r| r == unit.time.0 as usize)
+            .unwrap_or(0);
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(65_536)
+            .build()
+            .map_err(perr)?;
+        let mut skip_left = unit.skip;
+        let mut target = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| perr(e.into()))?;
+            let n = batch.num_rows();
+            target.clear();
+            target.resize(n, f64::NAN);
+            if unit.target != ABSENT {
+                let col = batch.column(1 - time_pos);
+                convert(col.as_ref(), &Selection::Range(0..n), &mut target).map_err(|dtype| {
+                    err(SymbolErrorKind::ColumnType {
+                        column: "target".into(),
+                        dtype,
+                        role: "the target",
+                    })
+                })?;
+            }
+            for_each_ns(batch.column(time_pos), unit.time.1, |i, ns| {
+                if skip_left > 0 {
+                    skip_left -= 1;
+                } else {
+                    visit(ns, !target[i].is_nan());
+                }
+            })
+            .map_err(|(_, value)| {
+                err(SymbolErrorKind::TimeOverflow {
+                    column: "time".into(),
+                    row: 0,
+                    value,
+                })
+            })?;
+        }
+        Ok(())
+    })
+    .map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))?
+}
+
+/// Runs the filter passes over `units` (whose `out` counts are updated) and returns the decisions
+/// for the readers. `symbols[code]` names each symbol. `memory` bounds the passes' memory.
+pub fn apply(
+    units: &mut [Unit],
+    symbols: &[String],
+    opts: FilterOptions,
+    memory: u64,
+) -> Result<(CrossSection, FilterStats)> {
+    let names: Vec<u64> = symbols.iter().map(|s| name_hash(s)).collect();
+    let mut stats = FilterStats::default();
+    let mut cs = CrossSection {
+        opts,
+        times: Vec::new(),
+        thresholds: Vec::new(),
+        names,
+    };
+    let name_of = |u: &Unit| symbols[u.symbol as usize].as_str();
+
+    if opts.needs_table() {
+        // Pass 1: rows per timestamp (after the target filter), in per-thread maps.
+        let over = AtomicBool::new(false);
+        let limit = memory / 2;
+        let counts = units
+            .par_iter()
+            .try_fold(HashMap::<i64, u32>::new, |mut m, u| {
+                scan_unit(u, name_of(u), &mut |t, ok| {
+                    if ok || !opts.drop_null_target {
+                        *m.entry(t).or_default() += 1;
+                    }
+                })?;
+                if m.len() as u64 * COUNT_ENTRY > limit {
+                    over.store(true, Ordering::Relaxed);
+                }
+                Ok::<_, SymbolError>(m)
+            })
+            .try_reduce(HashMap::new, |a, b| {
+                let (small, mut big) = if a.len() < b.len() { (a, b) } else { (b, a) };
+                for (t, n) in small {
+                    *big.entry(t).or_default() += n;
+                }
+                Ok(big)
+            })?;
+        let count_bytes = counts.len() as u64 * COUNT_ENTRY;
+        if over.load(Ordering::Relaxed) || count_bytes > limit {
+            return Err(Error::Config(format!(
+                "cross-sectional filters: {} distinct timestamps need about {} MiB to count, over half the memory budget; raise --memory-budget",
+                counts.len(),
+                count_bytes >> 20
+            )));
+        }
+        stats.distinct_timestamps = counts.len() as u64;
+        let mut table: Vec<(i64, u32)> = counts.into_iter().collect();
+        table.sort_unstable();
+        let min = opts.min_cs;
+        stats.removed_min_cs = table
+            .iter()
+            .filter(|(_, n)| u64::from(*n) < min)
+            .map(|(_, n)| u64::from(*n))
+            .sum();
+        table.retain(|(_, n)| u64::from(*n) >= min);
+        cs.times = table.iter().map(|(t, _)| *t).collect();
+        cs.thresholds = vec![KEEP_ALL; table.len()];
+        stats.memory_bytes = count_bytes;
+
+        // Pass 2: the K smallest priorities of every over-full timestamp.
+        if let Some(k) = opts.max_cs_samples {
+            let slots: Vec<usize> = (0..table.len())
+                .filter(|&i| u64::from(table[i].1) > k)
+                .collect();
+            stats.sampled_timestamps = slots.len() as u64;
+            let heap_bytes = slots.len() as u64 * k * HEAP_SLOT;
+            let table_bytes = cs.memory_bytes();
+            if heap_bytes + table_bytes > limit {
+                return Err(Error::Config(format!(
+                    "--max-cs-samples {k}: {} timestamps with more than {k} rows need about {} MiB of sampling heaps, over half the memory budget; lower K or raise --memory-budget",
+                    slots.len(),
+                    (heap_bytes + table_bytes) >> 20
+                )));
+            }
+            stats.memory_bytes = stats.memory_bytes.max(heap_bytes + table_bytes);
+            let mut slot_of = vec![u32::MAX; table.len()];
+            for (s, &i) in slots.iter().enumerate() {
+                slot_of[i] = s as u32;
+            }
+            let k = k as usize;
+            let heaps = Mutex::new(Heaps {
+                k,
+                keys: vec![KEEP_ALL; slots.len() * k],
+                len: vec![0; slots.len()],
+            });
+            units.par_iter().try_for_each(|u| {
+                let mut cursor = 0usize;
+                let mut mine = Vec::new();
+                scan_unit(u, name_of(u), &mut |t, ok| {
+                    if opts.drop_null_target && !ok {
+                        return;
+                    }
+                    if let Some(i) = cs.find(t, &mut cursor) {
+                        if slot_of[i] != u32::MAX {
+                            mine.push((slot_of[i], (cs.priority(t, u.symbol), u.symbol)));
+                        }
+                    }
+                })?;
+                let mut h = heaps.lock().unwrap_or_else(|p| p.into_inner());
+                for (slot, key) in mine {
+                    h.push(slot as usize, key);
+                }
+                Ok::<_, SymbolError>(())
+            })?;
+            let h = heaps.into_inner().unwrap_or_else(|p| p.into_inner());
+            for (s, &i) in slots.iter().enumerate() {
+                cs.thresholds[i] = h.max(s);
+            }
+        }
+    }
+
+    // Pass 3: every file's surviving rows, and what each filter removed.
+    let per_unit: Vec<(u64, u64, u64)> = units
+        .par_iter()
+        .map(|u| {
+            let (mut kept, mut null_target, mut after_min_cs) = (0u64, 0u64, 0u64);
+            let mut cursor = 0usize;
+            scan_unit(u, name_of(u), &mut |t, ok| {
+                if opts.drop_null_target && !ok {
+                    null_target += 1;
+                    return;
+                }
+                if opts.needs_table() && cs.find(t, &mut cursor).is_some() {
+                    after_min_cs += 1;
+                }
+                if cs.keep(t, ok, u.symbol, &mut cursor) {
+                    kept += 1;
+                }
+            })?;
+            Ok((kept, null_target, after_min_cs))
+        })
+        .collect::<Result<_, SymbolError>>()?;
+    for (u, &(kept, null_target, after_min_cs)) in units.iter_mut().zip(&per_unit) {
+        u.out = kept;
+        stats.removed_null_target += null_target;
+        if opts.max_cs_samples.is_some() {
+            stats.removed_sampling += after_min_cs - kept;
+        }
+    }
+    Ok((cs, stats))
+}
+
+/// One bounded max-heap of (priority, code) per over-full timestamp, in one flat array.
+struct Heaps {
+    k: usize,
+    keys: Vec<(u64, u32)>,
+    len: Vec<u32>,
+}
+
+impl Heaps {
+    fn push(&mut self, slot: usize, key: (u64, u32)) {
+        let heap = &mut self.keys[slot * self.k..(slot + 1) * self.k];
+        let n = self.len[slot] as usize;
+        if n < heap.len() {
+            // Sift up.
+            let mut i = n;
+            heap[i] = key;
+            while i > 0 && heap[(i - 1) / 2] < heap[i] {
+                heap.swap(i, (i - 1) / 2);
+                i = (i - 1) / 2;
+            }
+            self.len[slot] += 1;
+        } else if key < heap[0] {
+            // Replace the largest, sift down.
+            heap[0] = key;
+            let mut i = 0;
+            loop {
+                let (l, r) = (2 * i + 1, 2 * i + 2);
+                let mut m = i;
+                if l < n && heap[l] > heap[m] {
+                    m = l;
+                }
+                if r < n && heap[r] > heap[m] {
+                    m = r;
+                }
+                if m == i {
+                    break;
+                }
+                heap.swap(i, m);
+                i = m;
+            }
+        }
+    }
+
+    /// The largest key kept in `slot` (its threshold).
+    fn max(&self, slot: usize) -> (u64, u32) {
+        self.keys[slot * self.k]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heaps_keep_the_k_smallest() {
+        let mut h = Heaps {
+            k: 3,
+            keys: vec![KEEP_ALL; 3],
+            len: vec![0],
+        };
+        for v in [50u64, 10, 40, 30, 20, 60, 5] {
+            h.push(0, (v, 0));
+        }
+        assert_eq!(h.max(0), (20, 0), "the 3 smallest are 5, 10, 20");
+    }
+
+    #[test]
+    fn priorities_are_stable_and_seed_dependent() {
+        // Fixed values: a change here changes every sampled file; it needs a format note.
+        assert_eq!(name_hash("AAPL"), name_hash("AAPL"));
+        assert_ne!(
+            priority(1, 100, name_hash("AAPL")),
+            priority(2, 100, name_hash("AAPL"))
+        );
+        assert_ne!(
+            priority(1, 100, name_hash("AAPL")),
+            priority(1, 100, name_hash("MSFT"))
+        );
+        assert_ne!(
+            priority(1, 100, name_hash("AAPL")),
+            priority(1, 101, name_hash("AAPL"))
+        );
+    }
+}
