@@ -14,6 +14,7 @@ fi
 export SPILLWAY_PYTHON="$PWD/$venv/bin/python"
 export SPILLWAY_REQUIRE_PYTHON=1   # a missing numpy is a failure here, not a skipped check
 
-cargo test --workspace --all-targets
+# Benches are compiled by .ci/run (cargo bench --no-run), not run here: they generate large inputs.
+cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
 "$SPILLWAY_PYTHON" -m pytest -q spill/python/tests

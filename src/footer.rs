@@ -36,33 +36,41 @@ pub fn reader_options() -> ArrowReaderOptions {
 /// Interned strings (column names, type names), shared by the threads reading footers.
 #[derive(Debug, Default, Clone)]
 pub struct Interner {
-    inner: Arc<Mutex<(HashMap<Arc<str>, u32>, Vec<Arc<str>>)>>,
+    inner: Arc<Mutex<Strings>>,
+}
+
+#[derive(Debug, Default)]
+struct Strings {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
 }
 
 impl Interner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Strings> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The id of `s`, adding it if new.
     pub fn id(&self, s: &str) -> u32 {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(&id) = g.0.get(s) {
+        let mut g = self.lock();
+        if let Some(&id) = g.ids.get(s) {
             return id;
         }
-        let id = g.1.len() as u32;
+        let id = g.names.len() as u32;
         let a: Arc<str> = Arc::from(s);
-        g.1.push(a.clone());
-        g.0.insert(a, id);
+        g.names.push(a.clone());
+        g.ids.insert(a, id);
         id
     }
 
     /// The string of `id`.
     pub fn get(&self, id: u32) -> Arc<str> {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.1[id as usize].clone()
+        self.lock().names[id as usize].clone()
     }
 
     /// The id of `s` if it was ever interned.
     pub fn lookup(&self, s: &str) -> Option<u32> {
-        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        g.0.get(s).copied()
+        self.lock().ids.get(s).copied()
     }
 }
 

@@ -9,6 +9,7 @@
 //!
 //! - [`discover`] finds the symbols and their files (flat and hive layouts);
 //! - [`plan`] reads every footer and the time column alone, and fixes the exact spill layout;
+//!   [`filter`] applies the cross-sectional filters there, from the time and target columns;
 //! - [`budget`] picks reader count, batch rows and channel capacity to fit `--memory-budget`;
 //! - [`read`] decodes each file into float batches ([`convert`] does the fused conversion,
 //!   [`time`] the time column);
@@ -16,25 +17,26 @@
 //! - [`build`] runs it all and returns a [`summary::BuildSummary`].
 #![deny(missing_docs)]
 
-pub mod budget;
-pub mod build;
+// Configuration, then the pipeline in order, then what it reports.
 pub mod config;
-pub mod convert;
 pub mod discover;
-mod error;
-pub mod filter;
 pub mod footer;
-pub mod gen;
-mod guard;
-pub mod inspect;
-pub mod plan;
-pub mod progress;
-pub mod read;
-pub mod rss;
 pub mod schema;
-pub mod summary;
 pub mod time;
+pub mod plan;
+pub mod filter;
+pub mod budget;
+pub mod read;
+pub mod convert;
 pub mod write;
+pub mod build;
+pub mod summary;
+pub mod progress;
+pub mod rss;
+pub mod gen;
+pub mod inspect;
+mod error;
+mod guard;
 
 pub use build::build;
 pub use config::{BuildConfig, BuildOptions};

@@ -4,6 +4,6 @@
 mod common;
 
 mod cli;
-mod contract;
+mod build_contract;
 mod filters;
 mod reliability;

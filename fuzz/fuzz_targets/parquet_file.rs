@@ -12,7 +12,11 @@ use libfuzzer_sys::fuzz_target;
 fn dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = if std::path::Path::new("/dev/shm").is_dir() { "/dev/shm" } else { "/tmp" };
+        let base = if std::path::Path::new("/dev/shm").is_dir() {
+            "/dev/shm"
+        } else {
+            "/tmp"
+        };
         let d = PathBuf::from(base).join(format!("spillway-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(d.join("u")).expect("fuzz dir");
         let good = include_bytes!("../seeds/parquet_file/good.parquet");
@@ -24,7 +28,10 @@ fn dir() -> &'static PathBuf {
 fuzz_target!(|data: &[u8]| {
     let d = dir();
     let _ = std::fs::write(d.join("u/B.parquet"), data);
-    for on_error in [spillway::config::OnError::Fail, spillway::config::OnError::Skip] {
+    for on_error in [
+        spillway::config::OnError::Fail,
+        spillway::config::OnError::Skip,
+    ] {
         let cfg = spillway::BuildOptions {
             input: Some(d.join("u")),
             output: Some(d.join("o.spill")),

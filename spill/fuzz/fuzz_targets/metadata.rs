@@ -6,7 +6,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pages, meta)) = data.split_first() else { return };
+    let Some((&pages, meta)) = data.split_first() else {
+        return;
+    };
     let data_end = 4096 * (1 + u64::from(pages % 16));
     let mut file = vec![0u8; data_end as usize];
     file[..8].copy_from_slice(&spill::MAGIC);
@@ -25,7 +27,9 @@ fuzz_target!(|data: &[u8]| {
         metadata_checksum: crc32(meta),
     };
     file.extend_from_slice(&trailer.encode());
-    let Ok(f) = spill::SpillFile::from_bytes(file) else { return };
+    let Ok(f) = spill::SpillFile::from_bytes(file) else {
+        return;
+    };
     for i in 0..f.columns().len() {
         assert_eq!(f.column_bytes(i).len() as u64, f.columns()[i].length);
     }
@@ -39,7 +43,11 @@ fn crc32(b: &[u8]) -> u32 {
     for &x in b {
         crc ^= u32::from(x);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

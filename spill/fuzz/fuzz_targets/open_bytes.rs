@@ -9,7 +9,9 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = vec![0u64; data.len().div_ceil(8)];
     let bytes: &mut [u8] = &mut bytemuck_bytes(&mut buf)[..data.len()];
     bytes.copy_from_slice(data);
-    let Ok(f) = spill::SpillFile::from_bytes(&*bytes) else { return };
+    let Ok(f) = spill::SpillFile::from_bytes(&*bytes) else {
+        return;
+    };
     for (i, c) in f.columns().iter().enumerate() {
         let b = f.column_bytes(i);
         assert_eq!(b.len() as u64, c.length);

@@ -29,7 +29,9 @@ struct AlignedBuf {
 impl AlignedBuf {
     /// `len` is a multiple of 4096.
     fn new(len: usize) -> AlignedBuf {
-        AlignedBuf { pages: vec![Page([0; ALIGN as usize]); len / ALIGN as usize] }
+        AlignedBuf {
+            pages: vec![Page([0; ALIGN as usize]); len / ALIGN as usize],
+        }
     }
 
     fn bytes(&self) -> &[u8] {
@@ -75,8 +77,12 @@ impl DirectSink {
     /// Opens `path` a second time with O_DIRECT. Fails (EINVAL on tmpfs, for one) where the
     /// filesystem refuses it; the caller then falls back.
     pub(crate) fn open(path: &Path, regions: &[(u64, u64)], buffer: u64) -> io::Result<DirectSink> {
-        let file = OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(path)?;
-        let buffer = usize::try_from(buffer).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)?;
+        let buffer =
+            usize::try_from(buffer).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // Probe: some filesystems accept O_DIRECT at open and refuse the first write. Write the
         // first column's first block (zeros, as the file holds there now) to find out here.
         if let Some(&(start, end)) = regions.first() {
@@ -89,7 +95,9 @@ impl DirectSink {
             .map(|&(start, end)| Staging {
                 buf: AlignedBuf::new(buffer),
                 // A column never needs more buffer than its padded region (a multiple of 4096).
-                cap: buffer.min(usize::try_from(end - start).unwrap_or(buffer)).max(ALIGN as usize),
+                cap: buffer
+                    .min(usize::try_from(end - start).unwrap_or(buffer))
+                    .max(ALIGN as usize),
                 pos: start,
                 fill: 0,
             })
@@ -99,19 +107,21 @@ impl DirectSink {
         for _ in 0..IN_FLIGHT {
             let _ = spare_tx.send(AlignedBuf::new(buffer));
         }
-        let io = std::thread::Builder::new().name("spill-io".into()).spawn(move || -> io::Result<()> {
-            let mut first_error = None;
-            for job in job_rx {
-                // After a failure, keep draining (the writer may be blocked sending) but write nothing.
-                if first_error.is_none() {
-                    if let Err(e) = file.write_all_at(&job.buf.bytes()[..job.len], job.pos) {
-                        first_error = Some(e);
+        let io = std::thread::Builder::new().name("spill-io".into()).spawn(
+            move || -> io::Result<()> {
+                let mut first_error = None;
+                for job in job_rx {
+                    // After a failure, keep draining (the writer may be blocked sending) but write nothing.
+                    if first_error.is_none() {
+                        if let Err(e) = file.write_all_at(&job.buf.bytes()[..job.len], job.pos) {
+                            first_error = Some(e);
+                        }
                     }
+                    let _ = spare_tx.send(job.buf);
                 }
-                let _ = spare_tx.send(job.buf);
-            }
-            first_error.map_or(Ok(()), Err)
-        })?;
+                first_error.map_or(Ok(()), Err)
+            },
+        )?;
         Ok(DirectSink {
             columns,
             jobs: Some(jobs),
@@ -127,11 +137,19 @@ impl DirectSink {
         if c.fill == 0 {
             return Ok(());
         }
-        let len = if pad { c.fill.next_multiple_of(ALIGN as usize) } else { c.fill };
+        let len = if pad {
+            c.fill.next_multiple_of(ALIGN as usize)
+        } else {
+            c.fill
+        };
         c.buf.bytes_mut()[c.fill..len].fill(0);
         let spare = self.spares.recv().map_err(|_| io_thread_gone())?;
         let buf = std::mem::replace(&mut c.buf, spare);
-        let job = Job { buf, pos: c.pos, len };
+        let job = Job {
+            buf,
+            pos: c.pos,
+            len,
+        };
         c.pos += len as u64;
         c.fill = 0;
         let jobs = self.jobs.as_ref().ok_or_else(io_thread_gone)?;
@@ -155,7 +173,10 @@ fn io_thread_gone() -> io::Error {
 
 impl Sink for DirectSink {
     fn write(&mut self, col: usize, offset: u64, mut bytes: &[u8]) -> io::Result<()> {
-        debug_assert_eq!(offset, self.columns[col].pos + self.columns[col].fill as u64);
+        debug_assert_eq!(
+            offset,
+            self.columns[col].pos + self.columns[col].fill as u64
+        );
         while !bytes.is_empty() {
             let c = &mut self.columns[col];
             let n = (c.cap - c.fill).min(bytes.len());

@@ -105,9 +105,15 @@ pub(crate) fn remove_stale_for(final_path: &Path) {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let Some(name) = final_path.file_name().and_then(|n| n.to_str()) else { return };
+    let Some(name) = final_path.file_name().and_then(|n| n.to_str()) else {
+        return;
+    };
     for stale in stale_temps(dir).unwrap_or_default() {
-        if stale.file_name().and_then(|n| n.to_str()).is_some_and(|n| is_temp_of(n, name)) {
+        if stale
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| is_temp_of(n, name))
+        {
             let _ = std::fs::remove_file(stale);
         }
     }
@@ -157,7 +163,10 @@ mod tests {
         assert_eq!(is_temp_name("out.spill"), None);
         assert_eq!(is_temp_name(".x.12-a.spill-tmp"), None);
         assert!(is_temp_of(&name, "out.spill"));
-        assert!(!is_temp_of(&name, "out"), "a temp of out.spill is not one of out");
+        assert!(
+            !is_temp_of(&name, "out"),
+            "a temp of out.spill is not one of out"
+        );
         assert!(!is_temp_of(".out.spill.x.1-2.spill-tmp", "out.spill"));
     }
 }
