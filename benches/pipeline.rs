@@ -25,7 +25,9 @@ use spillway::config::BuildOptions;
 use spillway::gen::{generate, GenOptions};
 
 fn data_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench-data")
+        .join(name)
 }
 
 /// A universe generated once (re-used across runs; delete target/bench-data to regenerate).
@@ -33,7 +35,11 @@ fn universe(name: &str, opts: GenOptions) -> PathBuf {
     let dir = data_dir(name);
     if !dir.join(".done").exists() {
         let _ = std::fs::remove_dir_all(&dir);
-        generate(&GenOptions { output: dir.clone(), ..opts }).expect("generate bench universe");
+        generate(&GenOptions {
+            output: dir.clone(),
+            ..opts
+        })
+        .expect("generate bench universe");
         std::fs::write(dir.join(".done"), b"").expect("mark");
     }
     dir
@@ -53,7 +59,13 @@ fn config(input: &Path, output: &Path) -> spillway::BuildConfig {
 fn decode_convert(c: &mut Criterion) {
     let u = universe(
         "one_row_group",
-        GenOptions { symbols: 1, rows: 65_536, features: 100, ragged: 0.0, ..Default::default() },
+        GenOptions {
+            symbols: 1,
+            rows: 65_536,
+            features: 100,
+            ragged: 0.0,
+            ..Default::default()
+        },
     );
     let cfg = config(&u, &u.join("unused.spill"));
     let universe = spillway::discover::discover(&u).expect("discover");
@@ -73,8 +85,14 @@ fn decode_convert(c: &mut Criterion) {
                 }
                 true
             };
-            let ctx = spillway::read::ReadContext { target: true, batch_rows: 8192, cancel: &cancel, filters: None };
-            spillway::read::read_unit(0, unit, "S0000", &ctx, &recycled, &mut send).expect("decode");
+            let ctx = spillway::read::ReadContext {
+                target: true,
+                batch_rows: 8192,
+                cancel: &cancel,
+                filters: None,
+            };
+            spillway::read::read_unit(0, unit, "S0000", &ctx, &recycled, &mut send)
+                .expect("decode");
             rows
         })
     });
@@ -84,13 +102,17 @@ fn decode_convert(c: &mut Criterion) {
 fn writer(c: &mut Criterion) {
     const ROWS: usize = 8192;
     const FEATURES: usize = 101;
-    let dir = tempfile::tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("target")).expect("tempdir");
+    let dir = tempfile::tempdir_in(Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .expect("tempdir");
     let time: Vec<i64> = (0..ROWS as i64).collect();
     let codes = vec![0u32; ROWS];
     let values: Vec<f32> = (0..ROWS).map(|i| (i as f32).sin()).collect();
     let mut g = c.benchmark_group("writer");
     g.throughput(Throughput::Bytes((ROWS * (12 + 4 * FEATURES)) as u64));
-    for (name, mode) in [("batch_direct", WriteMode::Direct), ("batch_mmap", WriteMode::Mmap)] {
+    for (name, mode) in [
+        ("batch_direct", WriteMode::Direct),
+        ("batch_mmap", WriteMode::Mmap),
+    ] {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let nrows = iters * ROWS as u64;
@@ -98,10 +120,23 @@ fn writer(c: &mut Criterion) {
                     ColumnSpec::new("ts", DType::I64, Role::Time),
                     ColumnSpec::new("symbol", DType::U32, Role::Symbol),
                 ];
-                cols.extend((0..FEATURES).map(|i| ColumnSpec::new(format!("f{i}"), DType::F32, Role::Feature)));
-                let layout = Layout::new(nrows, cols, vec![Symbol { name: "S".into(), start: 0, stop: nrows }]).expect("layout");
+                cols.extend(
+                    (0..FEATURES)
+                        .map(|i| ColumnSpec::new(format!("f{i}"), DType::F32, Role::Feature)),
+                );
+                let layout = Layout::new(
+                    nrows,
+                    cols,
+                    vec![Symbol {
+                        name: "S".into(),
+                        start: 0,
+                        stop: nrows,
+                    }],
+                )
+                .expect("layout");
                 let opts = WriteOptions::default().with_mode(mode);
-                let mut w = SpillWriter::create(dir.path().join("bench.spill"), layout, opts).expect("create");
+                let mut w = SpillWriter::create(dir.path().join("bench.spill"), layout, opts)
+                    .expect("create");
                 let t0 = Instant::now();
                 for i in 0..iters {
                     let row = i * ROWS as u64;
@@ -123,7 +158,12 @@ fn writer(c: &mut Criterion) {
 fn plan_728(c: &mut Criterion) {
     let u = universe(
         "plan_728",
-        GenOptions { symbols: 728, rows: 200, features: 100, ..Default::default() },
+        GenOptions {
+            symbols: 728,
+            rows: 200,
+            features: 100,
+            ..Default::default()
+        },
     );
     let cfg = config(&u, &u.join("unused.spill"));
     let universe = spillway::discover::discover(&u).expect("discover");
@@ -133,7 +173,12 @@ fn plan_728(c: &mut Criterion) {
     g.bench_function("728_files", |b| {
         b.iter_batched(
             || (),
-            |_| spillway::plan::plan(&universe, &cfg, &Default::default()).expect("plan").units.len(),
+            |_| {
+                spillway::plan::plan(&universe, &cfg, &Default::default())
+                    .expect("plan")
+                    .units
+                    .len()
+            },
             BatchSize::SmallInput,
         )
     });
