@@ -90,6 +90,7 @@ fn decode_convert(c: &mut Criterion) {
                 batch_rows: 8192,
                 cancel: &cancel,
                 filters: None,
+                fast: true,
             };
             spillway::read::read_unit(0, unit, "S0000", &ctx, &recycled, &mut send)
                 .expect("decode");

@@ -172,6 +172,7 @@ fn execute<O: Float>(
         batch_rows: budget.batch_rows,
         cancel: &cancel,
         filters: plan.filters.as_deref(),
+        fast: cfg.decoder == config::Decoder::Auto,
     };
     let ctx = &ctx;
     let units = plan.units.len();

@@ -35,6 +35,18 @@ pub enum WriteMode {
     Direct,
 }
 
+/// Which decoder reads the parquet files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Decoder {
+    /// The fast decoder where a file allows it (flat numeric columns, plain or dictionary pages),
+    /// arrow-rs elsewhere.
+    #[default]
+    Auto,
+    /// arrow-rs for every file (the reference the fast decoder is tested against).
+    Arrow,
+}
+
 /// Build options as given: every field optional, so that flags can be laid over a config file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -162,6 +174,7 @@ impl BuildOptions {
             on_error: self.on_error.unwrap_or_default(),
             write_mode: self.write_mode.unwrap_or_default(),
             filters,
+            decoder: Decoder::Auto,
             decode_only: false,
         })
     }
@@ -198,6 +211,8 @@ pub struct BuildConfig {
     pub write_mode: WriteMode,
     /// Cross-sectional filters.
     pub filters: FilterOptions,
+    /// Which decoder reads the files (never changes a byte of the output).
+    pub decoder: Decoder,
     /// Decode and convert everything but write nothing (a measurement of the readers).
     pub decode_only: bool,
 }

@@ -27,6 +27,7 @@ pub mod plan;
 pub mod filter;
 pub mod budget;
 pub mod read;
+pub mod decode;
 pub mod convert;
 pub mod write;
 pub mod build;

@@ -1,13 +1,18 @@
 //! `read`: decode one planned file into output batches.
 //!
-//! Each reader opens its own handle, decodes only the needed columns (time, target, the features
-//! this file has) `batch_rows` at a time, drops null-time rows and the rows `--max-rows` cuts,
-//! converts values to the output float type in one pass, and hands each batch to `send`.
+//! Each reader opens its own handle and decodes only the needed columns (time, target, the
+//! features this file has) `batch_rows` at a time, through one of two sources: the fast decoder
+//! (`decode`: flat numeric columns with plain or dictionary pages, converted in place) or, for
+//! anything else, arrow-rs's record batch reader with the fused conversion of `convert`. Both feed
+//! the same [`Emitter`], which drops null-time rows, the rows `--max-rows` cuts and the rows the
+//! cross-sectional filters remove, and hands each batch to `send`.
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection, RowSelector};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
 use parquet::arrow::ProjectionMask;
 
 use crate::convert::{convert, Float, Selection};
@@ -70,6 +75,8 @@ pub struct ReadContext<'a> {
     pub cancel: &'a AtomicBool,
     /// The cross-sectional filters, when on.
     pub filters: Option<&'a CrossSection>,
+    /// Use the fast decoder where a file allows it (else always arrow-rs).
+    pub fast: bool,
 }
 
 /// Decodes unit `index` of the plan. `send` returns false when the writer is gone (the build is
@@ -82,12 +89,237 @@ pub fn read_unit<O: Float>(
     recycled: &crossbeam_channel::Receiver<Recycled<O>>,
     send: &mut dyn FnMut(Msg<O>) -> bool,
 ) -> Result<(), SymbolError> {
-    let ReadContext {
-        target,
-        batch_rows,
-        cancel,
-        filters,
-    } = *ctx;
+    let err = |kind| SymbolError::new(symbol, &unit.path, kind);
+    let file = File::open(&unit.path).map_err(|e| err(io_kind("opening", &e)))?;
+    if identity(&file, &unit.path, symbol)? != (unit.size, unit.mtime) {
+        return Err(err(SymbolErrorKind::Changed));
+    }
+    let meta = no_panic(|| ArrowReaderMetadata::load(&file, reader_options()))
+        .map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))?
+        .map_err(|e| {
+            err(SymbolErrorKind::Parquet {
+                context: "reading the footer".into(),
+                message: e.to_string(),
+            })
+        })?;
+    // Value columns: the target (when the output has one), then the features (ABSENT: NaN).
+    let value_roots: Vec<u32> = (ctx.target.then_some(unit.target))
+        .into_iter()
+        .chain(unit.features.iter().copied())
+        .collect();
+    let mut out = Emitter::new(index, unit, ctx, recycled, send, value_roots.len());
+    let fast = if ctx.fast {
+        crate::decode::fast_columns(&meta, unit, &value_roots)
+    } else {
+        None
+    };
+    match fast {
+        Some(plan) => {
+            no_panic(|| crate::decode::read_fast(file, &meta, unit, &plan, ctx, &mut out))
+                .map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))?
+                .map_err(|(context, message)| err(SymbolErrorKind::Parquet { context, message }))?
+        }
+        None => read_arrow(file, meta, unit, symbol, ctx, &value_roots, &mut out)?,
+    }
+    out.finish().map_err(err)
+}
+
+/// Turns decoded batches into output batches: applies the row selection (null times, the
+/// `--max-rows` cut, the cross-sectional filters), gathers values, sends, and checks at the end
+/// that the file delivered exactly what the plan counted.
+pub struct Emitter<'a, O> {
+    index: u32,
+    unit: &'a Unit,
+    ctx: &'a ReadContext<'a>,
+    recycled: &'a crossbeam_channel::Receiver<Recycled<O>>,
+    send: &'a mut dyn FnMut(Msg<O>) -> bool,
+    value_columns: usize,
+    skip_left: u64,
+    cursor: usize,
+    seq: u32,
+    sent: u64,
+    /// Rows of the file consumed so far.
+    pub(crate) decoded: u64,
+    gone: bool,
+    target: Vec<O>,
+}
+
+/// `fill(c, sel, out)`: decode this batch's rows of value column `c` and write the selected ones
+/// into `out`. Called exactly once per column per batch (decoders stay aligned), even when no row
+/// is selected.
+pub type Fill<'f, O> = dyn FnMut(usize, &Selection, &mut [O]) -> Result<(), (String, String)> + 'f;
+
+impl<'a, O: Float> Emitter<'a, O> {
+    fn new(
+        index: u32,
+        unit: &'a Unit,
+        ctx: &'a ReadContext<'a>,
+        recycled: &'a crossbeam_channel::Receiver<Recycled<O>>,
+        send: &'a mut dyn FnMut(Msg<O>) -> bool,
+        value_columns: usize,
+    ) -> Self {
+        Emitter {
+            index,
+            unit,
+            ctx,
+            recycled,
+            send,
+            value_columns,
+            skip_left: unit.skip,
+            cursor: 0,
+            seq: 0,
+            sent: 0,
+            decoded: 0,
+            gone: false,
+            target: Vec::new(),
+        }
+    }
+
+    /// Rows of the file consumed without being decoded (a row selection skipped them).
+    pub(crate) fn skipped_undecoded(&mut self, rows: u64) {
+        self.decoded += rows;
+        self.skip_left -= rows;
+    }
+
+    /// Whether the build is being cancelled or the writer is gone: stop decoding.
+    pub fn stopped(&self) -> bool {
+        self.gone || self.ctx.cancel.load(Ordering::Relaxed)
+    }
+
+    /// One decoded batch of `times.len()` rows: `times[i]` is row `i`'s time in ns where
+    /// `valid[i]`.
+    pub fn emit(
+        &mut self,
+        times: &[i64],
+        valid: &[bool],
+        fill: &mut Fill<'_, O>,
+    ) -> Result<(), (String, String)> {
+        let n = times.len();
+        let first_row = self.decoded;
+        self.decoded += n as u64;
+        let (mut time, mut values) = self.recycled.try_recv().unwrap_or_default();
+        time.clear();
+        // Rows to keep: non-null times, minus what --max-rows still has to drop.
+        let base = if self.unit.has_null_times() {
+            let mut idx = Vec::with_capacity(n);
+            for i in (0..n).filter(|&i| valid[i]) {
+                if self.skip_left > 0 {
+                    self.skip_left -= 1;
+                } else {
+                    idx.push(i as u32);
+                    time.push(times[i]);
+                }
+            }
+            Selection::Indices(idx)
+        } else {
+            if let Some(i) = valid.iter().position(|v| !v) {
+                // A null time in a file planned without any: it changed under us.
+                return Err((
+                    "reading the time column".into(),
+                    format!(
+                        "row {}: a null time the plan did not see; the file changed",
+                        first_row + i as u64
+                    ),
+                ));
+            }
+            let k = (self.skip_left as usize).min(n);
+            self.skip_left -= k as u64;
+            time.extend_from_slice(&times[k..]);
+            Selection::Range(k..n)
+        };
+        // The cross-sectional filters: the decision the planning passes made, row by row.
+        let (sel, picked) = match self.ctx.filters {
+            None => (base, None),
+            Some(cs) => {
+                let need_target = cs.options().drop_null_target && self.ctx.target;
+                self.target.clear();
+                self.target.resize(base.len(), O::NAN);
+                if need_target {
+                    fill(0, &base, &mut self.target)?;
+                }
+                let rows: Vec<u32> = match &base {
+                    Selection::Range(r) => r.clone().map(|i| i as u32).collect(),
+                    Selection::Indices(v) => v.clone(),
+                };
+                let (mut idx, mut pick, mut kept_time) = (Vec::new(), Vec::new(), Vec::new());
+                for (k, &i) in rows.iter().enumerate() {
+                    let ok = !need_target || !self.target[k].is_nan();
+                    if cs.keep(time[k], ok, self.unit.symbol, &mut self.cursor) {
+                        idx.push(i);
+                        pick.push(k);
+                        kept_time.push(time[k]);
+                    }
+                }
+                time = kept_time;
+                (Selection::Indices(idx), need_target.then_some(pick))
+            }
+        };
+        let m = sel.len();
+        values.clear();
+        values.resize(self.value_columns * m, O::NAN);
+        for c in 0..self.value_columns {
+            let out = &mut values[c * m..(c + 1) * m];
+            match (&picked, c) {
+                (Some(pick), 0) => {
+                    for (o, &k) in out.iter_mut().zip(pick) {
+                        *o = self.target[k];
+                    }
+                }
+                _ => fill(c, &sel, out)?,
+            }
+        }
+        if m == 0 {
+            return Ok(());
+        }
+        let batch = Batch {
+            unit: self.index,
+            seq: self.seq,
+            rows: m,
+            time,
+            values,
+        };
+        if !(self.send)(Msg::Batch(batch)) {
+            self.gone = true;
+            return Ok(());
+        }
+        self.seq += 1;
+        self.sent += m as u64;
+        Ok(())
+    }
+
+    /// After the last batch: the file must have delivered exactly what its footer and the plan
+    /// promised; then the unit is done.
+    fn finish(self) -> Result<(), SymbolErrorKind> {
+        if self.stopped() {
+            return Ok(());
+        }
+        let unit = self.unit;
+        if self.decoded != unit.rows || self.sent != unit.out_rows() {
+            let (expected, got) = if self.decoded != unit.rows {
+                (unit.rows, self.decoded)
+            } else {
+                (unit.out_rows(), self.sent)
+            };
+            return Err(SymbolErrorKind::RowCount { expected, got });
+        }
+        (self.send)(Msg::Done {
+            unit: self.index,
+            rows: self.sent,
+        });
+        Ok(())
+    }
+}
+
+/// The arrow-rs source: a record batch reader over the projected columns.
+fn read_arrow<O: Float>(
+    file: File,
+    meta: ArrowReaderMetadata,
+    unit: &Unit,
+    symbol: &str,
+    ctx: &ReadContext<'_>,
+    value_roots: &[u32],
+    out: &mut Emitter<'_, O>,
+) -> Result<(), SymbolError> {
     let err = |kind| SymbolError::new(symbol, &unit.path, kind);
     let parquet_err = |context: &str, e: parquet::errors::ParquetError| {
         err(SymbolErrorKind::Parquet {
@@ -95,29 +327,20 @@ pub fn read_unit<O: Float>(
             message: e.to_string(),
         })
     };
-    let file = File::open(&unit.path).map_err(|e| err(io_kind("opening", &e)))?;
-    if identity(&file, &unit.path, symbol)? != (unit.size, unit.mtime) {
-        return Err(err(SymbolErrorKind::Changed));
-    }
-
-    // Projection: time, target, features present here. Arrow returns projected columns in file
-    // order, so map each root to its position among the sorted roots.
+    // Arrow returns projected columns in file order: map each root to its position.
     let mut roots: Vec<u32> = std::iter::once(unit.time.0)
-        .chain((target && unit.target != ABSENT).then_some(unit.target))
-        .chain(unit.features.iter().copied().filter(|&r| r != ABSENT))
+        .chain(value_roots.iter().copied().filter(|&r| r != ABSENT))
         .collect();
     roots.sort_unstable();
     roots.dedup();
     let pos = |root: u32| roots.binary_search(&root).ok();
-
-    let mut skip_left = unit.skip;
-    let mut cursor = 0usize;
     let reader = no_panic(|| -> Result<_, SymbolError> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, reader_options())
-            .map_err(|e| parquet_err("reading the footer", e))?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
         let mask =
             ProjectionMask::roots(builder.parquet_schema(), roots.iter().map(|&r| r as usize));
-        let mut builder = builder.with_projection(mask).with_batch_size(batch_rows);
+        let mut builder = builder
+            .with_projection(mask)
+            .with_batch_size(ctx.batch_rows);
         if !unit.has_null_times() && unit.skip > 0 {
             // Rows before the cut are never decoded.
             let selectors = vec![
@@ -125,26 +348,16 @@ pub fn read_unit<O: Float>(
                 RowSelector::select((unit.rows - unit.skip) as usize),
             ];
             builder = builder.with_row_selection(RowSelection::from(selectors));
-            skip_left = 0;
+            out.skipped_undecoded(unit.skip);
         }
         builder
             .build()
             .map_err(|e| parquet_err("opening the row groups", e))
     })
     .map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))??;
-
-    let value_roots: Vec<u32> = (target.then_some(unit.target))
-        .into_iter()
-        .chain(unit.features.iter().copied())
-        .collect();
     let mut reader = reader;
-    let (mut seq, mut sent) = (0u32, 0u64);
-    // Rows skipped by the row selection count as consumed: file row numbers stay right.
-    let mut decoded = unit.skip - skip_left;
-    loop {
-        if cancel.load(Ordering::Relaxed) {
-            return Ok(());
-        }
+    let (mut times, mut valid) = (Vec::new(), Vec::new());
+    while !out.stopped() {
         let Some(batch) =
             no_panic(|| reader.next()).map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))?
         else {
@@ -158,133 +371,41 @@ pub fn read_unit<O: Float>(
             parquet_err(&context, e.into())
         })?;
         let n = batch.num_rows();
-        decoded += n as u64;
+        let first_row = out.decoded;
         let time_col = pos(unit.time.0)
             .map(|p| batch.column(p))
             .ok_or_else(|| err(SymbolErrorKind::Changed))?;
-
-        // Rows to keep: non-null times, minus what --max-rows still has to drop.
-        let (mut time, mut values) = recycled.try_recv().unwrap_or_default();
-        time.clear();
-        let sel = if unit.has_null_times() {
-            let mut idx = Vec::with_capacity(n);
-            for_each_ns(time_col, unit.time.1, |i, ns| {
-                if skip_left > 0 {
-                    skip_left -= 1;
-                } else {
-                    idx.push(i as u32);
-                    time.push(ns);
-                }
-            })
-            .map_err(|(i, value)| {
-                err(time_overflow(
-                    &batch,
-                    pos(unit.time.0),
-                    decoded - n as u64 + i as u64,
-                    value,
-                ))
-            })?;
-            Selection::Indices(idx)
-        } else {
-            let k = (skip_left as usize).min(n);
-            skip_left -= k as u64;
-            for_each_ns(time_col, unit.time.1, |i, ns| {
-                if i >= k {
-                    time.push(ns);
-                }
-            })
-            .map_err(|(i, value)| {
-                err(time_overflow(
-                    &batch,
-                    pos(unit.time.0),
-                    decoded - n as u64 + i as u64,
-                    value,
-                ))
-            })?;
-            Selection::Range(k..n)
-        };
-        if time.len() != sel.len() {
-            // A null time in a file planned without nulls: the file changed under us.
-            return Err(err(SymbolErrorKind::Changed));
-        }
-        let sel = match filters {
-            None => sel,
-            Some(cs) => {
-                // The same decision the planning passes made, row by row.
-                let mut tgt = vec![O::NAN; sel.len()];
-                if let Some(p) = (target && unit.target != ABSENT)
-                    .then(|| pos(unit.target))
-                    .flatten()
-                {
-                    convert(batch.column(p).as_ref(), &sel, &mut tgt).map_err(|dtype| {
-                        err(SymbolErrorKind::ColumnType {
-                            column: "target".into(),
-                            dtype,
-                            role: "the target",
-                        })
-                    })?;
-                }
-                let rows: Vec<u32> = match &sel {
-                    Selection::Range(r) => r.clone().map(|i| i as u32).collect(),
-                    Selection::Indices(v) => v.clone(),
-                };
-                let mut idx = Vec::with_capacity(rows.len());
-                let mut kept_time = Vec::with_capacity(rows.len());
-                for (k, &i) in rows.iter().enumerate() {
-                    if cs.keep(time[k], !tgt[k].is_nan(), unit.symbol, &mut cursor) {
-                        idx.push(i);
-                        kept_time.push(time[k]);
-                    }
-                }
-                time = kept_time;
-                Selection::Indices(idx)
-            }
-        };
-        let m = sel.len();
-        if m == 0 {
-            continue;
-        }
-        values.clear();
-        values.resize(value_roots.len() * m, O::NAN);
-        for (c, &root) in value_roots.iter().enumerate() {
+        times.clear();
+        times.resize(n, 0);
+        valid.clear();
+        valid.resize(n, false);
+        for_each_ns(time_col, unit.time.1, |i, ns| {
+            times[i] = ns;
+            valid[i] = true;
+        })
+        .map_err(|(i, value)| {
+            err(time_overflow(
+                &batch,
+                pos(unit.time.0),
+                first_row + i as u64,
+                value,
+            ))
+        })?;
+        let mut fill = |c: usize, sel: &Selection, dst: &mut [O]| -> Result<(), (String, String)> {
+            let root = value_roots[c];
             let Some(p) = (root != ABSENT).then(|| pos(root)).flatten() else {
-                continue;
+                return Ok(());
             };
-            let column = batch.column(p);
-            convert(column.as_ref(), &sel, &mut values[c * m..(c + 1) * m]).map_err(|dtype| {
-                err(SymbolErrorKind::ColumnType {
-                    column: batch.schema().field(p).name().clone(),
-                    dtype,
-                    role: "a feature",
-                })
-            })?;
-        }
-        let msg = Msg::Batch(Batch {
-            unit: index,
-            seq,
-            rows: m,
-            time,
-            values,
-        });
-        if !send(msg) {
-            return Ok(());
-        }
-        seq += 1;
-        sent += m as u64;
-    }
-    // The file must deliver exactly what its footer and the planning scan promised.
-    if decoded != unit.rows || sent != unit.out_rows() {
-        let (expected, got) = if decoded != unit.rows {
-            (unit.rows, decoded)
-        } else {
-            (unit.out_rows(), sent)
+            convert(batch.column(p).as_ref(), sel, dst).map_err(|dtype| {
+                (
+                    format!("column {:?}", batch.schema().field(p).name()),
+                    format!("type {dtype} is not numeric"),
+                )
+            })
         };
-        return Err(err(SymbolErrorKind::RowCount { expected, got }));
+        out.emit(&times, &valid, &mut fill)
+            .map_err(|(context, message)| err(SymbolErrorKind::Parquet { context, message }))?;
     }
-    send(Msg::Done {
-        unit: index,
-        rows: sent,
-    });
     Ok(())
 }
 

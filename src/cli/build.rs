@@ -68,6 +68,9 @@ pub struct Args {
     /// Read options from this TOML file (flags override it; see examples/build.toml).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Which decoder reads the files: auto (fast where possible) or arrow (arrow-rs everywhere).
+    #[arg(long, value_enum, hide = true)]
+    decoder: Option<spillway::config::Decoder>,
     /// Decode and convert everything, write nothing: the readers' speed alone (for benchmarks).
     #[arg(long, hide = true)]
     decode_only: bool,
@@ -124,6 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut cfg = file.merge(args.options()).resolve()?;
     cfg.decode_only = args.decode_only;
+    cfg.decoder = args.decoder.unwrap_or_default();
     let progress = Progress::new(!args.quiet);
     // Errors name their files (inputs, or the output) themselves.
     let summary = spillway::build(&cfg, &progress)?;

@@ -1,0 +1,770 @@
+//! The fast decoder: flat numeric columns with plain or dictionary pages, decoded straight into the
+//! output type.
+//!
+//! parquet's public `SerializedPageReader` reads page headers, checks page CRCs and decompresses;
+//! this module decodes what it hands back: definition levels (RLE / bit-packed hybrid) and values,
+//! PLAIN or dictionary-encoded. A dictionary page is converted to the output type once, and indices
+//! gather straight into the output: no arrow arrays, no float64 copy of every value.
+//!
+//! [`eligible`] says which columns it handles (physical DOUBLE, FLOAT, INT32, INT64 without a
+//! decimal or unusual logical type, `max_rep_level == 0`, `max_def_level <= 1`, only plain,
+//! dictionary and level encodings). Files with anything else stay on the arrow-rs path in `read`,
+//! which produces the same values: the tests build every universe both ways and compare bytes.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow_schema::{DataType, TimeUnit};
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+
+use crate::convert::{Float, Selection};
+use crate::plan::{Unit, ABSENT};
+use crate::read::{Emitter, ReadContext};
+
+use bytes::Bytes;
+use parquet::basic::{ConvertedType, Encoding, LogicalType, Type as PhysicalType};
+use parquet::column::page::{Page, PageReader};
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::serialized_reader::SerializedPageReader;
+use parquet::schema::types::ColumnDescriptor;
+
+/// Why a column cannot be decoded (an error in the file, named by the caller).
+pub type DecodeError = String;
+
+/// How stored values become output values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Physical {
+    /// IEEE binary64.
+    F64,
+    /// IEEE binary32.
+    F32,
+    /// Signed 32-bit.
+    I32,
+    /// Unsigned 32-bit (UINT_8/16/32).
+    U32,
+    /// Signed 64-bit (also timestamps, date64).
+    I64,
+    /// Unsigned 64-bit (UINT_64).
+    U64,
+}
+
+impl Physical {
+    fn width(self) -> usize {
+        match self {
+            Physical::F32 | Physical::I32 | Physical::U32 => 4,
+            Physical::F64 | Physical::I64 | Physical::U64 => 8,
+        }
+    }
+}
+
+/// An output element the decoder can produce from any physical value.
+pub trait Decoded: Copy + Send + 'static {
+    /// What a null becomes.
+    const NULL: Self;
+    /// From a stored double.
+    fn of_f64(v: f64) -> Self;
+    /// From a stored float.
+    fn of_f32(v: f32) -> Self;
+    /// From a stored signed integer.
+    fn of_i64(v: i64) -> Self;
+    /// From a stored unsigned integer.
+    fn of_u64(v: u64) -> Self;
+}
+
+impl<O: crate::convert::Float> Decoded for O {
+    const NULL: O = O::NAN;
+    fn of_f64(v: f64) -> O {
+        O::from_f64(v)
+    }
+    fn of_f32(v: f32) -> O {
+        O::from_f32(v)
+    }
+    fn of_i64(v: i64) -> O {
+        O::from_i64(v)
+    }
+    fn of_u64(v: u64) -> O {
+        O::from_u64(v)
+    }
+}
+
+/// Raw integers for the time column (the caller scales them to nanoseconds; float time columns
+/// are not eligible, so the float conversions are never used).
+impl Decoded for i64 {
+    const NULL: i64 = 0;
+    fn of_f64(v: f64) -> i64 {
+        v as i64
+    }
+    fn of_f32(v: f32) -> i64 {
+        v as i64
+    }
+    fn of_i64(v: i64) -> i64 {
+        v
+    }
+    fn of_u64(v: u64) -> i64 {
+        v as i64
+    }
+}
+
+/// Converts `out.len()` little-endian values of `phys` from `bytes` (one tight loop per type).
+fn convert_plain<T: Decoded>(phys: Physical, bytes: &[u8], out: &mut [T]) {
+    macro_rules! each {
+        ($n:literal, $conv:expr) => {
+            for (o, b) in out.iter_mut().zip(bytes.chunks_exact($n)) {
+                let mut a = [0u8; $n];
+                a.copy_from_slice(b);
+                *o = $conv(a);
+            }
+        };
+    }
+    match phys {
+        Physical::F64 => each!(8, |a| T::of_f64(f64::from_le_bytes(a))),
+        Physical::F32 => each!(4, |a| T::of_f32(f32::from_le_bytes(a))),
+        Physical::I32 => each!(4, |a| T::of_i64(i64::from(i32::from_le_bytes(a)))),
+        Physical::U32 => each!(4, |a| T::of_u64(u64::from(u32::from_le_bytes(a)))),
+        Physical::I64 => each!(8, |a| T::of_i64(i64::from_le_bytes(a))),
+        Physical::U64 => each!(8, |a| T::of_u64(u64::from_le_bytes(a))),
+    }
+}
+
+/// The physical reading of a column, if the fast decoder handles it.
+pub fn eligible(col: &ColumnDescriptor) -> Option<Physical> {
+    if col.max_rep_level() != 0 || col.max_def_level() > 1 {
+        return None;
+    }
+    let logical = col.logical_type_ref();
+    match (col.physical_type(), logical, col.converted_type()) {
+        (PhysicalType::DOUBLE, None, ConvertedType::NONE) => Some(Physical::F64),
+        (PhysicalType::FLOAT, None, ConvertedType::NONE) => Some(Physical::F32),
+        (
+            PhysicalType::INT32,
+            Some(LogicalType::Integer(parquet::basic::IntType {
+                is_signed: false, ..
+            })),
+            _,
+        ) => Some(Physical::U32),
+        (
+            PhysicalType::INT32,
+            Some(LogicalType::Integer(parquet::basic::IntType {
+                is_signed: true, ..
+            }))
+            | Some(LogicalType::Date),
+            _,
+        ) => Some(Physical::I32),
+        (
+            PhysicalType::INT32,
+            None,
+            ConvertedType::UINT_8 | ConvertedType::UINT_16 | ConvertedType::UINT_32,
+        ) => Some(Physical::U32),
+        (
+            PhysicalType::INT32,
+            None,
+            ConvertedType::NONE
+            | ConvertedType::INT_8
+            | ConvertedType::INT_16
+            | ConvertedType::INT_32
+            | ConvertedType::DATE,
+        ) => Some(Physical::I32),
+        (
+            PhysicalType::INT64,
+            Some(LogicalType::Integer(parquet::basic::IntType {
+                is_signed: false, ..
+            })),
+            _,
+        ) => Some(Physical::U64),
+        (
+            PhysicalType::INT64,
+            Some(LogicalType::Integer(parquet::basic::IntType {
+                is_signed: true, ..
+            }))
+            | Some(LogicalType::Timestamp { .. }),
+            _,
+        ) => Some(Physical::I64),
+        (PhysicalType::INT64, None, ConvertedType::UINT_64) => Some(Physical::U64),
+        (
+            PhysicalType::INT64,
+            None,
+            ConvertedType::NONE
+            | ConvertedType::INT_64
+            | ConvertedType::TIMESTAMP_MILLIS
+            | ConvertedType::TIMESTAMP_MICROS,
+        ) => Some(Physical::I64),
+        _ => None,
+    }
+}
+
+/// Whether every page encoding of a column chunk is one the fast decoder reads.
+pub fn chunk_eligible(meta: &ColumnChunkMetaData) -> bool {
+    meta.encodings().all(|e| {
+        // Not the deprecated BIT_PACKED levels of old writers: such files take the arrow-rs path.
+        matches!(
+            e,
+            Encoding::PLAIN | Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY | Encoding::RLE
+        )
+    })
+}
+
+/// The RLE / bit-packed hybrid (definition levels and dictionary indices).
+struct Hybrid {
+    buf: Bytes,
+    pos: usize,
+    width: u32,
+    /// Values left in the current run.
+    left: usize,
+    /// The value of a repeated run; `None` in a bit-packed run.
+    repeat: Option<u32>,
+    /// The current bit-packed run's bytes, padded with 16 zero bytes so every load is in bounds.
+    packed: Vec<u8>,
+    /// Next value's index within the bit-packed run.
+    next: usize,
+}
+
+impl Hybrid {
+    fn new(buf: Bytes, width: u32) -> Hybrid {
+        Hybrid {
+            buf,
+            pos: 0,
+            width,
+            left: 0,
+            repeat: None,
+            packed: Vec::new(),
+            next: 0,
+        }
+    }
+
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = *self.buf.get(self.pos).ok_or("truncated RLE run header")?;
+            self.pos += 1;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("RLE run header too long".into())
+    }
+
+    fn next_run(&mut self) -> Result<(), DecodeError> {
+        let header = self.varint()?;
+        if header & 1 == 0 {
+            let bytes = self.width.div_ceil(8) as usize;
+            let count = usize::try_from(header >> 1).map_err(|_| "RLE run too long")?;
+            let raw = self
+                .buf
+                .get(self.pos..self.pos + bytes)
+                .ok_or("truncated RLE run")?;
+            let v = raw
+                .iter()
+                .enumerate()
+                .fold(0u32, |v, (i, &b)| v | u32::from(b) << (8 * i));
+            self.pos += bytes;
+            self.repeat = Some(v);
+            self.left = count;
+        } else {
+            let groups = usize::try_from(header >> 1).map_err(|_| "bit-packed run too long")?;
+            let len = groups
+                .checked_mul(self.width as usize)
+                .ok_or("bit-packed run too long")?;
+            // The last run of a page may be cut short; values past its end are never asked for.
+            let available = (self.buf.len() - self.pos).min(len);
+            self.packed.clear();
+            self.packed
+                .extend_from_slice(&self.buf[self.pos..self.pos + available]);
+            self.packed.resize(available + 16, 0);
+            self.pos += available;
+            self.repeat = None;
+            self.next = 0;
+            self.left = (groups * 8).min(available * 8 / self.width.max(1) as usize);
+        }
+        if self.left == 0 && self.pos >= self.buf.len() {
+            return Err("RLE data ended before its values".into());
+        }
+        Ok(())
+    }
+
+    /// Fills `out` with the next values.
+    fn read(&mut self, out: &mut [u32]) -> Result<(), DecodeError> {
+        let mut i = 0;
+        while i < out.len() {
+            if self.left == 0 {
+                self.next_run()?;
+                continue;
+            }
+            let n = self.left.min(out.len() - i);
+            match self.repeat {
+                Some(v) => out[i..i + n].fill(v),
+                None => self.unpack(&mut out[i..i + n]),
+            }
+            self.left -= n;
+            i += n;
+        }
+        Ok(())
+    }
+
+    /// Unpacks the next `out.len()` values of the bit-packed run.
+    fn unpack(&mut self, out: &mut [u32]) {
+        let w = self.width as usize;
+        let mask = if w == 32 {
+            u64::from(u32::MAX)
+        } else {
+            (1u64 << w) - 1
+        };
+        let mut k = 0;
+        // Byte-aligned widths are plain little-endian integers.
+        if matches!(w, 8 | 16 | 32) {
+            let bytes = w / 8;
+            let start = self.next * bytes;
+            let src = &self.packed[start..start + out.len() * bytes];
+            match bytes {
+                1 => out
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(o, &b)| *o = u32::from(b)),
+                2 => out
+                    .iter_mut()
+                    .zip(src.chunks_exact(2))
+                    .for_each(|(o, b)| *o = u32::from(u16::from_le_bytes([b[0], b[1]]))),
+                _ => out
+                    .iter_mut()
+                    .zip(src.chunks_exact(4))
+                    .for_each(|(o, b)| *o = u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            }
+            self.next += out.len();
+            return;
+        }
+        // Whole groups of 8 at a group boundary: one 16-byte load holds 8 values of width <= 16.
+        if w <= 16 && self.next.is_multiple_of(8) {
+            while out.len() - k >= 8 {
+                let at = self.next / 8 * w;
+                let mut word = [0u8; 16];
+                word.copy_from_slice(&self.packed[at..at + 16]);
+                let x = u128::from_le_bytes(word);
+                for j in 0..8 {
+                    out[k + j] = ((x >> (j * w)) as u64 & mask) as u32;
+                }
+                k += 8;
+                self.next += 8;
+            }
+        }
+        for o in &mut out[k..] {
+            let bit = self.next * w;
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&self.packed[bit / 8..bit / 8 + 8]);
+            *o = ((u64::from_le_bytes(word) >> (bit % 8)) & mask) as u32;
+            self.next += 1;
+        }
+    }
+}
+
+enum Values {
+    Plain { buf: Bytes, pos: usize },
+    Dict(Hybrid),
+}
+
+/// Decodes one column chunk into `T`, `n` rows at a time.
+pub struct ColumnDecoder<T> {
+    pages: SerializedPageReader<File>,
+    phys: Physical,
+    optional: bool,
+    dict: Vec<T>,
+    levels: Option<Hybrid>,
+    values: Option<Values>,
+    /// Levels (rows) left in the current page.
+    left: usize,
+    scratch_levels: Vec<u32>,
+    scratch_values: Vec<T>,
+    scratch_idx: Vec<u32>,
+}
+
+impl<T: Decoded> ColumnDecoder<T> {
+    /// A decoder of the column chunk `meta` (of `rows` rows) of `file`.
+    pub fn new(
+        file: Arc<File>,
+        meta: &ColumnChunkMetaData,
+        col: &ColumnDescriptor,
+        phys: Physical,
+        rows: usize,
+    ) -> Result<Self, DecodeError> {
+        let pages = SerializedPageReader::new(file, meta, rows, None).map_err(|e| e.to_string())?;
+        Ok(ColumnDecoder {
+            pages,
+            phys,
+            optional: col.max_def_level() == 1,
+            dict: Vec::new(),
+            levels: None,
+            values: None,
+            left: 0,
+            scratch_levels: Vec::new(),
+            scratch_values: Vec::new(),
+            scratch_idx: Vec::new(),
+        })
+    }
+
+    fn next_page(&mut self) -> Result<(), DecodeError> {
+        loop {
+            let page = self
+                .pages
+                .get_next_page()
+                .map_err(|e| e.to_string())?
+                .ok_or("fewer values than rows")?;
+            match page {
+                Page::DictionaryPage {
+                    buf,
+                    num_values,
+                    encoding,
+                    ..
+                } => {
+                    if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                        return Err(format!("dictionary page encoding {encoding}"));
+                    }
+                    let w = self.phys.width();
+                    let n = num_values as usize;
+                    if buf.len() < n.checked_mul(w).ok_or("dictionary too large")? {
+                        return Err("dictionary page shorter than its values".into());
+                    }
+                    self.dict.clear();
+                    self.dict.resize(n, T::NULL);
+                    convert_plain(self.phys, &buf[..n * w], &mut self.dict);
+                }
+                Page::DataPage {
+                    buf,
+                    num_values,
+                    encoding,
+                    def_level_encoding,
+                    ..
+                } => {
+                    let mut pos = 0;
+                    self.levels = if self.optional {
+                        if def_level_encoding != Encoding::RLE {
+                            return Err(format!("definition level encoding {def_level_encoding}"));
+                        }
+                        let len = buf
+                            .get(0..4)
+                            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                            .ok_or("truncated levels")?;
+                        let levels = buf.get(4..4 + len).ok_or("truncated levels")?;
+                        pos = 4 + len;
+                        Some(Hybrid::new(buf.slice_ref(levels), 1))
+                    } else {
+                        None
+                    };
+                    self.start_values(buf.slice(pos..), encoding)?;
+                    self.left = num_values as usize;
+                }
+                Page::DataPageV2 {
+                    buf,
+                    num_values,
+                    encoding,
+                    def_levels_byte_len,
+                    rep_levels_byte_len,
+                    ..
+                } => {
+                    let (rep, def) = (rep_levels_byte_len as usize, def_levels_byte_len as usize);
+                    let levels = buf.get(rep..rep + def).ok_or("truncated levels")?;
+                    self.levels = self.optional.then(|| Hybrid::new(buf.slice_ref(levels), 1));
+                    self.start_values(buf.slice(rep + def..), encoding)?;
+                    self.left = num_values as usize;
+                }
+            }
+            if self.left > 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    fn start_values(&mut self, buf: Bytes, encoding: Encoding) -> Result<(), DecodeError> {
+        self.values = Some(match encoding {
+            Encoding::PLAIN => Values::Plain { buf, pos: 0 },
+            Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY => {
+                let width = u32::from(*buf.first().ok_or("empty dictionary-encoded page")?);
+                if width > 32 {
+                    return Err(format!("dictionary index width {width}"));
+                }
+                Values::Dict(Hybrid::new(buf.slice(1..), width))
+            }
+            other => return Err(format!("data page encoding {other}")),
+        });
+        Ok(())
+    }
+
+    /// Decodes the next `out.len()` values (nulls become `T::NULL`); `valid`, when given, is set
+    /// per row.
+    pub fn read(
+        &mut self,
+        out: &mut [T],
+        mut valid: Option<&mut [bool]>,
+    ) -> Result<(), DecodeError> {
+        let mut done = 0;
+        while done < out.len() {
+            if self.left == 0 {
+                self.next_page()?;
+            }
+            let k = self.left.min(out.len() - done);
+            let dst = &mut out[done..done + k];
+            let present = match self.levels.as_mut() {
+                None => k,
+                Some(levels) => {
+                    self.scratch_levels.resize(k, 0);
+                    levels.read(&mut self.scratch_levels)?;
+                    self.scratch_levels.iter().filter(|&&l| l == 1).count()
+                }
+            };
+            if present == k {
+                // No nulls here: values go straight to their place.
+                self.decode_values(dst)?;
+            } else {
+                let mut vals = std::mem::take(&mut self.scratch_values);
+                vals.clear();
+                vals.resize(present, T::NULL);
+                self.decode_values(&mut vals)?;
+                let mut next = vals.iter();
+                for (o, &l) in dst.iter_mut().zip(&self.scratch_levels) {
+                    *o = if l == 1 {
+                        next.next().copied().unwrap_or(T::NULL)
+                    } else {
+                        T::NULL
+                    };
+                }
+                self.scratch_values = vals;
+            }
+            if let Some(v) = valid.as_deref_mut() {
+                match self.levels {
+                    None => v[done..done + k].fill(true),
+                    Some(_) => {
+                        for (o, &l) in v[done..done + k].iter_mut().zip(&self.scratch_levels) {
+                            *o = l == 1;
+                        }
+                    }
+                }
+            }
+            self.left -= k;
+            done += k;
+        }
+        Ok(())
+    }
+
+    /// Decodes the next `out.len()` non-null values into `out`.
+    fn decode_values(&mut self, out: &mut [T]) -> Result<(), DecodeError> {
+        let n = out.len();
+        match self.values.as_mut().ok_or("values before a data page")? {
+            Values::Plain { buf, pos } => {
+                let w = self.phys.width();
+                let bytes = buf
+                    .get(*pos..*pos + n * w)
+                    .ok_or("plain values end early")?;
+                convert_plain(self.phys, bytes, out);
+                *pos += n * w;
+            }
+            Values::Dict(idx) => {
+                self.scratch_idx.resize(n, 0);
+                idx.read(&mut self.scratch_idx)?;
+                // One check for the whole batch, then a plain gather.
+                let max = self.scratch_idx.iter().copied().max().unwrap_or(0);
+                if n > 0 && max as usize >= self.dict.len() {
+                    return Err(format!(
+                        "dictionary index {max} out of range ({} entries)",
+                        self.dict.len()
+                    ));
+                }
+                let dict = &self.dict[..];
+                for (o, &i) in out.iter_mut().zip(&self.scratch_idx) {
+                    *o = dict[i as usize];
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The columns of one file the fast decoder reads: leaf index and physical reading of the time
+/// column and of each value column (`None`: absent, NaN).
+#[derive(Debug, Clone)]
+pub struct FastPlan {
+    time: (usize, Physical),
+    values: Vec<Option<(usize, Physical)>>,
+}
+
+/// The fast plan for `unit`, if every needed column (time and `value_roots`) is a flat numeric
+/// leaf with only plain, dictionary and level encodings in every row group.
+pub fn fast_columns(
+    meta: &ArrowReaderMetadata,
+    unit: &Unit,
+    value_roots: &[u32],
+) -> Option<FastPlan> {
+    let pq = meta.metadata();
+    let descr = pq.file_metadata().schema_descr();
+    let leaf_of = |root: u32| -> Option<(usize, Physical)> {
+        let leaves: Vec<usize> = (0..descr.num_columns())
+            .filter(|&l| descr.get_column_root_idx(l) == root as usize)
+            .collect();
+        let [leaf] = leaves[..] else { return None };
+        let phys = eligible(descr.column(leaf).as_ref())?;
+        pq.row_groups()
+            .iter()
+            .all(|rg| rg.columns().get(leaf).is_some_and(chunk_eligible))
+            .then_some((leaf, phys))
+    };
+    // The arrow type must read the stored values as they are: pyarrow stores timestamp[s] as
+    // milliseconds and date64 as days, and arrow-rs converts them back; those take arrow-rs.
+    let fields = meta.schema().fields();
+    let time = leaf_of(unit.time.0)?;
+    let time_agrees = match (
+        fields.get(unit.time.0 as usize)?.data_type(),
+        descr.column(time.0).logical_type_ref(),
+    ) {
+        (
+            DataType::Timestamp(u, _),
+            Some(LogicalType::Timestamp(parquet::basic::TimestampType { unit: stored, .. })),
+        ) => matches!(
+            (u, stored),
+            (TimeUnit::Millisecond, parquet::basic::TimeUnit::MILLIS)
+                | (TimeUnit::Microsecond, parquet::basic::TimeUnit::MICROS)
+                | (TimeUnit::Nanosecond, parquet::basic::TimeUnit::NANOS)
+        ),
+        (DataType::Date32, Some(LogicalType::Date)) => true,
+        _ => false,
+    };
+    if !time_agrees {
+        return None;
+    }
+    let mut values = Vec::with_capacity(value_roots.len());
+    for &root in value_roots {
+        if root == ABSENT {
+            values.push(None);
+            continue;
+        }
+        let (leaf, phys) = leaf_of(root)?;
+        if !arrow_agrees(fields.get(root as usize)?.data_type(), phys) {
+            return None;
+        }
+        values.push(Some((leaf, phys)));
+    }
+    Some(FastPlan { time, values })
+}
+
+/// Whether arrow-rs would read a column of this physical reading as the same numbers.
+fn arrow_agrees(dtype: &DataType, phys: Physical) -> bool {
+    match (dtype, phys) {
+        (DataType::Dictionary(_, v), _) => arrow_agrees(v, phys),
+        (DataType::Float64, Physical::F64)
+        | (DataType::Float32, Physical::F32)
+        | (DataType::Int64, Physical::I64) => true,
+        (DataType::UInt64, Physical::U64) => true,
+        (DataType::Int8 | DataType::Int16 | DataType::Int32, Physical::I32) => true,
+        (DataType::UInt8 | DataType::UInt16 | DataType::UInt32, Physical::U32) => true,
+        _ => false,
+    }
+}
+
+/// Decodes `unit` with the fast decoder, row group by row group, `batch_rows` at a time, into
+/// `out`. Errors are (context, message).
+pub fn read_fast<O: Float>(
+    file: File,
+    meta: &ArrowReaderMetadata,
+    unit: &Unit,
+    plan: &FastPlan,
+    ctx: &ReadContext<'_>,
+    out: &mut Emitter<'_, O>,
+) -> Result<(), (String, String)> {
+    let file = Arc::new(file);
+    let pq = meta.metadata();
+    let descr = pq.file_metadata().schema_descr();
+    let context = |leaf: usize| format!("decoding column {:?}", descr.column(leaf).name());
+    let factor = unit.time.1.factor();
+    let (mut raw, mut valid, mut times, mut scratch) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::<O>::new());
+    for rg in pq.row_groups() {
+        let rows = usize::try_from(rg.num_rows()).map_err(|_| {
+            (
+                "reading the footer".to_string(),
+                "negative row count".to_string(),
+            )
+        })?;
+        let tleaf = plan.time.0;
+        fn open<T: Decoded>(
+            file: &Arc<File>,
+            rg: &parquet::file::metadata::RowGroupMetaData,
+            descr: &parquet::schema::types::SchemaDescriptor,
+            (leaf, phys): (usize, Physical),
+            rows: usize,
+        ) -> Result<ColumnDecoder<T>, DecodeError> {
+            let meta = rg.columns().get(leaf).ok_or("no column chunk")?;
+            ColumnDecoder::new(
+                Arc::clone(file),
+                meta,
+                descr.column(leaf).as_ref(),
+                phys,
+                rows,
+            )
+        }
+        let mut time: ColumnDecoder<i64> =
+            open(&file, rg, descr, plan.time, rows).map_err(|e| (context(tleaf), e))?;
+        let mut decoders: Vec<Option<(usize, ColumnDecoder<O>)>> =
+            Vec::with_capacity(plan.values.len());
+        for v in &plan.values {
+            decoders.push(match *v {
+                None => None,
+                Some(c) => Some((
+                    c.0,
+                    open(&file, rg, descr, c, rows).map_err(|e| (context(c.0), e))?,
+                )),
+            });
+        }
+        let mut done = 0;
+        while done < rows && !out.stopped() {
+            let n = ctx.batch_rows.min(rows - done);
+            raw.clear();
+            raw.resize(n, 0i64);
+            valid.clear();
+            valid.resize(n, true);
+            time.read(&mut raw, Some(&mut valid))
+                .map_err(|e| (context(tleaf), e))?;
+            times.clear();
+            for (i, (&r, &ok)) in raw.iter().zip(&valid).enumerate() {
+                let ns = if ok {
+                    r.checked_mul(factor).ok_or_else(|| {
+                        (
+                            context(tleaf),
+                            format!(
+                                "row {}: time {r} {} does not fit int64 nanoseconds",
+                                out.decoded + i as u64,
+                                unit.time.1.unit_name()
+                            ),
+                        )
+                    })?
+                } else {
+                    0
+                };
+                times.push(ns);
+            }
+            let mut fill =
+                |c: usize, sel: &Selection, dst: &mut [O]| -> Result<(), (String, String)> {
+                    let Some((leaf, d)) = decoders[c].as_mut() else {
+                        return Ok(());
+                    };
+                    match sel {
+                        Selection::Range(r) if r.start == 0 && r.end == n => d.read(dst, None),
+                        _ => {
+                            scratch.clear();
+                            scratch.resize(n, O::NAN);
+                            d.read(&mut scratch, None).map(|()| match sel {
+                                Selection::Range(r) => dst.copy_from_slice(&scratch[r.clone()]),
+                                Selection::Indices(idx) => {
+                                    for (o, &i) in dst.iter_mut().zip(idx) {
+                                        *o = scratch[i as usize];
+                                    }
+                                }
+                            })
+                        }
+                    }
+                    .map_err(|e| (context(*leaf), e))
+                };
+            out.emit(&times, &valid, &mut fill)?;
+            done += n;
+        }
+        if out.stopped() {
+            break;
+        }
+    }
+    Ok(())
+}
