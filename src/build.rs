@@ -26,6 +26,7 @@ use crate::write::{write_all, WriteFailure, WriterStats};
 /// What one attempt at writing produced.
 struct Run {
     committed: Option<Committed>,
+    commit_seconds: f64,
     writer: WriterStats,
     reader_wait: Duration,
 }
@@ -109,7 +110,7 @@ fn summary(
         run.writer,
         run.reader_wait,
         wall,
-        plan_seconds,
+        (plan_seconds, run.commit_seconds),
         attempts,
     )
 }
@@ -178,10 +179,12 @@ fn execute<O: Float>(
     let units = plan.units.len();
 
     let outcome = std::thread::scope(|s| {
+        let mut spawn_error = None;
         for (r, (tx, recycled)) in txs.into_iter().zip(ret_rxs).enumerate() {
             let assign_tx = assign_tx.clone();
             let (cancel, next, reader_wait_ns) = (&cancel, &next, &reader_wait_ns);
-            s.spawn(move || {
+            let reader = std::thread::Builder::new().name(format!("spillway-read-{r}"));
+            let spawned = reader.spawn_scoped(s, move || {
                 let mut waited = Duration::ZERO;
                 loop {
                     // Take the next unit and announce it, atomically, so announcements are in
@@ -216,8 +219,18 @@ fn execute<O: Float>(
                 }
                 reader_wait_ns.fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
             });
+            if let Err(e) = spawned {
+                spawn_error = Some(e);
+                break;
+            }
         }
         drop(assign_tx);
+        if let Some(e) = spawn_error {
+            cancel.store(true, Ordering::Relaxed);
+            return Err(WriteFailure::Protocol(format!(
+                "cannot start a reader thread: {e}"
+            )));
+        }
         let result = write_all(plan, writer.as_mut(), &assign_rx, &rxs, &ret_txs, progress);
         if result.is_err() {
             cancel.store(true, Ordering::Relaxed);
@@ -236,12 +249,14 @@ fn execute<O: Float>(
         }
     };
     progress.phase("committing");
+    let tc = Instant::now();
     let committed = match writer {
         Some(w) => Some(w.finish(build_metadata(plan, cfg)).map_err(spill_error)?),
         None => None,
     };
     Ok(Run {
         committed,
+        commit_seconds: tc.elapsed().as_secs_f64(),
         writer: stats,
         reader_wait: Duration::from_nanos(reader_wait_ns.load(Ordering::Relaxed)),
     })

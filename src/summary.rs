@@ -38,8 +38,10 @@ pub struct BuildSummary {
     pub input_bytes: u64,
     /// Wall seconds, discovery to commit.
     pub seconds: f64,
-    /// Of which planning (footers and the time scan).
+    /// Of which planning (footers, the time scan, the filter passes).
     pub plan_seconds: f64,
+    /// Of which the commit (metadata, trailer, fsync, rename).
+    pub commit_seconds: f64,
     /// Rows per second of wall time.
     pub rows_per_second: f64,
     /// Input MB (10^6 bytes) per second of wall time.
@@ -74,7 +76,7 @@ impl BuildSummary {
         writer: WriterStats,
         reader_wait: Duration,
         wall: Duration,
-        plan_seconds: f64,
+        (plan_seconds, commit_seconds): (f64, f64),
         attempts: usize,
     ) -> BuildSummary {
         let secs = wall.as_secs_f64().max(1e-9);
@@ -98,6 +100,7 @@ impl BuildSummary {
             input_bytes: plan.input_bytes,
             seconds: secs,
             plan_seconds,
+            commit_seconds,
             rows_per_second: rows as f64 / secs,
             input_mb_per_second: plan.input_bytes as f64 / 1e6 / secs,
             peak_rss_bytes: peak_rss_bytes(),
@@ -142,6 +145,13 @@ impl BuildSummary {
             self.budget.readers,
             self.budget.batch_rows,
             self.budget.capacity,
+        );
+        s += &format!(
+            "phases: plan {:.2}s, stream {:.2}s (writer busy {:.2}s), commit {:.2}s\n",
+            self.plan_seconds,
+            (self.seconds - self.plan_seconds - self.commit_seconds).max(0.0),
+            self.writer_busy_seconds,
+            self.commit_seconds
         );
         s += &format!(
             "waits: readers blocked {:.2}s, writer waited {:.2}s (bottleneck: {})\n",
