@@ -361,6 +361,14 @@ enum Values {
     Dict(Hybrid),
 }
 
+/// Rows a column decoder decodes per step: its scratch (levels, dictionary indices, values
+/// around nulls) stays this many entries, in L1, whatever the batch size.
+pub const STEP_ROWS: usize = 1024;
+
+/// Bytes of scratch per column decoder (see [`STEP_ROWS`]): levels and indices (u32), values
+/// (at most 8 bytes).
+pub const STEP_SCRATCH: u64 = STEP_ROWS as u64 * (4 + 4 + 8);
+
 /// Decodes one column chunk into `T`, `n` rows at a time.
 pub struct ColumnDecoder<T> {
     pages: SerializedPageReader<File>,
@@ -499,7 +507,7 @@ impl<T: Decoded> ColumnDecoder<T> {
             if self.left == 0 {
                 self.next_page()?;
             }
-            let k = self.left.min(out.len() - done);
+            let k = self.left.min(out.len() - done).min(STEP_ROWS);
             let dst = &mut out[done..done + k];
             let present = match self.levels.as_mut() {
                 None => k,
@@ -584,60 +592,88 @@ pub struct FastPlan {
     values: Vec<Option<(usize, Physical)>>,
 }
 
-/// The fast plan for `unit`, if every needed column (time and `value_roots`) is a flat numeric
-/// leaf with only plain, dictionary and level encodings in every row group.
+/// The only leaf of each top-level field (`None` for nested fields with several leaves), indexed
+/// by root.
+pub fn single_leaves(meta: &ArrowReaderMetadata) -> Vec<Option<usize>> {
+    let descr = meta.metadata().file_metadata().schema_descr();
+    let mut leaves: Vec<Option<Option<usize>>> = vec![None; meta.schema().fields().len()];
+    for leaf in 0..descr.num_columns() {
+        if let Some(slot) = leaves.get_mut(descr.get_column_root_idx(leaf)) {
+            // First leaf: Some(Some(leaf)); a second one: Some(None).
+            *slot = Some(slot.map_or(Some(leaf), |_| None));
+        }
+    }
+    leaves.into_iter().map(Option::flatten).collect()
+}
+
+/// What a column is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The time column.
+    Time,
+    /// A target or feature column.
+    Value,
+}
+
+/// The leaf and physical reading of root `root` when the fast decoder can read it as `role`: a
+/// flat numeric leaf with only plain, dictionary and level encodings in every row group, whose
+/// arrow type reads the stored numbers as they are. `leaves` is [`single_leaves`] of `meta`.
+pub fn fast_reading(
+    meta: &ArrowReaderMetadata,
+    leaves: &[Option<usize>],
+    root: u32,
+    role: Role,
+) -> Option<(usize, Physical)> {
+    let pq = meta.metadata();
+    let descr = pq.file_metadata().schema_descr();
+    let leaf = (*leaves.get(root as usize)?)?;
+    let phys = eligible(descr.column(leaf).as_ref())?;
+    if !pq
+        .row_groups()
+        .iter()
+        .all(|rg| rg.columns().get(leaf).is_some_and(chunk_eligible))
+    {
+        return None;
+    }
+    let dtype = meta.schema().fields().get(root as usize)?.data_type();
+    let agrees = match role {
+        Role::Value => arrow_agrees(dtype, phys),
+        // pyarrow stores timestamp[s] as milliseconds and date64 as days, and arrow-rs converts
+        // them back; those take arrow-rs.
+        Role::Time => match (dtype, descr.column(leaf).logical_type_ref()) {
+            (
+                DataType::Timestamp(u, _),
+                Some(LogicalType::Timestamp(parquet::basic::TimestampType {
+                    unit: stored, ..
+                })),
+            ) => matches!(
+                (u, stored),
+                (TimeUnit::Millisecond, parquet::basic::TimeUnit::MILLIS)
+                    | (TimeUnit::Microsecond, parquet::basic::TimeUnit::MICROS)
+                    | (TimeUnit::Nanosecond, parquet::basic::TimeUnit::NANOS)
+            ),
+            (DataType::Date32, Some(LogicalType::Date)) => true,
+            _ => false,
+        },
+    };
+    agrees.then_some((leaf, phys))
+}
+
+/// The fast plan for `unit`, if the fast decoder can read every needed column (time and
+/// `value_roots`, see [`fast_reading`]).
 pub fn fast_columns(
     meta: &ArrowReaderMetadata,
     unit: &Unit,
     value_roots: &[u32],
 ) -> Option<FastPlan> {
-    let pq = meta.metadata();
-    let descr = pq.file_metadata().schema_descr();
-    let leaf_of = |root: u32| -> Option<(usize, Physical)> {
-        let leaves: Vec<usize> = (0..descr.num_columns())
-            .filter(|&l| descr.get_column_root_idx(l) == root as usize)
-            .collect();
-        let [leaf] = leaves[..] else { return None };
-        let phys = eligible(descr.column(leaf).as_ref())?;
-        pq.row_groups()
-            .iter()
-            .all(|rg| rg.columns().get(leaf).is_some_and(chunk_eligible))
-            .then_some((leaf, phys))
-    };
-    // The arrow type must read the stored values as they are: pyarrow stores timestamp[s] as
-    // milliseconds and date64 as days, and arrow-rs converts them back; those take arrow-rs.
-    let fields = meta.schema().fields();
-    let time = leaf_of(unit.time.0)?;
-    let time_agrees = match (
-        fields.get(unit.time.0 as usize)?.data_type(),
-        descr.column(time.0).logical_type_ref(),
-    ) {
-        (
-            DataType::Timestamp(u, _),
-            Some(LogicalType::Timestamp(parquet::basic::TimestampType { unit: stored, .. })),
-        ) => matches!(
-            (u, stored),
-            (TimeUnit::Millisecond, parquet::basic::TimeUnit::MILLIS)
-                | (TimeUnit::Microsecond, parquet::basic::TimeUnit::MICROS)
-                | (TimeUnit::Nanosecond, parquet::basic::TimeUnit::NANOS)
-        ),
-        (DataType::Date32, Some(LogicalType::Date)) => true,
-        _ => false,
-    };
-    if !time_agrees {
-        return None;
-    }
+    let leaves = single_leaves(meta);
+    let time = fast_reading(meta, &leaves, unit.time.0, Role::Time)?;
     let mut values = Vec::with_capacity(value_roots.len());
     for &root in value_roots {
-        if root == ABSENT {
-            values.push(None);
-            continue;
-        }
-        let (leaf, phys) = leaf_of(root)?;
-        if !arrow_agrees(fields.get(root as usize)?.data_type(), phys) {
-            return None;
-        }
-        values.push(Some((leaf, phys)));
+        values.push(match root {
+            ABSENT => None,
+            _ => Some(fast_reading(meta, &leaves, root, Role::Value)?),
+        });
     }
     Some(FastPlan { time, values })
 }

@@ -13,6 +13,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::basic::Type as PhysicalType;
 use parquet::file::metadata::ParquetStatisticsPolicy;
 
+use crate::decode::Role;
 use crate::error::{SymbolError, SymbolErrorKind};
 use crate::schema::{classify, Kind};
 
@@ -87,6 +88,10 @@ pub struct ColumnInfo {
     pub root: u32,
     /// Largest estimated decoder working set of one of its column chunks (dictionary + a page).
     pub work_bytes: u64,
+    /// Whether the fast decoder reads it as a target or feature column.
+    pub fast_value: bool,
+    /// Whether the fast decoder reads it as the time column.
+    pub fast_time: bool,
 }
 
 /// The footer of one file, compactly.
@@ -180,10 +185,16 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
             message: format!("negative row count {rows}"),
         })
     })?;
+    let leaves = crate::decode::single_leaves(&meta);
+    let fast = |root: usize, role| {
+        crate::decode::fast_reading(&meta, &leaves, root as u32, role).is_some()
+    };
     let columns = fields
         .iter()
         .enumerate()
         .map(|(root, f)| ColumnInfo {
+            fast_value: fast(root, Role::Value),
+            fast_time: fast(root, Role::Time),
             name: names.id(f.name()),
             dtype: names.id(&type_name(f.data_type())),
             kind: classify(f.data_type(), int96[root]),

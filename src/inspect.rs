@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::budget::{choose_for, Budget, Shape};
-use crate::config::BuildConfig;
+use crate::config::{BuildConfig, Decoder};
 use crate::discover::discover;
 use crate::error::{Error, Result};
 use crate::footer::{read_footer, FileInfo, Interner, FOOTER_EXPANSION};
@@ -104,6 +104,7 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
     let (mut rows, mut bytes, mut files, mut longest, mut max_work) =
         (0u64, 0u64, 0usize, 0u64, (0u64, Default::default()));
     let mut missing_target = Vec::new();
+    let mut arrow_decoding = false;
     for (symbol, result) in &footers {
         let infos = match result {
             Ok(f) => f,
@@ -121,6 +122,11 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
             files += 1;
             bytes += f.size;
             sym_rows += f.rows;
+            // A file the fast decoder may not read whole (the projection is not known here).
+            arrow_decoding |= cfg.decoder == Decoder::Arrow
+                || f.columns
+                    .iter()
+                    .any(|c| c.kind != Kind::Other && !(c.fast_value || c.fast_time));
             let work: u64 = f.footer_len * FOOTER_EXPANSION
                 + f.columns
                     .iter()
@@ -191,6 +197,7 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         max_work,
         longest_rows: longest,
         held_bytes: 0,
+        arrow_decoding,
     };
     let (estimated_budget, budget_error) = match choose_for(cfg, &shape) {
         Ok(b) => (Some(b), None),

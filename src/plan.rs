@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use rayon::prelude::*;
 use spill::{ColumnSpec, DType, Layout, Role, Symbol};
 
-use crate::config::{BuildConfig, OnError};
+use crate::config::{BuildConfig, Decoder, OnError};
 use crate::discover::{SymbolFiles, Universe};
 use crate::error::{Error, Result, SymbolError, SymbolErrorKind};
 use crate::filter::{CrossSection, FilterStats};
@@ -47,6 +47,9 @@ pub struct Unit {
     pub row_start: u64,
     /// Estimated decoder working set (bytes) of the projected columns.
     pub work_bytes: u64,
+    /// Whether the fast decoder reads this file (else arrow-rs); a memory estimate, the reader
+    /// decides again from the same footer.
+    pub fast: bool,
     /// Rows this file contributes to the output (after `--max-rows` and the filters).
     pub out: u64,
 }
@@ -426,12 +429,22 @@ fn build_plan(
             let mut projected: Vec<u32> = feats.clone();
             projected.extend([c.time[i].0, c.target[i]]);
             projected.sort_unstable();
-            let work_bytes = f.footer_len * FOOTER_EXPANSION
-                + f.columns
+            let projected_cols = || {
+                f.columns
                     .iter()
                     .filter(|col| projected.binary_search(&col.root).is_ok())
-                    .map(|col| col.work_bytes)
-                    .sum::<u64>();
+            };
+            let work_bytes = f.footer_len * FOOTER_EXPANSION
+                + projected_cols().map(|col| col.work_bytes).sum::<u64>();
+            // `columns` is in schema order: a root is its index.
+            let by_root = |root: u32| f.columns.get(root as usize);
+            let fast = cfg.decoder == Decoder::Auto
+                && by_root(c.time[i].0).is_some_and(|col| col.fast_time)
+                && feats
+                    .iter()
+                    .chain([&c.target[i]])
+                    .filter(|&&r| r != ABSENT)
+                    .all(|&r| by_root(r).is_some_and(|col| col.fast_value));
             input_bytes += f.size;
             // Relative paths: the same universe elsewhere gives the same fingerprint.
             let rel = f.path.strip_prefix(&cfg.input).unwrap_or(&f.path);
@@ -450,6 +463,7 @@ fn build_plan(
                 skip,
                 row_start: 0,
                 work_bytes,
+                fast,
                 out: s.survivors - skip,
                 path: f.path,
             });

@@ -138,13 +138,14 @@ impl BuildSummary {
             self.input_mb_per_second,
         );
         s += &format!(
-            "memory: peak RSS {} (planned bound {:.0} MiB of a {:.0} MiB budget: {} readers, {}-row batches, capacity {})\n",
+            "memory: peak RSS {} (planned bound {:.0} MiB of a {:.0} MiB budget: {} readers, {}-row batches, capacity {}, writer {:.0} MiB)\n",
             self.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.0} MiB", mib(b))),
             mib(self.budget.bound_bytes),
             mib(self.budget.budget_bytes),
             self.budget.readers,
             self.budget.batch_rows,
             self.budget.capacity,
+            mib(self.budget.writer_bytes),
         );
         s += &format!(
             "phases: plan {:.2}s, stream {:.2}s (writer busy {:.2}s), commit {:.2}s\n",

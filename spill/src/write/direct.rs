@@ -47,6 +47,9 @@ struct Staging {
     buf: AlignedBuf,
     /// Bytes of `buf` this column uses per write (its buffer size, or less for a small column).
     cap: usize,
+    /// Bytes at which the current buffer is written: `cap`, except for the first buffer (see
+    /// [`stagger`]).
+    limit: usize,
     /// File offset of the buffer's first byte (4096-aligned).
     pos: u64,
     /// Bytes staged.
@@ -90,16 +93,22 @@ impl DirectSink {
                 file.write_all_at(AlignedBuf::new(ALIGN as usize).bytes(), start)?;
             }
         }
+        let ncols = regions.len();
         let columns = regions
             .iter()
-            .map(|&(start, end)| Staging {
-                buf: AlignedBuf::new(buffer),
+            .enumerate()
+            .map(|(i, &(start, end))| {
                 // A column never needs more buffer than its padded region (a multiple of 4096).
-                cap: buffer
+                let cap = buffer
                     .min(usize::try_from(end - start).unwrap_or(buffer))
-                    .max(ALIGN as usize),
-                pos: start,
-                fill: 0,
+                    .max(ALIGN as usize);
+                Staging {
+                    buf: AlignedBuf::new(buffer),
+                    cap,
+                    limit: stagger(cap, i, ncols),
+                    pos: start,
+                    fill: 0,
+                }
             })
             .collect();
         let (jobs, job_rx) = std::sync::mpsc::sync_channel::<Job>(IN_FLIGHT);
@@ -152,6 +161,7 @@ impl DirectSink {
         };
         c.pos += len as u64;
         c.fill = 0;
+        c.limit = c.cap;
         let jobs = self.jobs.as_ref().ok_or_else(io_thread_gone)?;
         jobs.send(job).map_err(|_| io_thread_gone())
     }
@@ -167,6 +177,18 @@ impl DirectSink {
     }
 }
 
+/// The first buffer of column `i` of `ncols` is written at this many bytes (a multiple of 4096),
+/// the later ones at `cap`. Every batch brings rows for every column, so without this all the
+/// buffers would fill in the same batch and go to the device as one burst of `ncols` writes,
+/// during which the writer waits for spare buffers (measured: with 1 MiB buffers, 5% less CPU
+/// than 256 KiB but 7% more wall). Staggered, about one buffer fills per `1 / ncols` of the
+/// stream and the I/O thread keeps pace.
+fn stagger(cap: usize, i: usize, ncols: usize) -> usize {
+    let align = ALIGN as usize;
+    let early = (cap / ncols.max(1) * i) / align * align;
+    (cap - early).max(align)
+}
+
 fn io_thread_gone() -> io::Error {
     io::Error::other("the O_DIRECT writer thread stopped")
 }
@@ -179,11 +201,11 @@ impl Sink for DirectSink {
         );
         while !bytes.is_empty() {
             let c = &mut self.columns[col];
-            let n = (c.cap - c.fill).min(bytes.len());
+            let n = (c.limit - c.fill).min(bytes.len());
             c.buf.bytes_mut()[c.fill..c.fill + n].copy_from_slice(&bytes[..n]);
             c.fill += n;
             bytes = &bytes[n..];
-            if c.fill == c.cap {
+            if c.fill == c.limit {
                 self.flush(col, false)?;
             }
         }
@@ -201,5 +223,27 @@ impl Sink for DirectSink {
 impl Drop for DirectSink {
     fn drop(&mut self) {
         let _ = self.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_writes_are_aligned_and_spread_over_a_buffer() {
+        let align = ALIGN as usize;
+        for (cap, ncols) in [(256 << 10, 103), (1 << 20, 7), (4096, 50), (8192, 1)] {
+            let limits: Vec<usize> = (0..ncols).map(|i| stagger(cap, i, ncols)).collect();
+            assert_eq!(limits[0], cap);
+            for &l in &limits {
+                assert!(l % align == 0 && (align..=cap).contains(&l), "{l} of {cap}");
+            }
+            // Non-increasing, and when the buffer has room, the last column writes far earlier.
+            assert!(limits.windows(2).all(|w| w[0] >= w[1]));
+            if cap / align >= ncols {
+                assert!(limits[ncols - 1] <= cap / ncols + align, "{limits:?}");
+            }
+        }
     }
 }
