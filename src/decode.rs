@@ -212,7 +212,8 @@ struct Hybrid {
     left: usize,
     /// The value of a repeated run; `None` in a bit-packed run.
     repeat: Option<u32>,
-    /// The current bit-packed run's bytes, padded with 16 zero bytes so every load is in bounds.
+    /// The current bit-packed run's bytes, padded with [`PACK_PAD`] zero bytes so every load is
+    /// in bounds.
     packed: Vec<u8>,
     /// Next value's index within the bit-packed run.
     next: usize,
@@ -270,16 +271,33 @@ impl Hybrid {
             self.packed.clear();
             self.packed
                 .extend_from_slice(&self.buf[self.pos..self.pos + available]);
-            self.packed.resize(available + 16, 0);
+            self.packed.resize(available + PACK_PAD, 0);
             self.pos += available;
             self.repeat = None;
             self.next = 0;
-            self.left = (groups * 8).min(available * 8 / self.width.max(1) as usize);
+            self.left = match self.width {
+                // Width 0: every value is 0 and the run has no bytes.
+                0 => groups.saturating_mul(8),
+                w => groups.saturating_mul(8).min(available * 8 / w as usize),
+            };
         }
         if self.left == 0 && self.pos >= self.buf.len() {
             return Err("RLE data ended before its values".into());
         }
         Ok(())
+    }
+
+    /// Consumes the next `n` values if they are all `v` within the current repeated run (loading
+    /// the next run first when none is left); else consumes nothing.
+    fn skip_repeat(&mut self, n: usize, v: u32) -> Result<bool, DecodeError> {
+        if self.left == 0 {
+            self.next_run()?;
+        }
+        let hit = self.repeat == Some(v) && self.left >= n;
+        if hit {
+            self.left -= n;
+        }
+        Ok(hit)
     }
 
     /// Fills `out` with the next values.
@@ -310,41 +328,13 @@ impl Hybrid {
             (1u64 << w) - 1
         };
         let mut k = 0;
-        // Byte-aligned widths are plain little-endian integers.
-        if matches!(w, 8 | 16 | 32) {
-            let bytes = w / 8;
-            let start = self.next * bytes;
-            let src = &self.packed[start..start + out.len() * bytes];
-            match bytes {
-                1 => out
-                    .iter_mut()
-                    .zip(src)
-                    .for_each(|(o, &b)| *o = u32::from(b)),
-                2 => out
-                    .iter_mut()
-                    .zip(src.chunks_exact(2))
-                    .for_each(|(o, b)| *o = u32::from(u16::from_le_bytes([b[0], b[1]]))),
-                _ => out
-                    .iter_mut()
-                    .zip(src.chunks_exact(4))
-                    .for_each(|(o, b)| *o = u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            }
-            self.next += out.len();
-            return;
-        }
-        // Whole groups of 8 at a group boundary: one 16-byte load holds 8 values of width <= 16.
-        if w <= 16 && self.next.is_multiple_of(8) {
-            while out.len() - k >= 8 {
-                let at = self.next / 8 * w;
-                let mut word = [0u8; 16];
-                word.copy_from_slice(&self.packed[at..at + 16]);
-                let x = u128::from_le_bytes(word);
-                for j in 0..8 {
-                    out[k + j] = ((x >> (j * w)) as u64 & mask) as u32;
-                }
-                k += 8;
-                self.next += 8;
-            }
+        // Whole groups of 8 values (`w` bytes each) from a group boundary, unpacked by code
+        // specialised for the width.
+        if self.next.is_multiple_of(8) {
+            let groups = (out.len() / 8) * 8;
+            unpack_groups(w, &self.packed[self.next / 8 * w..], &mut out[..groups]);
+            k = groups;
+            self.next += groups;
         }
         for o in &mut out[k..] {
             let bit = self.next * w;
@@ -352,6 +342,44 @@ impl Hybrid {
             word.copy_from_slice(&self.packed[bit / 8..bit / 8 + 8]);
             *o = ((u64::from_le_bytes(word) >> (bit % 8)) & mask) as u32;
             self.next += 1;
+        }
+    }
+}
+
+/// Zero bytes after a bit-packed run: the widest group (32 bytes) plus one 8-byte load.
+const PACK_PAD: usize = 40;
+
+/// Unpacks `out.len() / 8` groups of 8 values of `w` bits from `packed` (little-endian bit order,
+/// the parquet hybrid's), which extends at least 8 bytes past the last group.
+fn unpack_groups(w: usize, packed: &[u8], out: &mut [u32]) {
+    macro_rules! by_width {
+        ($($n:literal)*) => {
+            match w {
+                $($n => unpack_groups_of::<$n>(packed, out),)*
+                // Width 0 (a one-entry dictionary): every index is 0. Widths over 32 are refused
+                // when the page starts.
+                _ => out.fill(0),
+            }
+        };
+    }
+    by_width!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32);
+}
+
+#[inline(always)]
+fn unpack_groups_of<const W: usize>(packed: &[u8], out: &mut [u32]) {
+    let mask = if W == 32 {
+        u64::from(u32::MAX)
+    } else {
+        (1u64 << W) - 1
+    };
+    for (g, o) in out.chunks_exact_mut(8).enumerate() {
+        // `packed` has 8 bytes past the last group: a group's loads reach `W + 8` bytes.
+        let group = &packed[g * W..g * W + W + 8];
+        for (j, v) in o.iter_mut().enumerate() {
+            let bit = j * W;
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&group[bit / 8..bit / 8 + 8]);
+            *v = ((u64::from_le_bytes(word) >> (bit % 8)) & mask) as u32;
         }
     }
 }
@@ -508,13 +536,20 @@ impl<T: Decoded> ColumnDecoder<T> {
                 self.next_page()?;
             }
             let k = self.left.min(out.len() - done).min(STEP_ROWS);
+            let mut all_present = false;
             let dst = &mut out[done..done + k];
             let present = match self.levels.as_mut() {
                 None => k,
                 Some(levels) => {
-                    self.scratch_levels.resize(k, 0);
-                    levels.read(&mut self.scratch_levels)?;
-                    self.scratch_levels.iter().filter(|&&l| l == 1).count()
+                    // The common case: a run of "present" levels covers the step.
+                    all_present = levels.skip_repeat(k, 1)?;
+                    if all_present {
+                        k
+                    } else {
+                        self.scratch_levels.resize(k, 0);
+                        levels.read(&mut self.scratch_levels)?;
+                        self.scratch_levels.iter().filter(|&&l| l == 1).count()
+                    }
                 }
             };
             if present == k {
@@ -538,6 +573,7 @@ impl<T: Decoded> ColumnDecoder<T> {
             if let Some(v) = valid.as_deref_mut() {
                 match self.levels {
                     None => v[done..done + k].fill(true),
+                    Some(_) if all_present => v[done..done + k].fill(true),
                     Some(_) => {
                         for (o, &l) in v[done..done + k].iter_mut().zip(&self.scratch_levels) {
                             *o = l == 1;
@@ -803,4 +839,61 @@ pub fn read_fast<O: Float>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Packs `values` as one bit-packed run of the hybrid encoding (header included).
+    fn bit_packed(values: &[u32], w: u32) -> Vec<u8> {
+        let groups = values.len().div_ceil(8);
+        let mut out = Vec::new();
+        let mut header = (groups as u64) << 1 | 1;
+        loop {
+            let b = (header & 0x7f) as u8;
+            header >>= 7;
+            if header == 0 {
+                out.push(b);
+                break;
+            }
+            out.push(b | 0x80);
+        }
+        let mut bits = vec![0u8; groups * w as usize];
+        for (i, &v) in values.iter().enumerate() {
+            for b in 0..w as usize {
+                if v >> b & 1 == 1 {
+                    let bit = i * w as usize + b;
+                    bits[bit / 8] |= 1 << (bit % 8);
+                }
+            }
+        }
+        out.extend(bits);
+        out
+    }
+
+    proptest! {
+        /// Every width, read in any slicing (groups split across reads, odd remainders), gives
+        /// the packed values back.
+        #[test]
+        fn bit_packed_runs_of_every_width_read_back(
+            w in 0u32..=32,
+            seed in prop::collection::vec(any::<u32>(), 1..300),
+            cuts in prop::collection::vec(1usize..40, 1..20),
+        ) {
+            let mask = if w == 32 { u32::MAX } else { (1u32 << w) - 1 };
+            let values: Vec<u32> = seed.iter().map(|v| v & mask).collect();
+            let mut h = Hybrid::new(Bytes::from(bit_packed(&values, w)), w);
+            let mut got = Vec::new();
+            let mut cut = cuts.iter().cycle();
+            while got.len() < values.len() {
+                let n = (*cut.next().unwrap_or(&1)).min(values.len() - got.len());
+                let mut out = vec![u32::MAX; n];
+                h.read(&mut out).map_err(TestCaseError::fail)?;
+                got.extend(out);
+            }
+            prop_assert_eq!(got, values);
+        }
+    }
 }
