@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Heavy tests left out of the default run (time and disk): writer memory on a 4 GiB file, ...
+# Heavy tests left out of the default run (time and disk): the writer's memory on a 4 GiB file,
+# 10,000 files under a 64-descriptor limit, and 500 SIGKILLs of a running build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --release --workspace --all-targets -- --ignored --nocapture --skip child_writer --skip regenerate_golden
+SPILLWAY_MANY_FILES=${SPILLWAY_MANY_FILES:-10000} SPILLWAY_KILL_ITERATIONS=${SPILLWAY_KILL_ITERATIONS:-500} \
+  cargo test --release --test tests -- --nocapture many_tiny_files killed_builds

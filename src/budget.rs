@@ -6,7 +6,8 @@
 //!
 //! fits `--memory-budget`. The working set comes from the footers (dictionary and page sizes of the
 //! projected column chunks of the largest file); explicit flags override the choice, and the bound
-//! is reported either way.
+//! is reported either way. What the chosen shape leaves of the budget goes to the writer's
+//! buffers, whose size sets the O_DIRECT write size.
 
 use std::path::PathBuf;
 
