@@ -429,13 +429,12 @@ fn build_plan(
             let mut projected: Vec<u32> = feats.clone();
             projected.extend([c.time[i].0, c.target[i]]);
             projected.sort_unstable();
-            let projected_cols = || {
-                f.columns
+            let work_bytes = f.footer_len * FOOTER_EXPANSION
+                + f.columns
                     .iter()
                     .filter(|col| projected.binary_search(&col.root).is_ok())
-            };
-            let work_bytes = f.footer_len * FOOTER_EXPANSION
-                + projected_cols().map(|col| col.work_bytes).sum::<u64>();
+                    .map(|col| col.work_bytes)
+                    .sum::<u64>();
             // `columns` is in schema order: a root is its index.
             let by_root = |root: u32| f.columns.get(root as usize);
             let fast = cfg.decoder == Decoder::Auto
