@@ -346,6 +346,30 @@ impl Hybrid {
     }
 }
 
+/// Fuzzing entry (the `fuzzing` feature; not an API): `data[0] % 33` is the bit width, `data[1]`
+/// seeds the read sizes, the rest is an RLE / bit-packed hybrid stream, read as levels and indices
+/// are (whole reads and all-equal skips) until it errors or 65,536 values are out. Must never panic.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_hybrid(data: &[u8]) {
+    let [w, seed, stream @ ..] = data else { return };
+    let width = u32::from(*w) % 33;
+    let mut h = Hybrid::new(Bytes::copy_from_slice(stream), width);
+    let mut out = vec![0u32; 256];
+    let (mut done, mut step) = (0usize, usize::from(*seed));
+    while done < 1 << 16 {
+        step = (step * 31 + 7) % 251 + 1;
+        let ok = if step % 3 == 0 {
+            h.skip_repeat(step, step as u32 % 2).is_ok()
+        } else {
+            h.read(&mut out[..step]).is_ok()
+        };
+        if !ok {
+            return;
+        }
+        done += step;
+    }
+}
+
 /// Zero bytes after a bit-packed run: the widest group (32 bytes) plus one 8-byte load.
 const PACK_PAD: usize = 40;
 
