@@ -225,13 +225,12 @@ fn execute<O: Float>(
             }
         }
         drop(assign_tx);
-        if let Some(e) = spawn_error {
-            cancel.store(true, Ordering::Relaxed);
-            return Err(WriteFailure::Protocol(format!(
+        let result = match spawn_error {
+            Some(e) => Err(WriteFailure::Protocol(format!(
                 "cannot start a reader thread: {e}"
-            )));
-        }
-        let result = write_all(plan, writer.as_mut(), &assign_rx, &rxs, &ret_txs, progress);
+            ))),
+            None => write_all(plan, writer.as_mut(), &assign_rx, &rxs, &ret_txs, progress),
+        };
         if result.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
