@@ -144,19 +144,23 @@ pub fn io_kind(op: &'static str, e: &std::io::Error) -> SymbolErrorKind {
     }
 }
 
+/// Parses the footer and arrow schema of an open file; a panic inside the parquet crate is an
+/// error too.
+pub fn load_metadata(file: &File) -> Result<ArrowReaderMetadata, SymbolErrorKind> {
+    crate::guard::no_panic(|| ArrowReaderMetadata::load(file, reader_options()))
+        .map_err(SymbolErrorKind::DecoderPanic)?
+        .map_err(|e| SymbolErrorKind::Parquet {
+            context: "reading the footer".into(),
+            message: e.to_string(),
+        })
+}
+
 /// Reads the footer of `path` (one of `symbol`'s files).
 pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileInfo, SymbolError> {
     let err = |kind| SymbolError::new(symbol, path, kind);
     let file = File::open(path).map_err(|e| err(io_kind("opening", &e)))?;
     let (size, mtime) = identity(&file, path, symbol)?;
-    let meta = crate::guard::no_panic(|| ArrowReaderMetadata::load(&file, reader_options()))
-        .map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))?
-        .map_err(|e| {
-            err(SymbolErrorKind::Parquet {
-                context: "reading the footer".into(),
-                message: e.to_string(),
-            })
-        })?;
+    let meta = load_metadata(&file).map_err(err)?;
     let pq = meta.metadata();
     let descr = pq.file_metadata().schema_descr();
     let fields = meta.schema().fields();

@@ -18,7 +18,7 @@ use parquet::arrow::ProjectionMask;
 use crate::convert::{convert, Float, Selection};
 use crate::error::{SymbolError, SymbolErrorKind};
 use crate::filter::CrossSection;
-use crate::footer::{identity, io_kind, reader_options};
+use crate::footer::{identity, io_kind, load_metadata, reader_options};
 use crate::guard::no_panic;
 use crate::plan::{Unit, ABSENT};
 use crate::time::for_each_ns;
@@ -94,14 +94,7 @@ pub fn read_unit<O: Float>(
     if identity(&file, &unit.path, symbol)? != (unit.size, unit.mtime) {
         return Err(err(SymbolErrorKind::Changed));
     }
-    let meta = no_panic(|| ArrowReaderMetadata::load(&file, reader_options()))
-        .map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))?
-        .map_err(|e| {
-            err(SymbolErrorKind::Parquet {
-                context: "reading the footer".into(),
-                message: e.to_string(),
-            })
-        })?;
+    let meta = load_metadata(&file).map_err(err)?;
     // Value columns: the target (when the output has one), then the features (ABSENT: NaN).
     let value_roots: Vec<u32> = (ctx.target.then_some(unit.target))
         .into_iter()

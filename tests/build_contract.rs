@@ -174,47 +174,23 @@ fn a_type_conflict_fails_the_symbol_and_skipping_equals_a_build_without_it() {
     let u = d.path().join("conflict");
     crate::common::py(&py, "contract.py", &["make", "conflict", s(&u)]);
     let out = d.path().join("o.spill");
-    let o = run(&[
-        "build",
-        "--input",
-        s(&u),
-        "--output",
-        s(&out),
-        "--target",
-        "target",
-    ]);
+    let o = run(&build_args(&u, &out, &[]));
     fails_with(
         &o,
         &["B.parquet", "\"x\"", "Utf8", "cannot be used as a feature"],
     );
-    ok(&run(&[
-        "build",
-        "--input",
-        s(&u),
-        "--output",
-        s(&out),
-        "--target",
-        "target",
-        "--on-error",
-        "skip",
-        "--quiet",
-    ]));
+    ok(&run(&build_args(
+        &u,
+        &out,
+        &["--on-error", "skip", "--quiet"],
+    )));
     let without = d.path().join("without");
     std::fs::create_dir(&without).expect("mkdir");
     for f in ["A.parquet", "C.parquet"] {
         std::fs::copy(u.join(f), without.join(f)).expect("copy");
     }
     let reference = d.path().join("ref.spill");
-    ok(&run(&[
-        "build",
-        "--input",
-        s(&without),
-        "--output",
-        s(&reference),
-        "--target",
-        "target",
-        "--quiet",
-    ]));
+    ok(&build(&without, &reference, &[]));
     assert!(
         std::fs::read(&out).ok() == std::fs::read(&reference).ok(),
         "skip output differs from a build without B"
@@ -234,16 +210,7 @@ fn files_from_other_writers_build_identically_whatever_the_shape() {
         let u = d.path().join(kind);
         crate::common::py(&py, "contract.py", &["make", kind, s(&u)]);
         let reference = d.path().join(format!("{kind}-ref.spill"));
-        ok(&run(&[
-            "build",
-            "--input",
-            s(&u),
-            "--output",
-            s(&reference),
-            "--target",
-            "target",
-            "--quiet",
-        ]));
+        ok(&build(&u, &reference, &[]));
         let want = std::fs::read(&reference).expect("read");
         for shape in [["1", "1", "1"], ["2", "3", "7"], ["8", "2", "1024"]] {
             let out = d.path().join("o.spill");

@@ -11,36 +11,11 @@ use crate::common::*;
 /// A small generated universe (drift, missing columns, several row groups), made once per call.
 fn universe(dir: &Path, extra: &[&str]) -> PathBuf {
     let u = dir.join("u");
-    let mut args = vec![
-        "gen",
-        "--output",
-        s(&u),
-        "--symbols",
-        "6",
-        "--rows",
-        "3000",
-        "--features",
-        "7",
-    ];
+    let mut args = vec!["--symbols", "6", "--rows", "3000", "--features", "7"];
     args.extend_from_slice(&["--row-group-rows", "1000", "--seed", "7"]);
     args.extend_from_slice(extra);
-    ok(&run(&args));
+    gen(&u, &args);
     u
-}
-
-fn build(input: &Path, output: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "build",
-        "--input",
-        s(input),
-        "--output",
-        s(output),
-        "--target",
-        "target",
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
 }
 
 #[test]
@@ -56,21 +31,21 @@ fn gen_is_deterministic_per_seed() {
         );
     }
     let c = d.path().join("c");
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&c),
-        "--symbols",
-        "6",
-        "--rows",
-        "3000",
-        "--features",
-        "7",
-        "--row-group-rows",
-        "1000",
-        "--seed",
-        "8",
-    ]));
+    gen(
+        &c,
+        &[
+            "--symbols",
+            "6",
+            "--rows",
+            "3000",
+            "--features",
+            "7",
+            "--row-group-rows",
+            "1000",
+            "--seed",
+            "8",
+        ],
+    );
     assert_ne!(
         std::fs::read(a.join("S0001.parquet")).ok(),
         std::fs::read(c.join("S0001.parquet")).ok()

@@ -18,6 +18,35 @@ pub fn run(args: &[&str]) -> Output {
     spillway().args(args).output().expect("spillway runs")
 }
 
+/// Runs `spillway gen --output dir ARGS` and asserts it succeeded.
+pub fn gen(dir: &Path, args: &[&str]) {
+    let mut all = vec!["gen", "--output", s(dir)];
+    all.extend_from_slice(args);
+    ok(&run(&all));
+}
+
+/// Arguments of `spillway build --input INPUT --output OUTPUT --target target EXTRA...`.
+pub fn build_args<'a>(input: &'a Path, output: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "build",
+        "--input",
+        s(input),
+        "--output",
+        s(output),
+        "--target",
+        "target",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+/// Runs that build quietly (no progress bar, no summary on stderr; errors still print).
+pub fn build(input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let mut args = build_args(input, output, &["--quiet"]);
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 /// Text of stderr.
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

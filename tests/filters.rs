@@ -15,21 +15,6 @@ fn make(py: &Path, out: &Path, writer: &str, extra: &[&str]) {
     crate::common::py(py, "cs_oracle.py", &args);
 }
 
-fn build(input: &Path, output: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "build",
-        "--input",
-        s(input),
-        "--output",
-        s(output),
-        "--target",
-        "target",
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    run(&args)
-}
-
 /// Options for the oracle: everything but the seed (sampling is checked by its properties).
 fn oracle_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut out = Vec::new();
@@ -83,19 +68,19 @@ proptest! {
 fn sampling_is_deterministic_across_threads_and_sensitive_to_the_seed() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("u");
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&u),
-        "--symbols",
-        "12",
-        "--rows",
-        "2000",
-        "--features",
-        "3",
-        "--row-group-rows",
-        "500",
-    ]));
+    gen(
+        &u,
+        &[
+            "--symbols",
+            "12",
+            "--rows",
+            "2000",
+            "--features",
+            "3",
+            "--row-group-rows",
+            "500",
+        ],
+    );
     let reference = d.path().join("ref.spill");
     let sample = ["--max-cs-samples", "4", "--seed", "11", "--min-cs", "3"];
     ok(&build(&u, &reference, &sample));
@@ -147,19 +132,19 @@ fn sampling_is_deterministic_across_threads_and_sensitive_to_the_seed() {
 fn sampling_is_uniform_over_symbols() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("u");
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&u),
-        "--symbols",
-        "10",
-        "--rows",
-        "3000",
-        "--features",
-        "1",
-        "--ragged",
-        "0",
-    ]));
+    gen(
+        &u,
+        &[
+            "--symbols",
+            "10",
+            "--rows",
+            "3000",
+            "--features",
+            "1",
+            "--ragged",
+            "0",
+        ],
+    );
     for seed in ["1", "2", "3", "4", "5"] {
         let out = d.path().join(format!("o{seed}.spill"));
         ok(&build(&u, &out, &["--max-cs-samples", "3", "--seed", seed]));
@@ -184,17 +169,7 @@ fn sampling_is_uniform_over_symbols() {
 fn edge_cases_empty_output_k_beyond_the_universe_and_trivial_n() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("u");
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&u),
-        "--symbols",
-        "5",
-        "--rows",
-        "800",
-        "--features",
-        "2",
-    ]));
+    gen(&u, &["--symbols", "5", "--rows", "800", "--features", "2"]);
     let plain = d.path().join("plain.spill");
     ok(&build(&u, &plain, &[]));
     let base = spill::open(&plain).expect("open");
@@ -240,19 +215,19 @@ fn edge_cases_empty_output_k_beyond_the_universe_and_trivial_n() {
 fn invalid_filter_options_and_memory_limits() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("u");
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&u),
-        "--symbols",
-        "1",
-        "--rows",
-        "120000",
-        "--features",
-        "1",
-        "--ragged",
-        "0",
-    ]));
+    gen(
+        &u,
+        &[
+            "--symbols",
+            "1",
+            "--rows",
+            "120000",
+            "--features",
+            "1",
+            "--ragged",
+            "0",
+        ],
+    );
     let out = d.path().join("o.spill");
     fails_with(
         &run(&[

@@ -74,19 +74,11 @@ fn absurdly_many_columns_fail_up_front_or_fit_the_plan() {
     let u = d.path().join("u");
     make_bad(&py, &u, "many_columns");
     let out = d.path().join("o.spill");
-    let o = run(&[
-        "build",
-        "--input",
-        s(&u),
-        "--output",
-        s(&out),
-        "--target",
-        "target",
-    ]);
+    let o = run(&build_args(&u, &out, &[]));
     fails_with(&o, &["memory budget", "C.parquet", "raise --memory-budget"]);
     assert!(!out.exists());
     let summary = d.path().join("s.json");
-    ok(&run(&build_args(
+    ok(&run(&bad_build_args(
         &u,
         &out,
         &["--quiet", "--summary", s(&summary)],
@@ -107,18 +99,9 @@ fn make_bad(py: &Path, dir: &Path, case: &str) {
     crate::common::py(py, "make_bad.py", &[s(dir), case]);
 }
 
-fn build_args<'a>(input: &'a Path, output: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "build",
-        "--input",
-        s(input),
-        "--output",
-        s(output),
-        "--target",
-        "target",
-        "--features",
-        "f0,f1",
-    ];
+/// A build of a bad-input case: the features every good symbol has.
+fn bad_build_args<'a>(input: &'a Path, output: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = build_args(input, output, &["--features", "f0,f1"]);
     v.extend_from_slice(extra);
     v
 }
@@ -132,14 +115,14 @@ fn bad_input_matrix_under_fail_and_skip() {
     make_bad(&py, &good, "no_time");
     std::fs::remove_file(good.join("C.parquet")).expect("rm");
     let reference = d.path().join("ref.spill");
-    ok(&run(&build_args(&good, &reference, &["--quiet"])));
+    ok(&run(&bad_build_args(&good, &reference, &["--quiet"])));
     let want = std::fs::read(&reference).expect("read");
 
     for &(case, needles, per_symbol) in MATRIX {
         let u = d.path().join(case);
         make_bad(&py, &u, case);
         let out = d.path().join(format!("{case}.spill"));
-        let o = run(&build_args(&u, &out, &[]));
+        let o = run(&bad_build_args(&u, &out, &[]));
         fails_with(&o, needles);
         assert!(
             !out.exists(),
@@ -147,7 +130,7 @@ fn bad_input_matrix_under_fail_and_skip() {
         );
 
         let summary = d.path().join(format!("{case}.json"));
-        let o = run(&build_args(
+        let o = run(&bad_build_args(
             &u,
             &out,
             &["--on-error", "skip", "--quiet", "--summary", s(&summary)],
@@ -183,7 +166,7 @@ fn corrupt_page_without_checksum_never_panics() {
     let u = d.path().join("u");
     make_bad(&py, &u, "page_no_checksum");
     for mode in ["fail", "skip"] {
-        let o = run(&build_args(
+        let o = run(&bad_build_args(
             &u,
             &d.path().join("o.spill"),
             &["--on-error", mode],
@@ -202,17 +185,7 @@ fn corrupt_page_without_checksum_never_panics() {
 fn files_that_change_after_planning_are_errors_naming_them() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("u");
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&u),
-        "--symbols",
-        "3",
-        "--rows",
-        "500",
-        "--features",
-        "3",
-    ]));
+    gen(&u, &["--symbols", "3", "--rows", "500", "--features", "3"]);
     let cfg = spillway::BuildOptions {
         input: Some(u.clone()),
         output: Some(d.path().join("o.spill")),
@@ -257,17 +230,7 @@ fn files_that_change_after_planning_are_errors_naming_them() {
 fn unreadable_file_is_an_error_naming_it() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("u");
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&u),
-        "--symbols",
-        "2",
-        "--rows",
-        "100",
-        "--features",
-        "2",
-    ]));
+    gen(&u, &["--symbols", "2", "--rows", "100", "--features", "2"]);
     let victim = u.join("S0001.parquet");
     set_mode(&victim, 0o000);
     set_mode(d.path(), 0o777);
@@ -337,28 +300,14 @@ fn disk_full_fails_cleanly_and_keeps_the_previous_output() {
     };
     let small = d.path().join("small");
     let big = d.path().join("big");
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&small),
-        "--symbols",
-        "2",
-        "--rows",
-        "200",
-        "--features",
-        "3",
-    ]));
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&big),
-        "--symbols",
-        "4",
-        "--rows",
-        "20000",
-        "--features",
-        "10",
-    ]));
+    gen(
+        &small,
+        &["--symbols", "2", "--rows", "200", "--features", "3"],
+    );
+    gen(
+        &big,
+        &["--symbols", "4", "--rows", "20000", "--features", "10"],
+    );
     let out = m.0.join("train.spill");
     ok(&run(&[
         "build",
@@ -398,17 +347,7 @@ fn disk_full_fails_cleanly_and_keeps_the_previous_output() {
 fn unwritable_and_missing_output_directories() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("u");
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&u),
-        "--symbols",
-        "2",
-        "--rows",
-        "100",
-        "--features",
-        "2",
-    ]));
+    gen(&u, &["--symbols", "2", "--rows", "100", "--features", "2"]);
     let missing = d.path().join("no/such/dir/o.spill");
     fails_with(
         &run(&["build", "--input", s(&u), "--output", s(&missing)]),
@@ -440,19 +379,19 @@ fn killed_builds_never_leave_a_file_that_opens_as_complete() {
         .unwrap_or(50);
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("u");
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&u),
-        "--symbols",
-        "8",
-        "--rows",
-        "6000",
-        "--features",
-        "12",
-        "--row-group-rows",
-        "2000",
-    ]));
+    gen(
+        &u,
+        &[
+            "--symbols",
+            "8",
+            "--rows",
+            "6000",
+            "--features",
+            "12",
+            "--row-group-rows",
+            "2000",
+        ],
+    );
     let outdir = d.path().join("out");
     std::fs::create_dir(&outdir).expect("mkdir");
     let out = outdir.join("train.spill");
@@ -549,30 +488,13 @@ fn killed_builds_never_leave_a_file_that_opens_as_complete() {
 fn readers_keep_the_old_file_during_a_rebuild() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("u");
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&u),
-        "--symbols",
-        "6",
-        "--rows",
-        "5000",
-        "--features",
-        "8",
-    ]));
+    gen(&u, &["--symbols", "6", "--rows", "5000", "--features", "8"]);
     let out = d.path().join("train.spill");
-    ok(&run(&[
-        "build",
-        "--input",
-        s(&u),
-        "--output",
-        s(&out),
-        "--target",
-        "target",
-        "--max-rows",
-        "1000",
-        "--quiet",
-    ]));
+    ok(&run(&build_args(
+        &u,
+        &out,
+        &["--max-rows", "1000", "--quiet"],
+    )));
     let old = spill::open(&out).expect("open");
     let old_target: Vec<f32> = old.column::<f32>("target").expect("target").to_vec();
     let py = python();
@@ -604,16 +526,7 @@ print(sorted(seen))
             .expect("python")
     });
     std::thread::sleep(Duration::from_millis(300));
-    ok(&run(&[
-        "build",
-        "--input",
-        s(&u),
-        "--output",
-        s(&out),
-        "--target",
-        "target",
-        "--quiet",
-    ]));
+    ok(&build(&u, &out, &[]));
     // The old mapping still reads the old bytes, and verifies.
     let now = old.column::<f32>("target").expect("target");
     let differ = now
@@ -652,19 +565,19 @@ fn many_tiny_files_under_a_low_descriptor_limit() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("u");
     let n_s = n.to_string();
-    ok(&run(&[
-        "gen",
-        "--output",
-        s(&u),
-        "--symbols",
-        &n_s,
-        "--rows",
-        "20",
-        "--features",
-        "3",
-        "--ragged",
-        "0",
-    ]));
+    gen(
+        &u,
+        &[
+            "--symbols",
+            &n_s,
+            "--rows",
+            "20",
+            "--features",
+            "3",
+            "--ragged",
+            "0",
+        ],
+    );
     let out = d.path().join("o.spill");
     let o = Command::new("prlimit")
         .args([
