@@ -69,7 +69,13 @@ fn decode_convert(c: &mut Criterion) {
     );
     let cfg = config(&u, &u.join("unused.spill"));
     let universe = spillway::discover::discover(&u).expect("discover");
-    let plan = spillway::plan::plan(&universe, &cfg, &Default::default()).expect("plan");
+    let plan = spillway::plan::plan(
+        &universe,
+        &cfg,
+        &Default::default(),
+        &spillway::Cancel::new(),
+    )
+    .expect("plan");
     let unit = &plan.units[0];
     let mut g = c.benchmark_group("decode_convert");
     g.throughput(Throughput::Bytes(unit.size));
@@ -175,10 +181,15 @@ fn plan_728(c: &mut Criterion) {
         b.iter_batched(
             || (),
             |_| {
-                spillway::plan::plan(&universe, &cfg, &Default::default())
-                    .expect("plan")
-                    .units
-                    .len()
+                spillway::plan::plan(
+                    &universe,
+                    &cfg,
+                    &Default::default(),
+                    &spillway::Cancel::new(),
+                )
+                .expect("plan")
+                .units
+                .len()
             },
             BatchSize::SmallInput,
         )

@@ -13,19 +13,21 @@ use serde_json::{json, Map, Value};
 use spill::{Committed, SpillWriter, WriteMode, WriteOptions};
 
 use crate::budget::{self, Budget};
+use crate::cancel::Cancel;
 use crate::config::{self, BuildConfig, OnError};
 use crate::convert::Float;
 use crate::discover::discover;
 use crate::error::{Error, Result, SymbolError};
 use crate::plan::{plan, Plan};
 use crate::progress::Progress;
-use crate::read::{read_unit, Msg, ReadContext};
-use crate::summary::BuildSummary;
+use crate::read::{read_unit, Msg, ReadContext, Source};
+use crate::summary::{BuildSummary, Decoders};
 use crate::write::{write_all, WriteFailure, WriterStats};
 
 /// What one attempt at writing produced.
 struct Run {
     committed: Option<Committed>,
+    decoders: Decoders,
     commit_seconds: f64,
     writer: WriterStats,
     reader_wait: Duration,
@@ -40,6 +42,11 @@ enum Failure {
 
 /// Builds the spill file `cfg` describes and reports what happened.
 pub fn build(cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
+    build_with(cfg, progress, &Cancel::new())
+}
+
+/// [`build`], stopping with [`Error::Cancelled`] once `cancel` is cancelled.
+pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Result<BuildSummary> {
     let t0 = Instant::now();
     progress.phase("discovering");
     let universe = discover(&cfg.input)?;
@@ -49,12 +56,12 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
         attempts += 1;
         progress.phase(&format!("planning {} symbols", universe.symbols.len()));
         let tp = Instant::now();
-        let plan = match plan(&universe, cfg, &excluded) {
+        let plan = match plan(&universe, cfg, &excluded, cancel) {
             Ok(p) => p,
             Err(e) => break Err(e),
         };
         let plan_seconds = tp.elapsed().as_secs_f64();
-        match attempt(&plan, cfg, progress) {
+        match attempt(&plan, cfg, progress, cancel) {
             Ok((budget, run)) => {
                 let wall = t0.elapsed();
                 break Ok(summary(&plan, &budget, &run, wall, plan_seconds, attempts));
@@ -75,7 +82,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
 /// when files change between planning and reading).
 pub fn execute_plan(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
     let t0 = Instant::now();
-    let result = match attempt(plan, cfg, progress) {
+    let result = match attempt(plan, cfg, progress, &Cancel::new()) {
         Ok((budget, run)) => Ok(summary(plan, &budget, &run, t0.elapsed(), 0.0, 1)),
         Err(Failure::Unit(e)) => Err(Error::Symbol(e)),
         Err(Failure::Fatal(e)) => Err(e),
@@ -84,15 +91,25 @@ pub fn execute_plan(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> Resu
     result
 }
 
-fn attempt(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> Result<(Budget, Run), Failure> {
+fn attempt(
+    plan: &Plan,
+    cfg: &BuildConfig,
+    progress: &Progress,
+    cancel: &Cancel,
+) -> Result<(Budget, Run), Failure> {
     let budget = budget::choose(cfg, plan).map_err(Failure::Fatal)?;
     progress.begin(plan);
     let run = if plan.float32 {
-        execute::<f32>(plan, cfg, &budget, progress)
+        execute::<f32>(plan, cfg, &budget, progress, cancel)
     } else {
-        execute::<f64>(plan, cfg, &budget, progress)
-    }?;
-    Ok((budget, run))
+        execute::<f64>(plan, cfg, &budget, progress, cancel)
+    };
+    // Whatever failed once the caller cancelled (a reader stopping mid-unit, say) is the
+    // cancellation; the writer's drop has removed the temporary file.
+    match run {
+        Err(_) if cancel.is_cancelled() => Err(Failure::Fatal(Error::Cancelled)),
+        run => Ok((budget, run?)),
+    }
 }
 
 fn summary(
@@ -107,6 +124,7 @@ fn summary(
         plan,
         budget,
         run.committed.as_ref(),
+        run.decoders,
         run.writer,
         run.reader_wait,
         wall,
@@ -148,6 +166,7 @@ fn execute<O: Float>(
     cfg: &BuildConfig,
     budget: &Budget,
     progress: &Progress,
+    user_cancel: &Cancel,
 ) -> Result<Run, Failure> {
     let spill_error = |e: spill::Error| Failure::Fatal(Error::Spill(e));
     let opts = WriteOptions::default()
@@ -163,6 +182,7 @@ fn execute<O: Float>(
     let cancel = AtomicBool::new(false);
     let next = Mutex::new(0usize);
     let reader_wait_ns = AtomicU64::new(0);
+    let (fast_files, arrow_files) = (AtomicU64::new(0), AtomicU64::new(0));
     let (assign_tx, assign_rx) = unbounded::<(u32, usize)>();
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..budget.readers)
         .map(|_| bounded::<Msg<O>>(budget.capacity))
@@ -172,6 +192,7 @@ fn execute<O: Float>(
         target: plan.has_target(),
         batch_rows: budget.batch_rows,
         cancel: &cancel,
+        user_cancel,
         filters: plan.filters.as_deref(),
         fast: cfg.decoder == config::Decoder::Auto,
     };
@@ -183,6 +204,7 @@ fn execute<O: Float>(
         for (r, (tx, recycled)) in txs.into_iter().zip(ret_rxs).enumerate() {
             let assign_tx = assign_tx.clone();
             let (cancel, next, reader_wait_ns) = (&cancel, &next, &reader_wait_ns);
+            let (fast_files, arrow_files) = (&fast_files, &arrow_files);
             let reader = std::thread::Builder::new().name(format!("spillway-read-{r}"));
             let spawned = reader.spawn_scoped(s, move || {
                 let mut waited = Duration::ZERO;
@@ -193,6 +215,7 @@ fn execute<O: Float>(
                         let mut g = next.lock().unwrap_or_else(|p| p.into_inner());
                         if *g >= units
                             || cancel.load(Ordering::Relaxed)
+                            || user_cancel.is_cancelled()
                             || assign_tx.send((*g as u32, r)).is_err()
                         {
                             break;
@@ -208,14 +231,17 @@ fn execute<O: Float>(
                         waited += t.elapsed();
                         ok
                     };
-                    if let Err(error) = read_unit(u as u32, unit, symbol, ctx, &recycled, &mut send)
-                    {
-                        let _ = tx.send(Msg::Failed {
-                            unit: u as u32,
-                            error,
-                        });
-                        break;
-                    }
+                    match read_unit(u as u32, unit, symbol, ctx, &recycled, &mut send) {
+                        Ok(Source::Fast) => fast_files.fetch_add(1, Ordering::Relaxed),
+                        Ok(Source::Arrow) => arrow_files.fetch_add(1, Ordering::Relaxed),
+                        Err(error) => {
+                            let _ = tx.send(Msg::Failed {
+                                unit: u as u32,
+                                error,
+                            });
+                            break;
+                        }
+                    };
                 }
                 reader_wait_ns.fetch_add(waited.as_nanos() as u64, Ordering::Relaxed);
             });
@@ -248,6 +274,8 @@ fn execute<O: Float>(
         }
     };
     progress.phase("committing");
+    // The last moment to stop: once renamed, the output is complete.
+    user_cancel.check().map_err(Failure::Fatal)?;
     let tc = Instant::now();
     let committed = match writer {
         Some(w) => Some(w.finish(build_metadata(plan, cfg)).map_err(spill_error)?),
@@ -255,6 +283,10 @@ fn execute<O: Float>(
     };
     Ok(Run {
         committed,
+        decoders: Decoders {
+            fast: fast_files.load(Ordering::Relaxed),
+            arrow: arrow_files.load(Ordering::Relaxed),
+        },
         commit_seconds: tc.elapsed().as_secs_f64(),
         writer: stats,
         reader_wait: Duration::from_nanos(reader_wait_ns.load(Ordering::Relaxed)),

@@ -40,8 +40,17 @@ pub enum Physical {
     F32,
     /// Signed 32-bit.
     I32,
-    /// Unsigned 32-bit (UINT_8/16/32).
+    /// Unsigned 32-bit (UINT_32).
     U32,
+    /// INT32 storage of an INT_8 column: truncated to its low 8 bits, as arrow-rs and parquet-cpp
+    /// (pyarrow) read it.
+    I8,
+    /// INT32 storage of an INT_16 column: truncated to 16 bits.
+    I16,
+    /// INT32 storage of a UINT_8 column: truncated to 8 bits.
+    U8,
+    /// INT32 storage of a UINT_16 column: truncated to 16 bits.
+    U16,
     /// Signed 64-bit (also timestamps, date64).
     I64,
     /// Unsigned 64-bit (UINT_64).
@@ -51,7 +60,13 @@ pub enum Physical {
 impl Physical {
     fn width(self) -> usize {
         match self {
-            Physical::F32 | Physical::I32 | Physical::U32 => 4,
+            Physical::F32
+            | Physical::I32
+            | Physical::U32
+            | Physical::I8
+            | Physical::I16
+            | Physical::U8
+            | Physical::U16 => 4,
             Physical::F64 | Physical::I64 | Physical::U64 => 8,
         }
     }
@@ -121,64 +136,73 @@ fn convert_plain<T: Decoded>(phys: Physical, bytes: &[u8], out: &mut [T]) {
         Physical::F32 => each!(4, |a| T::of_f32(f32::from_le_bytes(a))),
         Physical::I32 => each!(4, |a| T::of_i64(i64::from(i32::from_le_bytes(a)))),
         Physical::U32 => each!(4, |a| T::of_u64(u64::from(u32::from_le_bytes(a)))),
+        Physical::I8 => each!(4, |a| T::of_i64(i64::from(i32::from_le_bytes(a) as i8))),
+        Physical::I16 => each!(4, |a| T::of_i64(i64::from(i32::from_le_bytes(a) as i16))),
+        Physical::U8 => each!(4, |a| T::of_u64(u64::from(u32::from_le_bytes(a) as u8))),
+        Physical::U16 => each!(4, |a| T::of_u64(u64::from(u32::from_le_bytes(a) as u16))),
         Physical::I64 => each!(8, |a| T::of_i64(i64::from_le_bytes(a))),
         Physical::U64 => each!(8, |a| T::of_u64(u64::from_le_bytes(a))),
     }
 }
 
-/// The physical reading of a column, if the fast decoder handles it.
+/// The physical reading of a column, if the fast decoder handles it. Narrow integers (8 and 16
+/// bits, stored as INT32) are truncated to their declared width, as arrow-rs and parquet-cpp read
+/// them: a value outside the declared type is a writer's bug, and every reader of the file then
+/// sees the same number.
 pub fn eligible(col: &ColumnDescriptor) -> Option<Physical> {
+    use parquet::basic::IntType;
     if col.max_rep_level() != 0 || col.max_def_level() > 1 {
         return None;
     }
-    let logical = col.logical_type_ref();
-    match (col.physical_type(), logical, col.converted_type()) {
+    let int = |bits: i8, signed: bool| match (bits, signed) {
+        (8, true) => Some(Physical::I8),
+        (16, true) => Some(Physical::I16),
+        (32, true) => Some(Physical::I32),
+        (8, false) => Some(Physical::U8),
+        (16, false) => Some(Physical::U16),
+        (32, false) => Some(Physical::U32),
+        _ => None,
+    };
+    match (
+        col.physical_type(),
+        col.logical_type_ref(),
+        col.converted_type(),
+    ) {
         (PhysicalType::DOUBLE, None, ConvertedType::NONE) => Some(Physical::F64),
         (PhysicalType::FLOAT, None, ConvertedType::NONE) => Some(Physical::F32),
         (
             PhysicalType::INT32,
-            Some(LogicalType::Integer(parquet::basic::IntType {
-                is_signed: false, ..
+            Some(LogicalType::Integer(IntType {
+                bit_width,
+                is_signed,
             })),
             _,
-        ) => Some(Physical::U32),
-        (
-            PhysicalType::INT32,
-            Some(LogicalType::Integer(parquet::basic::IntType {
-                is_signed: true, ..
-            }))
-            | Some(LogicalType::Date),
-            _,
-        ) => Some(Physical::I32),
-        (
-            PhysicalType::INT32,
-            None,
-            ConvertedType::UINT_8 | ConvertedType::UINT_16 | ConvertedType::UINT_32,
-        ) => Some(Physical::U32),
-        (
-            PhysicalType::INT32,
-            None,
-            ConvertedType::NONE
-            | ConvertedType::INT_8
-            | ConvertedType::INT_16
-            | ConvertedType::INT_32
-            | ConvertedType::DATE,
-        ) => Some(Physical::I32),
+        ) => int(*bit_width, *is_signed),
+        (PhysicalType::INT32, Some(LogicalType::Date), _) => Some(Physical::I32),
+        (PhysicalType::INT32, None, c) => match c {
+            ConvertedType::NONE | ConvertedType::INT_32 | ConvertedType::DATE => {
+                Some(Physical::I32)
+            }
+            ConvertedType::INT_8 => Some(Physical::I8),
+            ConvertedType::INT_16 => Some(Physical::I16),
+            ConvertedType::UINT_8 => Some(Physical::U8),
+            ConvertedType::UINT_16 => Some(Physical::U16),
+            ConvertedType::UINT_32 => Some(Physical::U32),
+            _ => None,
+        },
         (
             PhysicalType::INT64,
-            Some(LogicalType::Integer(parquet::basic::IntType {
-                is_signed: false, ..
+            Some(LogicalType::Integer(IntType {
+                bit_width: 64,
+                is_signed,
             })),
             _,
-        ) => Some(Physical::U64),
-        (
-            PhysicalType::INT64,
-            Some(LogicalType::Integer(parquet::basic::IntType {
-                is_signed: true, ..
-            }))
-            | Some(LogicalType::Timestamp { .. }),
-            _,
-        ) => Some(Physical::I64),
+        ) => Some(if *is_signed {
+            Physical::I64
+        } else {
+            Physical::U64
+        }),
+        (PhysicalType::INT64, Some(LogicalType::Timestamp { .. }), _) => Some(Physical::I64),
         (PhysicalType::INT64, None, ConvertedType::UINT_64) => Some(Physical::U64),
         (
             PhysicalType::INT64,
@@ -745,9 +769,13 @@ fn arrow_agrees(dtype: &DataType, phys: Physical) -> bool {
         (DataType::Float64, Physical::F64)
         | (DataType::Float32, Physical::F32)
         | (DataType::Int64, Physical::I64) => true,
-        (DataType::UInt64, Physical::U64) => true,
-        (DataType::Int8 | DataType::Int16 | DataType::Int32, Physical::I32) => true,
-        (DataType::UInt8 | DataType::UInt16 | DataType::UInt32, Physical::U32) => true,
+        (DataType::UInt64, Physical::U64)
+        | (DataType::Int8, Physical::I8)
+        | (DataType::Int16, Physical::I16)
+        | (DataType::Int32, Physical::I32)
+        | (DataType::UInt8, Physical::U8)
+        | (DataType::UInt16, Physical::U16)
+        | (DataType::UInt32, Physical::U32) => true,
         _ => false,
     }
 }

@@ -67,6 +67,13 @@ pub enum Error {
     /// An option is invalid.
     #[error("invalid option: {0}")]
     Config(String),
+    /// The cross-sectional filters' tables do not fit the memory budget.
+    #[error("{0}")]
+    FilterMemory(String),
+    /// The build was cancelled (a signal, Ctrl-C in Python, [`crate::Cancel::cancel`]). Nothing
+    /// was written: the temporary file is gone and a previous output is untouched.
+    #[error("cancelled; nothing was written")]
+    Cancelled,
     /// Writing the spill file failed (its errors name the output path where there is one).
     #[error(transparent)]
     Spill(#[from] spill::Error),
@@ -164,6 +171,9 @@ pub enum SymbolErrorKind {
     /// The parquet crate panicked on this file (a bug there, caught here).
     #[error("the parquet decoder failed unexpectedly ({0}); the file is probably corrupt")]
     DecoderPanic(String),
+    /// spillway's own decoder panicked: a bug in spillway, whatever the file holds.
+    #[error("spillway's decoder failed ({0}); this is a bug in spillway, please report it with the file")]
+    DecoderBug(String),
 }
 
 impl SymbolError {
@@ -177,7 +187,56 @@ impl SymbolError {
     }
 }
 
+/// What kind of failure an error is. It decides the exit code, in this one place:
+///
+/// | code | kind |
+/// |---:|---|
+/// | 0 | success |
+/// | 1 | [`ErrorKind::Data`]: a bad file, a bad value, an I/O failure, a budget that cannot be met |
+/// | 2 | [`ErrorKind::Usage`]: a bad flag, option or config file |
+/// | 3 | [`ErrorKind::Internal`]: a bug in spillway (please report) |
+/// | 128 + signal | [`ErrorKind::Cancelled`]: stopped by SIGINT (130), SIGTERM (143), SIGHUP (129) |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The input (or the machine) cannot give what was asked: exit code 1.
+    Data,
+    /// The request itself is invalid: exit code 2.
+    Usage,
+    /// spillway broke its own protocol: exit code 3.
+    Internal,
+    /// The caller cancelled: exit code 128 + the signal's number.
+    Cancelled,
+}
+
+impl ErrorKind {
+    /// The process exit code of this kind (for [`ErrorKind::Cancelled`], the SIGINT code; the CLI
+    /// uses the code of the signal it received).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Data => 1,
+            ErrorKind::Usage => 2,
+            ErrorKind::Internal => 3,
+            ErrorKind::Cancelled => 130,
+        }
+    }
+}
+
 impl Error {
+    /// What kind of failure this is (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_) | Error::UnknownFeature { .. } => ErrorKind::Usage,
+            Error::Internal(_) => ErrorKind::Internal,
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::Spill(e) if e.is_bug() => ErrorKind::Internal,
+            Error::Symbol(e) if matches!(e.kind, SymbolErrorKind::DecoderBug(_)) => {
+                ErrorKind::Internal
+            }
+            _ => ErrorKind::Data,
+        }
+    }
+
     /// Wraps an I/O error with what was being done and to which path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io {

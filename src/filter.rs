@@ -26,6 +26,7 @@ use parquet::arrow::ProjectionMask;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::cancel::Cancel;
 use crate::convert::{convert, Selection};
 use crate::error::{Error, Result, SymbolError, SymbolErrorKind};
 use crate::footer::{io_kind, reader_options};
@@ -237,6 +238,7 @@ pub fn apply(
     symbols: &[String],
     opts: FilterOptions,
     memory: u64,
+    cancel: &Cancel,
 ) -> Result<(CrossSection, FilterStats)> {
     let names: Vec<u64> = symbols.iter().map(|s| name_hash(s)).collect();
     let mut stats = FilterStats::default();
@@ -247,6 +249,11 @@ pub fn apply(
         names,
     };
     let name_of = |u: &Unit| symbols[u.symbol as usize].as_str();
+    // Every pass scans unit by unit: a cancelled build skips the units left, then stops.
+    let scan = |u: &Unit, visit: &mut dyn FnMut(i64, bool)| match cancel.is_cancelled() {
+        true => Ok(()),
+        false => scan_unit(u, name_of(u), visit),
+    };
 
     if opts.needs_table() {
         // Pass 1: rows per timestamp (after the target filter), in per-thread maps.
@@ -255,7 +262,7 @@ pub fn apply(
         let counts = units
             .par_iter()
             .try_fold(HashMap::<i64, u32>::new, |mut m, u| {
-                scan_unit(u, name_of(u), &mut |t, ok| {
+                scan(u, &mut |t, ok| {
                     if ok || !opts.drop_null_target {
                         *m.entry(t).or_default() += 1;
                     }
@@ -272,9 +279,10 @@ pub fn apply(
                 }
                 Ok(big)
             })?;
+        cancel.check()?;
         let count_bytes = counts.len() as u64 * COUNT_ENTRY;
         if over.load(Ordering::Relaxed) || count_bytes > limit {
-            return Err(Error::Config(format!(
+            return Err(Error::FilterMemory(format!(
                 "cross-sectional filters: {} distinct timestamps need about {} MiB to count, over half the memory budget; raise --memory-budget",
                 counts.len(),
                 count_bytes >> 20
@@ -303,7 +311,7 @@ pub fn apply(
             let heap_bytes = slots.len() as u64 * k * HEAP_SLOT;
             let table_bytes = cs.memory_bytes();
             if heap_bytes + table_bytes > limit {
-                return Err(Error::Config(format!(
+                return Err(Error::FilterMemory(format!(
                     "--max-cs-samples {k}: {} timestamps with more than {k} rows need about {} MiB of sampling heaps, over half the memory budget; lower K or raise --memory-budget",
                     slots.len(),
                     (heap_bytes + table_bytes) >> 20
@@ -323,7 +331,7 @@ pub fn apply(
             units.par_iter().try_for_each(|u| {
                 let mut cursor = 0usize;
                 let mut mine = Vec::new();
-                scan_unit(u, name_of(u), &mut |t, ok| {
+                scan(u, &mut |t, ok| {
                     if opts.drop_null_target && !ok {
                         return;
                     }
@@ -339,6 +347,7 @@ pub fn apply(
                 }
                 Ok::<_, SymbolError>(())
             })?;
+            cancel.check()?;
             let h = heaps.into_inner().unwrap_or_else(|p| p.into_inner());
             for (s, &i) in slots.iter().enumerate() {
                 cs.thresholds[i] = h.max(s);
@@ -352,7 +361,7 @@ pub fn apply(
         .map(|u| {
             let (mut kept, mut null_target, mut after_min_cs) = (0u64, 0u64, 0u64);
             let mut cursor = 0usize;
-            scan_unit(u, name_of(u), &mut |t, ok| {
+            scan(u, &mut |t, ok| {
                 if opts.drop_null_target && !ok {
                     null_target += 1;
                     return;
@@ -367,6 +376,7 @@ pub fn apply(
             Ok((kept, null_target, after_min_cs))
         })
         .collect::<Result<_, SymbolError>>()?;
+    cancel.check()?;
     for (u, &(kept, null_target, after_min_cs)) in units.iter_mut().zip(&per_unit) {
         u.out = kept;
         stats.removed_null_target += null_target;

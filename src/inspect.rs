@@ -205,7 +205,7 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         Err(e) => return Err(e),
     };
     let filter_stats = if cfg.filters.active() {
-        let plan = crate::plan::plan(&universe, cfg, &Default::default())?;
+        let plan = crate::plan::plan(&universe, cfg, &Default::default(), &crate::Cancel::new())?;
         Some(plan.filter_stats)
     } else {
         None

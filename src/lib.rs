@@ -19,6 +19,7 @@
 
 // Configuration, then the pipeline in order, then what it reports.
 pub mod config;
+pub mod cancel;
 pub mod discover;
 pub mod footer;
 pub mod schema;
@@ -39,6 +40,10 @@ pub mod inspect;
 mod error;
 mod guard;
 
-pub use build::build;
+pub use build::{build, build_with};
+pub use cancel::Cancel;
 pub use config::{BuildConfig, BuildOptions};
-pub use error::{Error, Result, SymbolError, SymbolErrorKind};
+pub use inspect::{inspect, InspectReport};
+pub use progress::Progress;
+pub use summary::BuildSummary;
+pub use error::{Error, ErrorKind, Result, SymbolError, SymbolErrorKind};

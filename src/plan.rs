@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use rayon::prelude::*;
 use spill::{ColumnSpec, DType, Layout, Role, Symbol};
 
+use crate::cancel::Cancel;
 use crate::config::{BuildConfig, Decoder, OnError};
 use crate::discover::{SymbolFiles, Universe};
 use crate::error::{Error, Result, SymbolError, SymbolErrorKind};
@@ -129,6 +130,7 @@ pub fn plan(
     universe: &Universe,
     cfg: &BuildConfig,
     excluded: &BTreeMap<String, String>,
+    cancel: &Cancel,
 ) -> Result<Plan> {
     let mut skipped = Vec::new();
     let fail = |e: SymbolError, skipped: &mut Vec<Skipped>| -> Result<()> {
@@ -167,6 +169,7 @@ pub fn plan(
             )
         })
         .collect();
+    cancel.check()?;
     let mut cands = Vec::new();
     for (sym, files) in footers {
         match files {
@@ -276,6 +279,9 @@ pub fn plan(
     let scanned: Vec<_> = checked
         .into_par_iter()
         .map(|(sym, files, time, target)| {
+            if cancel.is_cancelled() {
+                return (sym, files, time, target, Ok(Vec::new()));
+            }
             let scans: Result<Vec<TimeScan>, SymbolError> = files
                 .iter()
                 .zip(&time)
@@ -294,6 +300,7 @@ pub fn plan(
             (sym, files, time, target, scans)
         })
         .collect();
+    cancel.check()?;
     let mut cands = Vec::new();
     for (sym, files, time, target, scans) in scanned {
         match scans {
@@ -368,7 +375,7 @@ pub fn plan(
         });
     }
     skipped.sort_by(|a, b| a.symbol.cmp(&b.symbol));
-    build_plan(cfg, cands, features, &names, time_col, skipped)
+    build_plan(cfg, cands, features, &names, time_col, skipped, cancel)
 }
 
 /// Numeric columns of the symbols read, in order of first appearance (symbols sorted, each
@@ -405,6 +412,7 @@ fn build_plan(
     names: &Interner,
     time_col: String,
     skipped: Vec<Skipped>,
+    cancel: &Cancel,
 ) -> Result<Plan> {
     let mut units = Vec::new();
     let mut symbol_names = Vec::new();
@@ -473,8 +481,13 @@ fn build_plan(
     // The cross-sectional filters fix each file's final row count from the time (and target)
     // columns alone.
     let (filters, filter_stats) = if cfg.filters.active() {
-        let (cs, stats) =
-            crate::filter::apply(&mut units, &symbol_names, cfg.filters, cfg.memory_budget)?;
+        let (cs, stats) = crate::filter::apply(
+            &mut units,
+            &symbol_names,
+            cfg.filters,
+            cfg.memory_budget,
+            cancel,
+        )?;
         (Some(std::sync::Arc::new(cs)), stats)
     } else {
         (None, FilterStats::default())

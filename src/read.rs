@@ -71,12 +71,23 @@ pub struct ReadContext<'a> {
     pub target: bool,
     /// Rows per batch.
     pub batch_rows: usize,
-    /// Set when the build is being cancelled.
+    /// Set when the build is being stopped (the writer failed).
     pub cancel: &'a AtomicBool,
+    /// The caller's cancellation.
+    pub user_cancel: &'a crate::cancel::Cancel,
     /// The cross-sectional filters, when on.
     pub filters: Option<&'a CrossSection>,
     /// Use the fast decoder where a file allows it (else always arrow-rs).
     pub fast: bool,
+}
+
+/// Which decoder read a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The fast decoder (`decode`).
+    Fast,
+    /// arrow-rs's record batch reader.
+    Arrow,
 }
 
 /// Decodes unit `index` of the plan. `send` returns false when the writer is gone (the build is
@@ -88,7 +99,7 @@ pub fn read_unit<O: Float>(
     ctx: &ReadContext<'_>,
     recycled: &crossbeam_channel::Receiver<Recycled<O>>,
     send: &mut dyn FnMut(Msg<O>) -> bool,
-) -> Result<(), SymbolError> {
+) -> Result<Source, SymbolError> {
     let err = |kind| SymbolError::new(symbol, &unit.path, kind);
     let file = File::open(&unit.path).map_err(|e| err(io_kind("opening", &e)))?;
     if identity(&file, &unit.path, symbol)? != (unit.size, unit.mtime) {
@@ -106,15 +117,20 @@ pub fn read_unit<O: Float>(
     } else {
         None
     };
-    match fast {
+    let source = match fast {
         Some(plan) => {
             no_panic(|| crate::decode::read_fast(file, &meta, unit, &plan, ctx, &mut out))
-                .map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))?
-                .map_err(|(context, message)| err(SymbolErrorKind::Parquet { context, message }))?
+                .map_err(|m| err(SymbolErrorKind::DecoderBug(m)))?
+                .map_err(|(context, message)| err(SymbolErrorKind::Parquet { context, message }))?;
+            Source::Fast
         }
-        None => read_arrow(file, meta, unit, symbol, ctx, &value_roots, &mut out)?,
-    }
-    out.finish().map_err(err)
+        None => {
+            read_arrow(file, meta, unit, symbol, ctx, &value_roots, &mut out)?;
+            Source::Arrow
+        }
+    };
+    out.finish().map_err(err)?;
+    Ok(source)
 }
 
 /// Turns decoded batches into output batches: applies the row selection (null times, the
@@ -176,7 +192,7 @@ impl<'a, O: Float> Emitter<'a, O> {
 
     /// Whether the build is being cancelled or the writer is gone: stop decoding.
     pub fn stopped(&self) -> bool {
-        self.gone || self.ctx.cancel.load(Ordering::Relaxed)
+        self.gone || self.ctx.cancel.load(Ordering::Relaxed) || self.ctx.user_cancel.is_cancelled()
     }
 
     /// One decoded batch of `times.len()` rows: `times[i]` is row `i`'s time in ns where

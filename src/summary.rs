@@ -13,6 +13,16 @@ use crate::plan::{Plan, Skipped};
 use crate::rss::peak_rss_bytes;
 use crate::write::WriterStats;
 
+/// Files read by each decoder. The choice never changes a byte of the output; it shows where the
+/// time went, and tests use it to know which decoder they exercised.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Decoders {
+    /// Files read by spillway's fast decoder.
+    pub fast: u64,
+    /// Files read by arrow-rs.
+    pub arrow: u64,
+}
+
 /// Everything a build reports (`--summary FILE.json` writes it as JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildSummary {
@@ -34,6 +44,8 @@ pub struct BuildSummary {
     pub features: usize,
     /// Input files read.
     pub input_files: usize,
+    /// Files read by each decoder.
+    pub decoders: Decoders,
     /// Input bytes read.
     pub input_bytes: u64,
     /// Wall seconds, discovery to commit.
@@ -73,6 +85,7 @@ impl BuildSummary {
         plan: &Plan,
         budget: &Budget,
         committed: Option<&Committed>,
+        decoders: Decoders,
         writer: WriterStats,
         reader_wait: Duration,
         wall: Duration,
@@ -97,6 +110,7 @@ impl BuildSummary {
             columns: plan.layout.columns().len(),
             features: plan.features.len(),
             input_files: plan.units.len(),
+            decoders,
             input_bytes: plan.input_bytes,
             seconds: secs,
             plan_seconds,
@@ -148,11 +162,13 @@ impl BuildSummary {
             mib(self.budget.writer_bytes),
         );
         s += &format!(
-            "phases: plan {:.2}s, stream {:.2}s (writer busy {:.2}s), commit {:.2}s\n",
+            "phases: plan {:.2}s, stream {:.2}s (writer busy {:.2}s), commit {:.2}s; files decoded: {} fast, {} arrow-rs\n",
             self.plan_seconds,
             (self.seconds - self.plan_seconds - self.commit_seconds).max(0.0),
             self.writer_busy_seconds,
-            self.commit_seconds
+            self.commit_seconds,
+            self.decoders.fast,
+            self.decoders.arrow
         );
         s += &format!(
             "waits: readers blocked {:.2}s, writer waited {:.2}s (bottleneck: {})\n",

@@ -195,7 +195,13 @@ fn files_that_change_after_planning_are_errors_naming_them() {
     .resolve()
     .expect("config");
     let universe = spillway::discover::discover(&u).expect("discover");
-    let plan = spillway::plan::plan(&universe, &cfg, &Default::default()).expect("plan");
+    let plan = spillway::plan::plan(
+        &universe,
+        &cfg,
+        &Default::default(),
+        &spillway::Cancel::new(),
+    )
+    .expect("plan");
     let progress = spillway::progress::Progress::hidden();
 
     let victim = u.join("S0001.parquet");

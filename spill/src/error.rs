@@ -345,6 +345,19 @@ impl Error {
             _ => None,
         }
     }
+
+    /// Whether the caller broke the writer's protocol (writes out of order or out of range, a
+    /// commit before every row was written): a bug in the caller, not bad data or a bad file.
+    pub fn is_bug(&self) -> bool {
+        matches!(
+            self,
+            Error::OutOfOrder { .. }
+                | Error::PastEnd { .. }
+                | Error::NoSuchColumnIndex { .. }
+                | Error::PartialElement { .. }
+                | Error::Incomplete { .. }
+        )
+    }
 }
 
 /// Shortens a name for an error message (names can be up to 4 KiB).
