@@ -68,8 +68,8 @@ fn decode_convert(c: &mut Criterion) {
         },
     );
     let cfg = config(&u, &u.join("unused.spill"));
-    let universe = spillway::discover::discover(&u).expect("discover");
-    let plan = spillway::plan::plan(
+    let universe = spillway::internals::discover(&u).expect("discover");
+    let plan = spillway::internals::plan(
         &universe,
         &cfg,
         &Default::default(),
@@ -81,24 +81,25 @@ fn decode_convert(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(unit.size));
     g.sample_size(20);
     let cancel = AtomicBool::new(false);
+    let user_cancel = spillway::Cancel::new();
     let (_keep, recycled) = crossbeam_channel::bounded(1);
     g.bench_function("row_group", |b| {
         b.iter(|| {
             let mut rows = 0usize;
-            let mut send = |m: spillway::read::Msg<f32>| {
-                if let spillway::read::Msg::Batch(batch) = m {
+            let mut send = |m: spillway::internals::Msg<f32>| {
+                if let spillway::internals::Msg::Batch(batch) = m {
                     rows += batch.rows;
                 }
                 true
             };
-            let ctx = spillway::read::ReadContext {
+            let ctx = spillway::internals::ReadContext {
                 target: true,
                 batch_rows: 8192,
                 cancel: &cancel,
+                user_cancel: &user_cancel,
                 filters: None,
-                fast: true,
             };
-            spillway::read::read_unit(0, unit, "S0000", &ctx, &recycled, &mut send)
+            spillway::internals::read_unit(0, unit, "S0000", &ctx, &recycled, &mut send)
                 .expect("decode");
             rows
         })
@@ -173,7 +174,7 @@ fn plan_728(c: &mut Criterion) {
         },
     );
     let cfg = config(&u, &u.join("unused.spill"));
-    let universe = spillway::discover::discover(&u).expect("discover");
+    let universe = spillway::internals::discover(&u).expect("discover");
     let mut g = c.benchmark_group("plan");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
@@ -181,7 +182,7 @@ fn plan_728(c: &mut Criterion) {
         b.iter_batched(
             || (),
             |_| {
-                spillway::plan::plan(
+                spillway::internals::plan(
                     &universe,
                     &cfg,
                     &Default::default(),

@@ -1,18 +1,51 @@
 //! Build options: [`BuildOptions`] (every field optional, from flags or a TOML file) merged and
-//! resolved into one validated [`BuildConfig`]. Defaults live here and nowhere else.
+//! resolved into one validated [`BuildConfig`]. Defaults live here and nowhere else. Nothing here
+//! knows the command line: the enums parse from their names ([`std::str::FromStr`]) and list them
+//! in `NAMES`, which the CLI hands to clap.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::filter::FilterOptions;
 
 /// Default `--memory-budget`.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
 
+/// The time column's name when none is given: the first of these the first file has.
+pub const DEFAULT_TIME_COLUMNS: [&str; 2] = ["ts", "timestamp"];
+
+/// Enums that parse from (and list) their lower-case names.
+macro_rules! named {
+    ($ty:ident { $($variant:ident = $name:literal),* $(,)? }) => {
+        impl $ty {
+            /// The names this enum parses from, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// The name of this value.
+            pub fn name(self) -> &'static str {
+                match self { $($ty::$variant => $name),* }
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<$ty> {
+                match s {
+                    $($name => Ok($ty::$variant),)*
+                    other => Err(Error::Config(format!(
+                        "{other:?} is not one of {}",
+                        $ty::NAMES.join(", ")
+                    ))),
+                }
+            }
+        }
+    };
+}
+
 /// What to do when a symbol's files fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
     /// Stop the build: non-zero exit, no output file.
@@ -23,7 +56,7 @@ pub enum OnError {
 }
 
 /// How the spill file's bytes are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WriteMode {
     /// The fastest the output filesystem supports.
@@ -36,7 +69,7 @@ pub enum WriteMode {
 }
 
 /// Which decoder reads the parquet files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decoder {
     /// The fast decoder where a file allows it (flat numeric columns, plain or dictionary pages),
@@ -45,6 +78,64 @@ pub enum Decoder {
     Auto,
     /// arrow-rs for every file (the reference the fast decoder is tested against).
     Arrow,
+}
+
+named!(OnError { Fail = "fail", Skip = "skip" });
+named!(WriteMode { Auto = "auto", Mmap = "mmap", Direct = "direct" });
+named!(Decoder { Auto = "auto", Arrow = "arrow" });
+
+/// The unit of an integer time column (`--time-unit`): seconds, milli-, micro- or nanoseconds
+/// since the Unix epoch, UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EpochUnit {
+    /// Seconds.
+    S,
+    /// Milliseconds.
+    Ms,
+    /// Microseconds.
+    Us,
+    /// Nanoseconds.
+    Ns,
+}
+
+named!(EpochUnit { S = "s", Ms = "ms", Us = "us", Ns = "ns" });
+
+impl EpochUnit {
+    /// The arrow time unit of the same name.
+    pub fn arrow(self) -> arrow_schema::TimeUnit {
+        match self {
+            EpochUnit::S => arrow_schema::TimeUnit::Second,
+            EpochUnit::Ms => arrow_schema::TimeUnit::Millisecond,
+            EpochUnit::Us => arrow_schema::TimeUnit::Microsecond,
+            EpochUnit::Ns => arrow_schema::TimeUnit::Nanosecond,
+        }
+    }
+}
+
+/// The cross-sectional filter settings (see `plan::filter`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FilterOptions {
+    /// Drop rows whose target is null or NaN.
+    pub drop_null_target: bool,
+    /// Minimum rows per timestamp (0 or 1: no filter).
+    pub min_cs: u64,
+    /// At most this many rows per timestamp.
+    pub max_cs_samples: Option<u64>,
+    /// Seed of the sampling.
+    pub seed: u64,
+}
+
+impl FilterOptions {
+    /// Whether any filter is on.
+    pub fn active(&self) -> bool {
+        self.drop_null_target || self.needs_table()
+    }
+
+    /// Whether a per-timestamp table is needed (min-cs or sampling).
+    pub fn needs_table(&self) -> bool {
+        self.min_cs > 1 || self.max_cs_samples.is_some()
+    }
 }
 
 /// Build options as given: every field optional, so that flags can be laid over a config file.
@@ -61,6 +152,8 @@ pub struct BuildOptions {
     pub features: Option<Vec<String>>,
     /// Time column name.
     pub time_col: Option<String>,
+    /// Unit of an integer time column (timestamp columns carry their own).
+    pub time_unit: Option<EpochUnit>,
     /// Keep the last N rows of each symbol.
     pub max_rows: Option<u64>,
     /// Keep float64 instead of converting to float32.
@@ -96,6 +189,7 @@ impl BuildOptions {
             target: over.target.or(self.target),
             features: over.features.or(self.features),
             time_col: over.time_col.or(self.time_col),
+            time_unit: over.time_unit.or(self.time_unit),
             max_rows: over.max_rows.or(self.max_rows),
             no_float32: over.no_float32.or(self.no_float32),
             threads: over.threads.or(self.threads),
@@ -165,6 +259,7 @@ impl BuildOptions {
             target: self.target,
             features,
             time_col: self.time_col,
+            time_unit: self.time_unit,
             max_rows: self.max_rows,
             float32: !self.no_float32.unwrap_or(false),
             threads: positive("--threads", self.threads)?,
@@ -191,8 +286,10 @@ pub struct BuildConfig {
     pub target: Option<String>,
     /// Explicit feature list, or `None` for every numeric column.
     pub features: Option<Vec<String>>,
-    /// Explicit time column, or `None` for `ts`, else `timestamp`.
+    /// Explicit time column, or `None` for the first of [`DEFAULT_TIME_COLUMNS`].
     pub time_col: Option<String>,
+    /// Unit of an integer time column.
+    pub time_unit: Option<EpochUnit>,
     /// Keep the last N rows of each symbol.
     pub max_rows: Option<u64>,
     /// Store target and features as float32 (else float64).
@@ -218,26 +315,23 @@ pub struct BuildConfig {
 }
 
 impl BuildConfig {
-    /// The time column names to try, in order.
-    pub fn time_candidates(&self) -> Vec<&str> {
-        match &self.time_col {
-            Some(c) => vec![c.as_str()],
-            None => vec!["ts", "timestamp"],
-        }
-    }
-
     /// The options that change the output (recorded in the spill file's build metadata). Threads,
     /// capacity, batch size, budget and write mode do not change a byte, so they are left out; nor
     /// does `--on-error` (a skipping build equals a build of the universe without the symbol).
     pub fn output_options(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut options = serde_json::json!({
             "target": self.target,
             "features": self.features,
             "time_col": self.time_col,
             "max_rows": self.max_rows,
             "float32": self.float32,
             "filters": self.filters,
-        })
+        });
+        // Options added later appear only when set, so files built without them keep their bytes.
+        if let Some(unit) = self.time_unit {
+            options["time_unit"] = serde_json::json!(unit.name());
+        }
+        options
     }
 }
 

@@ -47,11 +47,14 @@ pub enum Error {
         column: String,
     },
     /// Every symbol was skipped or failed.
-    #[error("no symbol could be read ({skipped} skipped); nothing to write")]
+    #[error("no symbol could be read; nothing to write. {} skipped:{}", skipped.len(), reasons(skipped))]
     NothingToBuild {
-        /// How many symbols were skipped.
-        skipped: usize,
+        /// Every symbol skipped, with the reason (as the summary lists them).
+        skipped: Vec<(String, String)>,
     },
+    /// The output path would overwrite an input, the summary, or a directory.
+    #[error("{0}")]
+    OutputPath(String),
     /// The memory budget cannot be met even with one reader and the smallest batch.
     #[error("memory budget of {budget} bytes cannot be met: one reader with {batch_rows}-row batches needs about {needed} bytes (largest file: {}); raise --memory-budget", file.display())]
     Budget {
@@ -141,6 +144,14 @@ pub enum SymbolErrorKind {
         /// The role ("the time column", "the target", "a feature").
         role: &'static str,
     },
+    /// An integer time column without `--time-unit`.
+    #[error("time column {column:?} holds integers ({dtype}); say their unit with --time-unit s|ms|us|ns")]
+    IntegerTime {
+        /// The column.
+        column: String,
+        /// Its type.
+        dtype: String,
+    },
     /// A timestamp does not fit int64 nanoseconds.
     #[error("column {column:?} row {row}: time {value} does not fit int64 nanoseconds since 1970 (years 1677-2262)")]
     TimeOverflow {
@@ -168,6 +179,25 @@ pub enum SymbolErrorKind {
     /// A hive partition directory holds no parquet file.
     #[error("no parquet files in this symbol directory")]
     Empty,
+    /// A hive partition directory has an empty symbol name (`symbol=`).
+    #[error("the symbol name is empty (a `symbol=` directory)")]
+    EmptyName,
+    /// Two top-level columns of one file have the same name.
+    #[error("column {column:?} appears twice in the file's schema")]
+    DuplicateColumn {
+        /// The column.
+        column: String,
+    },
+    /// The fast decoder refused a page.
+    #[error("decoding column {column:?}, row group {row_group}, {error}")]
+    Decode {
+        /// The column.
+        column: String,
+        /// The row group.
+        row_group: usize,
+        /// The page and what is wrong.
+        error: DecodeError,
+    },
     /// The parquet crate panicked on this file (a bug there, caught here).
     #[error("the parquet decoder failed unexpectedly ({0}); the file is probably corrupt")]
     DecoderPanic(String),
@@ -185,6 +215,105 @@ impl SymbolError {
             kind,
         }
     }
+}
+
+/// Up to 10 skip reasons, one per line.
+fn reasons(skipped: &[(String, String)]) -> String {
+    let mut s: String = skipped
+        .iter()
+        .take(10)
+        .map(|(symbol, reason)| format!("\n  {symbol}: {reason}"))
+        .collect();
+    if skipped.len() > 10 {
+        s += &format!("\n  ... and {} more", skipped.len() - 10);
+    }
+    s
+}
+
+/// What is wrong with a column chunk of a file the fast decoder reads, and in which of its pages
+/// (counted from 0 in file order, the dictionary page included). [`SymbolErrorKind::Decode`] adds
+/// the file, the column and the row group.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{problem}", page.map(|p| format!("page {p}: ")).unwrap_or_default())]
+pub struct DecodeError {
+    /// The page, when the problem is in one.
+    pub page: Option<u32>,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+/// What is wrong with a page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The parquet crate could not read the page (header, decompression, checksum).
+    #[error("{0}")]
+    Parquet(String),
+    /// An encoding the fast decoder does not read where the footer promised it would.
+    #[error("{0} encoding {1} is not supported here")]
+    Encoding(&'static str, parquet::basic::Encoding),
+    /// A repeated value of the hybrid encoding is out of range (a definition level above the
+    /// column's maximum, say).
+    #[error("level {value} is above the maximum level {max}")]
+    ValueOutOfRange {
+        /// The value.
+        value: u32,
+        /// The largest allowed.
+        max: u32,
+    },
+    /// An RLE / bit-packed run is cut short.
+    #[error("truncated RLE / bit-packed run")]
+    TruncatedRun,
+    /// A run header of more than 64 bits.
+    #[error("RLE run header too long")]
+    RunHeaderTooLong,
+    /// A run longer than memory can index.
+    #[error("RLE run too long")]
+    RunTooLong,
+    /// The encoded data ended before the values it announced.
+    #[error("RLE data ended before its values")]
+    DataEnded,
+    /// The definition levels of a V1 page are cut short.
+    #[error("truncated definition levels")]
+    TruncatedLevels,
+    /// Repetition levels in a flat column.
+    #[error("repetition levels in a column that has none")]
+    RepetitionLevels,
+    /// Definition levels in a required column.
+    #[error("definition levels in a required column")]
+    LevelsOnRequiredColumn,
+    /// A dictionary index width over 32 bits.
+    #[error("dictionary index width {0}")]
+    IndexWidth(u32),
+    /// The dictionary page's size is not its value count times the value width.
+    #[error("dictionary page size does not match its value count")]
+    DictionarySize,
+    /// An index past the dictionary's end.
+    #[error("dictionary index {index} out of range ({len} entries)")]
+    DictionaryIndex {
+        /// The index.
+        index: u32,
+        /// Dictionary entries.
+        len: usize,
+    },
+    /// The page's plain values end before its levels say.
+    #[error("plain values end early")]
+    PlainValuesShort,
+    /// Bytes left after the page's last plain value.
+    #[error("{0} bytes left after the page's last value: the page holds more values than its levels announce")]
+    LeftoverBytes(usize),
+    /// Dictionary indices left after the page's last value (beyond a bit-packed group's padding).
+    #[error("dictionary indices left after the page's last value: the page holds more values than its levels announce")]
+    LeftoverIndices,
+    /// Definition levels left after the page's last row.
+    #[error("definition levels left after the page's last row")]
+    LeftoverLevels,
+    /// The chunk ended before the row group's rows.
+    #[error("the column chunk holds fewer values than its row group's rows")]
+    FewerValues,
+    /// The chunk holds values past the row group's rows.
+    #[error("the column chunk holds more values than its row group's rows")]
+    MoreValues,
 }
 
 /// What kind of failure an error is. It decides the exit code, in this one place:
@@ -226,7 +355,9 @@ impl Error {
     /// What kind of failure this is (see [`ErrorKind`]).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config(_) | Error::UnknownFeature { .. } => ErrorKind::Usage,
+            Error::Config(_) | Error::UnknownFeature { .. } | Error::OutputPath(_) => {
+                ErrorKind::Usage
+            }
             Error::Internal(_) => ErrorKind::Internal,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Spill(e) if e.is_bug() => ErrorKind::Internal,

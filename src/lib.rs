@@ -1,49 +1,64 @@
 //! spillway: a universe of per-symbol parquet files into one memory-mapped spill file, with
 //! memory bounded by the pipeline, never by the universe.
 //!
-//! The pipeline, stage by stage (see `ARCHITECTURE.md`):
+//! The modules follow the pipeline, each importing only those before it (see `ARCHITECTURE.md`):
 //!
 //! ```text
-//! discover -> plan -> read (N threads) -> bounded channels -> write (1 thread) -> commit
+//! config -> input -> decode -> plan -> report -> read (N threads) -> bounded channels
+//!        -> write (1 thread) -> build (runs it all, commits) ; tools (gen, inspect)
 //! ```
 //!
-//! - [`discover`] finds the symbols and their files (flat and hive layouts);
-//! - [`plan`] reads every footer and the time column alone, and fixes the exact spill layout;
-//!   [`filter`] applies the cross-sectional filters there, from the time and target columns;
-//! - [`budget`] picks reader count, batch rows and channel capacity to fit `--memory-budget`;
-//! - [`read`] decodes each file into float batches ([`convert`] does the fused conversion,
-//!   [`time`] the time column);
-//! - [`write`] is the single ordered writer into the [`spill`] file;
-//! - [`build`] runs it all and returns a [`summary::BuildSummary`].
+//! - `config`: [`BuildOptions`] (flags or TOML) resolved into one validated [`BuildConfig`];
+//! - `input`: discovering the symbols and their files, opening parquet files, footers, column
+//!   types, time values, numeric conversion;
+//! - `decode`: the fast page decoder (no pipeline types);
+//! - `plan`: footers and the time column alone fix the exact spill layout; the cross-sectional
+//!   filters; the memory budget that picks readers, batch rows and channel capacity;
+//! - `report`: what a build reports ([`BuildSummary`]), progress, peak memory;
+//! - `read`: each file decoded into float batches, by the fast decoder or arrow-rs;
+//! - `write`: the single ordered writer into the [`spill`] file;
+//! - `build`: runs the stages, cancellable ([`Cancel`]), and commits;
+//! - `tools`: the synthetic universe generator ([`gen`]) and the footer report ([`inspect()`]).
+//!
+//! The public API is what a caller needs to run builds and read their reports: [`build`],
+//! [`build_with`], [`up_to_date`], [`inspect()`], [`gen`], the configuration types, [`Cancel`],
+//! [`Progress`], the errors and the reports. Everything else is internal.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
-// Configuration, then the pipeline in order, then what it reports.
-pub mod config;
-pub mod cancel;
-pub mod discover;
-pub mod footer;
-pub mod schema;
-pub mod time;
-pub mod plan;
-pub mod filter;
-pub mod budget;
-pub mod read;
-pub mod decode;
-pub mod convert;
-pub mod write;
-pub mod build;
-pub mod summary;
-pub mod progress;
-pub mod rss;
-pub mod gen;
-pub mod inspect;
 mod error;
 mod guard;
+mod cancel;
+pub mod config;
+mod input;
+mod decode;
+mod plan;
+mod report;
+mod read;
+mod write;
+mod build;
+mod tools;
 
-pub use build::{build, build_with};
+pub use build::{build, build_with, up_to_date, UpToDate};
 pub use cancel::Cancel;
 pub use config::{BuildConfig, BuildOptions};
-pub use inspect::{inspect, InspectReport};
-pub use progress::Progress;
-pub use summary::BuildSummary;
-pub use error::{Error, ErrorKind, Result, SymbolError, SymbolErrorKind};
+pub use error::{DecodeError, Error, ErrorKind, Problem, Result, SymbolError, SymbolErrorKind};
+pub use plan::budget::Budget;
+pub use plan::filter::FilterStats;
+pub use plan::Skipped;
+pub use report::progress::Progress;
+pub use report::summary::{BuildSummary, Decoders};
+pub use tools::gen;
+pub use tools::inspect::{inspect, InspectReport};
+
+/// Not an API: the stages' entry points for spillway's own integration tests, benches and fuzz
+/// targets. They change whenever the pipeline does.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::build::execute_plan;
+    #[cfg(feature = "fuzzing")]
+    pub use crate::decode::fuzz_hybrid;
+    pub use crate::input::discover::discover;
+    pub use crate::plan::{plan, Plan};
+    pub use crate::read::{read_unit, Msg, ReadContext};
+}

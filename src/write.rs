@@ -2,16 +2,17 @@
 //! channel of the reader that decoded it, and writes them at their planned rows through the spill
 //! writer. Readers run at most their channel's capacity ahead; nothing is reordered in memory.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 use spill::SpillWriter;
 
-use crate::convert::Float;
 use crate::error::SymbolError;
+use crate::input::convert::Float;
 use crate::plan::Plan;
-use crate::progress::Progress;
 use crate::read::{Msg, Recycled};
+use crate::report::progress::Progress;
+use crate::report::summary::WriterStats;
 
 /// Why the writer stopped early.
 #[derive(Debug)]
@@ -22,17 +23,6 @@ pub enum WriteFailure {
     Spill(spill::Error),
     /// A reader vanished or sent something out of order: a bug, reported, never written.
     Protocol(String),
-}
-
-/// What the writer measured.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WriterStats {
-    /// Time spent waiting for batches (readers are the bottleneck when this is large).
-    pub wait: Duration,
-    /// Time spent writing.
-    pub busy: Duration,
-    /// Rows written.
-    pub rows: u64,
 }
 
 /// Writes every unit of `plan`. `assignments` yields `(unit, reader)` in unit order; batches of a

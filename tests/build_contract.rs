@@ -173,6 +173,7 @@ fn a_type_conflict_fails_the_symbol_and_skipping_equals_a_build_without_it() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("conflict");
     crate::common::py(&py, "contract.py", &["make", "conflict", s(&u)]);
+    pin_mtimes(&u);
     let out = d.path().join("o.spill");
     let o = run(&build_args(&u, &out, &[]));
     fails_with(
@@ -189,6 +190,7 @@ fn a_type_conflict_fails_the_symbol_and_skipping_equals_a_build_without_it() {
     for f in ["A.parquet", "C.parquet"] {
         std::fs::copy(u.join(f), without.join(f)).expect("copy");
     }
+    pin_mtimes(&without);
     let reference = d.path().join("ref.spill");
     ok(&build(&without, &reference, &[]));
     assert!(

@@ -70,10 +70,20 @@ pub fn ok(o: &Output) {
 
 /// Asserts failure with exit code 1, a message on stderr containing every `needle`, and no panic.
 pub fn fails_with(o: &Output, needles: &[&str]) {
+    exits_with(o, 1, needles);
+}
+
+/// Asserts a usage error: exit code 2, a message on stderr containing every `needle`, no panic.
+pub fn usage_error(o: &Output, needles: &[&str]) {
+    exits_with(o, 2, needles);
+}
+
+/// Asserts exit code `code`, a message on stderr containing every `needle`, and no panic.
+pub fn exits_with(o: &Output, code: i32, needles: &[&str]) {
     assert_eq!(
         o.status.code(),
-        Some(1),
-        "expected exit 1, got {:?}\nstderr:\n{}",
+        Some(code),
+        "expected exit {code}, got {:?}\nstderr:\n{}",
         o.status,
         stderr(o)
     );
@@ -147,6 +157,26 @@ pub fn py(python: &Path, script: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Sets the modification time of every file under `dir` to one fixed instant. Spill files record
+/// their inputs' modification times (for `--if-changed`), so two universes made at different times
+/// build the same bytes only with the same times.
+pub fn pin_mtimes(dir: &Path) {
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    for e in std::fs::read_dir(dir).expect("list").flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => pin_mtimes(&p),
+            // Symlinks (loops among them) and unreadable files are cases of their own.
+            Ok(t) if t.is_file() => {
+                if let Ok(f) = std::fs::File::options().write(true).open(&p) {
+                    f.set_modified(when).expect("set mtime");
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A path as &str (test paths are UTF-8).

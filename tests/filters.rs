@@ -229,7 +229,7 @@ fn invalid_filter_options_and_memory_limits() {
         ],
     );
     let out = d.path().join("o.spill");
-    fails_with(
+    usage_error(
         &run(&[
             "build",
             "--input",
@@ -240,7 +240,7 @@ fn invalid_filter_options_and_memory_limits() {
         ]),
         &["--drop-null-target needs --target"],
     );
-    fails_with(
+    usage_error(
         &build(&u, &out, &["--max-cs-samples", "0"]),
         &["--max-cs-samples must be at least 1"],
     );

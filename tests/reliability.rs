@@ -114,6 +114,7 @@ fn bad_input_matrix_under_fail_and_skip() {
     let good = d.path().join("good");
     make_bad(&py, &good, "no_time");
     std::fs::remove_file(good.join("C.parquet")).expect("rm");
+    pin_mtimes(&good);
     let reference = d.path().join("ref.spill");
     ok(&run(&bad_build_args(&good, &reference, &["--quiet"])));
     let want = std::fs::read(&reference).expect("read");
@@ -121,6 +122,7 @@ fn bad_input_matrix_under_fail_and_skip() {
     for &(case, needles, per_symbol) in MATRIX {
         let u = d.path().join(case);
         make_bad(&py, &u, case);
+        pin_mtimes(&u);
         let out = d.path().join(format!("{case}.spill"));
         let o = run(&bad_build_args(&u, &out, &[]));
         fails_with(&o, needles);
@@ -194,20 +196,20 @@ fn files_that_change_after_planning_are_errors_naming_them() {
     }
     .resolve()
     .expect("config");
-    let universe = spillway::discover::discover(&u).expect("discover");
-    let plan = spillway::plan::plan(
+    let universe = spillway::internals::discover(&u).expect("discover");
+    let plan = spillway::internals::plan(
         &universe,
         &cfg,
         &Default::default(),
         &spillway::Cancel::new(),
     )
     .expect("plan");
-    let progress = spillway::progress::Progress::hidden();
+    let progress = spillway::Progress::hidden();
 
     let victim = u.join("S0001.parquet");
     let saved = std::fs::read(&victim).expect("read");
     std::fs::remove_file(&victim).expect("rm");
-    let e = spillway::build::execute_plan(&plan, &cfg, &progress).expect_err("vanished");
+    let e = spillway::internals::execute_plan(&plan, &cfg, &progress).expect_err("vanished");
     let msg = format!("{e:#}");
     assert!(
         msg.contains("S0001.parquet") && msg.contains("No such file"),
@@ -219,7 +221,7 @@ fn files_that_change_after_planning_are_errors_naming_them() {
     let mut other = saved.clone();
     other.extend_from_slice(b"appended");
     std::fs::write(&victim, &other).expect("write");
-    let e = spillway::build::execute_plan(&plan, &cfg, &progress).expect_err("changed");
+    let e = spillway::internals::execute_plan(&plan, &cfg, &progress).expect_err("changed");
     assert!(
         format!("{e:#}").contains("changed while the build was running"),
         "{e:#}"
@@ -355,9 +357,9 @@ fn unwritable_and_missing_output_directories() {
     let u = d.path().join("u");
     gen(&u, &["--symbols", "2", "--rows", "100", "--features", "2"]);
     let missing = d.path().join("no/such/dir/o.spill");
-    fails_with(
+    usage_error(
         &run(&["build", "--input", s(&u), "--output", s(&missing)]),
-        &["no/such/dir/o.spill", "No such file or directory"],
+        &["no/such/dir/o.spill", "does not exist"],
     );
     if let Some(m) = tmpfs(d.path(), "1m") {
         let remount = Command::new("mount")

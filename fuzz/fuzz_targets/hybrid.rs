@@ -5,4 +5,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| spillway::decode::fuzz_hybrid(data));
+fuzz_target!(|data: &[u8]| spillway::internals::fuzz_hybrid(data));

@@ -42,6 +42,6 @@ fuzz_target!(|data: &[u8]| {
         }
         .resolve()
         .expect("config");
-        let _ = spillway::build(&cfg, &spillway::progress::Progress::hidden());
+        let _ = spillway::build(&cfg, &spillway::Progress::hidden());
     }
 });

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::out::{outln, Usage};
+
 /// Arguments of `spillway clean`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,27 +20,26 @@ pub struct Args {
 
 /// Runs clean.
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let dir = if a.path.is_dir() {
-        a.path.clone()
-    } else {
-        a.path.parent().map(PathBuf::from).unwrap_or_default()
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        dir
+    let meta =
+        std::fs::metadata(&a.path).map_err(|e| Usage(format!("{}: {e}", a.path.display())))?;
+    let dir = match meta.is_dir() {
+        true => a.path.clone(),
+        false => match a.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        },
     };
     let stale = spill::stale_temps(&dir).with_context(|| format!("listing {}", dir.display()))?;
     for p in &stale {
         if a.dry_run {
-            println!("would remove {}", p.display());
+            outln!("would remove {}", p.display())?;
         } else {
             std::fs::remove_file(p).with_context(|| format!("removing {}", p.display()))?;
-            println!("removed {}", p.display());
+            outln!("removed {}", p.display())?;
         }
     }
     if stale.is_empty() {
-        println!("no stale temporary files in {}", dir.display());
+        outln!("no stale temporary files in {}", dir.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,26 +1,24 @@
 //! `spillway demo`: the main job end to end on a built-in synthetic universe: generate, build,
-//! verify, print the summary. Everything goes to a temporary directory unless `--dir` is given.
+//! verify, print the build's summary. Everything goes to a temporary directory unless `--dir` is
+//! given.
+//!
+//! The build runs as a child process (this same binary, `spillway build`), so the peak memory it
+//! reports is the build's own, not the generator's that ran before it in this process.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 
 use anyhow::Context;
-use spillway::config::BuildOptions;
 use spillway::gen::{demo_paths, generate, GenOptions};
-use spillway::progress::Progress;
+
+use super::options::Size;
+use super::out::{note, outln};
 
 /// Arguments of `spillway demo`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Symbols in the demo universe.
-    #[arg(long, default_value_t = 16)]
-    symbols: usize,
-    /// Rows of the longest symbol.
-    #[arg(long, default_value_t = 75_000)]
-    rows: usize,
-    /// Features.
-    #[arg(long, default_value_t = 100)]
-    features: usize,
+    #[command(flatten)]
+    size: Size,
     /// Keep the universe and the spill file here (default: a temporary directory, removed).
     #[arg(long)]
     dir: Option<PathBuf>,
@@ -37,37 +35,42 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let (universe, output) = demo_paths(&dir);
-    eprintln!(
-        "1/3 generating {} symbols x {} rows x {} features into {}",
-        a.symbols,
-        a.rows,
-        a.features,
+    note!(
+        "1/3 generating {} symbols x {} rows x {} features into {}\n",
+        a.size.symbols,
+        a.size.rows,
+        a.size.features,
         universe.display()
     );
     let g = GenOptions {
         output: universe.clone(),
-        symbols: a.symbols,
-        rows: a.rows,
-        features: a.features,
+        symbols: a.size.symbols,
+        rows: a.size.rows,
+        features: a.size.features,
+        replace: true,
         ..Default::default()
     };
     let r = generate(&g).context("generating the demo universe")?;
-    eprintln!(
-        "    {} files, {:.1} MiB",
+    note!(
+        "    {} files, {:.1} MiB\n",
         r.files,
         r.bytes as f64 / (1u64 << 20) as f64
     );
-    eprintln!("2/3 building {}", output.display());
-    let cfg = BuildOptions {
-        input: Some(universe),
-        output: Some(output.clone()),
-        target: Some("target".into()),
-        ..Default::default()
+    note!("2/3 building {}\n", output.display());
+    let exe = std::env::current_exe().context("finding the spillway binary")?;
+    let status = Command::new(&exe)
+        .arg("build")
+        .arg("--input")
+        .arg(&universe)
+        .arg("--output")
+        .arg(&output)
+        .args(["--target", "target"])
+        .status()
+        .with_context(|| format!("running {} build", exe.display()))?;
+    if !status.success() {
+        anyhow::bail!("the build failed ({status})");
     }
-    .resolve()?;
-    let summary = spillway::build(&cfg, &Progress::new(true))?;
-    eprint!("{}", summary.human());
-    eprintln!("3/3 verifying");
+    note!("3/3 verifying\n");
     let f = spill::open(&output).with_context(|| format!("opening {}", output.display()))?;
     let report = f.verify();
     anyhow::ensure!(
@@ -77,12 +80,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         report.damaged.len()
     );
     let x = f.features::<f32>()?;
-    eprintln!(
+    outln!(
         "ok: {} rows x {} features as one zero-copy view; {} chunks verified",
         x.nrows(),
         x.ncols(),
         report.chunks
-    );
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,21 +6,17 @@ use std::process::ExitCode;
 use anyhow::Context;
 use spillway::gen::{generate, Codec, GenOptions};
 
+use super::options::{choice, Size};
+use super::out::note;
+
 /// Arguments of `spillway gen`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Output directory.
     #[arg(long)]
     output: PathBuf,
-    /// Symbols.
-    #[arg(long, default_value_t = 16)]
-    symbols: usize,
-    /// Rows of the longest symbol.
-    #[arg(long, default_value_t = 75_000)]
-    rows: usize,
-    /// Feature columns.
-    #[arg(long, default_value_t = 100)]
-    features: usize,
+    #[command(flatten)]
+    size: Size,
     /// Seed (same seed, same bytes).
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -28,7 +24,7 @@ pub struct Args {
     #[arg(long, default_value_t = 65_536)]
     row_group_rows: usize,
     /// Codec.
-    #[arg(long, value_enum, default_value_t = Codec::Zstd)]
+    #[arg(long, value_parser = choice::<Codec>(Codec::NAMES), default_value = "zstd")]
     compression: Codec,
     /// Max fraction of rows a symbol starts late on the shared grid.
     #[arg(long, default_value_t = 0.3)]
@@ -42,6 +38,13 @@ pub struct Args {
     /// Hive layout: symbol=<S>/part-0.parquet, part-1.parquet.
     #[arg(long)]
     hive: bool,
+    /// Plant a learnable signal: the share (0 to 1) of the target's variance explained by a fixed
+    /// linear combination of f001, f006 and f011 (0: pure noise).
+    #[arg(long, value_name = "R2", default_value_t = 0.0)]
+    signal: f64,
+    /// Remove the universe already in --output first (a non-empty directory is refused otherwise).
+    #[arg(long)]
+    replace: bool,
 }
 
 /// Runs gen.
@@ -49,9 +52,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let t0 = std::time::Instant::now();
     let opts = GenOptions {
         output: a.output,
-        symbols: a.symbols,
-        rows: a.rows,
-        features: a.features,
+        symbols: a.size.symbols,
+        rows: a.size.rows,
+        features: a.size.features,
         seed: a.seed,
         row_group_rows: a.row_group_rows,
         codec: a.compression,
@@ -59,11 +62,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         drift: a.drift,
         missing: a.missing,
         hive: a.hive,
+        signal: a.signal,
+        replace: a.replace,
     };
     let r =
         generate(&opts).with_context(|| format!("generating into {}", opts.output.display()))?;
-    eprintln!(
-        "wrote {} files, {} rows, {:.1} MiB to {} in {:.1}s",
+    note!(
+        "wrote {} files, {} rows, {:.1} MiB to {} in {:.1}s\n",
         r.files,
         r.rows,
         r.bytes as f64 / (1u64 << 20) as f64,

@@ -1,4 +1,5 @@
-//! Command-line options (clap derive) and dispatch to one module per subcommand.
+//! Command-line options (clap derive) and dispatch to one module per subcommand. Output and exit
+//! codes are `out`'s; flags shared by several subcommands are `options`'.
 
 use std::process::ExitCode;
 
@@ -9,12 +10,19 @@ mod clean;
 mod demo;
 mod gen;
 mod inspect;
+mod options;
+pub mod out;
 mod verify;
 
 /// spillway: combine a universe of per-symbol parquet files into one memory-mapped spill file,
 /// with memory bounded by the pipeline, not by the universe.
+///
+/// Exit codes: 0 success; 1 a data or input error (a bad file or value, an I/O failure, a memory
+/// budget that cannot be met; `verify`: a damaged file); 2 a usage error (a bad flag, option,
+/// path or config file); 3 an internal error (a bug: please report it); 128 + N when signal N
+/// stopped a build (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
 #[derive(Debug, Parser)]
-#[command(name = "spillway", version, about, long_about = None)]
+#[command(name = "spillway", version, about, long_about)]
 struct Opts {
     #[command(subcommand)]
     command: Command,
@@ -24,7 +32,7 @@ struct Opts {
 enum Command {
     /// Build one spill file from a universe of per-symbol parquet files.
     Build(build::Args),
-    /// Show what a build would see, from footers only.
+    /// Show what a build would see: footers, time order, filters, memory, whether an output is current.
     Inspect(inspect::Args),
     /// Write a synthetic universe.
     Gen(gen::Args),

@@ -1,27 +1,54 @@
 //! `spillway verify FILE`: structure (on open) and every chunk checksum (in parallel).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
+use serde_json::json;
+
+use super::out::{note, outln};
 
 /// Arguments of `spillway verify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The spill file to check.
     file: PathBuf,
-    /// Print the result as one JSON object on stdout.
+    /// Print the result as one JSON object on stdout (also when the file cannot be opened).
     #[arg(long)]
     json: bool,
+}
+
+/// Why a path cannot be verified before any byte is read: it does not exist, or is not a file.
+fn not_a_file(path: &Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Some(format!(
+            "{} is a directory, not a spill file",
+            path.display()
+        )),
+        Ok(_) => None,
+        Err(e) => Some(format!("{}: {e}", path.display())),
+    }
 }
 
 /// Exit 0 when the structure and every checksum hold; otherwise print what is wrong and exit 1.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
     let path = &args.file;
-    let f =
-        spill::open(path).with_context(|| format!("{}: not a valid spill file", path.display()))?;
+    let opened = match not_a_file(path) {
+        Some(why) => Err(why),
+        None => spill::open(path)
+            .map_err(|e| format!("{}: not a valid spill file: {e}", path.display())),
+    };
+    let f = match opened {
+        Ok(f) => f,
+        Err(why) => {
+            if args.json {
+                outln!("{}", json!({"file": path, "ok": false, "error": why}))?;
+            }
+            note!("spillway: {why}\n");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let report = f.verify();
     let secs = t0.elapsed().as_secs_f64();
     if args.json {
@@ -29,18 +56,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .damaged
             .iter()
             .map(|d| {
-                serde_json::json!({"column": d.column, "chunk": d.chunk, "rows": [d.rows.start, d.rows.end],
-                                   "stored": d.stored, "actual": d.actual})
+                json!({"column": d.column, "chunk": d.chunk, "rows": [d.rows.start, d.rows.end],
+                       "stored": d.stored, "actual": d.actual})
             })
             .collect();
-        let out = serde_json::json!({
+        let out = json!({
             "file": path, "ok": report.is_ok(), "nrows": f.nrows(), "columns": f.columns().len(),
             "symbols": f.symbols().len(), "bytes": f.file_len(), "chunks": report.chunks,
             "seconds": secs, "damaged": damaged,
         });
-        println!("{out}");
+        outln!("{out}")?;
     } else if report.is_ok() {
-        println!(
+        outln!(
             "ok: {}: {} rows, {} columns, {} symbols, {} bytes; {} chunks verified in {:.2}s",
             path.display(),
             f.nrows(),
@@ -49,25 +76,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             f.file_len(),
             report.chunks,
             secs
-        );
+        )?;
     }
     if report.is_ok() {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!(
-        "spillway: {}: {} of {} chunks damaged:",
+    note!(
+        "spillway: {}: {} of {} chunks damaged:\n",
         path.display(),
         report.damaged.len(),
         report.chunks
     );
     for d in report.damaged.iter().take(20) {
-        eprintln!(
-            "  column {:?} rows [{}, {}) (stored crc {:#010x}, computed {:#010x})",
-            d.column, d.rows.start, d.rows.end, d.stored, d.actual
+        note!(
+            "  column {:?} rows [{}, {}) (stored crc {:#010x}, computed {:#010x})\n",
+            d.column,
+            d.rows.start,
+            d.rows.end,
+            d.stored,
+            d.actual
         );
     }
     if report.damaged.len() > 20 {
-        eprintln!("  ... and {} more", report.damaged.len() - 20);
+        note!("  ... and {} more\n", report.damaged.len() - 20);
     }
     Ok(ExitCode::FAILURE)
 }

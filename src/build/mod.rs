@@ -1,28 +1,34 @@
-//! `build`: runs the stages. Discover, plan, choose the memory shape, then N reader threads and one
-//! writer joined by bounded channels; commit. Under `--on-error skip`, a symbol that fails only
-//! while decoding (after planning) is excluded and the build starts over without it, so the
-//! output equals a build of a universe that never had it.
+//! `build`: runs the stages. Discover, check the output path, plan, choose the memory shape, then
+//! N reader threads and one writer joined by bounded channels; commit. Under `--on-error skip`, a
+//! symbol that fails only while decoding (after planning) is excluded and the build starts over
+//! without it, so the output equals a build of a universe that never had it.
+//!
+//! `inputs` owns what the spill file records of its inputs (and options) and the `--if-changed`
+//! check against an existing output.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded};
-use serde_json::{json, Map, Value};
+use crossbeam_channel::bounded;
 use spill::{Committed, SpillWriter, WriteMode, WriteOptions};
 
-use crate::budget::{self, Budget};
+mod inputs;
+
 use crate::cancel::Cancel;
 use crate::config::{self, BuildConfig, OnError};
-use crate::convert::Float;
-use crate::discover::discover;
 use crate::error::{Error, Result, SymbolError};
+use crate::input::convert::Float;
+use crate::input::discover::discover;
+use crate::plan::budget::{self, Budget};
 use crate::plan::{plan, Plan};
-use crate::progress::Progress;
 use crate::read::{read_unit, Msg, ReadContext, Source};
-use crate::summary::{BuildSummary, Decoders};
-use crate::write::{write_all, WriteFailure, WriterStats};
+use crate::report::progress::Progress;
+use crate::report::summary::{BuildSummary, Decoders, WriterStats};
+use crate::write::{write_all, WriteFailure};
+
+pub use self::inputs::{up_to_date, UpToDate};
 
 /// What one attempt at writing produced.
 struct Run {
@@ -50,6 +56,7 @@ pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Re
     let t0 = Instant::now();
     progress.phase("discovering");
     let universe = discover(&cfg.input)?;
+    inputs::check_output(cfg, &universe)?;
     let mut excluded: BTreeMap<String, String> = BTreeMap::new();
     let mut attempts = 0;
     let result = loop {
@@ -141,26 +148,6 @@ fn write_mode(mode: config::WriteMode) -> WriteMode {
     }
 }
 
-/// The build metadata stored in the spill file: only what does not vary between identical runs,
-/// and nothing a skipped symbol could change (skips are reported in the summary instead).
-fn build_metadata(plan: &Plan, cfg: &BuildConfig) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert(
-        "tool".into(),
-        json!(concat!("spillway ", env!("CARGO_PKG_VERSION"))),
-    );
-    m.insert("options".into(), cfg.output_options());
-    m.insert(
-        "inputs".into(),
-        json!({
-            "files": plan.units.len(),
-            "bytes": plan.input_bytes,
-            "fingerprint": format!("crc32:{:08x}", plan.fingerprint),
-        }),
-    );
-    m
-}
-
 fn execute<O: Float>(
     plan: &Plan,
     cfg: &BuildConfig,
@@ -183,7 +170,11 @@ fn execute<O: Float>(
     let next = Mutex::new(0usize);
     let reader_wait_ns = AtomicU64::new(0);
     let (fast_files, arrow_files) = (AtomicU64::new(0), AtomicU64::new(0));
-    let (assign_tx, assign_rx) = unbounded::<(u32, usize)>();
+    // Announcements (unit, reader), in unit order. A reader is at most `capacity` messages ahead
+    // of the writer and announces a unit before decoding it, so each has at most `capacity + 1`
+    // units announced and unwritten; a full channel only makes a reader wait, never the writer
+    // (the reader of the unit being written never needs to announce before it is done).
+    let (assign_tx, assign_rx) = bounded::<(u32, usize)>(budget.readers * (budget.capacity + 1));
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..budget.readers)
         .map(|_| bounded::<Msg<O>>(budget.capacity))
         .unzip();
@@ -194,7 +185,6 @@ fn execute<O: Float>(
         cancel: &cancel,
         user_cancel,
         filters: plan.filters.as_deref(),
-        fast: cfg.decoder == config::Decoder::Auto,
     };
     let ctx = &ctx;
     let units = plan.units.len();
@@ -278,7 +268,10 @@ fn execute<O: Float>(
     user_cancel.check().map_err(Failure::Fatal)?;
     let tc = Instant::now();
     let committed = match writer {
-        Some(w) => Some(w.finish(build_metadata(plan, cfg)).map_err(spill_error)?),
+        Some(w) => Some(
+            w.finish(inputs::build_metadata(plan, cfg))
+                .map_err(spill_error)?,
+        ),
         None => None,
     };
     Ok(Run {

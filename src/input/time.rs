@@ -1,26 +1,26 @@
 //! The time column: conversion of every supported type to int64 nanoseconds since the epoch (UTC),
-//! with overflow refused (never wrapped or clamped), and the planning scan that counts surviving
-//! rows per file by reading that one column.
+//! with overflow refused (never wrapped or clamped), and the scan that reads one file's time column
+//! alone (for planning: rows, survivors, order).
 
 use std::fs::File;
 use std::path::Path;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
+    Date32Type, Date64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
+    UInt8Type,
 };
 use arrow_array::{Array, ArrayRef};
 use arrow_schema::TimeUnit;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ProjectionMask;
 use parquet::column::reader::ColumnReader;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::error::{SymbolError, SymbolErrorKind};
-use crate::footer::{io_kind, reader_options};
 use crate::guard::no_panic;
-use crate::schema::TimeKind;
+use crate::input::footer::io_kind;
+use crate::input::open::{open, Projection};
+use crate::input::schema::TimeKind;
 
 const JULIAN_DAY_OF_EPOCH: i64 = 2_440_588;
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;
@@ -38,8 +38,7 @@ pub fn for_each_ns(
     fn each<T: Copy + Into<i64>>(
         values: &[T],
         array: &dyn Array,
-        factor: i64,
-        unit: &str,
+        kind: TimeKind,
         visit: &mut impl FnMut(usize, i64),
     ) -> Result<(), Overflow> {
         let nulls = array.logical_nulls();
@@ -47,49 +46,35 @@ pub fn for_each_ns(
             if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
                 continue;
             }
-            let v: i64 = v.into();
-            let ns = v
-                .checked_mul(factor)
-                .ok_or_else(|| (i, format!("{v} {unit}")))?;
-            visit(i, ns);
+            visit(i, kind.to_ns(v.into()).map_err(|text| (i, text))?);
         }
         Ok(())
     }
-    let f = kind.factor();
-    let u = kind.unit_name();
     let a = array.as_ref();
+    macro_rules! typed {
+        ($t:ty) => {
+            each(a.as_primitive::<$t>().values(), a, kind, &mut visit)
+        };
+    }
     match kind {
-        TimeKind::Timestamp(TimeUnit::Second) => each(
-            a.as_primitive::<TimestampSecondType>().values(),
-            a,
-            f,
-            u,
-            &mut visit,
-        ),
-        TimeKind::Timestamp(TimeUnit::Millisecond) => each(
-            a.as_primitive::<TimestampMillisecondType>().values(),
-            a,
-            f,
-            u,
-            &mut visit,
-        ),
-        TimeKind::Timestamp(TimeUnit::Microsecond) => each(
-            a.as_primitive::<TimestampMicrosecondType>().values(),
-            a,
-            f,
-            u,
-            &mut visit,
-        ),
+        TimeKind::Timestamp(TimeUnit::Second) => typed!(TimestampSecondType),
+        TimeKind::Timestamp(TimeUnit::Millisecond) => typed!(TimestampMillisecondType),
+        TimeKind::Timestamp(TimeUnit::Microsecond) => typed!(TimestampMicrosecondType),
         // INT96 arrives as nanoseconds; planning checked every value exactly (see `scan`).
-        TimeKind::Timestamp(TimeUnit::Nanosecond) | TimeKind::Int96 => each(
-            a.as_primitive::<TimestampNanosecondType>().values(),
-            a,
-            f,
-            u,
-            &mut visit,
-        ),
-        TimeKind::Date32 => each(a.as_primitive::<Date32Type>().values(), a, f, u, &mut visit),
-        TimeKind::Date64 => each(a.as_primitive::<Date64Type>().values(), a, f, u, &mut visit),
+        TimeKind::Timestamp(TimeUnit::Nanosecond) | TimeKind::Int96 => {
+            typed!(TimestampNanosecondType)
+        }
+        TimeKind::Date32 => typed!(Date32Type),
+        TimeKind::Date64 => typed!(Date64Type),
+        TimeKind::Epoch(_) => match a.data_type() {
+            arrow_schema::DataType::Int8 => typed!(Int8Type),
+            arrow_schema::DataType::Int16 => typed!(Int16Type),
+            arrow_schema::DataType::Int32 => typed!(Int32Type),
+            arrow_schema::DataType::UInt8 => typed!(UInt8Type),
+            arrow_schema::DataType::UInt16 => typed!(UInt16Type),
+            arrow_schema::DataType::UInt32 => typed!(UInt32Type),
+            _ => typed!(Int64Type),
+        },
     }
 }
 
@@ -100,10 +85,28 @@ pub struct TimeScan {
     pub rows: u64,
     /// Rows whose time is not null.
     pub survivors: u64,
+    /// The first and last non-null times, in file order.
+    pub first: Option<i64>,
+    /// See `first`.
+    pub last: Option<i64>,
+    /// Non-null times that are not after the one before them in the file (time going backwards,
+    /// or repeating).
+    pub disorder: u64,
 }
 
-/// Reads only the time column of `path` (root `root`, leaf `leaf`), checking every value fits
-/// int64 nanoseconds, and calls `visit(ns)` for every non-null time in file order.
+impl TimeScan {
+    fn see(&mut self, ns: i64) {
+        if self.last.is_some_and(|last| ns <= last) {
+            self.disorder += 1;
+        }
+        self.first.get_or_insert(ns);
+        self.last = Some(ns);
+        self.survivors += 1;
+    }
+}
+
+/// Reads only the time column of `path` (root `root`), checking every value fits int64
+/// nanoseconds, and calls `visit(ns)` for every non-null time in file order.
 pub fn scan(
     path: &Path,
     symbol: &str,
@@ -113,12 +116,6 @@ pub fn scan(
     mut visit: impl FnMut(i64),
 ) -> Result<TimeScan, SymbolError> {
     let err = |kind| SymbolError::new(symbol, path, kind);
-    let parquet_err = |e: parquet::errors::ParquetError| {
-        err(SymbolErrorKind::Parquet {
-            context: format!("decoding time column {column:?}"),
-            message: e.to_string(),
-        })
-    };
     let file = File::open(path).map_err(|e| err(io_kind("opening", &e)))?;
     let mut out = TimeScan::default();
     let overflow = |row: u64, value: String| {
@@ -129,35 +126,34 @@ pub fn scan(
         })
     };
     if kind == TimeKind::Int96 {
-        return no_panic(|| scan_int96(file, root, &mut visit))
+        return no_panic(|| scan_int96(file, root, &mut out, &mut visit))
             .map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))?
+            .map(|()| out)
             .map_err(|e| match e {
-                Int96Error::Parquet(e) => parquet_err(e),
+                Int96Error::Parquet(e) => err(SymbolErrorKind::Parquet {
+                    context: format!("decoding time column {column:?}"),
+                    message: e.to_string(),
+                }),
                 Int96Error::Overflow(row, v) => overflow(row, v),
             });
     }
-    let result = no_panic(|| -> Result<TimeScan, SymbolError> {
-        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, reader_options())
-            .map_err(parquet_err)?;
-        let mask = ProjectionMask::roots(builder.parquet_schema(), [root]);
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(65_536)
-            .build()
-            .map_err(parquet_err)?;
-        for batch in reader {
-            let batch = batch.map_err(|e| parquet_err(e.into()))?;
-            let col = batch.column(0);
-            for_each_ns(col, kind, |_, ns| {
-                out.survivors += 1;
-                visit(ns);
-            })
-            .map_err(|(i, v)| overflow(out.rows + i as u64, v))?;
-            out.rows += batch.num_rows() as u64;
-        }
-        Ok(out)
-    });
-    result.map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))?
+    let what = format!("time column {column:?}");
+    let projection = Projection {
+        roots: &[root],
+        batch_rows: 65_536,
+        selection: None,
+        what: &what,
+    };
+    let mut batches = open(file, None, projection).map_err(err)?;
+    while let Some(batch) = batches.next_batch().map_err(err)? {
+        for_each_ns(batch.column(0), kind, |_, ns| {
+            out.see(ns);
+            visit(ns);
+        })
+        .map_err(|(i, v)| overflow(out.rows + i as u64, v))?;
+        out.rows += batch.num_rows() as u64;
+    }
+    Ok(out)
 }
 
 enum Int96Error {
@@ -169,28 +165,23 @@ enum Int96Error {
 fn scan_int96(
     file: File,
     root: usize,
+    out: &mut TimeScan,
     visit: &mut impl FnMut(i64),
-) -> Result<TimeScan, Int96Error> {
+) -> Result<(), Int96Error> {
+    let general = |m: &str| Int96Error::Parquet(parquet::errors::ParquetError::General(m.into()));
     let reader = SerializedFileReader::new(file).map_err(Int96Error::Parquet)?;
     let descr = reader.metadata().file_metadata().schema_descr_ptr();
     let leaf = (0..descr.num_columns())
         .find(|&l| descr.get_column_root_idx(l) == root)
-        .ok_or_else(|| {
-            Int96Error::Parquet(parquet::errors::ParquetError::General(
-                "no INT96 leaf".into(),
-            ))
-        })?;
+        .ok_or_else(|| general("no INT96 leaf"))?;
     let max_def = descr.column(leaf).max_def_level();
-    let mut out = TimeScan::default();
     let (mut defs, mut values) = (Vec::new(), Vec::new());
     for rg in 0..reader.num_row_groups() {
         let rgr = reader.get_row_group(rg).map_err(Int96Error::Parquet)?;
         let ColumnReader::Int96ColumnReader(mut col) =
             rgr.get_column_reader(leaf).map_err(Int96Error::Parquet)?
         else {
-            return Err(Int96Error::Parquet(parquet::errors::ParquetError::General(
-                "column is not INT96".into(),
-            )));
+            return Err(general("column is not INT96"));
         };
         loop {
             defs.clear();
@@ -208,9 +199,7 @@ fn scan_int96(
                     continue;
                 }
                 let Some(v) = next.next() else {
-                    return Err(Int96Error::Parquet(parquet::errors::ParquetError::General(
-                        "fewer INT96 values than definition levels".into(),
-                    )));
+                    return Err(general("fewer INT96 values than definition levels"));
                 };
                 let d = v.data();
                 let nanos = (u64::from(d[1]) << 32) | u64::from(d[0]);
@@ -224,11 +213,11 @@ fn scan_int96(
                             format!("INT96 julian day {day} + {nanos} ns"),
                         )
                     })?;
-                out.survivors += 1;
+                out.see(ns);
                 visit(ns);
             }
             out.rows += records as u64;
         }
     }
-    Ok(out)
+    Ok(())
 }

@@ -1,10 +1,23 @@
 //! `gen`: a synthetic universe written with the parquet crate, the same shape as real ones.
 //!
 //! Each symbol `S0000, S0001, ...` has `ts` (timestamp[ns, UTC] on ONE shared 5-minute grid, with
-//! ragged start dates so cross-sections vary), `target` (next-bar log return, last row null) and
-//! features `f000..` whose kind is the column index mod 5: random walk, iid returns, rolling mean
-//! (leading nulls), log-normal volume, returns with ~1% nulls. Same options, same seed: byte-identical
-//! files, whatever the thread count (symbols are generated independently).
+//! ragged start dates so cross-sections vary), `target` and features `f000..` whose kind is the
+//! column index mod 5: random walk, iid returns, rolling mean (leading nulls), log-normal volume,
+//! returns with ~1% nulls. Every symbol draws from its own random stream (the stream's state is a
+//! hash of the seed and the symbol's index), so no symbol repeats another's values. Same options,
+//! same seed: byte-identical files, whatever the thread count (symbols are generated independently).
+//!
+//! The target is pure noise, N(0, 0.002^2) (its last row null), unless `--signal R2` plants a
+//! known, learnable signal: the target becomes
+//!
+//! ```text
+//! target = 0.002 * (sqrt(R2) * s + sqrt(1 - R2) * e),   s = sum_k w_k * f_k / 0.01,   e ~ N(0, 1)
+//! ```
+//!
+//! over the same row's first three "iid returns" features (`f001`, `f006`, `f011`; fewer when
+//! there are fewer features), with weights `w = (0.6, 0.48, -0.64)` (renormalised to a unit sum of
+//! squares when fewer are present). Those features are N(0, 0.01^2), so `s` is N(0, 1) and a model
+//! that learns the combination explains the share R2 of the target's variance.
 //!
 //! Options add what real universes do to pipelines: dtype drift (some symbols store some features
 //! as float32 or int64), missing columns, several row groups, other codecs, the hive layout.
@@ -31,7 +44,7 @@ const WINDOWS: [usize; 3] = [12, 48, 96];
 const CHUNK: usize = 16_384;
 
 /// Codec for generated files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Codec {
     /// zstd level 1 (pyarrow's default codec).
     #[default]
@@ -46,6 +59,31 @@ pub enum Codec {
     Brotli,
     /// none.
     None,
+}
+
+impl Codec {
+    /// The names `--compression` takes, in declaration order.
+    pub const NAMES: &'static [&'static str] = &["zstd", "snappy", "gzip", "lz4", "brotli", "none"];
+}
+
+impl std::str::FromStr for Codec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Codec> {
+        Ok(match s {
+            "zstd" => Codec::Zstd,
+            "snappy" => Codec::Snappy,
+            "gzip" => Codec::Gzip,
+            "lz4" => Codec::Lz4,
+            "brotli" => Codec::Brotli,
+            "none" => Codec::None,
+            other => {
+                return Err(Error::Config(format!(
+                    "{other:?} is not one of {}",
+                    Codec::NAMES.join(", ")
+                )))
+            }
+        })
+    }
 }
 
 /// What to generate.
@@ -73,6 +111,12 @@ pub struct GenOptions {
     pub missing: bool,
     /// Write `symbol=<S>/part-0.parquet` (and `part-1` with the second half) instead of `<S>.parquet`.
     pub hive: bool,
+    /// Share of the target's variance explained by a fixed linear combination of features (0: the
+    /// target is pure noise; see the module docs).
+    pub signal: f64,
+    /// Remove an existing universe in the output directory first (else a non-empty directory is
+    /// refused: old symbols would mix with the new ones).
+    pub replace: bool,
 }
 
 impl Default for GenOptions {
@@ -89,6 +133,8 @@ impl Default for GenOptions {
             drift: false,
             missing: false,
             hive: false,
+            signal: 0.0,
+            replace: false,
         }
     }
 }
@@ -110,22 +156,28 @@ struct Rng {
     spare: Option<f64>,
 }
 
+/// SplitMix64's output function: a bijective 64-bit mixer.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 impl Rng {
+    /// Stream `stream` of `seed`. The starting state is a hash of both, so streams start at
+    /// unrelated points of SplitMix64's 2^64-long cycle. (A state of `seed ^ stream * GOLDEN` put
+    /// every stream on one sequence, `stream` steps apart: symbol 12 was symbol 0 shifted by 12
+    /// rows.)
     fn new(seed: u64, stream: u64) -> Rng {
-        let mut r = Rng {
-            state: seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            spare: None,
-        };
-        r.next_u64();
-        r
+        let state = mix(
+            mix(seed ^ 0xD1B5_4A32_D192_ED03).wrapping_add(mix(stream ^ 0x5851_F42D_4C95_7F2D))
+        );
+        Rng { state, spare: None }
     }
 
     fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        mix(self.state)
     }
 
     /// Uniform in [0, 1).
@@ -182,6 +234,18 @@ struct Feature {
 
 /// Writes the universe. Files appear atomically (written under a hidden name, then renamed).
 pub fn generate(opts: &GenOptions) -> Result<GenReport> {
+    if !(0.0..=1.0).contains(&opts.signal) {
+        return Err(Error::Config(format!(
+            "--signal {} is not a share of variance between 0 and 1",
+            opts.signal
+        )));
+    }
+    if opts.signal > 0.0 && opts.features < 2 {
+        return Err(Error::Config(
+            "--signal needs at least 2 features (the signal uses f001, f006, f011)".into(),
+        ));
+    }
+    clear_output(&opts.output, opts.replace)?;
     std::fs::create_dir_all(&opts.output).map_err(|e| Error::io("creating", &opts.output, e))?;
     let reports: Vec<GenReport> = (0..opts.symbols)
         .into_par_iter()
@@ -192,6 +256,47 @@ pub fn generate(opts: &GenOptions) -> Result<GenReport> {
         rows: a.rows + r.rows,
         bytes: a.bytes + r.bytes,
     }))
+}
+
+/// Refuses an output directory that already holds entries (a universe written over another one
+/// mixes their symbols), or with `replace` removes what a build would read there: `*.parquet`
+/// files and `symbol=*` directories (and hidden leftovers of an interrupted `gen`).
+fn clear_output(dir: &Path, replace: bool) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| Error::io("listing", dir, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("listing", dir, e)),
+    };
+    if entries.is_empty() {
+        return Ok(());
+    }
+    if !replace {
+        return Err(Error::Config(format!(
+            "output directory {} is not empty ({} entries); pass --replace to remove the universe in it first",
+            dir.display(),
+            entries.len()
+        )));
+    }
+    for e in entries {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let path = e.path();
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        let ours = (is_dir && name.starts_with("symbol="))
+            || (!is_dir && (name.ends_with(".parquet") || name.ends_with(".parquet.tmp")));
+        if !ours {
+            continue;
+        }
+        let removed = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| Error::io("removing", &path, e))?;
+    }
+    Ok(())
 }
 
 fn write_symbol(opts: &GenOptions, i: usize) -> Result<GenReport> {
@@ -242,6 +347,10 @@ fn write_symbol(opts: &GenOptions, i: usize) -> Result<GenReport> {
         fields.push(Field::new(format!("f{j:03}"), dt, true));
     }
     let schema = Arc::new(Schema::new(fields));
+    let signal = signal_weights(opts.features)
+        .into_iter()
+        .filter_map(|(j, w)| feats.iter().position(|(k, _)| *k == j).map(|pos| (pos, w)))
+        .collect::<Vec<_>>();
     let codec = match opts.codec {
         Codec::Zstd => {
             Compression::ZSTD(ZstdLevel::try_new(1).map_err(|e| Error::Config(e.to_string()))?)
@@ -288,23 +397,35 @@ fn write_symbol(opts: &GenOptions, i: usize) -> Result<GenReport> {
             let ts: Vec<i64> = (row..row + m)
                 .map(|r| GRID_START_NS + (first_row + r) as i64 * STEP_NS)
                 .collect();
+            let features: Vec<ArrayRef> = feats
+                .iter_mut()
+                .map(|(_, f)| feature_chunk(f, m, &mut rng))
+                .collect();
             let mut target = Float64Builder::with_capacity(m);
-            for r in row..row + m {
-                // Next-bar log return; the symbol's last row has none.
-                let next_ret = rng.normal() * 0.002;
-                if r + 1 == n {
+            for k in 0..m {
+                let noise = rng.normal();
+                let z = match signal.is_empty() {
+                    true => noise,
+                    false => {
+                        let s: f64 = signal
+                            .iter()
+                            .map(|&(pos, w)| w * value_at(&features[pos], k) / 0.01)
+                            .sum();
+                        opts.signal.sqrt() * s + (1.0 - opts.signal).sqrt() * noise
+                    }
+                };
+                // The symbol's last row has no target.
+                if row + k + 1 == n {
                     target.append_null();
                 } else {
-                    target.append_value(next_ret);
+                    target.append_value(z * 0.002);
                 }
             }
             let mut cols: Vec<ArrayRef> = vec![
                 Arc::new(TimestampNanosecondArray::from(ts).with_timezone("UTC")),
                 Arc::new(target.finish()),
             ];
-            for (_, f) in &mut feats {
-                cols.push(feature_chunk(f, m, &mut rng));
-            }
+            cols.extend(features);
             let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| perr(e.into()))?;
             w.write(&batch).map_err(perr)?;
             row += m;
@@ -318,6 +439,31 @@ fn write_symbol(opts: &GenOptions, i: usize) -> Result<GenReport> {
     }
     report.rows = n as u64;
     Ok(report)
+}
+
+/// The features the planted signal combines (the first three "iid returns" features: f001, f006,
+/// f011) and their weights, renormalised to a unit sum of squares when there are fewer.
+pub fn signal_weights(features: usize) -> Vec<(usize, f64)> {
+    let chosen: Vec<(usize, f64)> = [(1, 0.6), (6, 0.48), (11, -0.64)]
+        .into_iter()
+        .filter(|&(j, _)| j < features)
+        .collect();
+    let norm = chosen.iter().map(|(_, w)| w * w).sum::<f64>().sqrt();
+    chosen.into_iter().map(|(j, w)| (j, w / norm)).collect()
+}
+
+/// Row `k` of a generated feature as f64 (null: 0).
+fn value_at(a: &ArrayRef, k: usize) -> f64 {
+    use arrow_array::{Array, Float32Array, Float64Array};
+    if a.is_null(k) {
+        return 0.0;
+    }
+    if let Some(f) = a.as_any().downcast_ref::<Float64Array>() {
+        return f.value(k);
+    }
+    a.as_any()
+        .downcast_ref::<Float32Array>()
+        .map_or(0.0, |f| f64::from(f.value(k)))
 }
 
 fn feature_chunk(f: &mut Feature, m: usize, rng: &mut Rng) -> ArrayRef {

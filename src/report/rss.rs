@@ -12,8 +12,3 @@ fn status_kib(field: &str) -> Option<u64> {
 pub fn peak_rss_bytes() -> Option<u64> {
     status_kib("VmHWM:").map(|k| k * 1024)
 }
-
-/// Current resident set size (VmRSS) in bytes.
-pub fn current_rss_bytes() -> Option<u64> {
-    status_kib("VmRSS:").map(|k| k * 1024)
-}

@@ -1,19 +1,23 @@
-//! `inspect`: what a build would see, from footers only (nothing is decoded): symbols, rows, the
-//! column union with its types and how many symbols have each, symbols missing the target, and
-//! the estimated output size and peak memory.
+//! `inspect`: what a build would see, without decoding a feature: from the footers, symbols, rows,
+//! the column union with its types and how many symbols have each, symbols missing the target, and
+//! the estimated output size and peak memory; from the time (and target) columns, through the
+//! build's own plan, the symbols whose time goes backwards or repeats and what the filters would
+//! remove; and whether an existing output is current (`--if-changed` would skip the build).
 
 use std::collections::BTreeMap;
 
-use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::budget::{choose_for, Budget, Shape};
-use crate::config::{BuildConfig, Decoder};
-use crate::discover::discover;
+use crate::build::{up_to_date, UpToDate};
+use crate::cancel::Cancel;
+use crate::config::{BuildConfig, Decoder, OnError};
 use crate::error::{Error, Result};
-use crate::footer::{read_footer, FileInfo, Interner, FOOTER_EXPANSION};
-use crate::plan::Skipped;
-use crate::schema::{excluded_by_name, Kind};
+use crate::input::discover::discover;
+use crate::input::schema::{excluded_by_name, Kind};
+use crate::plan::budget::{choose_for, Budget, Shape};
+use crate::plan::files::{read_footers, time_column, Interner, FOOTER_EXPANSION};
+use crate::plan::filter::FilterStats;
+use crate::plan::{plan, Disorder, Skipped};
 
 /// One column of the union.
 #[derive(Debug, Clone, Serialize)]
@@ -54,8 +58,15 @@ pub struct InspectReport {
     /// Why no shape fits the budget, if none does.
     pub budget_error: Option<String>,
     /// With filter options: what the filters would remove, the distinct timestamps and the memory
-    /// of the filter passes (this reads the time and target columns, not only footers).
-    pub filter_stats: Option<crate::filter::FilterStats>,
+    /// of the filter passes.
+    pub filter_stats: Option<FilterStats>,
+    /// Symbols whose time goes backwards or repeats once their parts are in time order.
+    pub time_disorder: Option<Disorder>,
+    /// Why the build's plan (time scan, filters) could not be made, if it could not.
+    pub plan_error: Option<String>,
+    /// Whether the output named by the options exists and is current for these inputs and
+    /// options (`None`: no output was named).
+    pub output: Option<UpToDate>,
 }
 
 /// Inspects `cfg.input` (only the input, target, time column, features, float32, max-rows and
@@ -63,21 +74,10 @@ pub struct InspectReport {
 pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
     let universe = discover(&cfg.input)?;
     let names = Interner::default();
-    let footers: Vec<(
-        String,
-        std::result::Result<Vec<FileInfo>, crate::SymbolError>,
-    )> = universe
-        .symbols
-        .par_iter()
-        .map(|s| {
-            (
-                s.name.clone(),
-                s.files
-                    .iter()
-                    .map(|f| read_footer(f, &s.name, &names))
-                    .collect(),
-            )
-        })
+    let cancel = Cancel::new();
+    let footers: Vec<_> = read_footers(&universe.symbols, &names, &cancel)?
+        .into_iter()
+        .map(|(s, files)| (s.name.clone(), files))
         .collect();
     let mut unreadable: Vec<Skipped> = universe
         .broken
@@ -87,18 +87,10 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
             reason: e.to_string(),
         })
         .collect();
-    let time = cfg.time_col.clone().unwrap_or_else(|| {
-        footers
-            .iter()
-            .find_map(|(_, f)| {
-                let f = f.as_ref().ok()?.first()?;
-                ["ts", "timestamp"]
-                    .into_iter()
-                    .find(|n| names.lookup(n).is_some_and(|id| f.column(id).is_some()))
-            })
-            .unwrap_or("ts")
-            .to_string()
-    });
+    let firsts = footers
+        .iter()
+        .filter_map(|(_, f)| f.as_ref().ok().and_then(|f| f.first()));
+    let time = time_column(cfg.time_col.as_deref(), firsts, &names);
     let mut order: Vec<u32> = Vec::new();
     let mut union: BTreeMap<u32, (usize, BTreeMap<String, usize>, bool)> = BTreeMap::new();
     let (mut rows, mut bytes, mut files, mut longest, mut max_work) =
@@ -124,9 +116,9 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
             sym_rows += f.rows;
             // A file the fast decoder may not read whole (the projection is not known here).
             arrow_decoding |= cfg.decoder == Decoder::Arrow
-                || f.columns
-                    .iter()
-                    .any(|c| c.kind != Kind::Other && !(c.fast_value || c.fast_time));
+                || f.columns.iter().any(|c| {
+                    c.kind != Kind::Other && c.fast_value.is_none() && c.fast_time.is_none()
+                });
             let work: u64 = f.footer_len * FOOTER_EXPANSION
                 + f.columns
                     .iter()
@@ -204,11 +196,23 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         Err(e @ Error::Budget { .. }) => (None, Some(e.to_string())),
         Err(e) => return Err(e),
     };
-    let filter_stats = if cfg.filters.active() {
-        let plan = crate::plan::plan(&universe, cfg, &Default::default(), &crate::Cancel::new())?;
-        Some(plan.filter_stats)
-    } else {
-        None
+    // The build's own plan, skipping what fails: the time scan's disorder and the filters.
+    let skip = BuildConfig {
+        on_error: OnError::Skip,
+        ..cfg.clone()
+    };
+    let (filter_stats, time_disorder, plan_error) =
+        match plan(&universe, &skip, &Default::default(), &cancel) {
+            Ok(p) => (
+                cfg.filters.active().then_some(p.filter_stats),
+                Some(p.disorder),
+                None,
+            ),
+            Err(e) => (None, None, Some(e.to_string())),
+        };
+    let output = match cfg.output.as_os_str().is_empty() {
+        true => None,
+        false => Some(up_to_date(cfg)?),
     };
     Ok(InspectReport {
         symbols: universe.symbols.len(),
@@ -223,5 +227,8 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         estimated_budget,
         budget_error,
         filter_stats,
+        time_disorder,
+        plan_error,
+        output,
     })
 }

@@ -8,10 +8,21 @@ use std::time::Duration;
 use serde::Serialize;
 use spill::Committed;
 
-use crate::budget::Budget;
-use crate::plan::{Plan, Skipped};
-use crate::rss::peak_rss_bytes;
-use crate::write::WriterStats;
+use crate::plan::budget::Budget;
+use crate::plan::filter::FilterStats;
+use crate::plan::{Disorder, Plan, Skipped};
+use crate::report::rss::peak_rss_bytes;
+
+/// What the writer measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterStats {
+    /// Time spent waiting for batches (readers are the bottleneck when this is large).
+    pub wait: Duration,
+    /// Time spent writing.
+    pub busy: Duration,
+    /// Rows written.
+    pub rows: u64,
+}
 
 /// Files read by each decoder. The choice never changes a byte of the output; it shows where the
 /// time went, and tests use it to know which decoder they exercised.
@@ -34,6 +45,10 @@ pub struct BuildSummary {
     pub symbols_read: usize,
     /// Symbols left out, with reasons.
     pub symbols_skipped: Vec<Skipped>,
+    /// Symbols whose time goes backwards or repeats (after their parts are put in time order).
+    pub time_disorder: Disorder,
+    /// What the build warns about (an empty output, disordered time).
+    pub warnings: Vec<String>,
     /// Rows written.
     pub rows: u64,
     /// Rows per symbol, in symbol order.
@@ -73,9 +88,9 @@ pub struct BuildSummary {
     /// Builds started (more than 1 when `--on-error skip` had to drop a symbol mid-decode).
     pub attempts: usize,
     /// Cross-sectional filter settings.
-    pub filters: crate::filter::FilterOptions,
+    pub filters: crate::config::FilterOptions,
     /// Rows each filter removed, distinct timestamps, and the memory of the filter passes.
-    pub filter_stats: crate::filter::FilterStats,
+    pub filter_stats: FilterStats,
 }
 
 impl BuildSummary {
@@ -94,12 +109,38 @@ impl BuildSummary {
     ) -> BuildSummary {
         let secs = wall.as_secs_f64().max(1e-9);
         let rows = plan.layout.nrows();
+        let mut warnings = Vec::new();
+        if rows == 0 {
+            warnings.push(match (plan.filters.is_some(), plan.input_rows() > 0) {
+                (true, _) => "the output has 0 rows: the filters removed every row".to_string(),
+                (false, true) => "the output has 0 rows: --max-rows 0 keeps none".to_string(),
+                (false, false) => {
+                    "the output has 0 rows: no file has a row with a time".to_string()
+                }
+            });
+        }
+        if plan.disorder.symbols > 0 {
+            let names: Vec<&str> = plan
+                .disorder
+                .first
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect();
+            warnings.push(format!(
+                "time goes backwards or repeats in {} symbol(s) ({}{}): their rows keep file order, and --max-rows keeps the last rows in that order",
+                plan.disorder.symbols,
+                names.join(", "),
+                if plan.disorder.symbols > names.len() { ", ..." } else { "" }
+            ));
+        }
         let per_reader_wait = reader_wait.as_secs_f64() / budget.readers.max(1) as f64;
         BuildSummary {
             output: committed.map_or_else(PathBuf::new, |c| c.path.clone()),
             output_bytes: committed.map_or(0, |c| c.file_len),
             symbols_read: plan.layout.symbols().len(),
             symbols_skipped: plan.skipped.clone(),
+            time_disorder: plan.disorder.clone(),
+            warnings,
             rows,
             rows_per_symbol: plan
                 .layout
@@ -184,6 +225,9 @@ impl BuildSummary {
                 f.distinct_timestamps,
                 mib(f.memory_bytes)
             );
+        }
+        for w in &self.warnings {
+            s += &format!("warning: {w}\n");
         }
         if !self.symbols_skipped.is_empty() {
             s += &format!("skipped {} symbol(s):\n", self.symbols_skipped.len());

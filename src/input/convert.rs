@@ -30,9 +30,16 @@ impl Selection {
         }
     }
 
-    /// Whether nothing is selected.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Copies the selected elements of `src` (a whole batch) into `dst` (the selection's length).
+    pub fn gather<T: Copy>(&self, src: &[T], dst: &mut [T]) {
+        match self {
+            Selection::Range(r) => dst.copy_from_slice(&src[r.clone()]),
+            Selection::Indices(idx) => {
+                for (o, &i) in dst.iter_mut().zip(idx) {
+                    *o = src[i as usize];
+                }
+            }
+        }
     }
 }
 

@@ -14,13 +14,17 @@ use std::path::PathBuf;
 use spill::WriteOptions;
 
 use crate::config::BuildConfig;
+use crate::decode::STEP_SCRATCH;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
 
 /// The binary, its libraries, allocator slack and thread stacks.
 const FIXED: u64 = 24 << 20;
-/// Bytes of plan per unit beyond its feature map.
+/// Bytes of plan per unit beyond its column maps.
 const PER_UNIT: u64 = 512;
+/// Bytes of plan per unit and feature: the root (`Option<u32>`) and the fast decoder's reading
+/// (leaf and physical type).
+const PER_UNIT_FEATURE: u64 = 8 + 16;
 /// Arrow arrays of a batch are built then handed over: about two copies of the decoded width.
 const DECODE_COPIES: u64 = 2;
 /// The fast decoder's per-row scratch beyond the batch: raw times (i64), validity, times (i64).
@@ -111,7 +115,7 @@ impl Shape {
                 .map_or((0, PathBuf::new()), |u| (u.work_bytes, u.path.clone())),
             longest_rows: plan.units.iter().map(|u| u.out_rows()).max().unwrap_or(0),
             held_bytes: plan.filters.as_ref().map_or(0, |cs| cs.memory_bytes()),
-            arrow_decoding: plan.units.iter().any(|u| !u.fast),
+            arrow_decoding: plan.units.iter().any(|u| u.fast.is_none()),
         }
     }
 }
@@ -134,13 +138,13 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
         let row = DECODE_COPIES * 8 * (values + 1) + 8 * (values + 1) / 8;
         (shape_in.max_work.0, row)
     } else {
-        let scratch = (values + 1) * crate::decode::STEP_SCRATCH;
+        let scratch = (values + 1) * STEP_SCRATCH;
         (shape_in.max_work.0 + scratch, FAST_ROW + value_size)
     };
     let mut costs = Costs {
         fixed: FIXED
             + shape_in.held_bytes
-            + shape_in.units as u64 * (PER_UNIT + 4 * shape_in.features as u64),
+            + shape_in.units as u64 * (PER_UNIT + PER_UNIT_FEATURE * shape_in.features as u64),
         work,
         decode_row,
         out_row: values * value_size + 8 + 4,

@@ -13,16 +13,22 @@ pub enum TimeKind {
     Date64,
     /// Spark/Impala INT96 (Julian day + nanoseconds of day), checked exactly during planning.
     Int96,
+    /// An integer column of epoch times in a unit given by `--time-unit`.
+    Epoch(TimeUnit),
 }
 
 impl TimeKind {
     /// Nanoseconds per stored unit.
     pub fn factor(self) -> i64 {
         match self {
-            TimeKind::Timestamp(TimeUnit::Second) => 1_000_000_000,
-            TimeKind::Timestamp(TimeUnit::Millisecond) | TimeKind::Date64 => 1_000_000,
-            TimeKind::Timestamp(TimeUnit::Microsecond) => 1_000,
-            TimeKind::Timestamp(TimeUnit::Nanosecond) | TimeKind::Int96 => 1,
+            TimeKind::Timestamp(u) | TimeKind::Epoch(u) => match u {
+                TimeUnit::Second => 1_000_000_000,
+                TimeUnit::Millisecond => 1_000_000,
+                TimeUnit::Microsecond => 1_000,
+                TimeUnit::Nanosecond => 1,
+            },
+            TimeKind::Date64 => 1_000_000,
+            TimeKind::Int96 => 1,
             TimeKind::Date32 => 86_400_000_000_000,
         }
     }
@@ -30,12 +36,23 @@ impl TimeKind {
     /// A short name for messages.
     pub fn unit_name(self) -> &'static str {
         match self {
-            TimeKind::Timestamp(TimeUnit::Second) => "s",
-            TimeKind::Timestamp(TimeUnit::Millisecond) | TimeKind::Date64 => "ms",
-            TimeKind::Timestamp(TimeUnit::Microsecond) => "us",
-            TimeKind::Timestamp(TimeUnit::Nanosecond) | TimeKind::Int96 => "ns",
+            TimeKind::Timestamp(u) | TimeKind::Epoch(u) => match u {
+                TimeUnit::Second => "s",
+                TimeUnit::Millisecond => "ms",
+                TimeUnit::Microsecond => "us",
+                TimeUnit::Nanosecond => "ns",
+            },
+            TimeKind::Date64 => "ms",
+            TimeKind::Int96 => "ns",
             TimeKind::Date32 => "days",
         }
+    }
+
+    /// A stored value in nanoseconds since the epoch; `Err` with the value as text when it does
+    /// not fit int64 nanoseconds. The only place stored times are scaled.
+    pub fn to_ns(self, v: i64) -> Result<i64, String> {
+        v.checked_mul(self.factor())
+            .ok_or_else(|| format!("{v} {}", self.unit_name()))
     }
 }
 
@@ -84,6 +101,16 @@ pub fn classify(dtype: &DataType, int96: bool) -> Kind {
         },
         _ => Kind::Other,
     }
+}
+
+/// Whether an integer column can hold epoch times (`--time-unit`): signed integers, and unsigned
+/// ones that fit int64.
+pub fn is_epoch_integer(dtype: &DataType) -> bool {
+    use DataType::*;
+    matches!(
+        dtype,
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32
+    )
 }
 
 /// Whether an auto-detected feature list leaves this column out by name.

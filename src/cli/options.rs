@@ -1,0 +1,93 @@
+//! Flags shared by several subcommands (`#[command(flatten)]`), and the parsers that hand the
+//! library's option names to clap, so the library needs no clap.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use spillway::config::{BuildOptions, EpochUnit};
+
+/// A clap parser for a library enum that parses from its names.
+pub fn choice<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    PossibleValuesParser::new(names).try_map(|s| s.parse::<T>().map_err(|e| e.to_string()))
+}
+
+/// The options that decide what a build reads and writes: `build` and `inspect` take them alike.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Selection {
+    /// Input directory: DIR/<SYMBOL>.parquet and/or DIR/symbol=<SYMBOL>/*.parquet.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Target column; symbols without it are skipped and reported.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Feature columns in output order (default: every numeric column).
+    #[arg(long, value_delimiter = ',')]
+    pub features: Option<Vec<String>>,
+    /// Time column (default: `ts`, else `timestamp`).
+    #[arg(long)]
+    pub time_col: Option<String>,
+    /// Unit of an integer time column (epoch seconds, milli-, micro- or nanoseconds).
+    #[arg(long, value_parser = choice::<EpochUnit>(EpochUnit::NAMES))]
+    pub time_unit: Option<EpochUnit>,
+    /// Keep the last N rows of each symbol (after dropping null times).
+    #[arg(long)]
+    pub max_rows: Option<u64>,
+    /// Keep float64 values instead of converting to float32 (`=false` undoes a config file's true).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub no_float32: Option<bool>,
+    /// Peak memory to plan for, e.g. 256MiB (default 256MiB).
+    #[arg(long)]
+    pub memory_budget: Option<String>,
+    /// Drop rows whose target is null or NaN (`=false` undoes a config file's true).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub drop_null_target: Option<bool>,
+    /// Drop rows at timestamps where fewer than N rows exist across the universe.
+    #[arg(long, value_name = "N")]
+    pub min_cs: Option<u64>,
+    /// At timestamps with more than K rows, keep exactly K, chosen pseudo-randomly from --seed.
+    #[arg(long, value_name = "K")]
+    pub max_cs_samples: Option<u64>,
+    /// Seed of --max-cs-samples (default 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl Selection {
+    /// These flags as build options (the rest unset).
+    pub fn options(&self) -> BuildOptions {
+        BuildOptions {
+            input: self.input.clone(),
+            target: self.target.clone(),
+            features: self.features.clone(),
+            time_col: self.time_col.clone(),
+            time_unit: self.time_unit,
+            max_rows: self.max_rows,
+            no_float32: self.no_float32,
+            memory_budget: self.memory_budget.clone(),
+            drop_null_target: self.drop_null_target,
+            min_cs: self.min_cs,
+            max_cs_samples: self.max_cs_samples,
+            seed: self.seed,
+            ..Default::default()
+        }
+    }
+}
+
+/// The size of a synthetic universe: `gen` and `demo` take them alike.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Size {
+    /// Symbols.
+    #[arg(long, default_value_t = 16)]
+    pub symbols: usize,
+    /// Rows of the longest symbol.
+    #[arg(long, default_value_t = 75_000)]
+    pub rows: usize,
+    /// Feature columns.
+    #[arg(long, default_value_t = 100)]
+    pub features: usize,
+}

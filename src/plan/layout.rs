@@ -1,0 +1,185 @@
+//! The units (one per file, in output order) and the exact spill layout: `--max-rows` cuts each
+//! symbol's first surviving rows, the cross-sectional filters fix every file's final row count,
+//! and each file gets its output row range, its column mapping and its decoder.
+
+use std::sync::Arc;
+
+use spill::{ColumnSpec, DType, Layout, Role, Symbol};
+
+use crate::cancel::Cancel;
+use crate::config::{BuildConfig, Decoder};
+use crate::error::Result;
+use crate::input::schema::Kind;
+
+use super::files::{FileInfo, Interner, FOOTER_EXPANSION};
+use super::filter::{self, FilterStats};
+use super::symbols::Candidate;
+use super::{Disorder, FastPlan, Plan, Unit};
+
+/// The plan of `cands` with `features` (interned names, output order).
+pub(super) fn build(
+    cfg: &BuildConfig,
+    cands: Vec<Candidate<'_>>,
+    features: Vec<u32>,
+    names: &Interner,
+    time_col: String,
+    cancel: &Cancel,
+) -> Result<Plan> {
+    let mut units = Vec::new();
+    let mut symbol_names = Vec::new();
+    let mut input_bytes = 0u64;
+    let mut fp = crc32fast::Hasher::new();
+    for (code, c) in cands.into_iter().enumerate() {
+        let survivors: u64 = c.scans.iter().map(|s| s.survivors).sum();
+        let keep = cfg.max_rows.map_or(survivors, |m| m.min(survivors));
+        let mut to_skip = survivors - keep;
+        for (i, f) in c.files.into_iter().enumerate() {
+            let s = c.scans[i];
+            let skip = to_skip.min(s.survivors);
+            to_skip -= skip;
+            let feats: Vec<Option<u32>> = features
+                .iter()
+                .map(|&id| {
+                    f.column(id)
+                        .filter(|col| col.kind == Kind::Numeric)
+                        .map(|col| col.root)
+                })
+                .collect();
+            let (time, target) = (c.time[i], c.target[i]);
+            let values: Vec<Option<u32>> = cfg
+                .target
+                .is_some()
+                .then_some(target)
+                .into_iter()
+                .chain(feats.iter().copied())
+                .collect();
+            let fast = match cfg.decoder {
+                Decoder::Auto => fast_plan(&f, time.0, &values),
+                Decoder::Arrow => None,
+            };
+            input_bytes += f.size;
+            // Relative paths: the same universe elsewhere gives the same fingerprint.
+            let rel = f.path.strip_prefix(&cfg.input).unwrap_or(&f.path);
+            fp.update(rel.as_os_str().as_encoded_bytes());
+            fp.update(&f.size.to_le_bytes());
+            fp.update(&f.footer_crc.to_le_bytes());
+            units.push(Unit {
+                symbol: code as u32,
+                size: f.size,
+                mtime: f.mtime,
+                footer_crc: f.footer_crc,
+                time,
+                target,
+                work_bytes: work_bytes(&f, time.0, &values),
+                features: feats,
+                rows: f.rows,
+                survivors: s.survivors,
+                skip,
+                row_start: 0,
+                fast,
+                out: s.survivors - skip,
+                path: f.path,
+            });
+        }
+        symbol_names.push(c.sym.name.clone());
+    }
+
+    // The cross-sectional filters fix each file's final row count from the time (and target)
+    // columns alone.
+    let (filters, filter_stats) = if cfg.filters.active() {
+        let (cs, stats) = filter::apply(
+            &mut units,
+            &symbol_names,
+            cfg.filters,
+            cfg.memory_budget,
+            cancel,
+        )?;
+        (Some(Arc::new(cs)), stats)
+    } else {
+        (None, FilterStats::default())
+    };
+
+    let mut symbols: Vec<Symbol> = symbol_names
+        .into_iter()
+        .map(|name| Symbol {
+            name,
+            start: 0,
+            stop: 0,
+        })
+        .collect();
+    let mut row = 0u64;
+    for u in &mut units {
+        u.row_start = row;
+        row += u.out;
+        symbols[u.symbol as usize].stop = row;
+    }
+    let mut start = 0;
+    for s in &mut symbols {
+        s.stop = s.stop.max(start);
+        s.start = start;
+        start = s.stop;
+    }
+
+    let value = if cfg.float32 { DType::F32 } else { DType::F64 };
+    let mut columns = vec![
+        ColumnSpec::new(time_col.clone(), DType::I64, Role::Time),
+        ColumnSpec::new("symbol", DType::U32, Role::Symbol),
+    ];
+    if let Some(t) = &cfg.target {
+        columns.push(ColumnSpec::new(t.clone(), value, Role::Target));
+    }
+    let feature_names: Vec<String> = features
+        .iter()
+        .map(|&id| names.get(id).to_string())
+        .collect();
+    columns.extend(
+        feature_names
+            .iter()
+            .map(|n| ColumnSpec::new(n.clone(), value, Role::Feature)),
+    );
+    let layout = Layout::new(row, columns, symbols)?;
+    Ok(Plan {
+        layout,
+        time_col,
+        features: feature_names,
+        float32: cfg.float32,
+        units,
+        skipped: Vec::new(),
+        disorder: Disorder::default(),
+        input_bytes,
+        fingerprint: fp.finalize(),
+        filters,
+        filter_stats,
+    })
+}
+
+/// How the fast decoder reads the file, if it reads every column needed: the time column at
+/// `time` and `values` (roots, `None` where the file lacks the column).
+fn fast_plan(f: &FileInfo, time: u32, values: &[Option<u32>]) -> Option<FastPlan> {
+    // `columns` is in schema order: a root is its index.
+    let col = |root: u32| f.columns.get(root as usize);
+    let t = col(time)?;
+    let time = (t.leaf? as usize, t.fast_time?);
+    let values = values
+        .iter()
+        .map(|root| match root {
+            None => Some(None),
+            Some(r) => col(*r).and_then(|c| Some(Some((c.leaf? as usize, c.fast_value?)))),
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(FastPlan { time, values })
+}
+
+/// Estimated decoder working set of the projected columns, plus the parsed footer.
+fn work_bytes(f: &FileInfo, time: u32, values: &[Option<u32>]) -> u64 {
+    let mut projected: Vec<u32> = values.iter().flatten().copied().collect();
+    projected.push(time);
+    projected.sort_unstable();
+    projected.dedup();
+    f.footer_len * FOOTER_EXPANSION
+        + projected
+            .iter()
+            .filter_map(|&r| f.columns.get(r as usize))
+            .map(|c| c.work_bytes)
+            .sum::<u64>()
+}

@@ -1,0 +1,204 @@
+//! Per-symbol planning from footers and the time column: the time column exists with a usable
+//! type in every file (`--time-unit` for integer columns), the target has a numeric type where it
+//! exists and exists somewhere; then the time scan, which counts surviving rows, checks every
+//! value fits int64 nanoseconds, and puts a symbol's parts in time order.
+//!
+//! Part order: a symbol's files sorted by the first non-null time of each, ties (and files without
+//! any time) in natural name order (`part-2` before `part-10`), which discovery already gives.
+//! Writers name parts in ways that need not follow time (pyarrow's `part-0 .. part-11`, DuckDB's
+//! partitioned writes), and `--max-rows` keeps the last rows in this order. Rows whose time does
+//! not go strictly forward after that are counted per symbol and reported, not reordered.
+
+use rayon::prelude::*;
+
+use crate::cancel::Cancel;
+use crate::config::BuildConfig;
+use crate::error::{Result, SymbolError, SymbolErrorKind};
+use crate::input::discover::SymbolFiles;
+use crate::input::schema::{Kind, TimeKind};
+use crate::input::time::{scan, TimeScan};
+
+use super::files::{FileInfo, Interner};
+use super::Skips;
+
+/// A symbol that passed the checks, with its files in time order.
+pub(super) struct Candidate<'a> {
+    /// The symbol.
+    pub sym: &'a SymbolFiles,
+    /// Its files' footers, in read order.
+    pub files: Vec<FileInfo>,
+    /// The time scan of each file.
+    pub scans: Vec<TimeScan>,
+    /// Root and kind of the time column, per file.
+    pub time: Vec<(u32, TimeKind)>,
+    /// Root of the target per file (`None`: absent, NaN).
+    pub target: Vec<Option<u32>>,
+    /// Rows whose time is not after the row before (within and across files).
+    pub disorder: u64,
+}
+
+/// The footer checks, then the time scan, of every symbol read; failing symbols go to `skips`.
+pub(super) fn check_and_scan<'a>(
+    read: Vec<(&'a SymbolFiles, Vec<FileInfo>)>,
+    cfg: &BuildConfig,
+    time_col: &str,
+    names: &Interner,
+    skips: &mut Skips,
+    cancel: &Cancel,
+) -> Result<Vec<Candidate<'a>>> {
+    let time_id = names.id(time_col);
+    let target_id = cfg.target.as_deref().map(|t| names.id(t));
+    let mut checked = Vec::new();
+    for (sym, files) in read {
+        match check(sym, &files, cfg, time_col, time_id, target_id, names) {
+            Ok(Some((time, target))) => checked.push((sym, files, time, target)),
+            Ok(None) => skips.skip(
+                sym.name.clone(),
+                format!("no target column {:?}", cfg.target.as_deref().unwrap_or("")),
+            ),
+            Err(e) => skips.fail(e)?,
+        }
+    }
+    let scanned: Vec<_> = checked
+        .into_par_iter()
+        .map(|(sym, files, time, target)| {
+            let scans = match cancel.is_cancelled() {
+                true => Ok(Vec::new()),
+                false => scan_symbol(sym, &files, &time, time_col),
+            };
+            (sym, files, time, target, scans)
+        })
+        .collect();
+    cancel.check()?;
+    let mut cands = Vec::new();
+    for (sym, files, time, target, scans) in scanned {
+        match scans {
+            Ok(scans) => cands.push(in_time_order(Candidate {
+                sym,
+                files,
+                scans,
+                time,
+                target,
+                disorder: 0,
+            })),
+            Err(e) => skips.fail(e)?,
+        }
+    }
+    Ok(cands)
+}
+
+type Roots = (Vec<(u32, TimeKind)>, Vec<Option<u32>>);
+
+/// The time and target roots of each file of `sym`; `Ok(None)` when a target is asked for and no
+/// file has it (the symbol is skipped, not failed).
+fn check(
+    sym: &SymbolFiles,
+    files: &[FileInfo],
+    cfg: &BuildConfig,
+    time_col: &str,
+    time_id: u32,
+    target_id: Option<u32>,
+    names: &Interner,
+) -> Result<Option<Roots>, SymbolError> {
+    let mut time = Vec::with_capacity(files.len());
+    let mut target = Vec::with_capacity(files.len());
+    for f in files {
+        let err = |kind| SymbolError::new(&sym.name, &f.path, kind);
+        let dtype = |id: u32| names.get(id).to_string();
+        let Some(c) = f.column(time_id) else {
+            let columns: Vec<String> = f
+                .columns
+                .iter()
+                .take(8)
+                .map(|c| names.get(c.name).to_string())
+                .collect();
+            return Err(err(SymbolErrorKind::NoTimeColumn {
+                wanted: time_col.to_string(),
+                columns: columns.join(", "),
+            }));
+        };
+        let kind = match (c.kind, cfg.time_unit) {
+            (Kind::Time(k), None) => k,
+            (Kind::Numeric, Some(unit)) if c.epoch_integer => TimeKind::Epoch(unit.arrow()),
+            (Kind::Numeric, None) if c.epoch_integer => {
+                return Err(err(SymbolErrorKind::IntegerTime {
+                    column: time_col.to_string(),
+                    dtype: dtype(c.dtype),
+                }))
+            }
+            (_, unit) => {
+                return Err(err(SymbolErrorKind::ColumnType {
+                    column: time_col.to_string(),
+                    dtype: dtype(c.dtype),
+                    role: match unit {
+                        Some(_) => "an integer time column (--time-unit)",
+                        None => "the time column",
+                    },
+                }))
+            }
+        };
+        time.push((c.root, kind));
+        target.push(match target_id.and_then(|id| f.column(id)) {
+            None => None,
+            Some(c) if c.kind == Kind::Numeric => Some(c.root),
+            Some(c) if c.kind == Kind::Null => None,
+            Some(c) => {
+                return Err(err(SymbolErrorKind::ColumnType {
+                    column: names.get(c.name).to_string(),
+                    dtype: dtype(c.dtype),
+                    role: "the target",
+                }))
+            }
+        });
+    }
+    let has_target = target_id.is_none_or(|id| files.iter().any(|f| f.column(id).is_some()));
+    Ok(has_target.then_some((time, target)))
+}
+
+/// The time scan of each of `sym`'s files: rows must match the footer.
+fn scan_symbol(
+    sym: &SymbolFiles,
+    files: &[FileInfo],
+    time: &[(u32, TimeKind)],
+    time_col: &str,
+) -> Result<Vec<TimeScan>, SymbolError> {
+    files
+        .iter()
+        .zip(time)
+        .map(|(f, &(root, kind))| {
+            let s = scan(&f.path, &sym.name, time_col, root as usize, kind, |_| {})?;
+            if s.rows != f.rows {
+                let kind = SymbolErrorKind::RowCount {
+                    expected: f.rows,
+                    got: s.rows,
+                };
+                return Err(SymbolError::new(&sym.name, &f.path, kind));
+            }
+            Ok(s)
+        })
+        .collect()
+}
+
+/// Sorts a symbol's parts by their first time (stable: ties keep discovery's natural name
+/// order; files with no time go last) and counts rows that do not go forward in time.
+fn in_time_order(mut c: Candidate<'_>) -> Candidate<'_> {
+    let mut order: Vec<usize> = (0..c.files.len()).collect();
+    order.sort_by_key(|&i| (c.scans[i].first.is_none(), c.scans[i].first));
+    if order.iter().enumerate().any(|(k, &i)| k != i) {
+        let mut files: Vec<Option<FileInfo>> = c.files.into_iter().map(Some).collect();
+        c.files = order.iter().filter_map(|&i| files[i].take()).collect();
+        c.scans = order.iter().map(|&i| c.scans[i]).collect();
+        c.time = order.iter().map(|&i| c.time[i]).collect();
+        c.target = order.iter().map(|&i| c.target[i]).collect();
+    }
+    let mut last: Option<i64> = None;
+    c.disorder = 0;
+    for s in &c.scans {
+        c.disorder += s.disorder;
+        if let (Some(prev), Some(first)) = (last, s.first) {
+            c.disorder += u64::from(first <= prev);
+        }
+        last = s.last.or(last);
+    }
+    c
+}
