@@ -183,3 +183,43 @@ pub fn pin_mtimes(dir: &Path) {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 test path")
 }
+
+/// Writes a parquet file with the parquet crate's arrow writer: `columns` in order, optionally
+/// uncompressed plain V1 pages (`raw`, for tests that patch page bytes).
+pub fn write_parquet(path: &Path, columns: Vec<(&str, arrow_array::ArrayRef)>, raw: bool) {
+    use parquet::file::properties::WriterProperties;
+    let fields: Vec<arrow_schema::Field> = columns
+        .iter()
+        .map(|(n, a)| arrow_schema::Field::new(*n, a.data_type().clone(), true))
+        .collect();
+    let schema = std::sync::Arc::new(arrow_schema::Schema::new(fields));
+    let batch = arrow_array::RecordBatch::try_new(
+        schema.clone(),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .expect("batch");
+    let mut props = WriterProperties::builder();
+    if raw {
+        props = props
+            .set_compression(parquet::basic::Compression::UNCOMPRESSED)
+            .set_dictionary_enabled(false);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("mkdir");
+    }
+    let file = std::fs::File::create(path).expect("create");
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(file, schema, Some(props.build())).expect("writer");
+    w.write(&batch).expect("write");
+    w.close().expect("close");
+}
+
+/// A timestamp[ns, UTC] column from nanoseconds.
+pub fn ts_ns(v: Vec<i64>) -> arrow_array::ArrayRef {
+    std::sync::Arc::new(arrow_array::TimestampNanosecondArray::from(v).with_timezone("UTC"))
+}
+
+/// A float64 column.
+pub fn f64s(v: Vec<f64>) -> arrow_array::ArrayRef {
+    std::sync::Arc::new(arrow_array::Float64Array::from(v))
+}

@@ -6,4 +6,5 @@ mod common;
 mod cli;
 mod build_contract;
 mod filters;
+mod regression;
 mod reliability;

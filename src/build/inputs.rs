@@ -167,19 +167,22 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
         broken: universe.broken,
     };
     if let Some(first) = others.symbols.first().map(|s| s.name.clone()) {
-        let skip = BuildConfig {
-            on_error: OnError::Skip,
-            ..cfg.clone()
+        let new = match cfg.on_error {
+            OnError::Fail => Some(first),
+            OnError::Skip => {
+                let skip = BuildConfig {
+                    on_error: OnError::Skip,
+                    ..cfg.clone()
+                };
+                match plan(&others, &skip, &Default::default(), &Cancel::new()) {
+                    Err(Error::NothingToBuild { .. }) => None,
+                    Ok(p) => p.layout.symbols().first().map(|s| s.name.clone()),
+                    Err(_) => Some(first),
+                }
+            }
         };
-        let readable = match cfg.on_error {
-            OnError::Fail => true,
-            OnError::Skip => !matches!(
-                plan(&others, &skip, &Default::default(), &Cancel::new()),
-                Err(Error::NothingToBuild { .. })
-            ),
-        };
-        if readable {
-            return Ok(answer(false, format!("symbol {first} is new")));
+        if let Some(name) = new {
+            return Ok(answer(false, format!("symbol {name} is new")));
         }
     }
     Ok(answer(
@@ -191,24 +194,29 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
     ))
 }
 
-/// The first difference between two stamps, for the message.
+/// The first difference between the recorded stamp and today's, for the message.
 fn describe_change(then: &[Value], now: &Value) -> String {
-    let Some(now) = now.as_array() else {
-        return "its inputs changed".into();
-    };
-    let name = |v: &Value| v.get(0).and_then(Value::as_str).unwrap_or("?").to_string();
-    for (a, b) in then.iter().zip(now) {
-        if a != b {
-            return match name(a) == name(b) {
-                true => format!("{} changed", name(b)),
-                false => format!("the files differ from {}", name(b)),
-            };
+    let path = |v: &Value| v.get(0).and_then(Value::as_str).unwrap_or("?").to_string();
+    let now: std::collections::HashMap<String, &Value> = now
+        .as_array()
+        .map(|a| a.iter().map(|v| (path(v), v)).collect())
+        .unwrap_or_default();
+    for old in then {
+        let name = path(old);
+        match now.get(&name) {
+            None => return format!("{name} is gone"),
+            Some(new) if *new != old => {
+                let what = match (old.get(1) != new.get(1), old.get(3) != new.get(3)) {
+                    (true, _) => "its size",
+                    (false, true) => "its footer",
+                    (false, false) => "its modification time",
+                };
+                return format!("{name} changed ({what})");
+            }
+            Some(_) => {}
         }
     }
-    match then.len().cmp(&now.len()) {
-        std::cmp::Ordering::Less => format!("{} is new", name(&now[then.len()])),
-        _ => format!("{} is gone", name(&then[now.len()])),
-    }
+    "its inputs changed".into()
 }
 
 /// Refuses, before any work, an output that is a directory, one of the input files, or in a

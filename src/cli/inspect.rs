@@ -92,6 +92,26 @@ fn report(a: Args) -> anyhow::Result<ExitCode> {
             mib(f.memory_bytes)
         )?;
     }
+    if let Some(d) = r.time_disorder.as_ref().filter(|d| d.symbols > 0) {
+        let names: Vec<String> = d
+            .first
+            .iter()
+            .map(|(s, n)| format!("{s} ({n} rows)"))
+            .collect();
+        outln!(
+            "time goes backwards or repeats in {} symbol(s): {}{}",
+            d.symbols,
+            names.join(", "),
+            if d.symbols > names.len() { ", ..." } else { "" }
+        )?;
+    }
+    if let Some(e) = &r.plan_error {
+        outln!("no build plan: {e}")?;
+    }
+    if let Some(o) = &r.output {
+        let state = if o.current { "current" } else { "not current" };
+        outln!("output {}: {state} ({})", o.path.display(), o.reason)?;
+    }
     match (&r.estimated_budget, &r.budget_error) {
         (Some(b), _) => outln!(
             "estimated peak memory: {:.0} MiB ({} readers, {}-row batches, capacity {}; budget {:.0} MiB)",

@@ -252,7 +252,8 @@ pub fn fast_reading(
     let agrees = match role {
         Role::Value => arrow_agrees(dtype, phys),
         // pyarrow stores timestamp[s] as milliseconds and date64 as days, and arrow-rs converts
-        // them back; those take arrow-rs.
+        // them back; those take arrow-rs. Plain integers are epoch times in a unit the plan
+        // knows (`--time-unit`), read as stored.
         Role::Time => match (dtype, descr.column(leaf).logical_type_ref()) {
             (
                 DataType::Timestamp(u, _),
@@ -266,6 +267,7 @@ pub fn fast_reading(
                     | (TimeUnit::Nanosecond, parquet::basic::TimeUnit::NANOS)
             ),
             (DataType::Date32, Some(LogicalType::Date)) => true,
+            (dtype, _) if dtype.is_integer() => arrow_agrees(dtype, phys),
             _ => false,
         },
     };

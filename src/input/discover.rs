@@ -2,12 +2,14 @@
 //!
 //! Two layouts, mixable in one directory:
 //! - `DIR/<SYM>.parquet`: one file per symbol, the symbol is the file stem (`BRK.B.parquet` -> `BRK.B`);
-//! - `DIR/symbol=<SYM>/**.parquet` (hive): any number of files per symbol, read in sorted path order,
-//!   `<SYM>` percent-decoded as DuckDB and Spark write it (`symbol=%C3%84PF` -> `ÄPF`).
+//! - `DIR/symbol=<SYM>/**.parquet` (hive): any number of files per symbol, listed in natural path
+//!   order (`part-2` before `part-10`; the plan then orders them by time), `<SYM>`
+//!   percent-decoded as DuckDB and Spark write it (`symbol=%C3%84PF` -> `ÄPF`).
 //!
 //! Hidden entries (names starting with `.` or `_`, like `_SUCCESS` or `.crc` files) and files that
 //! are not `.parquet` are ignored. Symbols come out in byte-wise sorted order of their names.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -106,7 +108,11 @@ pub fn discover(dir: &Path) -> Result<Universe> {
                 continue;
             }
             if symbol.is_empty() || files.is_empty() {
-                broken.push(SymbolError::new(&symbol, &entry, SymbolErrorKind::Empty));
+                let kind = match symbol.is_empty() {
+                    true => SymbolErrorKind::EmptyName,
+                    false => SymbolErrorKind::Empty,
+                };
+                broken.push(SymbolError::new(&symbol, &entry, kind));
                 continue;
             }
             (symbol, files)
@@ -152,7 +158,7 @@ pub fn discover(dir: &Path) -> Result<Universe> {
     })
 }
 
-/// Entries of `dir`, sorted by name bytes.
+/// Entries of `dir`, in natural order of their names (see [`natural`]).
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
     let mut out = Vec::new();
@@ -160,14 +166,41 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
         out.push(e.map_err(|e| Error::io("listing", dir, e))?.path());
     }
     out.sort_by(|a, b| {
-        a.as_os_str()
-            .as_encoded_bytes()
-            .cmp(b.as_os_str().as_encoded_bytes())
+        natural(
+            a.as_os_str().as_encoded_bytes(),
+            b.as_os_str().as_encoded_bytes(),
+        )
     });
     Ok(out)
 }
 
-/// Every non-hidden `.parquet` file under a partition directory, in sorted path order.
+/// Natural order of names: runs of digits compare as numbers (`part-2` before `part-10`),
+/// everything else byte by byte; names equal that way (`a01`, `a1`) fall back to bytes.
+pub fn natural(a: &[u8], b: &[u8]) -> Ordering {
+    fn runs(s: &[u8]) -> impl Iterator<Item = &[u8]> {
+        s.chunk_by(|x, y| x.is_ascii_digit() == y.is_ascii_digit())
+    }
+    for (x, y) in runs(a).zip(runs(b)) {
+        let order = match (x[0].is_ascii_digit(), y[0].is_ascii_digit()) {
+            (true, true) => {
+                let trim = |d: &[u8]| {
+                    let zeros = d.iter().take_while(|&&c| c == b'0').count();
+                    d[zeros..].to_vec()
+                };
+                let (x, y) = (trim(x), trim(y));
+                x.len().cmp(&y.len()).then_with(|| x.cmp(&y))
+            }
+            _ => x.cmp(y),
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    runs(a).count().cmp(&runs(b).count()).then_with(|| a.cmp(b))
+}
+
+/// Every non-hidden `.parquet` file under a partition directory, in natural path order (the plan
+/// then orders a symbol's files by time).
 fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in sorted_entries(dir)? {
         let name = entry.file_name().unwrap_or_default();
@@ -222,6 +255,20 @@ mod tests {
         assert!(apf[0].ends_with("part-0.parquet") && apf[1].ends_with("part-1.parquet"));
         assert!(u.symbols[2].files[0].ends_with("date=2023/a.parquet"));
         assert!(u.broken.is_empty());
+    }
+
+    #[test]
+    fn natural_order_compares_digit_runs_as_numbers() {
+        let mut names = vec![
+            "part-10", "part-2", "part-0", "part-1", "part-11", "part-02", "a",
+        ];
+        names.sort_by(|a, b| natural(a.as_bytes(), b.as_bytes()));
+        assert_eq!(
+            names,
+            ["a", "part-0", "part-1", "part-02", "part-2", "part-10", "part-11"]
+        );
+        assert_eq!(natural(b"x9y", b"x10"), Ordering::Less);
+        assert_eq!(natural(b"date=2024-1", b"date=2023-12"), Ordering::Greater);
     }
 
     #[test]

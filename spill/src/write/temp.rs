@@ -6,7 +6,7 @@
 //! from the files of builds still running.
 
 use std::cell::Cell;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -35,7 +35,7 @@ impl TempFile {
             ));
         };
         let mut tmp = OsString::from(".");
-        tmp.push(name);
+        tmp.push(stem(name));
         tmp.push(format!(
             ".{}-{}{SUFFIX}",
             std::process::id(),
@@ -68,6 +68,25 @@ impl Drop for TempFile {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// Longest final name kept whole in a temporary's name: with the dot, the pid, the counter and the
+/// suffix, the temporary's name stays within the 255 bytes most filesystems allow.
+const MAX_STEM: usize = 200;
+
+/// The final name as it appears in its temporaries' names: whole when short enough, else its
+/// first bytes (whole characters) and `~` with the CRC-32 of the whole name.
+fn stem(name: &OsStr) -> OsString {
+    let bytes = name.as_encoded_bytes();
+    if bytes.len() <= MAX_STEM {
+        return name.to_os_string();
+    }
+    let lossy = name.to_string_lossy();
+    let mut end = MAX_STEM - 9;
+    while !lossy.is_char_boundary(end) {
+        end -= 1;
+    }
+    OsString::from(format!("{}~{:08x}", &lossy[..end], crc32fast::hash(bytes)))
 }
 
 /// If `name` is a spill temporary file name, the pid of the process that made it.
@@ -108,6 +127,8 @@ pub(crate) fn remove_stale_for(final_path: &Path) {
     let Some(name) = final_path.file_name().and_then(|n| n.to_str()) else {
         return;
     };
+    let name = stem(std::ffi::OsStr::new(name));
+    let Some(name) = name.to_str() else { return };
     for stale in stale_temps(dir).unwrap_or_default() {
         if stale
             .file_name()
@@ -119,8 +140,8 @@ pub(crate) fn remove_stale_for(final_path: &Path) {
     }
 }
 
-/// Whether `file_name` is exactly a temporary name of the final file `final_name`
-/// (`.<final_name>.<pid>-<n>.spill-tmp`).
+/// Whether `file_name` is exactly a temporary name of the final file whose [`stem`] is
+/// `final_name` (`.<stem>.<pid>-<n>.spill-tmp`).
 fn is_temp_of(file_name: &str, final_name: &str) -> bool {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     file_name
@@ -168,5 +189,22 @@ mod tests {
             "a temp of out.spill is not one of out"
         );
         assert!(!is_temp_of(".out.spill.x.1-2.spill-tmp", "out.spill"));
+    }
+
+    #[test]
+    fn long_final_names_give_temporaries_within_255_bytes() {
+        let long = format!("{}.spill", "é".repeat(120));
+        assert!(long.len() > 240 && long.len() <= 255);
+        let t = TempFile::new(&Path::new("/d").join(&long)).expect("has a name");
+        let name = t.path().file_name().and_then(|n| n.to_str()).expect("utf8");
+        assert!(name.len() <= 255, "{} bytes", name.len());
+        assert_eq!(is_temp_name(name), Some(std::process::id()));
+        let s = stem(OsStr::new(&long));
+        assert!(is_temp_of(name, s.to_str().expect("utf8")));
+        assert_ne!(
+            stem(OsStr::new(&format!("{long}x"))),
+            s,
+            "the hash tells long names apart"
+        );
     }
 }

@@ -1,0 +1,7 @@
+//! Regression tests for issue 12 (what a demanding user hit), named by item: each failed before
+//! its fix. Inputs and decoding here; output paths and streams in `paths`; runs (signals,
+//! `--if-changed`, options) in `runs`.
+
+mod inputs;
+mod paths;
+mod runs;
