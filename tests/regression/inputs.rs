@@ -163,9 +163,11 @@ fn i12_03_gen_signal_explains_its_share_of_variance() {
             .iter()
             .map(|c| values(&u, c))
             .collect();
-        for sym in 0..4 {
-            for (i, &y) in cols[0][sym].iter().enumerate() {
-                let x = 0.6 * cols[1][sym][i] + 0.48 * cols[2][sym][i] - 0.64 * cols[3][sym][i];
+        let symbols = cols[0].iter().zip(&cols[1]).zip(&cols[2]).zip(&cols[3]);
+        for (((ys, f1), f6), f11) in symbols {
+            // The target's last row is null: values() left it out.
+            for (i, &y) in ys.iter().enumerate() {
+                let x = 0.6 * f1[i] + 0.48 * f6[i] - 0.64 * f11[i];
                 (sx, sy, sxx, syy, sxy, n) = (
                     sx + x,
                     sy + y,
