@@ -4,7 +4,6 @@
 //! in `NAMES`, which the CLI hands to clap.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,12 +28,12 @@ macro_rules! named {
             }
         }
 
-        impl FromStr for $ty {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<$ty> {
+        impl std::str::FromStr for $ty {
+            type Err = $crate::error::Error;
+            fn from_str(s: &str) -> $crate::error::Result<$ty> {
                 match s {
                     $($name => Ok($ty::$variant),)*
-                    other => Err(Error::Config(format!(
+                    other => Err($crate::error::Error::Config(format!(
                         "{other:?} is not one of {}",
                         $ty::NAMES.join(", ")
                     ))),
@@ -79,6 +78,8 @@ pub enum Decoder {
     /// arrow-rs for every file (the reference the fast decoder is tested against).
     Arrow,
 }
+
+pub(crate) use named;
 
 named!(OnError { Fail = "fail", Skip = "skip" });
 named!(WriteMode { Auto = "auto", Mmap = "mmap", Direct = "direct" });

@@ -80,6 +80,13 @@ pub enum Error {
     /// Writing the spill file failed (its errors name the output path where there is one).
     #[error(transparent)]
     Spill(#[from] spill::Error),
+    /// The OS refused to start a reader thread (thread limits, memory). Nothing was written.
+    #[error("cannot start a reader thread")]
+    Spawn {
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
     /// A bug: the pipeline broke its own protocol. Nothing was written.
     #[error("internal error (please report): {0}")]
     Internal(String),

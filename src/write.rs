@@ -23,6 +23,8 @@ pub enum WriteFailure {
     Spill(spill::Error),
     /// A reader vanished or sent something out of order: a bug, reported, never written.
     Protocol(String),
+    /// A reader thread could not be started (the OS refused: thread limits, memory).
+    Spawn(std::io::Error),
 }
 
 /// Writes every unit of `plan`. `assignments` yields `(unit, reader)` in unit order; batches of a

@@ -242,9 +242,7 @@ fn execute<O: Float>(
         }
         drop(assign_tx);
         let result = match spawn_error {
-            Some(e) => Err(WriteFailure::Protocol(format!(
-                "cannot start a reader thread: {e}"
-            ))),
+            Some(e) => Err(WriteFailure::Spawn(e)),
             None => write_all(plan, writer.as_mut(), &assign_rx, &rxs, &ret_txs, progress),
         };
         if result.is_err() {
@@ -262,6 +260,7 @@ fn execute<O: Float>(
         Err(WriteFailure::Protocol(m)) => {
             return Err(Failure::Fatal(Error::Internal(m)));
         }
+        Err(WriteFailure::Spawn(source)) => return Err(Failure::Fatal(Error::Spawn { source })),
     };
     progress.phase("committing");
     // The last moment to stop: once renamed, the output is complete.

@@ -18,16 +18,16 @@ pub struct Args {
     #[command(flatten)]
     size: Size,
     /// Seed (same seed, same bytes).
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = GenOptions::default().seed)]
     seed: u64,
     /// Rows per row group.
-    #[arg(long, default_value_t = 65_536)]
+    #[arg(long, default_value_t = GenOptions::default().row_group_rows)]
     row_group_rows: usize,
     /// Codec.
-    #[arg(long, value_parser = choice::<Codec>(Codec::NAMES), default_value = "zstd")]
+    #[arg(long, value_parser = choice::<Codec>(Codec::NAMES), default_value = Codec::default().name())]
     compression: Codec,
     /// Max fraction of rows a symbol starts late on the shared grid.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = GenOptions::default().ragged)]
     ragged: f64,
     /// Dtype drift: every 4th symbol stores f001 as float32 and f003 as int64.
     #[arg(long)]
@@ -40,7 +40,7 @@ pub struct Args {
     hive: bool,
     /// Plant a learnable signal: the share (0 to 1) of the target's variance explained by a fixed
     /// linear combination of f001, f006 and f011 (0: pure noise).
-    #[arg(long, value_name = "R2", default_value_t = 0.0)]
+    #[arg(long, value_name = "R2", default_value_t = GenOptions::default().signal)]
     signal: f64,
     /// Remove the universe already in --output first (a non-empty directory is refused otherwise).
     #[arg(long)]

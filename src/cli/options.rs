@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use spillway::config::{BuildOptions, EpochUnit};
+use spillway::gen::GenOptions;
 
 /// A clap parser for a library enum that parses from its names.
 pub fn choice<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
@@ -82,12 +83,12 @@ impl Selection {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Size {
     /// Symbols.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = GenOptions::default().symbols)]
     pub symbols: usize,
     /// Rows of the longest symbol.
-    #[arg(long, default_value_t = 75_000)]
+    #[arg(long, default_value_t = GenOptions::default().rows)]
     pub rows: usize,
     /// Feature columns.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = GenOptions::default().features)]
     pub features: usize,
 }

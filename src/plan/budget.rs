@@ -302,15 +302,21 @@ mod tests {
                 held_bytes: 0,
                 arrow_decoding: arrow,
             };
-            if let Ok(b) = choose_for(&cfg(budget_mib << 20, threads), &shape) {
-                prop_assert!(b.bound_bytes <= b.budget_bytes);
-                let ncols = features + 3;
-                let per_column = b.writer_bytes / ncols as u64;
-                let default = WriteOptions::default()
-                    .with_memory(((budget_mib << 20) / 8).clamp(1 << 20, 32 << 20))
-                    .per_column(ncols);
-                prop_assert!(per_column.is_power_of_two());
-                prop_assert!(per_column <= WRITER_MAX_PER_COLUMN.max(default));
+            let cfg = cfg(budget_mib << 20, threads);
+            match choose_for(&cfg, &shape) {
+                Ok(b) => {
+                    prop_assert!(b.bound_bytes <= b.budget_bytes);
+                    let ncols = features + 3;
+                    let per_column = b.writer_bytes / ncols as u64;
+                    let default = WriteOptions::default()
+                        .with_memory(((budget_mib << 20) / 8).clamp(1 << 20, 32 << 20))
+                        .per_column(ncols);
+                    prop_assert!(per_column.is_power_of_two());
+                    prop_assert!(per_column <= WRITER_MAX_PER_COLUMN.max(default));
+                }
+                // A refusal is right only when the smallest shape does not fit either.
+                Err(Error::Budget { needed, budget, .. }) => prop_assert!(needed > budget),
+                Err(e) => prop_assert!(false, "unexpected error {e}"),
             }
         }
     }

@@ -61,30 +61,14 @@ pub enum Codec {
     None,
 }
 
-impl Codec {
-    /// The names `--compression` takes, in declaration order.
-    pub const NAMES: &'static [&'static str] = &["zstd", "snappy", "gzip", "lz4", "brotli", "none"];
-}
-
-impl std::str::FromStr for Codec {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Codec> {
-        Ok(match s {
-            "zstd" => Codec::Zstd,
-            "snappy" => Codec::Snappy,
-            "gzip" => Codec::Gzip,
-            "lz4" => Codec::Lz4,
-            "brotli" => Codec::Brotli,
-            "none" => Codec::None,
-            other => {
-                return Err(Error::Config(format!(
-                    "{other:?} is not one of {}",
-                    Codec::NAMES.join(", ")
-                )))
-            }
-        })
-    }
-}
+crate::config::named!(Codec {
+    Zstd = "zstd",
+    Snappy = "snappy",
+    Gzip = "gzip",
+    Lz4 = "lz4",
+    Brotli = "brotli",
+    None = "none",
+});
 
 /// What to generate.
 #[derive(Debug, Clone)]
