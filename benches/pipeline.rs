@@ -81,6 +81,7 @@ fn decode_convert(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(unit.size));
     g.sample_size(20);
     let cancel = AtomicBool::new(false);
+    let user_cancel = spillway::Cancel::new();
     let (_keep, recycled) = crossbeam_channel::bounded(1);
     g.bench_function("row_group", |b| {
         b.iter(|| {
@@ -95,6 +96,7 @@ fn decode_convert(c: &mut Criterion) {
                 target: true,
                 batch_rows: 8192,
                 cancel: &cancel,
+                user_cancel: &user_cancel,
                 filters: None,
                 fast: true,
             };
