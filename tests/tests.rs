@@ -7,3 +7,4 @@ mod cli;
 mod build_contract;
 mod filters;
 mod reliability;
+mod decoders;
