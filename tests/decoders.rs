@@ -9,6 +9,7 @@
 
 mod coverage;
 mod gen;
+mod seeds;
 
 use std::path::Path;
 
