@@ -469,6 +469,18 @@ impl<T: Decoded> ColumnDecoder<T> {
         phys: Physical,
         rows: usize,
     ) -> Result<Self, DecodeError> {
+        // `SerializedPageReader::new` asserts (panics) on a negative offset or length in the
+        // footer (`ColumnChunkMetaData::byte_range`). A panic here would be reported as a bug in
+        // spillway; it is a bad file, so refuse it as one (issue 13: found by fuzzing).
+        let start = meta
+            .dictionary_page_offset()
+            .unwrap_or(meta.data_page_offset());
+        if start < 0 || meta.compressed_size() < 0 {
+            return Err(format!(
+                "column chunk at offset {start} with length {}",
+                meta.compressed_size()
+            ));
+        }
         let pages = SerializedPageReader::new(file, meta, rows, None).map_err(|e| e.to_string())?;
         Ok(ColumnDecoder {
             pages,

@@ -8,6 +8,7 @@
 //! `SPILLWAY_DECODER_CASES` sets the case count (scripts/test-heavy.sh runs many more).
 
 mod coverage;
+mod findings;
 mod gen;
 mod seeds;
 
