@@ -568,6 +568,27 @@ impl<T: Decoded> ColumnDecoder<T> {
         }
     }
 
+    /// After the row group's last row: the chunk must end there too. A page claiming values past
+    /// the row group's rows (or a page after them) contradicts the footer; arrow-rs, which reads
+    /// a chunk's pages as one stream, fails on it or shifts rows, so refuse it (issue 13).
+    pub fn finish(&mut self) -> Result<(), DecodeError> {
+        if self.left > 0 {
+            return Err(format!(
+                "a page holds {} values past the row group's rows",
+                self.left
+            ));
+        }
+        while let Some(page) = self.pages.get_next_page().map_err(|e| e.to_string())? {
+            if page.num_values() > 0 {
+                return Err(format!(
+                    "a page of {} values past the row group's rows",
+                    page.num_values()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn start_values(&mut self, buf: Bytes, encoding: Encoding) -> Result<(), DecodeError> {
         self.values = Some(match encoding {
             Encoding::PLAIN => Values::Plain { buf, pos: 0 },
@@ -900,6 +921,10 @@ pub fn read_fast<O: Float>(
         }
         if out.stopped() {
             break;
+        }
+        time.finish().map_err(|e| (context(tleaf), e))?;
+        for (leaf, d) in decoders.iter_mut().flatten() {
+            d.finish().map_err(|e| (context(*leaf), e))?;
         }
     }
     Ok(())
