@@ -199,7 +199,7 @@ fn value(ty: Ty, wide: bool, rng: &mut Rng) -> u64 {
                 0x0000_0000_0000_0001, // smallest subnormal
                 0x7fef_ffff_ffff_ffff, // f64::MAX (inf in f32)
                 0x36a0_0000_0000_0000, // 2^-149: the smallest f32 subnormal
-                0x3ff0_0000_1000_0000, // 1 + 2^-24 + ...: a tie-breaking f32 rounding
+                0x3ff0_0000_1000_0000, // 1 + 2^-24: halfway between two f32s (ties to even)
             ];
             S[(r % S.len() as u64) as usize]
         }
