@@ -227,3 +227,26 @@ fn page_claiming_values_past_the_row_group_is_refused_by_both_decoders() {
     let e = fast.expect_err("the fast decoder sees the value left");
     assert!(e.contains("past the row group"), "{e}");
 }
+
+/// A page whose header says its definition levels are BIT_PACKED (the deprecated encoding) in a
+/// chunk whose footer lists only RLE: the footer sends the file to the fast decoder, which reads
+/// RLE levels only and refuses the page; arrow-rs follows the page header and decodes the bytes
+/// as bit-packed levels (here: garbage). A contradiction in the file; the fast decoder is
+/// stricter. Documented, not changed.
+#[test]
+fn bit_packed_levels_the_footer_does_not_list_fail_only_the_fast_decoder() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let input = d.path().join("u");
+    let path = small_file(&input);
+    let mut data = std::fs::read(&path).expect("read");
+    let reader = SerializedFileReader::new(Bytes::from(data.clone())).expect("parquet");
+    let start = reader.metadata().row_group(0).column(1).data_page_offset() as usize;
+    // num_values 8, PLAIN, definition levels RLE (3, zigzag 6) -> BIT_PACKED (4, zigzag 8).
+    let at = find(&data, start, &[0x15, 0x10, 0x15, 0x00, 0x15, 0x06]);
+    data[at + 5] = 0x08;
+    std::fs::write(&path, data).expect("write");
+    let (arrow, fast) = both(&input, &one_thread());
+    assert_eq!(arrow, Ok((0, 1)), "arrow-rs reads the levels as bit-packed");
+    let e = fast.expect_err("the fast decoder reads RLE levels only");
+    assert!(e.contains("definition level encoding BIT_PACKED"), "{e}");
+}
