@@ -56,6 +56,20 @@ impl<T: Decoded> ColumnDecoder<T> {
         phys: Physical,
         rows: usize,
     ) -> Result<Self, DecodeError> {
+        // `SerializedPageReader::new` asserts (panics) on a negative offset or length in the
+        // footer; that is a bad file, not a bug in spillway (found by fuzzing, issue 13).
+        let start = meta
+            .dictionary_page_offset()
+            .unwrap_or(meta.data_page_offset());
+        if start < 0 || meta.compressed_size() < 0 {
+            return Err(DecodeError {
+                page: None,
+                problem: Problem::Parquet(format!(
+                    "column chunk at offset {start} with length {}",
+                    meta.compressed_size()
+                )),
+            });
+        }
         let pages = SerializedPageReader::new(file, meta, rows, None).map_err(|e| DecodeError {
             page: None,
             problem: Problem::Parquet(e.to_string()),
@@ -206,20 +220,22 @@ impl<T: Decoded> ColumnDecoder<T> {
         }
     }
 
-    /// After the row group's last row: no page may hold more.
+    /// After the row group's last row: no page may hold more (empty pages may follow).
     pub fn finish(&mut self) -> Result<(), DecodeError> {
-        let more = self.left > 0
-            || self
-                .pages
-                .peek_next_page()
-                .map_err(|e| DecodeError {
-                    page: Some(self.page),
-                    problem: Problem::Parquet(e.to_string()),
-                })?
-                .is_some();
-        match more {
-            true => Err(self.at(Problem::MoreValues)),
-            false => Ok(()),
+        if self.left > 0 {
+            return Err(self.at(Problem::MoreValues));
+        }
+        loop {
+            let next = self.pages.get_next_page().map_err(|e| DecodeError {
+                page: Some(self.page),
+                problem: Problem::Parquet(e.to_string()),
+            })?;
+            self.page += 1;
+            match next {
+                None => return Ok(()),
+                Some(p) if p.num_values() > 0 => return Err(self.at(Problem::MoreValues)),
+                Some(_) => {}
+            }
         }
     }
 
@@ -336,6 +352,18 @@ pub fn check_levels(
 ) -> Result<(), DecodeError> {
     if col.max_def_level() != 1 || col.max_rep_level() != 0 {
         return Ok(());
+    }
+    let start = meta
+        .dictionary_page_offset()
+        .unwrap_or(meta.data_page_offset());
+    if start < 0 || meta.compressed_size() < 0 {
+        return Err(DecodeError {
+            page: None,
+            problem: Problem::Parquet(format!(
+                "column chunk at offset {start} with length {}",
+                meta.compressed_size()
+            )),
+        });
     }
     let at = |page, problem| DecodeError {
         page: Some(page),

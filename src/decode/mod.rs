@@ -21,6 +21,8 @@ mod physical;
 pub use column::{check_levels, ColumnDecoder, STEP_SCRATCH};
 #[cfg(feature = "fuzzing")]
 pub use hybrid::fuzz_hybrid;
-pub use physical::{fast_reading, single_leaves, Decoded, Physical, Role};
+pub use physical::{
+    chunk_eligible, eligible, fast_reading, single_leaves, Decoded, Physical, Role,
+};
 
 pub use crate::error::{DecodeError, Problem};

@@ -12,6 +12,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, RowSelection, RowSelecto
 
 use crate::decode::check_levels;
 use crate::error::SymbolErrorKind;
+use crate::guard::no_panic;
 use crate::input::convert::{convert, Float, Selection};
 use crate::input::open::{open, Projection};
 use crate::input::time::for_each_ns;
@@ -37,7 +38,7 @@ pub(super) fn read<O: Float>(
     roots.sort_unstable();
     roots.dedup();
     let pos = |root: u32| roots.binary_search(&(root as usize)).ok();
-    levels(&file, &meta, &roots)?;
+    no_panic(|| levels(&file, &meta, &roots)).map_err(SymbolErrorKind::DecoderPanic)??;
     let mut selection = None;
     if !unit.has_null_times() && unit.skip > 0 {
         // Rows before the cut are never decoded.
