@@ -355,7 +355,7 @@ class SpillFile:
     def column(self, name):
         """The column as a read-only 1-D numpy view backed by the mapping (no copy)."""
         c = self.column_info(name)
-        return np.frombuffer(self._mmap, dtype=c.dtype, count=self.nrows, offset=c.offset)
+        return np.frombuffer(self._map(), dtype=c.dtype, count=self.nrows, offset=c.offset)
 
     def features(self, names=None, copy=False):
         """The feature columns (or ``names``, in that order) as one read-only 2-D view of shape
@@ -377,7 +377,9 @@ class SpillFile:
                 return np.stack([self.column(n) for n in names], axis=1)
             raise SpillError(f"columns {','.join(names)[:80]} are not one dtype at a constant stride: "
                              "no zero-copy 2-D view; pass copy=True")
-        return np.ndarray(shape=(self.nrows, len(cols)), dtype=dt, buffer=self._mmap,
+        # Over an array that holds a buffer export of the mapping (np.frombuffer), never over the
+        # mmap itself: np.ndarray(buffer=mmap) keeps no export, so close() would unmap under the view.
+        return np.ndarray(shape=(self.nrows, len(cols)), dtype=dt, buffer=self._bytes(),
                           offset=cols[0].offset, strides=(dt.itemsize, max(stride, dt.itemsize)))
 
     def symbol_codes(self):
@@ -389,7 +391,7 @@ class SpillFile:
     def damaged_chunks(self):
         """Recompute every chunk checksum; return the list of :class:`DamagedChunk` (empty: intact)."""
         damaged = []
-        view = memoryview(self._mmap)
+        view = memoryview(self._map())
         try:
             for c in self._columns:
                 for k, stored in enumerate(c.checksums):
@@ -412,12 +414,26 @@ class SpillFile:
             raise SpillError(f"{len(damaged)} damaged chunk(s); first: column {first.column!r} rows "
                              f"[{first.rows[0]}, {first.rows[1]})")
 
+    def _map(self):
+        if self._mmap is None:
+            raise ValueError(f"spill file {self.path!r} is closed")
+        return self._mmap
+
+    def _bytes(self):
+        """The whole mapping as a read-only uint8 array that holds a buffer export of it: every
+        view handed out is built over this, so the mapping outlives close() while a view lives."""
+        return np.frombuffer(self._map(), dtype=np.uint8)
+
     def close(self):
-        """Unmap the file. Views handed out keep it alive until they are gone."""
+        """Close the file: later calls on it raise ValueError. Views handed out stay valid and keep
+        the mapping alive; it is unmapped when the last of them is gone (at once if there is none)."""
+        m, self._mmap = self._mmap, None
+        if m is None:
+            return
         try:
-            self._mmap.close()
+            m.close()
         except BufferError:
-            pass  # numpy views still reference the mapping; it is freed with them
+            pass  # views hold exports of the mapping; it is unmapped with the last of them
 
     def __enter__(self):
         return self
