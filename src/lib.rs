@@ -37,13 +37,14 @@ pub mod progress;
 pub mod rss;
 pub mod gen;
 pub mod inspect;
+pub mod export;
 mod error;
 mod guard;
 
 pub use build::{build, build_with};
 pub use cancel::Cancel;
 pub use config::{BuildConfig, BuildOptions};
+pub use error::{Error, ErrorKind, Result, SymbolError, SymbolErrorKind};
 pub use inspect::{inspect, InspectReport};
 pub use progress::Progress;
 pub use summary::BuildSummary;
-pub use error::{Error, ErrorKind, Result, SymbolError, SymbolErrorKind};

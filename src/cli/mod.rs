@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod build;
 mod clean;
 mod demo;
+mod export;
 mod gen;
 mod inspect;
 mod verify;
@@ -34,6 +35,8 @@ enum Command {
     Verify(verify::Args),
     /// Remove temporary files left by killed builds.
     Clean(clean::Args),
+    /// Write a spill file (or some rows and columns) as Parquet or Arrow IPC, streaming.
+    Export(export::Args),
 }
 
 /// Parses the command line and runs the subcommand; the exit code says whether it succeeded.
@@ -45,5 +48,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Clean(a) => clean::run(a),
+        Command::Export(a) => export::run(a),
     }
 }
