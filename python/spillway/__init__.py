@@ -14,9 +14,12 @@ is also a single file that can be copied next to any code (``import spillfile``)
 their framework only when used: :mod:`spillway.torch`, :mod:`spillway.xgboost`,
 :mod:`spillway.lightgbm`. Errors: :mod:`spillway.errors`.
 """
+from __future__ import annotations
+
 import importlib
 import json
 import os
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from . import spillfile
 from .errors import DataError, InternalError, SpillwayError, UsageError
@@ -80,10 +83,18 @@ def _options(**kw):
     return json.dumps(out)
 
 
-def build(input, output, *, target=None, features=None, time_col=None, max_rows=None,
-          no_float32=False, threads=None, channel_capacity=None, batch_rows=None,
-          memory_budget=None, on_error=None, write_mode=None, drop_null_target=False, min_cs=None,
-          max_cs_samples=None, seed=None, config=None, progress=False, **more):
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
+          features: Union[Sequence[str], str, None] = None, time_col: Optional[str] = None,
+          max_rows: Optional[int] = None, no_float32: bool = False, threads: Optional[int] = None,
+          channel_capacity: Optional[int] = None, batch_rows: Optional[int] = None,
+          memory_budget: Union[str, int, None] = None, on_error: Optional[str] = None,
+          write_mode: Optional[str] = None, drop_null_target: bool = False,
+          min_cs: Optional[int] = None, max_cs_samples: Optional[int] = None,
+          seed: Optional[int] = None, config: Optional[PathLike] = None, progress: bool = False,
+          **more: Any) -> Dict[str, Any]:
     """Build a spill file from a universe of parquet files, in this process, and return the build
     summary as a dict (the JSON of ``spillway build --summary``).
 
@@ -114,9 +125,12 @@ def build(input, output, *, target=None, features=None, time_col=None, max_rows=
     return json.loads(_need_native().build(opts, config, bool(progress)))
 
 
-def inspect(input, *, target=None, features=None, time_col=None, max_rows=None, no_float32=False,
-            memory_budget=None, drop_null_target=False, min_cs=None, max_cs_samples=None,
-            seed=None, **more):
+def inspect(input: PathLike, *, target: Optional[str] = None,
+            features: Union[Sequence[str], str, None] = None, time_col: Optional[str] = None,
+            max_rows: Optional[int] = None, no_float32: bool = False,
+            memory_budget: Union[str, int, None] = None, drop_null_target: bool = False,
+            min_cs: Optional[int] = None, max_cs_samples: Optional[int] = None,
+            seed: Optional[int] = None, **more: Any) -> Dict[str, Any]:
     """What a build of ``input`` would see, from the parquet footers alone (plus the time and
     target columns when filter options are given): symbols, rows, the column union with types,
     symbols missing the target, the estimated output size and peak memory. Returns the dict of
@@ -128,7 +142,7 @@ def inspect(input, *, target=None, features=None, time_col=None, max_rows=None, 
     return json.loads(_need_native().inspect(opts))
 
 
-def verify(path):
+def verify(path: PathLike) -> Dict[str, Any]:
     """Check a spill file's structure and every chunk checksum (in parallel, in Rust; with the
     numpy reader where the extension is missing). Returns ``{"ok": True, "nrows", "columns",
     "symbols", "chunks", "damaged": []}``; raises :class:`DataError` when the file does not open
@@ -160,7 +174,9 @@ def verify(path):
     return report
 
 
-def export(path, to, *, columns=None, rows=None, nan_as_null=False, format=None):
+def export(path: PathLike, to: PathLike, *, columns: Optional[Sequence[str]] = None,
+           rows: Optional[Tuple[Optional[int], Optional[int]]] = None, nan_as_null: bool = False,
+           format: Optional[str] = None) -> Dict[str, Any]:
     """Write spill file ``path`` (or some of its rows and columns) to ``to`` as Parquet (snappy)
     or an Arrow IPC file, streaming in bounded memory, like ``spillway export``. The format comes
     from the extension (``.parquet``, ``.arrow``/``.feather``) unless ``format`` is given.

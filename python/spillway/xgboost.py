@@ -4,7 +4,7 @@
     before, after = f.split_by_time("2024-01-01")
     it = spillway.xgboost.DataIter(f, ranges=before)                 # ~1M-row batches
     dtrain = xgboost.QuantileDMatrix(it)                             # in memory, quantized
-    it = spillway.xgboost.DataIter(f, ranges=before, cache_prefix="/tmp/xgb")
+    it = spillway.xgboost.DataIter(f, ranges=before, cache_prefix="/tmp/xgb/cache")
     dtrain = xgboost.ExtMemQuantileDMatrix(it)                       # external memory
     print(it.dropped)                                                # NaN labels left out
 
@@ -13,7 +13,6 @@ whose label is NaN are dropped (XGBoost refuses them); ``dropped`` counts them o
 xgboost is imported when an iterator is created.
 """
 import os
-import tempfile
 
 import numpy as np
 
@@ -38,7 +37,8 @@ def _make_class(xgboost):
             """``f``: a :class:`spillway.SpillFile` or a path; ``batch_rows`` rows a batch (default
             1,048,576); the rows of ``ranges`` (default all); the feature ``columns`` (default
             all); labels from the target column. ``cache_prefix``: where
-            ``ExtMemQuantileDMatrix`` keeps its cache (default: a new temporary directory)."""
+            ``ExtMemQuantileDMatrix`` keeps its cache (it needs one; ``QuantileDMatrix`` refuses
+            one, so the default is None)."""
             self.file = spillfile.open(f) if isinstance(f, (str, os.PathLike)) else f
             if self.file.target_column is None:
                 raise spillfile.SpillError("the file has no target column")
@@ -46,9 +46,7 @@ def _make_class(xgboost):
             self.dropped = 0
             self._counting = 0
             self._it = None
-            if cache_prefix is None:
-                cache_prefix = os.path.join(tempfile.mkdtemp(prefix="spillway-xgb-"), "cache")
-            super().__init__(cache_prefix=cache_prefix)
+            super().__init__(cache_prefix=None if cache_prefix is None else os.fspath(cache_prefix))
 
         def reset(self):
             self._it = None

@@ -21,7 +21,8 @@ import zlib
 
 import numpy as np
 
-__all__ = ["SpillError", "SpillFile", "open", "DamagedChunk", "splitmix64_permutation"]
+__all__ = ["SpillError", "SpillFile", "open", "DamagedChunk", "splitmix64_permutation", "cut_blocks",
+           "merge_runs"]
 
 MAGIC = b"\x89SPILL\r\n"
 TRAILER_MAGIC = b"SPILLEND"
@@ -200,13 +201,9 @@ def splitmix64_permutation(n, seed):
     return order
 
 
-def _block_sequence(ranges, shuffle, block_rows, seed):
-    """The (start, stop) runs of file rows that ``batches`` reads, in order."""
-    ranges = [(a, b) for a, b in ranges if b > a]
-    if shuffle is None:
-        return ranges
-    if shuffle != "blocks":
-        raise ValueError(f"shuffle must be None or 'blocks', not {shuffle!r}")
+def cut_blocks(ranges, block_rows):
+    """``ranges`` (half-open row ranges) concatenated and cut into consecutive blocks of
+    ``block_rows`` rows (the last may be shorter): a list of blocks, each a list of ranges."""
     if block_rows < 1:
         raise ValueError("block_rows must be at least 1")
     blocks, cur, room = [], [], block_rows
@@ -221,14 +218,30 @@ def _block_sequence(ranges, shuffle, block_rows, seed):
                 cur, room = [], block_rows
     if cur:
         blocks.append(cur)
+    return blocks
+
+
+def merge_runs(blocks):
+    """A sequence of blocks as one list of ranges, adjacent ranges merged."""
     out = []
-    for k in splitmix64_permutation(len(blocks), seed):
-        for a, b in blocks[k]:
+    for block in blocks:
+        for a, b in block:
             if out and out[-1][1] == a:
                 out[-1] = (out[-1][0], b)
             else:
                 out.append((a, b))
     return out
+
+
+def _block_sequence(ranges, shuffle, block_rows, seed):
+    """The (start, stop) runs of file rows that ``batches`` reads, in order."""
+    ranges = [(a, b) for a, b in ranges if b > a]
+    if shuffle is None:
+        return ranges
+    if shuffle != "blocks":
+        raise ValueError(f"shuffle must be None or 'blocks', not {shuffle!r}")
+    blocks = cut_blocks(ranges, block_rows)
+    return merge_runs(blocks[k] for k in splitmix64_permutation(len(blocks), seed))
 
 
 class _Releaser:
