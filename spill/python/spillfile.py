@@ -247,8 +247,12 @@ def _block_sequence(ranges, shuffle, block_rows, seed):
 class _Releaser:
     """Drops the mapped pages of rows already copied out (``madvise(MADV_DONTNEED)``): the pages
     go from the process's resident set, the file's bytes stay in the page cache, and a later read
-    faults them back in. Ranges are widened to whole pages (a neighbour's rows sharing a page are
-    faulted back in when read)."""
+    faults them back in. Ranges are widened by ``SLACK`` bytes each side: a page fault maps up to
+    16 neighbouring cached pages too (the kernel's fault-around), which for shuffled blocks belong
+    to blocks consumed earlier or later; left mapped they would add up to a good part of the file.
+    Pages of rows not read yet that this drops are simply faulted back in (from the page cache)."""
+
+    SLACK = 1 << 17
 
     def __init__(self, mm, infos):
         self._mm = mm
@@ -260,9 +264,9 @@ class _Releaser:
             return
         page = mmap.PAGESIZE
         for off, size in self._cols:
-            start = (off + a * size) // page * page
-            stop = -(-(off + b * size) // page) * page
-            self._mm.madvise(mmap.MADV_DONTNEED, start, min(stop, len(self._mm)) - start)
+            start = max(off + a * size - self.SLACK, 0) // page * page
+            stop = min(-(-(off + b * size + self.SLACK) // page) * page, len(self._mm))
+            self._mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
 
 def _batch_iter(X, cols, k, ones, segments, batch_rows, release):
