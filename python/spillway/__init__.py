@@ -30,6 +30,8 @@ try:
 except ImportError as _e:  # the numpy reader still works; build/inspect/export need the extension
     _native = None
     _native_error = _e
+else:
+    spillfile._gather_rows = _native.gather_rows  # batches() transposes in Rust
 
 __all__ = ["open", "build", "inspect", "verify", "export", "SpillFile", "SpillError",
            "SpillwayError", "DataError", "UsageError", "InternalError", "__version__"]

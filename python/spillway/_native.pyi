@@ -1,5 +1,5 @@
 """Type stubs of the Rust extension (see python/src/lib.rs). Call it through :mod:`spillway`."""
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 __version__: str
 
@@ -15,3 +15,6 @@ def verify(path: str) -> Tuple[bool, int, int, int, int, List[Tuple[str, int, in
 def export(path: str, to: str, columns: Optional[List[str]], start: Optional[int],
            stop: Optional[int], nan_as_null: bool, format: Optional[str]) -> str:
     """Stream a spill file to Parquet or Arrow IPC; returns a JSON report."""
+
+def gather_rows(dst: Any, at: int, src: Any, start: int, rows: int) -> None:
+    """Rows [start, start+rows) of a 2-D float32 buffer into rows [at, ...) of a C-contiguous one."""

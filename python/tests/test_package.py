@@ -186,3 +186,38 @@ print("ok", spillway.__version__)
                        env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ok ")
+
+
+@pytest.mark.parametrize("batch_rows, shuffle", [(1, None), (333, None), (4096, "blocks"),
+                                                 (100_000, "blocks")])
+def test_native_gather_gives_the_readers_batches(spill_path, batch_rows, shuffle):
+    """With the package, batches() transposes in Rust (gather_rows); the rows must be the ones
+    the numpy path (spill/python/tests) and the documented order give."""
+    assert spillway.spillfile._gather_rows is spillway._native.gather_rows
+    f = spillway.open(spill_path)
+    X = f.features()
+    got = list(f.batches(batch_rows, shuffle=shuffle, block_rows=777, seed=9, with_time=True))
+    rows = [r for a, b in spillway.spillfile._block_sequence([(0, f.nrows)], shuffle, 777, 9)
+            for r in range(a, b)]
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in got]), X[rows])
+    np.testing.assert_array_equal(np.concatenate([b[2] for b in got]), f.column("ts")[rows])
+
+
+def test_gather_rows_checks_its_arguments(spill_path):
+    g = spillway._native.gather_rows
+    X = spillway.open(spill_path).features()
+    out = np.zeros((10, X.shape[1]), np.float32)
+    g(out, 2, X, 5, 8)
+    np.testing.assert_array_equal(out[2:], X[5:13])
+    with pytest.raises(ValueError):
+        g(out, 3, X, 0, 8)                               # past the end of dst
+    with pytest.raises(ValueError):
+        g(out, 0, X, len(X) - 2, 3)                      # past the end of src
+    with pytest.raises(TypeError):
+        g(out.T, 0, X, 0, 1)                             # dst not C-contiguous
+    with pytest.raises((TypeError, BufferError, ValueError)):
+        g(out.astype(np.float64), 0, X, 0, 1)            # not float32
+    ro = out.copy()
+    ro.flags.writeable = False
+    with pytest.raises((TypeError, BufferError)):
+        g(ro, 0, X, 0, 1)
