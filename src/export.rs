@@ -5,13 +5,14 @@
 //! the time column `timestamp[ns, tz]` (the zone the file records, else UTC), floats stay floats
 //! (NaN, or null with `nan_as_null`). Rows go out `batch_rows` at a time; Parquet row groups are
 //! cut at about [`ROW_GROUP_BYTES`] of values, because the Parquet writer holds a whole row group
-//! before writing it. Pages of the input already exported are released (`MADV_DONTNEED`), so the
-//! resident set does not grow with the file. The output is written to a temporary name in its
-//! directory and renamed when complete, as builds are.
+//! before writing it. Values are read with positioned reads (`pread`), not through the mapping, so
+//! the resident set holds about one batch and never grows with the file (and no `unsafe` is needed
+//! to drop mapped pages). The output is written to a temporary name in its directory and renamed
+//! when complete, as builds are.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -115,7 +116,10 @@ pub fn export(input: &Path, output: &Path, opts: &ExportOptions) -> Result<Expor
         )))
         }
     };
+    // Values are read from this handle; the mapping validates the file and serves its metadata.
+    let data = File::open(input).map_err(|e| Error::io("opening", input, e))?;
     let f = spill::open(input)?;
+    same_file(&data, input)?;
     let nrows = f.nrows();
     let rows = opts.rows.clone().unwrap_or(0..nrows);
     let rows = rows.start.min(nrows)..rows.end.min(nrows);
@@ -139,8 +143,8 @@ pub fn export(input: &Path, output: &Path, opts: &ExportOptions) -> Result<Expor
             }
         }
     }
-    let tz = stored_timezone(input, &f, &indices)?;
-    let columns = Columns::new(&f, indices, tz.as_deref(), opts.nan_as_null)?;
+    let tz = stored_timezone(&data, input, &f, &indices)?;
+    let columns = Columns::new(&f, &data, input, indices, tz.as_deref(), opts.nan_as_null)?;
     let row_bytes: u64 = columns.row_bytes().max(1);
     let group_rows = (ROW_GROUP_BYTES / row_bytes).clamp(1024, 1 << 20);
     let batch_rows = BATCH_ROWS.min(group_rows);
@@ -179,9 +183,8 @@ pub fn export(input: &Path, output: &Path, opts: &ExportOptions) -> Result<Expor
     let mut at = rows.start;
     while at < rows.end {
         let end = (at + batch_rows).min(rows.end);
-        let batch = columns.batch(at..end).map_err(|e| werr(e.to_string()))?;
+        let batch = columns.batch(at..end)?;
         sink.write(&batch).map_err(werr)?;
-        columns.release(at..end);
         at = end;
     }
     sink.finish().map_err(werr)?;
@@ -232,6 +235,8 @@ impl Sink {
 /// The selected columns of a file and how each becomes an Arrow array.
 struct Columns<'f, D> {
     file: &'f SpillFile<D>,
+    data: &'f File,
+    path: &'f Path,
     indices: Vec<usize>,
     schema: SchemaRef,
     /// The symbol names, built once and shared by every batch (the IPC file format forbids a
@@ -243,6 +248,8 @@ struct Columns<'f, D> {
 impl<'f, D: spill::Backing> Columns<'f, D> {
     fn new(
         file: &'f SpillFile<D>,
+        data: &'f File,
+        path: &'f Path,
         indices: Vec<usize>,
         tz: Option<&str>,
         nan_as_null: bool,
@@ -280,6 +287,8 @@ impl<'f, D: spill::Backing> Columns<'f, D> {
         let names = StringArray::from_iter_values(file.symbols().iter().map(|s| s.name.as_str()));
         Ok(Columns {
             file,
+            data,
+            path,
             indices,
             schema: Arc::new(Schema::new(fields)),
             names: Arc::new(names),
@@ -297,113 +306,93 @@ impl<'f, D: spill::Backing> Columns<'f, D> {
         self.indices.iter().map(|&i| cols[i].dtype.size()).sum()
     }
 
-    /// Rows `rows` of every selected column as one record batch (the values are copied).
-    fn batch(
-        &self,
-        rows: Range<u64>,
-    ) -> std::result::Result<RecordBatch, arrow_schema::ArrowError> {
-        let (a, b) = (rows.start as usize, rows.end as usize);
+    /// Rows `rows` of every selected column as one record batch.
+    fn batch(&self, rows: Range<u64>) -> Result<RecordBatch> {
+        let r = rows.start as usize..rows.end as usize;
         let arrays = self
             .indices
             .iter()
             .zip(self.schema.fields())
-            .map(|(&i, field)| self.array(i, field.data_type(), a..b))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+            .map(|(&i, field)| self.array(i, field.data_type(), r.clone()))
+            .collect::<Result<Vec<_>>>()?;
         RecordBatch::try_new(self.schema(), arrays)
+            .map_err(|e| Error::Internal(format!("export batch: {e}")))
     }
 
-    fn array(
-        &self,
-        i: usize,
-        dt: &DataType,
-        r: Range<usize>,
-    ) -> std::result::Result<ArrayRef, arrow_schema::ArrowError> {
-        let f = self.file;
-        let name = f.columns()[i].name.as_str();
-        let bad = |e: spill::Error| arrow_schema::ArrowError::ExternalError(Box::new(e));
+    fn array(&self, i: usize, dt: &DataType, r: Range<usize>) -> Result<ArrayRef> {
+        let off = self.file.columns()[i].offset;
+        let (data, path) = (self.data, self.path);
+        let nulls = |valid: Vec<bool>| {
+            let n = NullBuffer::from(valid);
+            (self.nan_as_null && n.null_count() > 0).then_some(n)
+        };
         Ok(match dt {
             DataType::Dictionary(..) => {
-                let codes = UInt32Array::from(f.column::<u32>(name).map_err(bad)?[r].to_vec());
-                Arc::new(DictionaryArray::<UInt32Type>::try_new(
-                    codes,
-                    Arc::clone(&self.names) as ArrayRef,
-                )?)
+                let codes = UInt32Array::from(read_values::<u32>(data, path, off, r)?);
+                let names = Arc::clone(&self.names) as ArrayRef;
+                Arc::new(
+                    DictionaryArray::<UInt32Type>::try_new(codes, names)
+                        .map_err(|e| Error::Internal(format!("symbol codes: {e}")))?,
+                )
             }
             DataType::Timestamp(_, tz) => Arc::new(
-                TimestampNanosecondArray::from(f.column::<i64>(name).map_err(bad)?[r].to_vec())
+                TimestampNanosecondArray::from(read_values::<i64>(data, path, off, r)?)
                     .with_timezone_opt(tz.clone()),
             ),
             DataType::Float32 => {
-                let v = &f.column::<f32>(name).map_err(bad)?[r];
-                let nulls = self
-                    .nan_as_null
-                    .then(|| NullBuffer::from_iter(v.iter().map(|x| !x.is_nan())));
-                Arc::new(Float32Array::new(
-                    v.to_vec().into(),
-                    nulls.filter(|n| n.null_count() > 0),
-                ))
+                let v = read_values::<f32>(data, path, off, r)?;
+                let valid = nulls(v.iter().map(|x| !x.is_nan()).collect());
+                Arc::new(Float32Array::new(v.into(), valid))
             }
             DataType::Float64 => {
-                let v = &f.column::<f64>(name).map_err(bad)?[r];
-                let nulls = self
-                    .nan_as_null
-                    .then(|| NullBuffer::from_iter(v.iter().map(|x| !x.is_nan())));
-                Arc::new(Float64Array::new(
-                    v.to_vec().into(),
-                    nulls.filter(|n| n.null_count() > 0),
-                ))
+                let v = read_values::<f64>(data, path, off, r)?;
+                let valid = nulls(v.iter().map(|x| !x.is_nan()).collect());
+                Arc::new(Float64Array::new(v.into(), valid))
             }
-            DataType::Int64 => Arc::new(Int64Array::from(
-                f.column::<i64>(name).map_err(bad)?[r].to_vec(),
-            )),
-            DataType::Int32 => Arc::new(Int32Array::from(
-                f.column::<i32>(name).map_err(bad)?[r].to_vec(),
-            )),
-            DataType::UInt32 => Arc::new(UInt32Array::from(
-                f.column::<u32>(name).map_err(bad)?[r].to_vec(),
-            )),
-            _ => Arc::new(UInt8Array::from(
-                f.column::<u8>(name).map_err(bad)?[r].to_vec(),
-            )),
+            DataType::Int64 => Arc::new(Int64Array::from(read_values::<i64>(data, path, off, r)?)),
+            DataType::Int32 => Arc::new(Int32Array::from(read_values::<i32>(data, path, off, r)?)),
+            DataType::UInt32 => {
+                Arc::new(UInt32Array::from(read_values::<u32>(data, path, off, r)?))
+            }
+            _ => Arc::new(UInt8Array::from(read_values::<u8>(data, path, off, r)?)),
         })
-    }
-
-    /// Drops the resident pages of rows `rows` of every selected column (they are not read again).
-    fn release(&self, rows: Range<u64>) {
-        let cols = self.file.columns();
-        for &i in &self.indices {
-            let size = cols[i].dtype.size() as usize;
-            let bytes = self.file.column_bytes(i);
-            let (a, b) = (rows.start as usize * size, rows.end as usize * size);
-            if let Some(range) = bytes.get(a..b) {
-                drop_pages(range);
-            }
-        }
     }
 }
 
-/// `MADV_DONTNEED` on the pages of `bytes`, from the page holding its first byte (rows before it
-/// in that page were released or exported already) to the last whole page (the rest of a partial
-/// last page is not exported yet).
-fn drop_pages(bytes: &[u8]) {
-    let page = spill::ALIGN as usize;
-    let start = bytes.as_ptr() as usize / page * page;
-    let end = (bytes.as_ptr() as usize + bytes.len()) / page * page;
-    if end > start {
-        // SAFETY: the range lies inside a read-only shared file mapping (column regions start on
-        // page boundaries of the mapping, so rounding down stays inside it) (spill::open maps the file
-        // read-only and spill files are never modified in place). MADV_DONTNEED only drops this
-        // process's page-table entries for it; the next access faults the same bytes back in from
-        // the page cache, so no reference is invalidated and no data is lost. On other backings
-        // (never used here) madvise fails harmlessly with EINVAL or ENOMEM, which is ignored.
-        let _ =
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+/// `Err` unless `file` (opened first) is the file now at `path` (validated second): a rebuild
+/// renaming a new file over the path in between would otherwise mix two files.
+fn same_file(file: &File, path: &Path) -> Result<()> {
+    let a = file
+        .metadata()
+        .map_err(|e| Error::io("reading the metadata of", path, e))?;
+    let b = std::fs::metadata(path).map_err(|e| Error::io("reading the metadata of", path, e))?;
+    if (a.dev(), a.ino()) != (b.dev(), b.ino()) {
+        return Err(Error::Config(format!(
+            "{} was replaced while it was being opened; run the export again",
+            path.display()
+        )));
     }
+    Ok(())
+}
+
+/// Rows `rows` of the column whose values start at byte `offset`, in one positioned read.
+fn read_values<T: bytemuck::Pod>(
+    data: &File,
+    path: &Path,
+    offset: u64,
+    rows: Range<usize>,
+) -> Result<Vec<T>> {
+    let mut v = vec![T::zeroed(); rows.len()];
+    let at = offset + (rows.start * std::mem::size_of::<T>()) as u64;
+    data.read_exact_at(bytemuck::cast_slice_mut(&mut v), at)
+        .map_err(|e| Error::io("reading", path, e))?;
+    Ok(v)
 }
 
 /// The time zone the file records for its time column (format 1.1 `timezone`), if any. Read from
 /// the metadata JSON directly until the spill crate exposes the key.
 fn stored_timezone<D: spill::Backing>(
+    file: &File,
     path: &Path,
     f: &SpillFile<D>,
     indices: &[usize],
@@ -416,17 +405,14 @@ fn stored_timezone<D: spill::Backing>(
         return Ok(None);
     };
     let io = |e| Error::io("reading the metadata of", path, e);
-    let mut file = File::open(path).map_err(io)?;
     let mut t = [0u8; spill::TRAILER_LEN as usize];
-    file.seek(SeekFrom::End(-(spill::TRAILER_LEN as i64)))
+    file.read_exact_at(&mut t, f.file_len() - spill::TRAILER_LEN)
         .map_err(io)?;
-    file.read_exact(&mut t).map_err(io)?;
     let trailer = spill::Trailer::decode(&t)?;
     // The file was validated by spill::open: the metadata length is within its cap.
     let mut meta = vec![0u8; trailer.metadata_len as usize];
-    file.seek(SeekFrom::Start(trailer.metadata_offset))
+    file.read_exact_at(&mut meta, trailer.metadata_offset)
         .map_err(io)?;
-    file.read_exact(&mut meta).map_err(io)?;
     let v: serde_json::Value = serde_json::from_slice(&meta)
         .map_err(|e| Error::Internal(format!("metadata re-read: {e}")))?;
     Ok(v["columns"]
