@@ -17,6 +17,7 @@ import math
 import mmap
 import os
 import struct
+import sys
 import zlib
 
 import numpy as np
@@ -275,14 +276,39 @@ class _Releaser:
 _gather_rows = None
 
 
+class _Recycler:
+    """Fresh arrays for each batch, taken from batches handed out earlier that nothing references
+    any more (the caller dropped them: only this pool holds them), else newly allocated. Writing
+    a new 26 MB batch into new memory faults in every page of it; reusing a dropped one does not.
+    An array the caller still holds, or any view, tensor or frame of it, is never reused."""
+
+    def __init__(self, keep=2):
+        self._pool, self._keep = [], keep
+        self._ok = hasattr(sys, "getrefcount")
+
+    def empty(self, shape, dtype):
+        for i, a in enumerate(self._pool):
+            # 2 references: the pool's list and getrefcount's argument.
+            if a.shape == shape and a.dtype == dtype and sys.getrefcount(a) == 2:
+                return self._pool.pop(i)
+        return np.empty(shape, dtype=dtype)
+
+    def handed_out(self, arrays):
+        if self._ok:
+            self._pool.extend(a for a in arrays if a is not None)
+            del self._pool[:-self._keep * max(1, len(arrays))]
+
+
 def _batch_iter(X, cols, k, ones, segments, batch_rows, release):
     total = sum(b - a for a, b in segments)
     seg, cur = 0, (segments[0][0] if segments else 0)
     done = 0
+    pool = _Recycler()
     while done < total:
         n = min(batch_rows, total - done)
-        Xo = np.empty((n, k), dtype=np.float32)
-        outs = [None if v is None else np.empty(n, dtype=np.float32 if v.dtype.kind == "f" else v.dtype)
+        Xo = pool.empty((n, k), np.dtype(np.float32))
+        outs = [None if v is None else
+                pool.empty((n,), np.dtype(np.float32) if v.dtype.kind == "f" else v.dtype)
                 for v in ones]
         pos = 0
         while pos < n:
@@ -306,7 +332,10 @@ def _batch_iter(X, cols, k, ones, segments, batch_rows, release):
                 seg += 1
                 cur = segments[seg][0] if seg < len(segments) else 0
         done += n
-        yield (Xo, *outs)
+        batch = (Xo, *outs)
+        pool.handed_out(batch)
+        del Xo, outs
+        yield batch
 
 
 def _moment(v, column):

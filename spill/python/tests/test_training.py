@@ -229,3 +229,20 @@ def test_drop_behind_bounds_resident_file_pages(tmp_path):
         peaks.append(int(r.stdout))
     assert peaks[0] < 16, peaks
     assert peaks[1] > 60, peaks  # the check can see growth
+
+
+def test_dropped_batches_are_recycled_held_ones_never(small):
+    """Batches the caller dropped are reused for later ones (no new pages to fault in); a batch,
+    or a view of it, that the caller still holds is never written again."""
+    want = oracle(small, 8, None, "blocks", 5, 1)
+    addresses, held = set(), []
+    for i, (X, y) in enumerate(small.batches(8, shuffle="blocks", block_rows=5, seed=1)):
+        np.testing.assert_array_equal(X, want[i][0])
+        np.testing.assert_array_equal(y, want[i][1])
+        addresses.add(X.__array_interface__["data"][0])
+        if i % 3 == 0:
+            held.append((i, X[1:], y))  # a view keeps its base alive
+    assert len(addresses) < len(want)  # dropped ones were reused
+    for i, Xv, y in held:
+        np.testing.assert_array_equal(Xv, want[i][0][1:])
+        np.testing.assert_array_equal(y, want[i][1])
