@@ -1,5 +1,6 @@
 //! `spillway export FILE --to OUT`: a spill file to Parquet or Arrow IPC, streaming.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,10 +49,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }),
     };
     let r = export(&a.file, &a.to, &opts)?;
+    // Written, not printed: a closed pipe is an error the caller maps to a quiet exit, not a panic.
     if a.json {
-        println!("{}", serde_json::to_string(&r)?);
+        writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&r)?)?;
     } else {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr().lock(),
             "wrote {} ({:?}, {:.1} MiB): {} rows, {} columns",
             r.output.display(),
             r.format,
