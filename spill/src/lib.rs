@@ -26,6 +26,7 @@
 
 mod error;
 mod format;
+mod json;
 mod layout;
 mod meta;
 mod read;

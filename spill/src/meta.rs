@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{short, Error, Result};
 use crate::format::{caps, DType, Role, ALIGN, HEADER_LEN};
+use crate::json::StrictValue;
 
 /// A column as recorded in the metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,8 +171,7 @@ impl Metadata {
     /// Parses and validates metadata read from a file whose data area ends at `data_end` (the
     /// metadata offset). Nothing is trusted: every field is checked before it is used.
     pub fn parse(bytes: &[u8], data_end: u64) -> Result<Metadata> {
-        // Parse to a tree first, refusing duplicate keys anywhere (serde_json would keep the last
-        // one silently, and the Python reader must agree with us on what a file says).
+        // Parse to a tree first, refusing duplicate keys anywhere.
         let tree: StrictValue =
             serde_json::from_slice(bytes).map_err(|e| Error::MetadataJson(e.to_string()))?;
         let raw: RawMeta =
@@ -388,82 +388,6 @@ fn parse_stats(column: &str, dtype: DType, raw: &RawStats) -> Result<Stats> {
         return Err(bad("nan_count (floats only, and required for floats)"));
     }
     Ok(stats)
-}
-
-/// A JSON value parsed with duplicate object keys refused.
-struct StrictValue(Value);
-
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(StrictValue)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-
-    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-        self,
-        mut seq: A,
-    ) -> std::result::Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(StrictValue(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let StrictValue(v) = map.next_value()?;
-            if out.contains_key(&key) {
-                return Err(serde::de::Error::custom(format!(
-                    "duplicate key {:?}",
-                    short(&key)
-                )));
-            }
-            out.insert(key, v);
-        }
-        Ok(Value::Object(out))
-    }
 }
 
 #[cfg(test)]
