@@ -208,6 +208,25 @@ pub enum Error {
         /// Expected.
         expected: u64,
     },
+    /// A time column's unit is not nanoseconds (the only unit of format 1), or a column that is
+    /// not a time column was given one.
+    #[error(
+        "column {column:?} has time unit {unit:?}: format 1 defines \"ns\" on time columns only"
+    )]
+    TimeUnit {
+        /// Column name.
+        column: String,
+        /// The unit found (its JSON text when it is not a string).
+        unit: String,
+    },
+    /// A time zone that is empty, too long, not a string, or on a column that is not a time column.
+    #[error("column {column:?}: time zone {reason}")]
+    BadTimezone {
+        /// Column name.
+        column: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The chunk size is not a power of two in range.
     #[error("chunk_bytes {0} is not a power of two between 4096 and 2^30")]
     BadChunkBytes(u64),

@@ -29,6 +29,7 @@ mod format;
 mod json;
 mod layout;
 mod meta;
+mod moments;
 mod read;
 mod stats;
 mod verify;
@@ -40,7 +41,7 @@ pub use format::{
     TRAILER_LEN, TRAILER_MAGIC, VERSION_MAJOR, VERSION_MINOR,
 };
 pub use layout::{ColumnSpec, Layout};
-pub use meta::{Column, Metadata, Scalar, Stats, Symbol};
+pub use meta::{Column, Metadata, Scalar, Stats, Symbol, TIME_UNIT};
 pub use read::{open, Backing, Matrix, SpillFile};
 pub use stats::Element;
 pub use verify::{DamagedChunk, VerifyReport};

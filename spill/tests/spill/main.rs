@@ -6,5 +6,7 @@ mod corruption;
 mod crash;
 mod golden;
 mod interop;
+mod keys;
 mod memory;
 mod roundtrip;
+mod stats;
