@@ -291,6 +291,23 @@ pub enum Error {
         columns: String,
     },
 
+    /// A row range outside the file, or reversed.
+    #[error("row range [{start}, {stop}) is not within the file's {nrows} rows")]
+    BadRowRange {
+        /// Start.
+        start: u64,
+        /// Stop.
+        stop: u64,
+        /// Rows in the file.
+        nrows: u64,
+    },
+    /// Batch options that cannot be honoured.
+    #[error("batch options: {0}")]
+    BadBatchOptions(&'static str),
+    /// The file has no column whose role is `time`.
+    #[error("the file has no time column")]
+    NoTimeColumn,
+
     // ---- writing ----
     /// A write that does not continue the column where it stands.
     #[error("column {column:?}: write at row {row}, but the next row to write is {expected}")]

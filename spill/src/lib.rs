@@ -24,6 +24,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod batch;
 mod error;
 mod format;
 mod json;
@@ -35,6 +36,7 @@ mod stats;
 mod verify;
 mod write;
 
+pub use batch::{block_order, Batch, BatchOptions, Batches};
 pub use error::{Error, Result};
 pub use format::{
     caps, DType, Role, Trailer, ALIGN, CHECKSUM_CRC32, DEFAULT_CHUNK_BYTES, HEADER_LEN, MAGIC,

@@ -1,6 +1,7 @@
 //! Integration tests of the spill format: round trips, corruption, golden files, crash safety,
 //! the numpy reader, and (ignored, heavy) writer memory.
 
+mod batches;
 mod common;
 mod corruption;
 mod crash;
