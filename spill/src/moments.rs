@@ -11,7 +11,9 @@
 //!   a large offset and a small variance (1e8 + N(0, 1e-3));
 //! - the sums run in [`LANES`] accumulators chosen by `row % LANES` (so the loop vectorizes, and a
 //!   value meets the same accumulator whatever slice brings it), reduced in lane order when the
-//!   block ends;
+//!   block ends. Values that are not finite add zero; when the caller knows a slice has none (its
+//!   min/max pass saw no NaN and finite extremes), a loop without the masks runs instead: fewer
+//!   than half the vector operations, the same sums bit for bit;
 //! - a block's mean is kept relative to the column's first finite value (the *origin*): block
 //!   means near a large offset would otherwise carry the offset's rounding (1e8 has an ulp of
 //!   1.5e-8, 1.5e-5 of a 1e-3 spread) into every combination;
@@ -67,7 +69,10 @@ pub(crate) struct MomentsAccum {
     shift: Option<f64>,
     s1: [f64; LANES],
     s2: [f64; LANES],
+    /// Finite values per lane (exact integers in f64: the masked loop vectorizes best so).
     count: [f64; LANES],
+    /// Finite values of the current block added by the loop without masks.
+    unmasked: u64,
     /// `levels[i]` holds the merged moments of `2^i` consecutive finished blocks (a binary
     /// counter): higher levels hold earlier rows.
     levels: Vec<Option<Moments>>,
@@ -82,6 +87,7 @@ impl Default for MomentsAccum {
             s1: [0.0; LANES],
             s2: [0.0; LANES],
             count: [0.0; LANES],
+            unmasked: 0,
             levels: Vec::new(),
         }
     }
@@ -108,7 +114,8 @@ impl Float for f64 {
 
 impl MomentsAccum {
     /// Folds in the next values of the column (the rows right after those already seen).
-    pub(crate) fn update<V: Float>(&mut self, mut values: &[V]) {
+    /// `all_finite` says every value is finite (only a faster path: the sums are the same).
+    pub(crate) fn update<V: Float>(&mut self, mut values: &[V], all_finite: bool) {
         while !values.is_empty() {
             let in_block = (self.row % BLOCK_ROWS) as usize;
             let take = values.len().min(BLOCK_ROWS as usize - in_block);
@@ -120,14 +127,19 @@ impl MomentsAccum {
             }
             if let Some(shift) = self.shift {
                 let lane0 = (self.row % LANES as u64) as usize;
-                accumulate(
-                    seg,
-                    lane0,
-                    shift,
-                    &mut self.s1,
-                    &mut self.s2,
-                    &mut self.count,
-                );
+                if all_finite {
+                    accumulate_finite(seg, lane0, shift, &mut self.s1, &mut self.s2);
+                    self.unmasked += seg.len() as u64;
+                } else {
+                    accumulate(
+                        seg,
+                        lane0,
+                        shift,
+                        &mut self.s1,
+                        &mut self.s2,
+                        &mut self.count,
+                    );
+                }
             }
             self.row += take as u64;
             if self.row.is_multiple_of(BLOCK_ROWS) {
@@ -141,15 +153,16 @@ impl MomentsAccum {
     fn close_block(&mut self) {
         let s1 = self.s1.iter().fold(0.0, |a, &b| a + b);
         let s2 = self.s2.iter().fold(0.0, |a, &b| a + b);
-        let n = self.count.iter().fold(0.0, |a, &b| a + b);
+        // Lane counts are exact integers (at most BLOCK_ROWS each).
+        let n = self.count.iter().map(|&c| c as u64).sum::<u64>() + self.unmasked;
         let block = match (self.shift, self.origin) {
-            (Some(shift), Some(origin)) if n > 0.0 => Moments {
-                n: n as u64,
+            (Some(shift), Some(origin)) if n > 0 => Moments {
+                n,
                 // Exact when shift and origin are within a factor of 2 (a large offset with a
                 // small spread); else its rounding is small against the spread.
-                mean: (shift - origin) + s1 / n,
+                mean: (shift - origin) + s1 / n as f64,
                 // Rounding can take a zero M2 below zero; an overflow's NaN must stay NaN.
-                m2: match s2 - s1 * (s1 / n) {
+                m2: match s2 - s1 * (s1 / n as f64) {
                     m2 if m2 < 0.0 => 0.0,
                     m2 => m2,
                 },
@@ -160,6 +173,7 @@ impl MomentsAccum {
         self.s1 = [0.0; LANES];
         self.s2 = [0.0; LANES];
         self.count = [0.0; LANES];
+        self.unmasked = 0;
         let mut carry = block;
         for level in self.levels.iter_mut() {
             match level.take() {
@@ -230,6 +244,67 @@ fn accumulate_avx2<V: Float>(
     accumulate_lanes(values, lane0, shift, s1, s2, count);
 }
 
+/// [`accumulate`] for values that are all finite: no masks, no counts.
+fn accumulate_finite<V: Float>(
+    values: &[V],
+    lane0: usize,
+    shift: f64,
+    s1: &mut [f64; LANES],
+    s2: &mut [f64; LANES],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { accumulate_finite_avx2(values, lane0, shift, s1, s2) };
+    }
+    accumulate_finite_lanes(values, lane0, shift, s1, s2);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn accumulate_finite_avx2<V: Float>(
+    values: &[V],
+    lane0: usize,
+    shift: f64,
+    s1: &mut [f64; LANES],
+    s2: &mut [f64; LANES],
+) {
+    accumulate_finite_lanes(values, lane0, shift, s1, s2);
+}
+
+/// The lanes of [`accumulate_lanes`] without the mask: for finite values `d` is the same, so each
+/// lane receives the same additions in the same order.
+#[inline(always)]
+fn accumulate_finite_lanes<V: Float>(
+    values: &[V],
+    lane0: usize,
+    shift: f64,
+    s1: &mut [f64; LANES],
+    s2: &mut [f64; LANES],
+) {
+    #[inline(always)]
+    fn step(x: f64, shift: f64, s1: &mut f64, s2: &mut f64) {
+        let d = x - shift;
+        *s1 += d;
+        *s2 += d * d;
+    }
+    let head = ((LANES - lane0) % LANES).min(values.len());
+    let (head_values, rest) = values.split_at(head);
+    for (i, v) in head_values.iter().enumerate() {
+        let l = lane0 + i;
+        step(v.widen(), shift, &mut s1[l], &mut s2[l]);
+    }
+    let mut groups = rest.chunks_exact(LANES);
+    for g in &mut groups {
+        for l in 0..LANES {
+            step(g[l].widen(), shift, &mut s1[l], &mut s2[l]);
+        }
+    }
+    for (l, v) in groups.remainder().iter().enumerate() {
+        step(v.widen(), shift, &mut s1[l], &mut s2[l]);
+    }
+}
+
 #[inline(always)]
 fn accumulate_lanes<V: Float>(
     values: &[V],
@@ -277,9 +352,18 @@ mod tests {
         let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(values.len())).collect();
         cuts.sort_unstable();
         for c in cuts.into_iter().chain([values.len()]) {
-            acc.update(&values[at..c]);
+            let slice = &values[at..c];
+            // As the writer does: the fast path exactly when the slice is all finite.
+            acc.update(slice, slice.iter().all(|v| v.widen().is_finite()));
             at = c;
         }
+        acc.finish()
+    }
+
+    /// The masked loop only, whatever the values.
+    fn moments_masked<V: Float>(values: &[V]) -> (Option<f64>, Option<f64>) {
+        let mut acc = MomentsAccum::default();
+        acc.update(values, false);
         acc.finish()
     }
 
@@ -385,6 +469,7 @@ mod tests {
             let (mean, std) = reference(&values).expect("finite data");
             let got = moments_sliced(&values, &a);
             prop_assert_eq!(bits(got), bits(moments_sliced(&values, &[])));
+            prop_assert_eq!(bits(got), bits(moments_masked(&values)));
             prop_assert!(close(got.0.expect("mean"), mean, 1e-15, 1e-13 * std), "mean {:?} vs {mean}", got.0);
             // Against the corrected two-pass reference, on the same (rounded) values.
             prop_assert!(close(got.1.expect("std"), std, 1e-12, 0.0), "std {:?} vs {std}", got.1);
@@ -397,6 +482,7 @@ mod tests {
             let (mean, std) = reference(&wide).expect("finite data");
             let got = moments_sliced(&values, &a);
             prop_assert_eq!(bits(got), bits(moments_sliced(&values, &[])));
+            prop_assert_eq!(bits(got), bits(moments_masked(&values)));
             prop_assert!(close(got.0.expect("mean"), mean, 1e-15, 0.0));
             prop_assert!(close(got.1.expect("std"), std, 1e-12, 0.0), "std {:?} vs {std}", got.1);
         }

@@ -98,8 +98,11 @@ impl StatsAccum {
                 DType::F32,
             ) => {
                 let values: &[f32] = bytemuck::cast_slice(values);
-                moments.update(values);
                 let (lo, hi, n) = fold_f32(values);
+                // No NaN and finite extremes: every value is finite (the moments' fast loop).
+                let all_finite =
+                    n == 0 && f32_from_key(lo).is_finite() && f32_from_key(hi).is_finite();
+                moments.update(values, all_finite);
                 if n < values.len() as u64 {
                     *min = (*min).min(key64(f64::from(f32_from_key(lo))));
                     *max = (*max).max(key64(f64::from(f32_from_key(hi))));
@@ -116,8 +119,10 @@ impl StatsAccum {
                 DType::F64,
             ) => {
                 let values: &[f64] = bytemuck::cast_slice(values);
-                moments.update(values);
                 let (lo, hi, n) = fold_f64(values);
+                let all_finite =
+                    n == 0 && f64_from_key(lo).is_finite() && f64_from_key(hi).is_finite();
+                moments.update(values, all_finite);
                 if n < values.len() as u64 {
                     *min = (*min).min(lo);
                     *max = (*max).max(hi);
