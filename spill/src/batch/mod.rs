@@ -7,10 +7,13 @@
 
 use std::ops::Range;
 
+mod release;
+
 use crate::error::{short, Error, Result};
 use crate::format::Role;
 use crate::read::{Backing, SpillFile};
 use crate::stats::Element;
+use release::Release;
 
 /// How [`SpillFile::batches`] cuts a file into training batches (builder style).
 ///
@@ -43,8 +46,10 @@ use crate::stats::Element;
 /// row ranges it covers.
 ///
 /// Memory: one batch (`batch_rows x (columns + 1)` values) plus 8 bytes per shuffled block. With
-/// [`drop_behind`](Self::drop_behind), the file pages a batch read are released from the process
-/// once it is copied, so the resident set stays bounded on a file many times larger than RAM.
+/// [`drop_behind`](Self::drop_behind), the file pages the batches read are released from the
+/// process once copied, a few batches at a time, so the file adds about 8 MiB to the resident set
+/// (plus the 64 KiB windows one batch touches: `columns x batch_rows / block_rows x 64 KiB` for
+/// small blocks), even on a file many times larger than RAM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchOptions {
     batch_rows: usize,
@@ -106,8 +111,16 @@ impl BatchOptions {
         self
     }
 
-    /// Whether to release the file pages a batch read once it is copied (`madvise(DONTNEED)` on a
-    /// memory map, through [`Backing::done_with`]); default `false`.
+    /// Whether to release the file pages the batches read once they are copied
+    /// (`madvise(DONTNEED)` on a memory map, through [`Backing::done_with`]): widened to the
+    /// kernel's 64 KiB fault-around windows, merged per column, released every 8 MiB, the rest
+    /// when the iterator is dropped. Default `false`.
+    ///
+    /// Measured on a 2 GiB file of 100 f32 columns, batches of 4096 rows, pages cached: the
+    /// iterator copies 2.9 GB/s without, 1.9-2.4 GB/s with blocks of 65536 rows (peak RSS 2 GiB
+    /// against 20 MiB), 1.1 GB/s with blocks of 4096. Blocks much smaller than a window (100
+    /// rows) make every release drop pages other blocks read later: 50 MB/s; use large blocks
+    /// with it.
     pub fn drop_behind(mut self, on: bool) -> BatchOptions {
         self.drop_behind = on;
         self
@@ -183,7 +196,8 @@ pub struct Batches<'a, D, T> {
     y: Option<Source<'a, T>>,
     time: Option<Source<'a, i64>>,
     symbols: bool,
-    drop_behind: bool,
+    /// With drop-behind: the pages read, waiting to be released.
+    release: Option<Release<'a>>,
     batch_rows: u64,
     /// Selected ranges and where each starts in the sequence (`starts[i]`; `starts[n]` = total).
     ranges: Vec<Range<u64>>,
@@ -233,11 +247,6 @@ pub fn block_order(nblocks: u64, seed: u64) -> Vec<u64> {
     }
     order
 }
-
-/// Pages of a memory map that one fault can map (Linux maps up to `fault_around_bytes`, 64 KiB by
-/// default, of cached pages around the faulting one): released ranges are widened to this so that
-/// no page mapped on the way is left behind.
-const RELEASE_ALIGN: u64 = 64 << 10;
 
 /// Rows copied per tile of the row-major transpose: a tile of every column stays in L1.
 const TILE_ROWS: usize = 64;
@@ -299,7 +308,9 @@ impl<D: Backing> SpillFile<D> {
             y,
             time,
             symbols: opts.symbols,
-            drop_behind: opts.drop_behind,
+            release: opts
+                .drop_behind
+                .then(|| Release::new(self.data(), idx.len() + 2)),
             batch_rows: opts.batch_rows as u64,
             ranges,
             starts,
@@ -376,9 +387,7 @@ impl<D: Backing, T: Element> Batches<'_, D, T> {
         let n = self.batch_rows - need;
         self.remaining -= n;
         self.copy(batch, n as usize);
-        if self.drop_behind {
-            self.release(&batch.rows);
-        }
+        self.release(&batch.rows);
         n > 0
     }
 
@@ -464,29 +473,26 @@ impl<D: Backing, T: Element> Batches<'_, D, T> {
         }
     }
 
-    /// Releases the pages of every column's bytes of `runs`, widened to whole fault-around windows.
-    fn release(&self, runs: &[Range<u64>]) {
-        let len = self.file.data().as_ref().len() as u64;
-        let release = |bytes: Range<u64>| {
-            let start = bytes.start / RELEASE_ALIGN * RELEASE_ALIGN;
-            let end = bytes
-                .end
-                .div_ceil(RELEASE_ALIGN)
-                .saturating_mul(RELEASE_ALIGN);
-            self.file
-                .data()
-                .done_with(start as usize..end.min(len) as usize);
+    /// With drop-behind, queues every column's bytes of `runs` for release, and releases them
+    /// once enough are queued (the rest goes when the iterator is dropped).
+    fn release(&mut self, runs: &[Range<u64>]) {
+        let Some(rel) = &mut self.release else {
+            return;
         };
+        let ncols = self.x.len();
         for r in runs {
-            for c in &self.x {
-                release(c.bytes(r));
+            for (k, c) in self.x.iter().enumerate() {
+                rel.add(k, c.bytes(r));
             }
             if let Some(y) = &self.y {
-                release(y.bytes(r));
+                rel.add(ncols, y.bytes(r));
             }
             if let Some(t) = &self.time {
-                release(t.bytes(r));
+                rel.add(ncols + 1, t.bytes(r));
             }
+        }
+        if rel.full() {
+            rel.flush(false);
         }
     }
 }
