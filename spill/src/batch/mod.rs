@@ -293,7 +293,11 @@ impl<D: Backing> SpillFile<D> {
                 });
             }
             starts.push(total);
-            total += r.end - r.start;
+            total = total
+                .checked_add(r.end - r.start)
+                .ok_or(Error::BadBatchOptions(
+                    "the ranges hold more than 2^64 rows",
+                ))?;
         }
         starts.push(total);
         let (block_rows, order) = match opts.shuffle {
