@@ -513,3 +513,7 @@ pub fn parse_plan(bytes: &[u8]) -> Res<(PlanHeader, Vec<u32>, Vec<(i64, (u64, u3
     r.finish()?;
     Ok((h, fps, out))
 }
+
+#[cfg(test)]
+#[path = "cs_file_tests.rs"]
+mod tests;

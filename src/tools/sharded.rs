@@ -218,7 +218,12 @@ pub fn plan_cs(counts: &[PathBuf], opts: &PlanCsOptions) -> Result<PlanCsSummary
             ));
         }
         for &[a, b] in &inp.header.ranges {
-            owner.insert(a, (b, i));
+            if owner.insert(a, (b, i)).is_some() {
+                return Err(mismatch(
+                    &inp.path,
+                    format!("its symbols [{a}, {b}) overlap another count file's"),
+                ));
+            }
         }
     }
     let mut at = 0u64;
