@@ -19,8 +19,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::cancel::Cancel;
+use crate::config::BuildConfig;
 use crate::error::{Error, Result};
+use crate::input::discover::discover;
 use crate::plan::cs_file::{self, crc_text, Reader, PLAN_MAGIC};
+use crate::plan::shard::global;
 
 use super::atomic::{parent, write_atomic, writing};
 
@@ -309,6 +313,18 @@ fn assemble(
         nrows: opened.iter().map(|o| o.entry.rows).sum(),
         shards: opened.into_iter().map(|o| o.entry).collect(),
     })
+}
+
+/// The universe `cfg.input` as its shards record it: `{"symbols", "names", "fingerprint"}` (the
+/// fingerprint covers every file's relative path, size and footer CRC). Reads every footer.
+pub fn universe(cfg: &BuildConfig) -> Result<Value> {
+    let g = global(&discover(&cfg.input)?, cfg, &Cancel::new())?;
+    let u = g.universe();
+    Ok(serde_json::json!({
+        "symbols": u.symbols,
+        "names": u.names,
+        "fingerprint": crc_text(g.fingerprint()),
+    }))
 }
 
 /// Reads and parses a manifest (capped, typed; another major version refused).
