@@ -16,7 +16,9 @@ fn json<T: serde::Serialize>(py: Python<'_>, v: &T) -> PyResult<String> {
 /// Returns the count summary as JSON; Ctrl-C cancels.
 #[pyfunction]
 fn count(py: Python<'_>, options_json: &str) -> PyResult<String> {
-    let cfg = options(options_json)?.resolve().map_err(|e| to_py(py, &e))?;
+    let cfg = options(options_json)?
+        .resolve()
+        .map_err(|e| to_py(py, &e))?;
     let cancel = Cancel::new();
     let worker = cancel.clone();
     let result = run_cancellable(py, &cancel, move || spillway::count(&cfg, &worker))?;
