@@ -128,15 +128,12 @@ def _kill_when_writing(out):
         time.sleep(0.001)
 
 
-def _build(input, out, i, n, options, cs_plan, mode, kill_marker):
+def _build(input, out, i, n, options, cs_plan, exe, kill_marker):
     scope = {"shard": f"{i}/{n}", "cs_plan": cs_plan}
     if kill_marker is not None and not os.path.exists(kill_marker):
         open(kill_marker, "w").close()
         threading.Thread(target=_kill_when_writing, args=(out,), daemon=True).start()
-    if mode == "subprocess":
-        exe = os.environ.get("SPILLWAY_BIN") or shutil.which("spillway")
-        if exe is None:
-            raise RuntimeError("mode='subprocess' needs the spillway binary (SPILLWAY_BIN or PATH)")
+    if exe is not None:  # mode="subprocess"
         argv = [exe, "build", "--input", input, "--output", out, "--quiet"]
         argv += _cli_flags({**options, **scope})
         r = subprocess.run(argv, capture_output=True, text=True, preexec_fn=_die_with_parent)
@@ -186,8 +183,8 @@ def _same_options(recorded, options):
 
 # ---------------------------------------------------------------------- the driver
 def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retries: int = 3,
-          fanout: int = 16, mode: str = "inprocess", _kill_shard=None,
-          **build_options: Any) -> str:
+          fanout: int = 16, mode: str = "inprocess", spillway_bin: Optional[str] = None,
+          _kill_shard=None, **build_options: Any) -> str:
     """Build ``input`` as ``shards`` spill files in ``output_dir`` on the connected Ray cluster
     (``ray.init()`` first) and return the path of the manifest, ``output_dir/dataset.json``.
 
@@ -196,7 +193,8 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
     ``memory_budget`` + 256 MiB (a scheduling hint: the build itself stays within
     ``memory_budget``), and is retried ``max_retries`` times on a worker failure or an exception.
     ``fanout``: count files merged per reduce task. ``mode``: ``"inprocess"`` (the extension) or
-    ``"subprocess"`` (the ``spillway`` binary, dying with its worker). ``_kill_shard=(i,
+    ``"subprocess"`` (the ``spillway`` binary at ``spillway_bin``, else ``$SPILLWAY_BIN``, else
+    on ``PATH``, as seen by the driver; it dies with its worker). ``_kill_shard=(i,
     marker)``: a testing hook that SIGKILLs shard ``i``'s first attempt mid-build.
     """
     ray = _ray()
@@ -204,6 +202,13 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
         raise ValueError("shards must be at least 1")
     if mode not in ("inprocess", "subprocess"):
         raise ValueError("mode must be 'inprocess' or 'subprocess'")
+    exe = None
+    if mode == "subprocess":
+        exe = spillway_bin or os.environ.get("SPILLWAY_BIN") or shutil.which("spillway")
+        if exe is None:
+            raise ValueError("mode='subprocess' needs the spillway binary: spillway_bin=, "
+                             "$SPILLWAY_BIN or PATH")
+        exe = os.path.abspath(exe)
     for key in ("shard", "symbols", "cs_plan", "output"):
         if key in build_options:
             raise TypeError(f"spillway.ray.build chooses {key!r} itself")
@@ -239,7 +244,7 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
     paths = [os.path.join(out_dir, _shard_name(i, n)) for i in range(n)]
     todo = [i for i in range(n) if not _current(paths[i], i, n, plan_crc, universe, opts)]
     kill = dict([_kill_shard]) if _kill_shard else {}
-    ray.get([build_t.remote(input, paths[i], i, n, opts, plan, mode, kill.get(i)) for i in todo])
+    ray.get([build_t.remote(input, paths[i], i, n, opts, plan, exe, kill.get(i)) for i in todo])
     for stale in glob.glob(os.path.join(out_dir, ".shard-*")):
         os.remove(stale)  # temporaries of killed attempts: every shard is in place now
     manifest = os.path.join(out_dir, "dataset.json")
@@ -354,6 +359,7 @@ def main(argv=None):
     p.add_argument("--max-retries", type=int, default=3)
     p.add_argument("--fanout", type=int, default=16)
     p.add_argument("--mode", choices=["inprocess", "subprocess"], default="inprocess")
+    p.add_argument("--spillway-bin", help="the spillway binary for --mode subprocess")
     for flag in ("target", "time-col", "time-unit", "memory-budget", "on-error", "features"):
         p.add_argument("--" + flag)
     for flag in ("max-rows", "min-cs", "max-cs-samples", "seed", "threads"):
