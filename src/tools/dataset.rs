@@ -270,12 +270,14 @@ fn assemble(
             ));
         }
         let recorded = o.shard.get("cs_plan").and_then(Value::as_str);
-        if recorded != plan.as_ref().map(|p| p.checksum.as_str()) {
+        let wanted = plan.as_ref().map(|p| p.checksum.as_str());
+        if recorded != wanted {
             return Err(bad(
                 &p,
                 format!(
-                    "it was filtered by cross-section plan {recorded:?}, the dataset's is {:?}",
-                    plan.as_ref().map(|p| &p.checksum)
+                    "it was filtered by cross-section plan {}, the dataset's is {}",
+                    recorded.unwrap_or("(none)"),
+                    wanted.unwrap_or("(none)")
                 ),
             ));
         }
