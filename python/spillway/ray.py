@@ -9,8 +9,8 @@
 or ``python -m spillway.ray --input DIR --output-dir OUT --shards 8 --target target ...``.
 
 The build is three waves of Ray tasks, each declaring ``num_cpus`` and ``memory`` (the
-``memory_budget`` plus a fixed allowance for the interpreter) and retried (``max_retries``,
-``retry_exceptions``):
+``memory_budget`` plus a fixed allowance for the interpreter) and retried (``max_retries``) when
+its worker dies or it raises anything but a ``UsageError`` (``retry_exceptions``):
 
 1. when ``min_cs`` or ``max_cs_samples`` is set, one ``count`` per shard (the map) writes
    ``OUT/cs/count-I-of-N``; the counts are reduced by ``plan_cs`` into ``OUT/cs/cs.plan``, in a
@@ -46,12 +46,22 @@ from typing import Any, Dict, List, Optional
 
 from . import dataset as _dataset
 from . import spillfile
+from .errors import DataError, InternalError, UsageError
 
 SUPPORTED_RAY = ((2, 60), (2, 61))  # [low, high)
+
+
+class ShardBuildError(DataError):
+    """The ``spillway`` binary (``mode="subprocess"``) failed or was killed building a shard."""
+
+
+#: Exceptions a task is retried on: a failure of the data, the machine or the binary. A
+#: ``UsageError`` (a bad option, mismatched count or plan files) would fail again: not retried.
+RETRIED = [DataError, InternalError, OSError]
 #: Memory a task declares beyond ``memory_budget``: the interpreter, the extension, Ray's worker.
 TASK_OVERHEAD = 256 << 20
 
-__all__ = ["build", "read_spill", "SpillDatasource", "SUPPORTED_RAY"]
+__all__ = ["build", "read_spill", "SpillDatasource", "ShardBuildError", "SUPPORTED_RAY"]
 
 
 def _ray():
@@ -110,20 +120,31 @@ def _cli_flags(options):
     return flags
 
 
-def _die_with_parent():
-    """In the child, before exec: SIGKILL when the parent (the Ray worker) dies."""
+def _die_with_parent(parent):
+    """In the child, before exec: SIGKILL when the parent (the Ray worker, pid ``parent``) dies;
+    exit at once if it died before the request took effect (the child was already reparented)."""
     import ctypes
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(137)
 
 
-def _kill_when_writing(out):
-    """Testing hook: SIGKILL this worker once the shard's temporary file exists (mid-build)."""
+#: pid of the ``spillway`` child building each output, for the testing hook.
+_CHILDREN: Dict[str, int] = {}
+
+
+def _kill_when_writing(out, marker):
+    """Testing hook: SIGKILL this worker once the shard's temporary file exists (mid-build),
+    leaving ``marker.killed`` behind as the proof (holding the pid of the ``spillway`` child, in
+    subprocess mode, which must die with this worker)."""
     d, name = os.path.split(out)
     pattern = os.path.join(d, "." + os.path.splitext(name)[0] + "*")
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not os.path.exists(out):
         if glob.glob(pattern):
+            with open(marker + ".killed", "w") as fh:
+                fh.write(str(_CHILDREN.get(out, "")))
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(0.001)
 
@@ -132,13 +153,19 @@ def _build(input, out, i, n, options, cs_plan, exe, kill_marker):
     scope = {"shard": f"{i}/{n}", "cs_plan": cs_plan}
     if kill_marker is not None and not os.path.exists(kill_marker):
         open(kill_marker, "w").close()
-        threading.Thread(target=_kill_when_writing, args=(out,), daemon=True).start()
+        threading.Thread(target=_kill_when_writing, args=(out, kill_marker), daemon=True).start()
     if exe is not None:  # mode="subprocess"
         argv = [exe, "build", "--input", input, "--output", out, "--quiet"]
         argv += _cli_flags({**options, **scope})
-        r = subprocess.run(argv, capture_output=True, text=True, preexec_fn=_die_with_parent)
-        if r.returncode != 0:
-            raise RuntimeError(f"spillway build shard {i}/{n} exited {r.returncode}: {r.stderr}")
+        parent = os.getpid()
+        with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=lambda: _die_with_parent(parent)) as child:
+            _CHILDREN[out] = child.pid
+            _, err = child.communicate()
+        _CHILDREN.pop(out, None)
+        if child.returncode != 0:
+            kind = UsageError if child.returncode == 2 else ShardBuildError
+            raise kind(f"spillway build shard {i}/{n} exited {child.returncode}: {err}")
         return {"output": out, "rows": spillfile.open(out).nrows}
     from . import build
     s = build(input, out, **options, **scope)
@@ -191,7 +218,9 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
     ``build_options`` are :func:`spillway.build`'s (``target``, ``min_cs``, ``max_cs_samples``,
     ``seed``, ``memory_budget``...). Each task declares ``num_cpus`` and ``memory`` =
     ``memory_budget`` + 256 MiB (a scheduling hint: the build itself stays within
-    ``memory_budget``), and is retried ``max_retries`` times on a worker failure or an exception.
+    ``memory_budget``), and is retried ``max_retries`` times when its worker dies or it raises
+anything but a :class:`spillway.UsageError` (see ``RETRIED``); a bad option fails in the driver
+before any task runs.
     ``fanout``: count files merged per reduce task. ``mode``: ``"inprocess"`` (the extension) or
     ``"subprocess"`` (the ``spillway`` binary at ``spillway_bin``, else ``$SPILLWAY_BIN``, else
     on ``PATH``, as seen by the driver; it dies with its worker). ``_kill_shard=(i,
@@ -217,8 +246,11 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
     out_dir = os.path.abspath(os.fspath(output_dir))
     os.makedirs(os.path.join(out_dir, "cs"), exist_ok=True)
     opts = {k: v for k, v in build_options.items() if v is not None}
+    # The universe (every footer, read here once) first: a bad option fails before any task.
+    from . import _need_native, _options
+    universe = json.loads(_need_native().universe(_options(input=input, **opts)))
     task = dict(num_cpus=num_cpus, memory=_parse_size(opts.get("memory_budget")) + TASK_OVERHEAD,
-                max_retries=int(max_retries), retry_exceptions=True)
+                max_retries=int(max_retries), retry_exceptions=RETRIED)
     count_t = ray.remote(**task)(_count)
     merge_t = ray.remote(**task)(_merge)
     build_t = ray.remote(**task)(_build)
@@ -238,8 +270,6 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
         plan = os.path.join(out_dir, "cs", "cs.plan")
         ray.get(merge_t.remote(counts, plan, min_cs, k, seed, False))
     plan_crc = None if plan is None else _plan_crc(plan)
-    from . import _need_native, _options
-    universe = json.loads(_need_native().universe(_options(input=input, **opts)))
 
     paths = [os.path.join(out_dir, _shard_name(i, n)) for i in range(n)]
     todo = [i for i in range(n) if not _current(paths[i], i, n, plan_crc, universe, opts)]
