@@ -23,10 +23,10 @@ its worker dies or it raises anything but a ``UsageError`` (``retry_exceptions``
 
 Only paths and small summaries go through the object store; the shards go to ``output_dir``,
 which every node must see (a shared filesystem). A worker killed mid-build (OOM killer, SIGKILL,
-a lost node) is retried by Ray; its temporary file is left behind and removed at the end. Builds
+a lost node) is retried by Ray; its temporary file is left behind and removed at the end. Tasks
 run in the worker's process through the extension with the GIL released, or with
-``mode="subprocess"`` as the ``spillway`` binary, which dies with its worker
-(``PR_SET_PDEATHSIG``).
+``mode="subprocess"`` as the ``spillway`` binary (``count``, ``plan-cs``, ``build``), which dies
+with its worker (``PR_SET_PDEATHSIG``).
 
 Supported Ray: 2.60.x (the version CI tests; ``pip install 'spillway[ray]'``).
 """
@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import logging
 import os
 import shutil
 import signal
@@ -60,6 +61,8 @@ class ShardBuildError(DataError):
 RETRIED = [DataError, InternalError, OSError]
 #: Memory a task declares beyond ``memory_budget``: the interpreter, the extension, Ray's worker.
 TASK_OVERHEAD = 256 << 20
+
+_log = logging.getLogger("spillway.ray")
 
 __all__ = ["build", "read_spill", "SpillDatasource", "ShardBuildError", "SUPPORTED_RAY"]
 
@@ -96,11 +99,27 @@ def _shard_name(i, n):
 
 
 # ---------------------------------------------------------------------- tasks (plain functions)
-def _count(input, out, i, n, options):
+#: The options ``spillway count`` takes (the rest, e.g. ``threads``, only shape a build).
+COUNT_OPTIONS = {"target", "features", "time_col", "time_unit", "max_rows", "no_float32",
+                 "memory_budget", "drop_null_target", "min_cs", "max_cs_samples", "seed",
+                 "on_error"}
+
+
+def _count(input, out, i, n, options, exe):
+    if exe is not None:
+        opts = {k: v for k, v in options.items() if k in COUNT_OPTIONS}
+        _run(exe, ["count", "--input", input, "--shard", f"{i}/{n}", "--output", out]
+             + _cli_flags(opts), out, f"count of shard {i}/{n}")
+        return {"output": out}
     return _dataset.count(input, out, shard=f"{i}/{n}", **options)
 
 
-def _merge(counts, out, min_cs, k, seed, merge_only):
+def _merge(counts, out, min_cs, k, seed, merge_only, exe):
+    if exe is not None:
+        flags = _cli_flags({"min_cs": min_cs, "max_cs_samples": k, "seed": seed,
+                            "merge_only": merge_only})
+        _run(exe, ["plan-cs", *counts, "--output", out] + flags, out, "plan-cs")
+        return {"output": out}
     return _dataset.plan_cs(counts, out, min_cs=min_cs, max_cs_samples=k, seed=seed,
                             merge_only=merge_only)
 
@@ -130,8 +149,22 @@ def _die_with_parent(parent):
         os._exit(137)
 
 
-#: pid of the ``spillway`` child building each output, for the testing hook.
+#: pid of the ``spillway`` child writing each output, for the testing hook.
 _CHILDREN: Dict[str, int] = {}
+
+
+def _run(exe, args, out, what):
+    """``exe args`` as a child that dies with this worker; its exit code as an exception: 2 a
+    :class:`UsageError` (not retried), others a :class:`ShardBuildError` (retried)."""
+    parent = os.getpid()
+    with subprocess.Popen([exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, preexec_fn=lambda: _die_with_parent(parent)) as child:
+        _CHILDREN[out] = child.pid
+        _, err = child.communicate()
+    _CHILDREN.pop(out, None)
+    if child.returncode != 0:
+        kind = UsageError if child.returncode == 2 else ShardBuildError
+        raise kind(f"spillway {what} exited {child.returncode}: {err}")
 
 
 def _kill_when_writing(out, marker):
@@ -149,27 +182,22 @@ def _kill_when_writing(out, marker):
         time.sleep(0.001)
 
 
-def _build(input, out, i, n, options, cs_plan, exe, kill_marker):
+def _build(input, out, i, n, options, cs_plan, exe, kill_marker, plan_crc, universe):
+    """One shard build, or none when ``out`` is current (checked here, on the worker, so a
+    rerun verifies the shards in parallel, not in the driver)."""
+    if _current(out, i, n, plan_crc, universe, options):
+        return {"output": out, "rows": spillfile.open(out).nrows, "skipped": True}
     scope = {"shard": f"{i}/{n}", "cs_plan": cs_plan}
     if kill_marker is not None and not os.path.exists(kill_marker):
         open(kill_marker, "w").close()
         threading.Thread(target=_kill_when_writing, args=(out, kill_marker), daemon=True).start()
     if exe is not None:  # mode="subprocess"
-        argv = [exe, "build", "--input", input, "--output", out, "--quiet"]
-        argv += _cli_flags({**options, **scope})
-        parent = os.getpid()
-        with subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              preexec_fn=lambda: _die_with_parent(parent)) as child:
-            _CHILDREN[out] = child.pid
-            _, err = child.communicate()
-        _CHILDREN.pop(out, None)
-        if child.returncode != 0:
-            kind = UsageError if child.returncode == 2 else ShardBuildError
-            raise kind(f"spillway build shard {i}/{n} exited {child.returncode}: {err}")
-        return {"output": out, "rows": spillfile.open(out).nrows}
+        _run(exe, ["build", "--input", input, "--output", out, "--quiet"]
+             + _cli_flags({**options, **scope}), out, f"build of shard {i}/{n}")
+        return {"output": out, "rows": spillfile.open(out).nrows, "skipped": False}
     from . import build
     s = build(input, out, **options, **scope)
-    return {"output": out, "rows": s["rows"]}
+    return {"output": out, "rows": s["rows"], "skipped": False}
 
 
 def _current(path, i, n, plan_crc, universe, options):
@@ -219,16 +247,19 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
     ``seed``, ``memory_budget``...). Each task declares ``num_cpus`` and ``memory`` =
     ``memory_budget`` + 256 MiB (a scheduling hint: the build itself stays within
     ``memory_budget``), and is retried ``max_retries`` times when its worker dies or it raises
-anything but a :class:`spillway.UsageError` (see ``RETRIED``); a bad option fails in the driver
-before any task runs.
-    ``fanout``: count files merged per reduce task. ``mode``: ``"inprocess"`` (the extension) or
-    ``"subprocess"`` (the ``spillway`` binary at ``spillway_bin``, else ``$SPILLWAY_BIN``, else
-    on ``PATH``, as seen by the driver; it dies with its worker). ``_kill_shard=(i,
+    anything but a :class:`spillway.UsageError` (see ``RETRIED``); a bad option fails in the
+    driver before any task runs. ``fanout``: count files merged per reduce task. ``mode``:
+    ``"inprocess"`` (counts, merges and builds through the extension) or ``"subprocess"`` (each
+    task runs the ``spillway`` binary at ``spillway_bin``, else ``$SPILLWAY_BIN``, else on
+    ``PATH``, as seen by the driver; it dies with its worker). Phase timings are logged to the
+    ``spillway.ray`` logger at INFO. ``_kill_shard=(i,
     marker)``: a testing hook that SIGKILLs shard ``i``'s first attempt mid-build.
     """
     ray = _ray()
     if int(shards) < 1:
         raise ValueError("shards must be at least 1")
+    if int(fanout) < 2:
+        raise ValueError("fanout must be at least 2")
     if mode not in ("inprocess", "subprocess"):
         raise ValueError("mode must be 'inprocess' or 'subprocess'")
     exe = None
@@ -248,7 +279,9 @@ before any task runs.
     opts = {k: v for k, v in build_options.items() if v is not None}
     # The universe (every footer, read here once) first: a bad option fails before any task.
     from . import _need_native, _options
+    t = time.perf_counter()
     universe = json.loads(_need_native().universe(_options(input=input, **opts)))
+    t = _phase(t, f"universe read (every footer): {universe.get('symbols')} symbols")
     task = dict(num_cpus=num_cpus, memory=_parse_size(opts.get("memory_budget")) + TASK_OVERHEAD,
                 max_retries=int(max_retries), retry_exceptions=RETRIED)
     count_t = ray.remote(**task)(_count)
@@ -259,27 +292,40 @@ before any task runs.
     k, min_cs = opts.get("max_cs_samples"), int(opts.get("min_cs") or 0)
     if min_cs > 1 or k is not None:
         counts = [os.path.join(out_dir, "cs", f"count-{i:05d}-of-{n:05d}") for i in range(n)]
-        ray.get([count_t.remote(input, c, i, n, opts) for i, c in enumerate(counts)])
+        ray.get([count_t.remote(input, c, i, n, opts, exe) for i, c in enumerate(counts)])
+        t = _phase(t, f"{n} counts")
         seed, level = int(opts.get("seed") or 0), 0
         while len(counts) > fanout:  # a tree: groups of `fanout` merged into count files
             groups = [counts[j:j + fanout] for j in range(0, len(counts), fanout)]
             merged = [os.path.join(out_dir, "cs", f"merge-{level}-{j:05d}")
                       for j in range(len(groups))]
-            ray.get([merge_t.remote(g, m, 0, k, seed, True) for g, m in zip(groups, merged)])
+            ray.get([merge_t.remote(g, m, 0, k, seed, True, exe)
+                     for g, m in zip(groups, merged)])
             counts, level = merged, level + 1
         plan = os.path.join(out_dir, "cs", "cs.plan")
-        ray.get(merge_t.remote(counts, plan, min_cs, k, seed, False))
+        ray.get(merge_t.remote(counts, plan, min_cs, k, seed, False, exe))
+        t = _phase(t, f"cross-section plan ({level} tree levels below it)")
     plan_crc = None if plan is None else _plan_crc(plan)
 
     paths = [os.path.join(out_dir, _shard_name(i, n)) for i in range(n)]
-    todo = [i for i in range(n) if not _current(paths[i], i, n, plan_crc, universe, opts)]
     kill = dict([_kill_shard]) if _kill_shard else {}
-    ray.get([build_t.remote(input, paths[i], i, n, opts, plan, exe, kill.get(i)) for i in todo])
+    built = ray.get([build_t.remote(input, paths[i], i, n, opts, plan, exe, kill.get(i),
+                                    plan_crc, universe) for i in range(n)])
+    skipped = sum(b["skipped"] for b in built)
+    t = _phase(t, f"{n - skipped} shard builds ({skipped} current, skipped)")
     for stale in glob.glob(os.path.join(out_dir, ".shard-*")):
         os.remove(stale)  # temporaries of killed attempts: every shard is in place now
     manifest = os.path.join(out_dir, "dataset.json")
     _dataset.write_manifest(paths, manifest, cs_plan=plan)
+    _phase(t, f"manifest {manifest}: {sum(b['rows'] for b in built)} rows")
     return manifest
+
+
+def _phase(start, what):
+    """Logs ``what`` with the seconds since ``start``; returns now."""
+    now = time.perf_counter()
+    _log.info("%s in %.2f s", what, now - start)
+    return now
 
 
 def _plan_crc(path):
@@ -396,7 +442,11 @@ def main(argv=None):
         p.add_argument("--" + flag, type=int)
     for flag in ("drop-null-target", "no-float32"):
         p.add_argument("--" + flag, action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no phase timings on stderr")
     a = vars(p.parse_args(argv))
+    if not a.pop("quiet"):
+        logging.basicConfig(format="spillway.ray: %(message)s")
+        _log.setLevel(logging.INFO)
     ray = _ray()
     ray.init(address=a.pop("address"), include_dashboard=False, log_to_driver=False)
     opts = {k: v for k, v in a.items() if k not in ("input", "output_dir", "shards") and

@@ -110,12 +110,13 @@ def test_python_m_spillway_ray_builds_on_a_running_cluster(cluster, universe):
     u, single, d = universe
     argv = [sys.executable, "-m", "spillway.ray", "--address",
             ray.get_runtime_context().gcs_address, "--input", u, "--output-dir", str(d / "cli"),
-            "--shards", "2", "--mode", "subprocess", "--spillway-bin", cli()]
+            "--shards", "3", "--fanout", "2", "--mode", "subprocess", "--spillway-bin", cli()]
     for k, v in FILTERS.items():
         argv += ["--" + k.replace("_", "-")] + ([] if v is True else [str(v)])
     r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(d / "cli" / "dataset.json")
+    assert "3 shard builds" in r.stderr and "1 tree levels" in r.stderr, r.stderr
     assert_equal(single, r.stdout.strip())
 
 
