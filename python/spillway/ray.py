@@ -169,15 +169,19 @@ def _run(exe, args, out, what):
 
 def _kill_when_writing(out, marker):
     """Testing hook: SIGKILL this worker once the shard's temporary file exists (mid-build),
-    leaving ``marker.killed`` behind as the proof (holding the pid of the ``spillway`` child, in
-    subprocess mode, which must die with this worker)."""
+    leaving ``marker.killed`` behind as the proof. In subprocess mode it holds the pid of the
+    ``spillway`` child, stopped first so that it cannot finish on its own: it must die with this
+    worker."""
     d, name = os.path.split(out)
     pattern = os.path.join(d, "." + os.path.splitext(name)[0] + "*")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not os.path.exists(out):
         if glob.glob(pattern):
+            child = _CHILDREN.get(out)
+            if child is not None:  # stopped, it can only end by a signal: PR_SET_PDEATHSIG's
+                os.kill(child, signal.SIGSTOP)
             with open(marker + ".killed", "w") as fh:
-                fh.write(str(_CHILDREN.get(out, "")))
+                fh.write(str(child or ""))
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(0.001)
 

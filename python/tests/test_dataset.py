@@ -1,6 +1,7 @@
 """Sharded datasets without Ray: count / plan_cs / build(shard=...) / write_manifest through the
 package, open_dataset's row indexing, batches, time API and Arrow view against the
-single-machine file, and refusals (a missing or replaced shard)."""
+single-machine file, refusals (a missing or replaced shard), and the `spillway` child of a
+spillway.ray task dying with its process (PR_SET_PDEATHSIG)."""
 import os
 import shutil
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 import spillway
-from conftest import make_universe
+from conftest import gone, make_universe
 
 FILTERS = dict(target="target", drop_null_target=True, min_cs=6, max_cs_samples=5, seed=11)
 
@@ -96,3 +97,21 @@ def test_mismatched_count_options_are_a_usage_error(sharded, tmp_path):
     with pytest.raises(spillway.UsageError, match="--seed"):
         spillway.dataset.plan_cs([other, str(d / "c1"), str(d / "c2")], str(tmp_path / "p"),
                                  min_cs=6, max_cs_samples=5, seed=11)
+
+
+def test_a_spawned_spillway_dies_with_the_process_that_ran_it():
+    """spillway.ray's subprocess mode without Ray: the process running a task is SIGKILLed, and
+    the program it spawned (a sleep standing in for `spillway build`) dies with it."""
+    import subprocess
+    import sys
+    code = ("import threading, spillway.ray as r\n"
+            "threading.Timer(0.3, lambda: print(r._CHILDREN['x'], flush=True)).start()\n"
+            "r._run('/bin/sleep', ['60'], 'x', 'sleep')\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    assert not gone(child, wait=0.2), "the child runs while its parent does"
+    parent.kill()
+    parent.wait()
+    if not gone(child, wait=5):
+        os.kill(child, 9)
+        pytest.fail("the spawned program outlived the process that ran it")
