@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The PyTorch tests (python/tests/test_adapters.py), which scripts/test.sh skips: torch's wheel is
-# large, so it lives in its own venv, target/venv-torch. Tries the CPU-only wheel index first,
-# then PyPI.
+# The PyTorch tests (python/tests/test_adapters.py, and Ray Train's get_dataset_shard +
+# iter_torch_batches over spillway.ray.read_spill in test_ray.py), which scripts/test.sh skips:
+# torch's wheel is large, so it lives in its own venv, target/venv-torch. Tries the CPU-only wheel
+# index first, then PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/venv-torch
@@ -15,3 +16,4 @@ fi
 "$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'
 scripts/install-python.sh "$venv" --profile dev
 "$venv/bin/python" -m pytest -v python/tests/test_torch.py python/tests/test_adapters.py "$@"
+SPILLWAY_REQUIRE_RAY=1 "$venv/bin/python" -m pytest -v python/tests/test_ray.py -k torch "$@"

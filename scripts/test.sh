@@ -7,13 +7,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/venv
-if ! "$venv/bin/python" -c 'import numpy, pytest, pyarrow, polars, duckdb, pandas, maturin, lightgbm, xgboost' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import numpy, pytest, pyarrow, polars, duckdb, pandas, maturin, lightgbm, xgboost, ray' 2>/dev/null; then
   echo "setting up $venv (scripts/requirements-test.txt)" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
 export SPILLWAY_PYTHON="$PWD/$venv/bin/python"
 export SPILLWAY_REQUIRE_PYTHON=1   # a missing numpy is a failure here, not a skipped check
+export SPILLWAY_REQUIRE_RAY=1      # likewise Ray (python/tests/test_ray.py)
 
 # Benches are compiled by .ci/run (cargo bench --no-run), not run here: they generate large inputs.
 cargo test --workspace --lib --bins --tests --examples

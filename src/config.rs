@@ -179,6 +179,12 @@ pub struct BuildOptions {
     pub max_cs_samples: Option<u64>,
     /// Seed of the sampling.
     pub seed: Option<u64>,
+    /// Build (or count) only shard `I/N` of the sorted symbol list (`0/4` .. `3/4`).
+    pub shard: Option<String>,
+    /// Build (or count) only the symbols whose names are in `A..B` (`[A, B)`, either end open).
+    pub symbols: Option<String>,
+    /// The cross-section plan (`spillway plan-cs`) a shard build takes its filter decisions from.
+    pub cs_plan: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -203,6 +209,9 @@ impl BuildOptions {
             min_cs: over.min_cs.or(self.min_cs),
             max_cs_samples: over.max_cs_samples.or(self.max_cs_samples),
             seed: over.seed.or(self.seed),
+            shard: over.shard.or(self.shard),
+            symbols: over.symbols.or(self.symbols),
+            cs_plan: over.cs_plan.or(self.cs_plan),
         }
     }
 
@@ -250,6 +259,21 @@ impl BuildOptions {
         if filters.max_cs_samples == Some(0) {
             return Err(Error::Config("--max-cs-samples must be at least 1".into()));
         }
+        let scope = match (self.shard, self.symbols) {
+            (Some(_), Some(_)) => {
+                return Err(Error::Config(
+                    "--shard and --symbols both choose the symbols: give one".into(),
+                ))
+            }
+            (Some(s), None) => Some(Scope::parse_shard(&s)?),
+            (None, Some(s)) => Some(Scope::parse_names(&s)),
+            (None, None) => None,
+        };
+        if self.cs_plan.is_some() && scope.is_none() {
+            return Err(Error::Config(
+                "--cs-plan is for shard builds: give --shard I/N (or --symbols A..B)".into(),
+            ));
+        }
         let memory_budget = match self.memory_budget {
             Some(s) => parse_size(&s)?,
             None => DEFAULT_MEMORY_BUDGET,
@@ -272,6 +296,8 @@ impl BuildOptions {
             filters,
             decoder: Decoder::Auto,
             decode_only: false,
+            scope,
+            cs_plan: self.cs_plan,
         })
     }
 }
@@ -313,6 +339,70 @@ pub struct BuildConfig {
     pub decoder: Decoder,
     /// Decode and convert everything but write nothing (a measurement of the readers).
     pub decode_only: bool,
+    /// Build only these symbols of the universe, with the global symbol table (`None`: all).
+    pub scope: Option<Scope>,
+    /// The cross-section plan of a shard build.
+    pub cs_plan: Option<PathBuf>,
+}
+
+/// Which symbols of the universe a shard build (or count) takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Shard `index` of `count`: contiguous ranges of the sorted symbol list, balanced by
+    /// planned rows from the footers.
+    Part {
+        /// From 0.
+        index: u32,
+        /// At least 1.
+        count: u32,
+    },
+    /// The symbols whose names are in `[from, to)` (byte-wise; `None`: open).
+    Names {
+        /// First name taken.
+        from: Option<String>,
+        /// First name not taken.
+        to: Option<String>,
+    },
+}
+
+impl Scope {
+    /// Parses `I/N` (`0 <= I < N`).
+    pub fn parse_shard(s: &str) -> Result<Scope> {
+        let bad = || Error::Config(format!("--shard {s:?}: expected I/N with 0 <= I < N"));
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Scope::Part { index, count })
+    }
+
+    /// Parses `A..B`, `A..` or `..B`.
+    pub fn parse_names(s: &str) -> Scope {
+        let (a, b) = s.split_once("..").unwrap_or((s, ""));
+        let end = |x: &str| (!x.is_empty()).then(|| x.to_string());
+        Scope::Names {
+            from: end(a),
+            to: end(b),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Part { index, count } => write!(f, "{index}/{count}"),
+            Scope::Names { from, to } => write!(
+                f,
+                "{}..{}",
+                from.as_deref().unwrap_or(""),
+                to.as_deref().unwrap_or("")
+            ),
+        }
+    }
 }
 
 impl BuildConfig {

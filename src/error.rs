@@ -90,6 +90,31 @@ pub enum Error {
     /// A bug: the pipeline broke its own protocol. Nothing was written.
     #[error("internal error (please report): {0}")]
     Internal(String),
+    /// A count file or cross-section plan is damaged or malformed.
+    #[error("{}", path.display())]
+    CsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: CsFileError,
+    },
+    /// A count file or cross-section plan was made with other options or for another universe.
+    #[error("{}: {what}", path.display())]
+    CsMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Which option (or universe, or symbol) differs.
+        what: String,
+    },
+    /// A dataset manifest, or a shard it lists, is wrong.
+    #[error("{}: {what}", path.display())]
+    Dataset {
+        /// The manifest or the shard.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
     /// Writing the synthetic universe failed.
     #[error("writing {}", path.display())]
     ParquetWrite {
@@ -98,6 +123,45 @@ pub enum Error {
         /// The cause.
         #[source]
         source: parquet::errors::ParquetError,
+    },
+}
+
+/// What is wrong with a count or plan file (the caller adds the path).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsFileError {
+    /// Reading failed.
+    #[error("reading: {0}")]
+    Io(#[from] std::io::Error),
+    /// Not this kind of file.
+    #[error("not a spillway {0} file (bad magic)")]
+    Magic(&'static str),
+    /// A major version this build does not read.
+    #[error("format version {0}.{1} is not supported (this spillway reads 1.x)")]
+    Version(u16, u16),
+    /// The file ends early or its parts do not add up to its length.
+    #[error("truncated or malformed: {0}")]
+    Length(String),
+    /// The JSON header is not what it should be.
+    #[error("bad header: {0}")]
+    Header(String),
+    /// A record breaks a rule.
+    #[error("record {index}: {what}")]
+    Record {
+        /// Which record (from 0).
+        index: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// The checksum does not match: the file is damaged.
+    #[error(
+        "checksum mismatch (stored {stored:#010x}, computed {actual:#010x}): the file is damaged"
+    )]
+    Checksum {
+        /// In the trailer.
+        stored: u32,
+        /// Of the bytes.
+        actual: u32,
     },
 }
 
@@ -362,9 +426,10 @@ impl Error {
     /// What kind of failure this is (see [`ErrorKind`]).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Config(_) | Error::UnknownFeature { .. } | Error::OutputPath(_) => {
-                ErrorKind::Usage
-            }
+            Error::Config(_)
+            | Error::UnknownFeature { .. }
+            | Error::OutputPath(_)
+            | Error::CsMismatch { .. } => ErrorKind::Usage,
             Error::Internal(_) => ErrorKind::Internal,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Spill(e) if e.is_bug() => ErrorKind::Internal,

@@ -18,8 +18,9 @@
 //! - `read`: each file decoded into float batches, by the fast decoder or arrow-rs;
 //! - `write`: the single ordered writer into the [`spill`] file;
 //! - `build`: runs the stages, cancellable ([`Cancel`]), and commits;
-//! - `tools`: the synthetic universe generator ([`gen`]), the footer report ([`inspect()`]) and
-//!   the export of spill files to Parquet and Arrow IPC ([`export`]).
+//! - `tools`: the synthetic universe generator ([`gen`]), the footer report ([`inspect()`]),
+//!   the export of spill files to Parquet and Arrow IPC ([`export`]), and the sharded build's
+//!   cross-section map-reduce ([`count`], [`plan_cs`]) and manifest ([`dataset`]).
 //!
 //! The public API is what a caller needs to run builds and read their reports: [`build`],
 //! [`build_with`], [`up_to_date`], [`inspect()`], [`gen`], the configuration types, [`Cancel`],
@@ -49,9 +50,11 @@ pub use plan::filter::FilterStats;
 pub use plan::Skipped;
 pub use report::progress::Progress;
 pub use report::summary::{BuildSummary, Decoders};
+pub use tools::dataset;
 pub use tools::export;
 pub use tools::gen;
 pub use tools::inspect::{inspect, InspectReport};
+pub use tools::sharded::{count, plan_cs, CountSummary, PlanCsOptions, PlanCsSummary};
 
 /// Not an API: the stages' entry points for spillway's own integration tests, benches and fuzz
 /// targets. They change whenever the pipeline does.
@@ -62,6 +65,7 @@ pub mod internals {
     pub use crate::decode::fuzz_hybrid;
     pub use crate::decode::{chunk_eligible, eligible, Physical};
     pub use crate::input::discover::discover;
+    pub use crate::plan::cs_file::{parse_counts, parse_plan};
     pub use crate::plan::{plan, Plan};
     pub use crate::read::{read_unit, Msg, ReadContext};
 }

@@ -9,3 +9,4 @@ mod filters;
 mod regression;
 mod reliability;
 mod decoders;
+mod sharded;

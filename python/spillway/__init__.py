@@ -12,7 +12,8 @@ Building, inspecting, native verification and export run in the Rust library
 (``spillway._native``); the reader (:mod:`spillway.spillfile`, numpy only) works without it, and
 is also a single file that can be copied next to any code (``import spillfile``). Adapters import
 their framework only when used: :mod:`spillway.torch`, :mod:`spillway.xgboost`,
-:mod:`spillway.lightgbm`. Errors: :mod:`spillway.errors`.
+:mod:`spillway.lightgbm`. Sharded datasets: :func:`open_dataset` (:mod:`spillway.dataset`), built on
+a Ray cluster by :mod:`spillway.ray`. Errors: :mod:`spillway.errors`.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 from . import spillfile
 from .errors import DataError, InternalError, SpillwayError, UsageError
 from .spillfile import SpillError, SpillFile, open  # noqa: A004 - the reader's entry point
+from .dataset import Dataset, open_dataset
 
 try:
     from . import _native
@@ -33,7 +35,7 @@ except ImportError as _e:  # the numpy reader still works; build/inspect/export 
 else:
     spillfile._gather_rows = _native.gather_rows  # batches() transposes in Rust
 
-__all__ = ["open", "build", "inspect", "verify", "export", "SpillFile", "SpillError",
+__all__ = ["open", "open_dataset", "Dataset", "build", "inspect", "verify", "export", "SpillFile", "SpillError",
            "SpillwayError", "DataError", "UsageError", "InternalError", "__version__"]
 
 
@@ -49,7 +51,7 @@ def _version():
 
 __version__ = _version()
 
-_SUBMODULES = ("torch", "xgboost", "lightgbm", "spillfile", "errors")
+_SUBMODULES = ("torch", "xgboost", "lightgbm", "spillfile", "errors", "dataset", "ray")
 
 
 def __getattr__(name):

@@ -18,3 +18,21 @@ def export(path: str, to: str, columns: Optional[List[str]], start: Optional[int
 
 def gather_rows(dst: Any, at: int, src: Any, start: int, rows: int) -> None:
     """Rows [start, start+rows) of a 2-D float32 buffer into rows [at, ...) of a C-contiguous one."""
+
+# The sharded build's building blocks (python/src/sharded.rs), through spillway.dataset.
+def count(options_json: str) -> str:
+    """Count one shard (BuildOptions with shard or symbols, and output); the summary as JSON."""
+
+def plan_cs(counts: List[str], output: str, min_cs: int = 0,
+            max_cs_samples: Optional[int] = None, seed: int = 0,
+            merge_only: bool = False) -> str:
+    """Merge count files into a cross-section plan (or one count file); the summary as JSON."""
+
+def manifest(shards: List[str], output: str, cs_plan: Optional[str] = None) -> str:
+    """Check that the shards form one dataset and write the manifest; the manifest as JSON."""
+
+def verify_dataset(path: str, chunks: bool = True) -> str:
+    """Check a whole dataset (every chunk checksum when chunks); the report as JSON."""
+
+def universe(options_json: str) -> str:
+    """The universe's identity (symbols, names CRC, fingerprint) as shards record it, as JSON."""

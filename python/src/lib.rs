@@ -16,11 +16,13 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use spillway::{BuildOptions, Cancel, Error, ErrorKind, Progress};
 
+mod sharded;
+
 /// How often the waiting thread takes the GIL back to run Python's signal handlers.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
 
 /// The `spillway.errors` class for `kind`, raised with `message`.
-fn raise(py: Python<'_>, kind: ErrorKind, message: String) -> PyErr {
+pub(crate) fn raise(py: Python<'_>, kind: ErrorKind, message: String) -> PyErr {
     let class = match kind {
         ErrorKind::Usage => "UsageError",
         ErrorKind::Internal => "InternalError",
@@ -38,7 +40,7 @@ fn raise(py: Python<'_>, kind: ErrorKind, message: String) -> PyErr {
 }
 
 /// A library error as its Python exception, with the whole cause chain in the message.
-fn to_py(py: Python<'_>, e: &Error) -> PyErr {
+pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -50,7 +52,7 @@ fn to_py(py: Python<'_>, e: &Error) -> PyErr {
 }
 
 /// `BuildOptions` from a JSON object of options; unknown keys or wrong types are a `TypeError`.
-fn options(options_json: &str) -> PyResult<BuildOptions> {
+pub(crate) fn options(options_json: &str) -> PyResult<BuildOptions> {
     serde_json::from_str(options_json).map_err(|e| PyTypeError::new_err(e.to_string()))
 }
 
@@ -84,7 +86,7 @@ fn with_config(
 /// Python's signal handlers. When one raises (Ctrl-C: `KeyboardInterrupt`), `cancel` is cancelled,
 /// the thread joined (the library removes its temporary file on the way out) and the exception
 /// re-raised.
-fn run_cancellable<T: Send + 'static>(
+pub(crate) fn run_cancellable<T: Send + 'static>(
     py: Python<'_>,
     cancel: &Cancel,
     work: impl FnOnce() -> T + Send + 'static,
@@ -341,5 +343,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(export, m)?)?;
     m.add_function(wrap_pyfunction!(gather_rows, m)?)?;
+    sharded::register(m)?;
     Ok(())
 }

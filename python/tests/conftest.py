@@ -2,6 +2,7 @@
 --signal` where a model must learn, and spill files built from them in-process."""
 import os
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -24,6 +25,20 @@ def cli():
     if os.environ.get("SPILLWAY_REQUIRE_PYTHON"):
         pytest.fail(f"no spillway binary at {path} (cargo build)")
     pytest.skip(f"no spillway binary at {path} (cargo build)")
+
+
+def gone(pid, wait=10.0):
+    """Whether process ``pid`` has exited (or is a zombie) within ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def make_universe(out, symbols=8, rows=3000, features=8, signal=0.0, seed=0, tz="UTC",

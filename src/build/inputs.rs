@@ -79,6 +79,10 @@ pub(crate) fn build_metadata(plan: &Plan, cfg: &BuildConfig) -> Map<String, Valu
             "stamp": stamp,
         }),
     );
+    // A shard's identity: which symbols of which universe, and the plan that filtered them.
+    if let Some(shard) = &plan.shard {
+        m.insert("shard".into(), json!(shard));
+    }
     m
 }
 

@@ -28,6 +28,7 @@ use crate::report::progress::Progress;
 use crate::report::summary::{BuildSummary, Decoders, WriterStats};
 use crate::write::{write_all, WriteFailure};
 
+pub(crate) use self::inputs::check_output;
 pub use self::inputs::{up_to_date, UpToDate};
 
 /// What one attempt at writing produced.

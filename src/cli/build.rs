@@ -53,6 +53,17 @@ pub struct Args {
     /// and options; build otherwise.
     #[arg(long)]
     if_changed: bool,
+    /// Build shard I of N (from 0): contiguous ranges of the sorted symbol list, balanced by
+    /// planned rows; the file keeps the universe's symbol table.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Build the symbols whose names are in [A, B), as a shard.
+    #[arg(long, value_name = "A..B")]
+    symbols: Option<String>,
+    /// The cross-section plan (`spillway plan-cs`) a shard build takes --min-cs and
+    /// --max-cs-samples decisions from.
+    #[arg(long, value_name = "PLAN")]
+    cs_plan: Option<PathBuf>,
     /// Which decoder reads the files: auto (fast where possible) or arrow (arrow-rs everywhere).
     #[arg(long, hide = true, value_parser = choice::<Decoder>(Decoder::NAMES))]
     decoder: Option<Decoder>,
@@ -214,6 +225,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         batch_rows: args.batch_rows,
         on_error: args.on_error,
         write_mode: args.write_mode,
+        shard: args.shard.clone(),
+        symbols: args.symbols.clone(),
+        cs_plan: args.cs_plan.clone(),
         ..args.selection.options()
     };
     let mut cfg = file.merge(flags).resolve()?;

@@ -7,12 +7,15 @@ use clap::{Parser, Subcommand};
 
 mod build;
 mod clean;
+mod count;
 mod demo;
 mod export;
 mod gen;
 mod inspect;
+mod manifest;
 mod options;
 pub mod out;
+mod plan_cs;
 mod verify;
 
 /// spillway: combine a universe of per-symbol parquet files into one memory-mapped spill file,
@@ -45,6 +48,12 @@ enum Command {
     Clean(clean::Args),
     /// Write a spill file (or some rows and columns) as Parquet or Arrow IPC, streaming.
     Export(export::Args),
+    /// Count one shard's rows per timestamp (and sampling keys) for a sharded build.
+    Count(count::Args),
+    /// Merge count files into the cross-section plan of a sharded build.
+    PlanCs(plan_cs::Args),
+    /// Write the manifest (dataset.json) of a sharded build's shards.
+    Manifest(manifest::Args),
 }
 
 /// Parses the command line and runs the subcommand; the exit code says whether it succeeded.
@@ -57,5 +66,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run(a),
         Command::Clean(a) => clean::run(a),
         Command::Export(a) => export::run(a),
+        Command::Count(a) => count::run(a),
+        Command::PlanCs(a) => plan_cs::run(a),
+        Command::Manifest(a) => manifest::run(a),
     }
 }

@@ -11,7 +11,7 @@ use super::out::{note, outln};
 /// Arguments of `spillway verify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The spill file to check.
+    /// The spill file (or dataset manifest, dataset.json) to check.
     file: PathBuf,
     /// Print the result as one JSON object on stdout (also when the file cannot be opened).
     #[arg(long)]
@@ -34,6 +34,9 @@ fn not_a_file(path: &Path) -> Option<String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
     let path = &args.file;
+    if super::manifest::is_manifest(path) {
+        return super::manifest::verify(path, args.json);
+    }
     let opened = match not_a_file(path) {
         Some(why) => Err(why),
         None => spill::open(path)

@@ -13,13 +13,16 @@ use super::files::Interner;
 use super::symbols::Candidate;
 use super::Skips;
 
-/// The symbols that survive and the features' interned names, in output order.
+/// The symbols that survive and the features' interned names, in output order. `known`: a
+/// feature of `--features` must be in some file (a shard's list is the universe's, and may name
+/// columns only other shards have).
 pub(super) fn choose<'a>(
     mut cands: Vec<Candidate<'a>>,
     cfg: &BuildConfig,
     time_col: &str,
     names: &Interner,
     skips: &mut Skips,
+    known: bool,
 ) -> Result<(Vec<Candidate<'a>>, Vec<u32>)> {
     let time_id = names.id(time_col);
     let target_id = cfg.target.as_deref().map(|t| names.id(t));
@@ -46,7 +49,7 @@ pub(super) fn choose<'a>(
             let somewhere = cands
                 .iter()
                 .any(|c| c.files.iter().any(|f| f.column(id).is_some()));
-            if !somewhere && !cands.is_empty() {
+            if known && !somewhere && !cands.is_empty() {
                 return Err(Error::UnknownFeature {
                     column: name.clone(),
                 });

@@ -40,7 +40,7 @@ const TABLE_ENTRY: u64 = 24;
 /// Bytes per sampling heap slot (priority, code).
 const HEAP_SLOT: u64 = 16;
 /// Threshold meaning "keep every row at this timestamp".
-const KEEP_ALL: (u64, u32) = (u64::MAX, u32::MAX);
+pub(crate) const KEEP_ALL: (u64, u32) = (u64::MAX, u32::MAX);
 
 /// Rows each filter removed, and what the table cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -197,6 +197,18 @@ pub fn scan_unit(
     Ok(())
 }
 
+/// Scans a unit's time and target columns ([`scan_unit`]), naming it by `symbols[code]`. Every
+/// pass scans unit by unit: a cancelled build skips the units left, then stops.
+pub(crate) fn scanner<'a>(
+    symbols: &'a [String],
+    cancel: &'a Cancel,
+) -> impl Fn(&Unit, &mut dyn FnMut(i64, bool)) -> Result<(), SymbolError> + Sync + 'a {
+    move |u, visit| match cancel.is_cancelled() {
+        true => Ok(()),
+        false => scan_unit(u, &symbols[u.symbol as usize], visit),
+    }
+}
+
 /// Runs the filter passes over `units` (whose `out` counts are updated) and returns the decisions
 /// for the readers. `symbols[code]` names each symbol. `memory` bounds the passes' memory.
 pub fn apply(
@@ -214,46 +226,14 @@ pub fn apply(
         thresholds: Vec::new(),
         names,
     };
-    let name_of = |u: &Unit| symbols[u.symbol as usize].as_str();
-    // Every pass scans unit by unit: a cancelled build skips the units left, then stops.
-    let scan = |u: &Unit, visit: &mut dyn FnMut(i64, bool)| match cancel.is_cancelled() {
-        true => Ok(()),
-        false => scan_unit(u, name_of(u), visit),
-    };
+    let scan = scanner(symbols, cancel);
 
     if opts.needs_table() {
-        // Pass 1: rows per timestamp (after the target filter), in per-thread maps.
-        let over = AtomicBool::new(false);
+        // Pass 1: rows per timestamp (after the target filter).
         let limit = memory / 2;
-        let counts = units
-            .par_iter()
-            .try_fold(HashMap::<i64, u32>::new, |mut m, u| {
-                scan(u, &mut |t, ok| {
-                    if ok || !opts.drop_null_target {
-                        *m.entry(t).or_default() += 1;
-                    }
-                })?;
-                if m.len() as u64 * COUNT_ENTRY > limit {
-                    over.store(true, Ordering::Relaxed);
-                }
-                Ok::<_, SymbolError>(m)
-            })
-            .try_reduce(HashMap::new, |a, b| {
-                let (small, mut big) = if a.len() < b.len() { (a, b) } else { (b, a) };
-                for (t, n) in small {
-                    *big.entry(t).or_default() += n;
-                }
-                Ok(big)
-            })?;
+        let counts = count_rows(units, opts, limit, &scan)?;
         cancel.check()?;
         let count_bytes = counts.len() as u64 * COUNT_ENTRY;
-        if over.load(Ordering::Relaxed) || count_bytes > limit {
-            return Err(Error::FilterMemory(format!(
-                "cross-sectional filters: {} distinct timestamps need about {} MiB to count, over half the memory budget; raise --memory-budget",
-                counts.len(),
-                count_bytes >> 20
-            )));
-        }
         stats.distinct_timestamps = counts.len() as u64;
         let mut table: Vec<(i64, u32)> = counts.into_iter().collect();
         table.sort_unstable();
@@ -288,12 +268,7 @@ pub fn apply(
             for (s, &i) in slots.iter().enumerate() {
                 slot_of[i] = s as u32;
             }
-            let k = k as usize;
-            let heaps = Mutex::new(Heaps {
-                k,
-                keys: vec![KEEP_ALL; slots.len() * k],
-                len: vec![0; slots.len()],
-            });
+            let heaps = Mutex::new(Heaps::uniform(slots.len(), k as usize));
             units.par_iter().try_for_each(|u| {
                 let mut cursor = 0usize;
                 let mut mine = Vec::new();
@@ -321,48 +296,194 @@ pub fn apply(
         }
     }
 
-    // Pass 3: every file's surviving rows, and what each filter removed.
-    let per_unit: Vec<(u64, u64, u64)> = units
-        .par_iter()
-        .map(|u| {
-            let (mut kept, mut null_target, mut after_min_cs) = (0u64, 0u64, 0u64);
-            let mut cursor = 0usize;
-            scan(u, &mut |t, ok| {
-                if opts.drop_null_target && !ok {
-                    null_target += 1;
-                    return;
-                }
-                if opts.needs_table() && cs.find(t, &mut cursor).is_some() {
-                    after_min_cs += 1;
-                }
-                if cs.keep(t, ok, u.symbol, &mut cursor) {
-                    kept += 1;
-                }
-            })?;
-            Ok((kept, null_target, after_min_cs))
-        })
-        .collect::<Result<_, SymbolError>>()?;
-    cancel.check()?;
-    for (u, &(kept, null_target, after_min_cs)) in units.iter_mut().zip(&per_unit) {
-        u.out = kept;
-        stats.removed_null_target += null_target;
-        if opts.max_cs_samples.is_some() {
-            stats.removed_sampling += after_min_cs - kept;
-        }
+    let tally = survivors(units, &cs, opts, &scan)?;
+    stats.removed_null_target = tally.null_target;
+    if opts.max_cs_samples.is_some() {
+        stats.removed_sampling = tally.after_min_cs - tally.kept;
     }
+    cancel.check()?;
     Ok((cs, stats))
 }
 
-/// One bounded max-heap of (priority, code) per over-full timestamp, in one flat array.
-struct Heaps {
-    k: usize,
+/// The cross-section decided elsewhere (`spillway plan-cs`, for a shard build): per kept
+/// timestamp, in increasing order, its threshold (`None`: keep every row).
+#[derive(Debug, Clone, Default)]
+pub struct Decided {
+    /// Timestamps that survive `--min-cs`, increasing.
+    pub times: Vec<i64>,
+    /// Per timestamp: the largest (priority, code) kept, or `None` for every row.
+    pub thresholds: Vec<Option<(u64, u32)>>,
+    /// Distinct timestamps across the universe (after the target filter).
+    pub distinct: u64,
+    /// Timestamps over `--max-cs-samples` across the universe.
+    pub sampled: u64,
+}
+
+impl Decided {
+    /// Resident bytes of the decisions once loaded ([`CrossSection`]'s table).
+    pub fn table_bytes(timestamps: u64) -> u64 {
+        timestamps.saturating_mul(TABLE_ENTRY)
+    }
+}
+
+/// [`apply`] with the cross-section `decided` elsewhere: only the last pass, counting each file's
+/// surviving rows, runs here; `symbols` is the global symbol table the plan's codes index.
+pub fn apply_decided(
+    units: &mut [Unit],
+    symbols: &[String],
+    opts: FilterOptions,
+    decided: &Decided,
+    cancel: &Cancel,
+) -> Result<(CrossSection, FilterStats)> {
+    let cs = CrossSection {
+        opts,
+        times: decided.times.clone(),
+        thresholds: decided
+            .thresholds
+            .iter()
+            .map(|t| t.unwrap_or(KEEP_ALL))
+            .collect(),
+        names: symbols.iter().map(|s| name_hash(s)).collect(),
+    };
+    let scan = scanner(symbols, cancel);
+    let tally = survivors(units, &cs, opts, &scan)?;
+    cancel.check()?;
+    let stats = FilterStats {
+        removed_null_target: tally.null_target,
+        removed_min_cs: tally.passed_null - tally.after_min_cs,
+        removed_sampling: match opts.max_cs_samples {
+            Some(_) => tally.after_min_cs - tally.kept,
+            None => 0,
+        },
+        distinct_timestamps: decided.distinct,
+        sampled_timestamps: decided.sampled,
+        memory_bytes: cs.memory_bytes(),
+    };
+    Ok((cs, stats))
+}
+
+/// Pass 1: rows per timestamp (after the target filter), in per-thread maps merged at the end;
+/// refused when the map outgrows `limit` bytes.
+pub(crate) fn count_rows(
+    units: &[Unit],
+    opts: FilterOptions,
+    limit: u64,
+    scan: &Scan<'_>,
+) -> Result<HashMap<i64, u32>> {
+    let over = AtomicBool::new(false);
+    let counts = units
+        .par_iter()
+        .try_fold(HashMap::<i64, u32>::new, |mut m, u| {
+            scan(u, &mut |t, ok| {
+                if ok || !opts.drop_null_target {
+                    *m.entry(t).or_default() += 1;
+                }
+            })?;
+            if m.len() as u64 * COUNT_ENTRY > limit {
+                over.store(true, Ordering::Relaxed);
+            }
+            Ok::<_, SymbolError>(m)
+        })
+        .try_reduce(HashMap::new, |a, b| {
+            let (small, mut big) = if a.len() < b.len() { (a, b) } else { (b, a) };
+            for (t, n) in small {
+                *big.entry(t).or_default() += n;
+            }
+            Ok(big)
+        })?;
+    let count_bytes = counts.len() as u64 * COUNT_ENTRY;
+    if over.load(Ordering::Relaxed) || count_bytes > limit {
+        return Err(Error::FilterMemory(format!(
+            "cross-sectional filters: {} distinct timestamps need about {} MiB to count, over half the memory budget; raise --memory-budget",
+            counts.len(),
+            count_bytes >> 20
+        )));
+    }
+    Ok(counts)
+}
+
+/// Rows counted by the last pass, over all files.
+#[derive(Debug, Default)]
+struct Tally {
+    kept: u64,
+    null_target: u64,
+    passed_null: u64,
+    after_min_cs: u64,
+}
+
+pub(crate) type Scan<'a> =
+    dyn Fn(&Unit, &mut dyn FnMut(i64, bool)) -> Result<(), SymbolError> + Sync + 'a;
+
+/// The last pass: every file's surviving rows (into `out`), and what each filter removed.
+fn survivors(
+    units: &mut [Unit],
+    cs: &CrossSection,
+    opts: FilterOptions,
+    scan: &Scan<'_>,
+) -> Result<Tally> {
+    let per_unit: Vec<Tally> = units
+        .par_iter()
+        .map(|u| {
+            let mut t = Tally::default();
+            let mut cursor = 0usize;
+            scan(u, &mut |time, ok| {
+                if opts.drop_null_target && !ok {
+                    t.null_target += 1;
+                    return;
+                }
+                t.passed_null += 1;
+                if opts.needs_table() && cs.find(time, &mut cursor).is_some() {
+                    t.after_min_cs += 1;
+                }
+                if cs.keep(time, ok, u.symbol, &mut cursor) {
+                    t.kept += 1;
+                }
+            })?;
+            Ok(t)
+        })
+        .collect::<Result<_, SymbolError>>()?;
+    let mut sum = Tally::default();
+    for (u, t) in units.iter_mut().zip(&per_unit) {
+        u.out = t.kept;
+        sum.kept += t.kept;
+        sum.null_target += t.null_target;
+        sum.passed_null += t.passed_null;
+        sum.after_min_cs += t.after_min_cs;
+    }
+    Ok(sum)
+}
+
+/// One bounded max-heap of (priority, code) per slot, in one flat array: slot `s` holds at most
+/// `off[s + 1] - off[s]` keys, the smallest pushed.
+pub(crate) struct Heaps {
+    off: Vec<usize>,
     keys: Vec<(u64, u32)>,
     len: Vec<u32>,
 }
 
 impl Heaps {
-    fn push(&mut self, slot: usize, key: (u64, u32)) {
-        let heap = &mut self.keys[slot * self.k..(slot + 1) * self.k];
+    /// `slots` heaps of `k` keys each.
+    pub(crate) fn uniform(slots: usize, k: usize) -> Heaps {
+        Heaps::with_capacities(std::iter::repeat_n(k, slots))
+    }
+
+    /// One heap per capacity.
+    pub(crate) fn with_capacities(caps: impl Iterator<Item = usize>) -> Heaps {
+        let mut off = vec![0usize];
+        for c in caps {
+            off.push(off[off.len() - 1] + c);
+        }
+        let slots = off.len() - 1;
+        Heaps {
+            keys: vec![KEEP_ALL; off[slots]],
+            len: vec![0; slots],
+            off,
+        }
+    }
+
+    /// Offers `key` to heap `slot`.
+    pub(crate) fn push(&mut self, slot: usize, key: (u64, u32)) {
+        let heap = &mut self.keys[self.off[slot]..self.off[slot + 1]];
         let n = self.len[slot] as usize;
         if n < heap.len() {
             // Sift up.
@@ -373,7 +494,7 @@ impl Heaps {
                 i = (i - 1) / 2;
             }
             self.len[slot] += 1;
-        } else if key < heap[0] {
+        } else if heap.first().is_some_and(|&top| key < top) {
             // Replace the largest, sift down.
             heap[0] = key;
             let mut i = 0;
@@ -397,7 +518,15 @@ impl Heaps {
 
     /// The largest key kept in `slot` (its threshold).
     fn max(&self, slot: usize) -> (u64, u32) {
-        self.keys[slot * self.k]
+        self.keys[self.off[slot]]
+    }
+
+    /// The keys kept in `slot`, sorted ascending.
+    pub(crate) fn sorted(&mut self, slot: usize) -> &[(u64, u32)] {
+        let a = self.off[slot];
+        let keys = &mut self.keys[a..a + self.len[slot] as usize];
+        keys.sort_unstable();
+        keys
     }
 }
 
@@ -407,11 +536,7 @@ mod tests {
 
     #[test]
     fn heaps_keep_the_k_smallest() {
-        let mut h = Heaps {
-            k: 3,
-            keys: vec![KEEP_ALL; 3],
-            len: vec![0],
-        };
+        let mut h = Heaps::uniform(1, 3);
         for v in [50u64, 10, 40, 30, 20, 60, 5] {
             h.push(0, (v, 0));
         }

@@ -13,6 +13,7 @@ use crate::input::schema::Kind;
 
 use super::files::{FileInfo, Interner, FOOTER_EXPANSION};
 use super::filter::{self, FilterStats};
+use super::shard::Scoped;
 use super::symbols::Candidate;
 use super::{Disorder, FastPlan, Plan, Unit};
 
@@ -23,21 +24,28 @@ pub(super) fn build(
     features: Vec<u32>,
     names: &Interner,
     time_col: String,
+    scoped: Option<&Scoped>,
     cancel: &Cancel,
 ) -> Result<Plan> {
     // The output's time zone: that of the first file of the first symbol (SPEC.md: files that
-    // disagree are not an error; date and INT96 sources have none).
-    let timezone = cands
-        .first()
-        .and_then(|c| c.files.first().zip(c.time.first()))
-        .and_then(|(f, &(root, _))| f.columns.get(root as usize))
-        .and_then(|col| col.timezone)
-        .map(|id| names.get(id).to_string());
+    // disagree are not an error; date and INT96 sources have none). A shard writes the universe's.
+    let timezone = if let Some(s) = scoped {
+        s.timezone.clone()
+    } else {
+        cands
+            .first()
+            .and_then(|c| c.files.first().zip(c.time.first()))
+            .and_then(|(f, &(root, _))| f.columns.get(root as usize))
+            .and_then(|col| col.timezone)
+            .map(|id| names.get(id).to_string())
+    };
     let mut units = Vec::new();
-    let mut symbol_names = Vec::new();
+    // A shard's symbol table is the universe's: codes agree across shards.
+    let mut symbol_names = scoped.map_or_else(Vec::new, |s| s.names.clone());
     let mut input_bytes = 0u64;
     let mut fp = crc32fast::Hasher::new();
-    for (code, c) in cands.into_iter().enumerate() {
+    for (i, c) in cands.into_iter().enumerate() {
+        let code = scoped.map_or(Ok(i as u32), |s| s.code(&c.sym.name))?;
         let survivors: u64 = c.scans.iter().map(|s| s.survivors).sum();
         let keep = cfg.max_rows.map_or(survivors, |m| m.min(survivors));
         let mut to_skip = survivors - keep;
@@ -72,7 +80,7 @@ pub(super) fn build(
             fp.update(&f.size.to_le_bytes());
             fp.update(&f.footer_crc.to_le_bytes());
             units.push(Unit {
-                symbol: code as u32,
+                symbol: code,
                 size: f.size,
                 mtime: f.mtime,
                 footer_crc: f.footer_crc,
@@ -89,12 +97,18 @@ pub(super) fn build(
                 path: f.path,
             });
         }
-        symbol_names.push(c.sym.name.clone());
+        if scoped.is_none() {
+            symbol_names.push(c.sym.name.clone());
+        }
     }
 
     // The cross-sectional filters fix each file's final row count from the time (and target)
     // columns alone.
-    let (filters, filter_stats) = if cfg.filters.active() {
+    let decided = scoped.and_then(|s| s.decided.as_ref());
+    let (filters, filter_stats) = if let (true, Some(d)) = (cfg.filters.active(), decided) {
+        let (cs, stats) = filter::apply_decided(&mut units, &symbol_names, cfg.filters, d, cancel)?;
+        (Some(Arc::new(cs)), stats)
+    } else if cfg.filters.active() {
         let (cs, stats) = filter::apply(
             &mut units,
             &symbol_names,
@@ -158,6 +172,7 @@ pub(super) fn build(
         fingerprint: fp.finalize(),
         filters,
         filter_stats,
+        shard: scoped.map(|s| s.meta.clone()),
     })
 }
 

@@ -7,10 +7,13 @@
 //! cross-sectional filters (`layout`, `filter`). `budget` then sizes the pipeline for the plan.
 
 pub mod budget;
+pub mod count;
+pub mod cs_file;
 pub mod files;
 pub mod filter;
 mod features;
 mod layout;
+pub mod shard;
 mod symbols;
 
 use std::collections::BTreeMap;
@@ -170,6 +173,8 @@ pub struct Plan {
     pub filters: Option<Arc<CrossSection>>,
     /// What the filters removed.
     pub filter_stats: FilterStats,
+    /// The shard this plan builds (`--shard`, `--symbols`), with the global symbol table.
+    pub shard: Option<shard::ShardMeta>,
 }
 
 impl Plan {
@@ -220,6 +225,20 @@ pub fn plan(
     excluded: &BTreeMap<String, String>,
     cancel: &Cancel,
 ) -> Result<Plan> {
+    match &cfg.scope {
+        Some(scope) => shard::plan(universe, cfg, scope, excluded, cancel),
+        None => plan_in(universe, cfg, excluded, None, cancel),
+    }
+}
+
+/// [`plan`], of a shard when `scoped` (its symbols only, with the global symbol table).
+fn plan_in(
+    universe: &Universe,
+    cfg: &BuildConfig,
+    excluded: &BTreeMap<String, String>,
+    scoped: Option<&shard::Scoped>,
+    cancel: &Cancel,
+) -> Result<Plan> {
     let mut skips = Skips {
         policy: cfg.on_error,
         list: Vec::new(),
@@ -250,11 +269,13 @@ pub fn plan(
     //    which orders each symbol's parts by time.
     let firsts = read.iter().filter_map(|(_, f)| f.first());
     let time_col = time_column(cfg.time_col.as_deref(), firsts, &names);
-    let cands = symbols::check_and_scan(read, cfg, &time_col, &names, &mut skips, cancel)?;
+    let cands = symbols::check_and_scan(read, cfg, &time_col, &names, &mut skips, cancel, true)?;
 
     // 3. Features: the given list, or the union of numeric columns of the symbols read.
-    let (cands, features) = features::choose(cands, cfg, &time_col, &names, &mut skips)?;
-    if cands.is_empty() {
+    let known = scoped.is_none();
+    let (cands, features) = features::choose(cands, cfg, &time_col, &names, &mut skips, known)?;
+    // A shard whose symbols are all skipped is an empty file: the other shards still stand.
+    if cands.is_empty() && scoped.is_none() {
         let mut list = skips.list;
         list.sort_by(|a, b| a.symbol.cmp(&b.symbol));
         return Err(Error::NothingToBuild {
@@ -266,7 +287,7 @@ pub fn plan(
     let disorder = disorder(&cands);
 
     // 4. Units, the filters, the layout.
-    let mut plan = layout::build(cfg, cands, features, &names, time_col, cancel)?;
+    let mut plan = layout::build(cfg, cands, features, &names, time_col, scoped, cancel)?;
     plan.skipped = skipped;
     plan.disorder = disorder;
     Ok(plan)

@@ -37,7 +37,9 @@ pub(super) struct Candidate<'a> {
     pub disorder: u64,
 }
 
-/// The footer checks, then the time scan, of every symbol read; failing symbols go to `skips`.
+/// The footer checks, then (when `scan`) the time scan, of every symbol read; failing symbols go
+/// to `skips`. Without the scan (a shard's view of the universe) files stay in discovery's order
+/// and `scans` is empty.
 pub(super) fn check_and_scan<'a>(
     read: Vec<(&'a SymbolFiles, Vec<FileInfo>)>,
     cfg: &BuildConfig,
@@ -45,6 +47,7 @@ pub(super) fn check_and_scan<'a>(
     names: &Interner,
     skips: &mut Skips,
     cancel: &Cancel,
+    scan: bool,
 ) -> Result<Vec<Candidate<'a>>> {
     let time_id = names.id(time_col);
     let target_id = cfg.target.as_deref().map(|t| names.id(t));
@@ -58,6 +61,19 @@ pub(super) fn check_and_scan<'a>(
             ),
             Err(e) => skips.fail(e)?,
         }
+    }
+    if !scan {
+        let unscanned = checked
+            .into_iter()
+            .map(|(sym, files, time, target)| Candidate {
+                sym,
+                files,
+                scans: Vec::new(),
+                time,
+                target,
+                disorder: 0,
+            });
+        return Ok(unscanned.collect());
     }
     let scanned: Vec<_> = checked
         .into_par_iter()

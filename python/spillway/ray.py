@@ -1,0 +1,464 @@
+"""Sharded builds on a Ray cluster, and a Ray Data datasource over the result.
+
+    import spillway.ray
+    manifest = spillway.ray.build("/shared/universe", "/shared/train", shards=8,
+                                  target="target", min_cs=600, max_cs_samples=64, seed=1,
+                                  memory_budget="2GiB")
+    ds = spillway.ray.read_spill(manifest)          # ray.data.Dataset, one block per row range
+
+or ``python -m spillway.ray --input DIR --output-dir OUT --shards 8 --target target ...``.
+
+The build is three waves of Ray tasks, each declaring ``num_cpus`` and ``memory`` (the
+``memory_budget`` plus a fixed allowance for the interpreter) and retried (``max_retries``) when
+its worker dies or it raises anything but a ``UsageError`` (``retry_exceptions``):
+
+1. when ``min_cs`` or ``max_cs_samples`` is set, one ``count`` per shard (the map) writes
+   ``OUT/cs/count-I-of-N``; the counts are reduced by ``plan_cs`` into ``OUT/cs/cs.plan``, in a
+   tree of ``fanout``-way merges when there are more than ``fanout`` count files;
+2. one ``build --shard I/N --cs-plan`` per shard writes ``OUT/shard-I-of-N.spill`` (the library
+   writes a temporary name and renames it when complete); a shard whose file exists, verifies,
+   and records this shard, plan, options and universe is skipped, so a rerun redoes only what is
+   missing;
+3. the driver writes ``OUT/dataset.json`` last, atomically: the dataset exists once it does.
+
+Only paths and small summaries go through the object store; the shards go to ``output_dir``,
+which every node must see (a shared filesystem). A worker killed mid-build (OOM killer, SIGKILL,
+a lost node) is retried by Ray; its temporary file is left behind and removed at the end. Tasks
+run in the worker's process through the extension with the GIL released, or with
+``mode="subprocess"`` as the ``spillway`` binary (``count``, ``plan-cs``, ``build``), which dies
+with its worker (``PR_SET_PDEATHSIG``).
+
+Supported Ray: 2.60.x (the version CI tests; ``pip install 'spillway[ray]'``).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+from . import dataset as _dataset
+from . import spillfile
+from .errors import DataError, InternalError, UsageError
+
+SUPPORTED_RAY = ((2, 60), (2, 61))  # [low, high)
+
+
+class ShardBuildError(DataError):
+    """The ``spillway`` binary (``mode="subprocess"``) failed or was killed building a shard."""
+
+
+#: Exceptions a task is retried on: a failure of the data, the machine or the binary. A
+#: ``UsageError`` (a bad option, mismatched count or plan files) would fail again: not retried.
+RETRIED = [DataError, InternalError, OSError]
+#: Memory a task declares beyond ``memory_budget``: the interpreter, the extension, Ray's worker.
+TASK_OVERHEAD = 256 << 20
+
+_log = logging.getLogger("spillway.ray")
+
+__all__ = ["build", "read_spill", "SpillDatasource", "ShardBuildError", "SUPPORTED_RAY"]
+
+
+def _ray():
+    import ray
+    v = tuple(int(x) for x in ray.__version__.split(".")[:2])
+    if not SUPPORTED_RAY[0] <= v < SUPPORTED_RAY[1]:
+        import warnings
+        warnings.warn(f"spillway.ray is tested with Ray 2.60.x, not {ray.__version__}",
+                      stacklevel=3)
+    return ray
+
+
+def _parse_size(s) -> int:
+    """``memory_budget`` in bytes (as the library parses it: K/M/G/T powers of 1024)."""
+    if s is None:
+        return 256 << 20
+    if isinstance(s, int):
+        return s
+    t = str(s).strip().lower()
+    num = t.rstrip("abcdefghijklmnopqrstuvwxyz ")
+    unit = t[len(num):].strip()
+    mult = {"": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+            "g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40, "kb": 10**3,
+            "mb": 10**6, "gb": 10**9, "tb": 10**12}.get(unit)
+    if mult is None:
+        raise ValueError(f"memory_budget {s!r} is not a size (e.g. 256MiB)")
+    return int(float(num) * mult)
+
+
+def _shard_name(i, n):
+    return f"shard-{i:05d}-of-{n:05d}.spill"
+
+
+# ---------------------------------------------------------------------- tasks (plain functions)
+#: The options ``spillway count`` takes (the rest, e.g. ``threads``, only shape a build).
+COUNT_OPTIONS = {"target", "features", "time_col", "time_unit", "max_rows", "no_float32",
+                 "memory_budget", "drop_null_target", "min_cs", "max_cs_samples", "seed",
+                 "on_error"}
+
+
+def _count(input, out, i, n, options, exe):
+    if exe is not None:
+        opts = {k: v for k, v in options.items() if k in COUNT_OPTIONS}
+        _run(exe, ["count", "--input", input, "--shard", f"{i}/{n}", "--output", out]
+             + _cli_flags(opts), out, f"count of shard {i}/{n}")
+        return {"output": out}
+    return _dataset.count(input, out, shard=f"{i}/{n}", **options)
+
+
+def _merge(counts, out, min_cs, k, seed, merge_only, exe):
+    if exe is not None:
+        flags = _cli_flags({"min_cs": min_cs, "max_cs_samples": k, "seed": seed,
+                            "merge_only": merge_only})
+        _run(exe, ["plan-cs", *counts, "--output", out] + flags, out, "plan-cs")
+        return {"output": out}
+    return _dataset.plan_cs(counts, out, min_cs=min_cs, max_cs_samples=k, seed=seed,
+                            merge_only=merge_only)
+
+
+def _cli_flags(options):
+    flags = []
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif key == "features" and not isinstance(value, str):
+            flags += [flag, ",".join(map(str, value))]
+        else:
+            flags += [flag, str(value)]
+    return flags
+
+
+def _die_with_parent(parent):
+    """In the child, before exec: SIGKILL when the parent (the Ray worker, pid ``parent``) dies;
+    exit at once if it died before the request took effect (the child was already reparented)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(137)
+
+
+#: pid of the ``spillway`` child writing each output, for the testing hook.
+_CHILDREN: Dict[str, int] = {}
+
+
+def _run(exe, args, out, what):
+    """``exe args`` as a child that dies with this worker; its exit code as an exception: 2 a
+    :class:`UsageError` (not retried), others a :class:`ShardBuildError` (retried)."""
+    parent = os.getpid()
+    with subprocess.Popen([exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True, preexec_fn=lambda: _die_with_parent(parent)) as child:
+        _CHILDREN[out] = child.pid
+        _, err = child.communicate()
+    _CHILDREN.pop(out, None)
+    if child.returncode != 0:
+        kind = UsageError if child.returncode == 2 else ShardBuildError
+        raise kind(f"spillway {what} exited {child.returncode}: {err}")
+
+
+def _kill_when_writing(out, marker):
+    """Testing hook: SIGKILL this worker once the shard's temporary file exists (mid-build),
+    leaving ``marker.killed`` behind as the proof. In subprocess mode it holds the pid of the
+    ``spillway`` child, stopped first so that it cannot finish on its own: it must die with this
+    worker."""
+    d, name = os.path.split(out)
+    pattern = os.path.join(d, "." + os.path.splitext(name)[0] + "*")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not os.path.exists(out):
+        if glob.glob(pattern):
+            child = _CHILDREN.get(out)
+            if child is not None:  # stopped, it can only end by a signal: PR_SET_PDEATHSIG's
+                os.kill(child, signal.SIGSTOP)
+            with open(marker + ".killed", "w") as fh:
+                fh.write(str(child or ""))
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.001)
+
+
+def _build(input, out, i, n, options, cs_plan, exe, kill_marker, plan_crc, universe):
+    """One shard build, or none when ``out`` is current (checked here, on the worker, so a
+    rerun verifies the shards in parallel, not in the driver)."""
+    if _current(out, i, n, plan_crc, universe, options):
+        return {"output": out, "rows": spillfile.open(out).nrows, "skipped": True}
+    scope = {"shard": f"{i}/{n}", "cs_plan": cs_plan}
+    if kill_marker is not None and not os.path.exists(kill_marker):
+        open(kill_marker, "w").close()
+        threading.Thread(target=_kill_when_writing, args=(out, kill_marker), daemon=True).start()
+    if exe is not None:  # mode="subprocess"
+        _run(exe, ["build", "--input", input, "--output", out, "--quiet"]
+             + _cli_flags({**options, **scope}), out, f"build of shard {i}/{n}")
+        return {"output": out, "rows": spillfile.open(out).nrows, "skipped": False}
+    from . import build
+    s = build(input, out, **options, **scope)
+    return {"output": out, "rows": s["rows"], "skipped": False}
+
+
+def _current(path, i, n, plan_crc, universe, options):
+    """Whether the shard file at ``path`` can be kept: it verifies and records this shard of this
+    universe, filtered by this plan, built with these options."""
+    if not os.path.exists(path):
+        return False
+    try:
+        from . import verify
+        verify(path)
+        meta = spillfile.open(path).metadata
+    except Exception:
+        return False
+    shard = meta.get("shard") or {}
+    return (shard.get("scope") == f"{i}/{n}" and shard.get("cs_plan") == plan_crc
+            and shard.get("fingerprint") == universe["fingerprint"]
+            and _same_options(meta.get("options") or {}, options))
+
+
+def _same_options(recorded, options):
+    """The options that change a shard's rows, as recorded, against those asked for."""
+    f = recorded.get("filters") or {}
+    asked = {"target": options.get("target"), "max_rows": options.get("max_rows"),
+             "float32": not options.get("no_float32", False),
+             "drop_null_target": bool(options.get("drop_null_target")),
+             "min_cs": int(options.get("min_cs") or 0),
+             "max_cs_samples": options.get("max_cs_samples"),
+             "seed": int(options.get("seed") or 0)}
+    have = {"target": recorded.get("target"), "max_rows": recorded.get("max_rows"),
+            "float32": recorded.get("float32"), "drop_null_target": f.get("drop_null_target"),
+            "min_cs": f.get("min_cs"), "max_cs_samples": f.get("max_cs_samples"),
+            "seed": f.get("seed")}
+    feats = options.get("features")
+    if isinstance(feats, str):
+        feats = feats.split(",")
+    return asked == have and recorded.get("features") == (None if feats is None else list(feats))
+
+
+# ---------------------------------------------------------------------- the driver
+def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retries: int = 3,
+          fanout: int = 16, mode: str = "inprocess", spillway_bin: Optional[str] = None,
+          _kill_shard=None, **build_options: Any) -> str:
+    """Build ``input`` as ``shards`` spill files in ``output_dir`` on the connected Ray cluster
+    (``ray.init()`` first) and return the path of the manifest, ``output_dir/dataset.json``.
+
+    ``build_options`` are :func:`spillway.build`'s (``target``, ``min_cs``, ``max_cs_samples``,
+    ``seed``, ``memory_budget``...). Each task declares ``num_cpus`` and ``memory`` =
+    ``memory_budget`` + 256 MiB (a scheduling hint: the build itself stays within
+    ``memory_budget``), and is retried ``max_retries`` times when its worker dies or it raises
+    anything but a :class:`spillway.UsageError` (see ``RETRIED``); a bad option fails in the
+    driver before any task runs. ``fanout``: count files merged per reduce task. ``mode``:
+    ``"inprocess"`` (counts, merges and builds through the extension) or ``"subprocess"`` (each
+    task runs the ``spillway`` binary at ``spillway_bin``, else ``$SPILLWAY_BIN``, else on
+    ``PATH``, as seen by the driver; it dies with its worker). Phase timings are logged to the
+    ``spillway.ray`` logger at INFO. ``_kill_shard=(i,
+    marker)``: a testing hook that SIGKILLs shard ``i``'s first attempt mid-build.
+    """
+    ray = _ray()
+    if int(shards) < 1:
+        raise ValueError("shards must be at least 1")
+    if int(fanout) < 2:
+        raise ValueError("fanout must be at least 2")
+    if mode not in ("inprocess", "subprocess"):
+        raise ValueError("mode must be 'inprocess' or 'subprocess'")
+    exe = None
+    if mode == "subprocess":
+        exe = spillway_bin or os.environ.get("SPILLWAY_BIN") or shutil.which("spillway")
+        if exe is None:
+            raise ValueError("mode='subprocess' needs the spillway binary: spillway_bin=, "
+                             "$SPILLWAY_BIN or PATH")
+        exe = os.path.abspath(exe)
+    for key in ("shard", "symbols", "cs_plan", "output"):
+        if key in build_options:
+            raise TypeError(f"spillway.ray.build chooses {key!r} itself")
+    n = int(shards)
+    input = os.path.abspath(os.fspath(input))
+    out_dir = os.path.abspath(os.fspath(output_dir))
+    os.makedirs(os.path.join(out_dir, "cs"), exist_ok=True)
+    opts = {k: v for k, v in build_options.items() if v is not None}
+    # The universe (every footer, read here once) first: a bad option fails before any task.
+    from . import _need_native, _options
+    t = time.perf_counter()
+    universe = json.loads(_need_native().universe(_options(input=input, **opts)))
+    t = _phase(t, f"universe read (every footer): {universe.get('symbols')} symbols")
+    task = dict(num_cpus=num_cpus, memory=_parse_size(opts.get("memory_budget")) + TASK_OVERHEAD,
+                max_retries=int(max_retries), retry_exceptions=RETRIED)
+    count_t = ray.remote(**task)(_count)
+    merge_t = ray.remote(**task)(_merge)
+    build_t = ray.remote(**task)(_build)
+
+    plan = None
+    k, min_cs = opts.get("max_cs_samples"), int(opts.get("min_cs") or 0)
+    if min_cs > 1 or k is not None:
+        counts = [os.path.join(out_dir, "cs", f"count-{i:05d}-of-{n:05d}") for i in range(n)]
+        ray.get([count_t.remote(input, c, i, n, opts, exe) for i, c in enumerate(counts)])
+        t = _phase(t, f"{n} counts")
+        seed, level = int(opts.get("seed") or 0), 0
+        while len(counts) > fanout:  # a tree: groups of `fanout` merged into count files
+            groups = [counts[j:j + fanout] for j in range(0, len(counts), fanout)]
+            merged = [os.path.join(out_dir, "cs", f"merge-{level}-{j:05d}")
+                      for j in range(len(groups))]
+            ray.get([merge_t.remote(g, m, 0, k, seed, True, exe)
+                     for g, m in zip(groups, merged)])
+            counts, level = merged, level + 1
+        plan = os.path.join(out_dir, "cs", "cs.plan")
+        ray.get(merge_t.remote(counts, plan, min_cs, k, seed, False, exe))
+        t = _phase(t, f"cross-section plan ({level} tree levels below it)")
+    plan_crc = None if plan is None else _plan_crc(plan)
+
+    paths = [os.path.join(out_dir, _shard_name(i, n)) for i in range(n)]
+    kill = dict([_kill_shard]) if _kill_shard else {}
+    built = ray.get([build_t.remote(input, paths[i], i, n, opts, plan, exe, kill.get(i),
+                                    plan_crc, universe) for i in range(n)])
+    skipped = sum(b["skipped"] for b in built)
+    t = _phase(t, f"{n - skipped} shard builds ({skipped} current, skipped)")
+    for stale in glob.glob(os.path.join(out_dir, ".shard-*")):
+        os.remove(stale)  # temporaries of killed attempts: every shard is in place now
+    manifest = os.path.join(out_dir, "dataset.json")
+    _dataset.write_manifest(paths, manifest, cs_plan=plan)
+    _phase(t, f"manifest {manifest}: {sum(b['rows'] for b in built)} rows")
+    return manifest
+
+
+def _phase(start, what):
+    """Logs ``what`` with the seconds since ``start``; returns now."""
+    now = time.perf_counter()
+    _log.info("%s in %.2f s", what, now - start)
+    return now
+
+
+def _plan_crc(path):
+    """``crc32:`` of a plan, as shards record it (the CRC stored before its last 4 bytes)."""
+    with open(path, "rb") as fh:
+        fh.seek(-8, os.SEEK_END)
+        return f"crc32:{int.from_bytes(fh.read(4), 'little'):08x}"
+
+
+# ---------------------------------------------------------------------- Ray Data
+def _tasks(ds, parallelism, rows_per_task=None):
+    """Read tasks as ``(shard, start, stop)``: whole shards, or pieces of ``rows_per_task`` rows
+    (default: about ``nrows / parallelism``), never across a shard's end."""
+    per = rows_per_task or max(1, -(-ds.nrows // max(1, int(parallelism))))
+    return [(i, a, min(a + per, f.nrows)) for i, f in enumerate(ds.shards)
+            for a in range(0, f.nrows, per)]
+
+
+def _read_block(manifest, shard, a, b, columns, batch_rows):
+    """The rows ``[a, b)`` of one shard as Arrow tables, copied out of the mapping."""
+    import pyarrow as pa
+    ds = _dataset.open_dataset(manifest)
+    f = ds.shards[shard]
+    names = columns or ds.columns
+    symbols = pa.array(ds.symbols, pa.string())
+    for lo in range(a, b, batch_rows):
+        hi = min(b, lo + batch_rows)
+        cols = {}
+        for c in names:
+            v = pa.array(f.column(c)[lo:hi].copy())
+            cols[c] = pa.DictionaryArray.from_arrays(v, symbols) if c == "symbol" else v
+        yield pa.table(cols)
+
+
+_CLASS = None
+
+
+def _datasource_class():
+    """:class:`SpillDatasource`, made on first use (it subclasses Ray's ``Datasource``)."""
+    global _CLASS
+    if _CLASS is not None:
+        return _CLASS
+    from ray.data import Datasource
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import ReadTask
+
+    class SpillDatasource(Datasource):
+        """The Ray Data ``Datasource`` of :func:`read_spill`."""
+
+        def __init__(self, manifest, columns=None, rows_per_task=None, batch_rows=65536):
+            super().__init__()
+            self.manifest = os.path.abspath(os.fspath(manifest))
+            ds = _dataset.open_dataset(self.manifest)
+            self.nrows = ds.nrows
+            self.columns = list(columns or ds.columns)
+            self._row_bytes = sum(4 if c["dtype"] in ("f32", "u32") else 8
+                                  for c in ds.manifest["schema"] if c["name"] in self.columns)
+            self.rows_per_task = rows_per_task
+            self.batch_rows = int(batch_rows)
+
+        def estimate_inmemory_data_size(self):
+            return self.nrows * self._row_bytes
+
+        def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
+            ds = _dataset.open_dataset(self.manifest)
+            tasks = []
+            for shard, a, b in _tasks(ds, parallelism, self.rows_per_task):
+                meta = BlockMetadata(num_rows=b - a, size_bytes=(b - a) * self._row_bytes,
+                                     input_files=[ds.shards[shard].path], exec_stats=None)
+                args = (self.manifest, shard, a, b, self.columns, self.batch_rows)
+                tasks.append(ReadTask(lambda args=args: _read_block(*args), meta))
+            return tasks
+
+    _CLASS = SpillDatasource
+    return _CLASS
+
+
+def __getattr__(name):
+    if name == "SpillDatasource":
+        return _datasource_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def read_spill(manifest, *, columns: Optional[List[str]] = None,
+               rows_per_task: Optional[int] = None, batch_rows: int = 65536,
+               override_num_blocks: Optional[int] = None):
+    """A ``ray.data.Dataset`` over a sharded dataset (``dataset.json``): one read task per shard
+    or per ``rows_per_task`` rows of a shard, each mapping its shard on the node that runs it and
+    yielding Arrow blocks of ``batch_rows`` rows; ``symbol`` is a dictionary column of names, the
+    time column int64 UTC nanoseconds. Works with ``streaming_split``, Ray Train's
+    ``get_dataset_shard`` / ``iter_torch_batches`` and the XGBoost and LightGBM trainers."""
+    ray = _ray()
+    source = _datasource_class()(manifest, columns=columns, rows_per_task=rows_per_task,
+                                 batch_rows=batch_rows)
+    return ray.data.read_datasource(source, override_num_blocks=override_num_blocks)
+
+
+# ---------------------------------------------------------------------- python -m spillway.ray
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m spillway.ray",
+                                description="Build a sharded spill dataset on a Ray cluster.")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--address", default=None, help="Ray cluster address (default: local/auto)")
+    p.add_argument("--num-cpus", type=float, default=1, help="CPUs each task declares")
+    p.add_argument("--max-retries", type=int, default=3)
+    p.add_argument("--fanout", type=int, default=16)
+    p.add_argument("--mode", choices=["inprocess", "subprocess"], default="inprocess")
+    p.add_argument("--spillway-bin", help="the spillway binary for --mode subprocess")
+    for flag in ("target", "time-col", "time-unit", "memory-budget", "on-error", "features"):
+        p.add_argument("--" + flag)
+    for flag in ("max-rows", "min-cs", "max-cs-samples", "seed", "threads"):
+        p.add_argument("--" + flag, type=int)
+    for flag in ("drop-null-target", "no-float32"):
+        p.add_argument("--" + flag, action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no phase timings on stderr")
+    a = vars(p.parse_args(argv))
+    if not a.pop("quiet"):
+        logging.basicConfig(format="spillway.ray: %(message)s")
+        _log.setLevel(logging.INFO)
+    ray = _ray()
+    ray.init(address=a.pop("address"), include_dashboard=False, log_to_driver=False)
+    opts = {k: v for k, v in a.items() if k not in ("input", "output_dir", "shards") and
+            v is not None and v is not False}
+    manifest = build(a["input"], a["output_dir"], a["shards"], **opts)
+    print(manifest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""spillway.ray on a local Ray cluster (one session-scoped `ray.init(num_cpus=2)`): the sharded
+dataset equals the single-machine build row for row for 1, 2 and 5 shards, a shard killed
+mid-build (SIGKILL of its worker; in subprocess mode its `spillway` child dies with it) is retried
+and the dataset comes out identical, a rerun skips the shards in place, `python -m spillway.ray`
+builds on a running cluster, read_spill and streaming_split yield every row once, and XGBoost and
+LightGBM trainers fit on it (with torch installed: get_dataset_shard + iter_torch_batches in a
+TorchTrainer, run by scripts/test-torch.sh).
+
+Ray is a test requirement (scripts/requirements-test.txt pins the supported version); without it
+these tests are skipped with the reason, unless SPILLWAY_REQUIRE_RAY is set (scripts/test.sh sets
+it), which makes a missing Ray an error."""
+import os
+
+import numpy as np
+import pytest
+
+import spillway
+from conftest import cli, gone, make_universe
+
+try:
+    import ray
+    import ray.data  # noqa: F401 - ray[data]: pyarrow and Ray Data's own dependencies
+    import ray.train  # noqa: F401
+except ImportError as e:
+    why = (f"Ray is not installed ({e}): these tests need ray[data,train]==2.60.0 "
+           "(pip install 'spillway[ray]', or -r scripts/requirements-test.txt)")
+    if os.environ.get("SPILLWAY_REQUIRE_RAY"):  # scripts/test.sh: a missing Ray is a failure
+        raise ImportError(f"SPILLWAY_REQUIRE_RAY is set but {why}") from e
+    pytest.skip(why, allow_module_level=True)
+import spillway.ray as sray  # noqa: E402
+
+FILTERS = dict(target="target", drop_null_target=True, min_cs=7, max_cs_samples=4, seed=5,
+               memory_budget="64MiB")
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def universe(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ray")
+    u = make_universe(str(d / "u"), symbols=10, rows=800, features=4, signal=0.4, seed=9)
+    single = str(d / "single.spill")
+    spillway.build(u, single, **FILTERS)
+    return u, single, d
+
+
+def assert_equal(single, manifest):
+    a, ds = spillway.open(single), spillway.open_dataset(manifest)
+    assert ds.nrows == a.nrows > 0
+    for c in a.columns:
+        if c == "symbol":
+            assert list(ds.symbol_names()) == list(a.symbol_names())
+        else:
+            np.testing.assert_array_equal(ds.column(c), a.column(c), err_msg=c)
+
+
+@pytest.mark.parametrize("shards", [1, 2, 5])
+def test_sharded_equals_single_machine(cluster, universe, shards):
+    u, single, d = universe
+    m = sray.build(u, str(d / f"out{shards}"), shards=shards, fanout=2, **FILTERS)
+    assert_equal(single, m)
+    assert spillway.dataset.verify_dataset(m)["shards"] == shards
+
+
+@pytest.mark.parametrize("mode", ["inprocess", "subprocess"])
+def test_a_killed_shard_is_retried_and_a_rerun_skips(cluster, universe, mode, monkeypatch):
+    u, single, d = universe
+    monkeypatch.setenv("SPILLWAY_BIN", cli())
+    out, marker = d / f"killed-{mode}", str(d / f"killed-{mode}.marker")
+    m = sray.build(u, str(out), shards=3, mode=mode, _kill_shard=(1, marker), **FILTERS)
+    assert os.path.exists(marker + ".killed"), "shard 1's first attempt was killed mid-build"
+    if mode == "subprocess":  # its stopped spillway child was killed with it (by Ray's raylet,
+        # which kills a dead worker's children, or by PR_SET_PDEATHSIG: test_dataset.py)
+        with open(marker + ".killed") as fh:
+            child = int(fh.read())
+        if not gone(child):
+            os.kill(child, 9)
+            pytest.fail("the spillway child outlived its worker")
+    assert_equal(single, m)
+    assert not [p for p in os.listdir(out) if p.startswith(".")], "no temporary left"
+    mtimes = {p: os.stat(out / p).st_mtime_ns for p in os.listdir(out) if p.endswith(".spill")}
+    os.remove(out / "shard-00002-of-00003.spill")
+    assert sray.build(u, str(out), shards=3, mode=mode, **FILTERS) == m
+    for p, t in mtimes.items():
+        if p != "shard-00002-of-00003.spill":
+            assert os.stat(out / p).st_mtime_ns == t, f"{p} was rebuilt"
+    assert_equal(single, m)
+
+
+def test_python_m_spillway_ray_builds_on_a_running_cluster(cluster, universe):
+    import subprocess
+    import sys
+    u, single, d = universe
+    argv = [sys.executable, "-m", "spillway.ray", "--address",
+            ray.get_runtime_context().gcs_address, "--input", u, "--output-dir", str(d / "cli"),
+            "--shards", "3", "--fanout", "2", "--mode", "subprocess", "--spillway-bin", cli()]
+    for k, v in FILTERS.items():
+        argv += ["--" + k.replace("_", "-")] + ([] if v is True else [str(v)])
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(d / "cli" / "dataset.json")
+    assert "3 shard builds" in r.stderr and "1 tree levels" in r.stderr, r.stderr
+    assert_equal(single, r.stdout.strip())
+
+
+def test_a_bad_option_fails_in_the_driver_before_any_task(cluster, universe):
+    u, _, d = universe
+    with pytest.raises(spillway.UsageError, match="max-cs-samples"):
+        sray.build(u, str(d / "bad"), shards=2, **{**FILTERS, "max_cs_samples": 0})
+    assert os.listdir(d / "bad" / "cs") == []
+
+
+@pytest.fixture(scope="module")
+def manifest(cluster, universe):
+    u, _, d = universe
+    return sray.build(u, str(d / "read"), shards=3, **FILTERS)
+
+
+def test_read_spill_yields_every_row_once(manifest):
+    ds = spillway.open_dataset(manifest)
+    rd = sray.read_spill(manifest, rows_per_task=700, batch_rows=256)
+    rows = rd.take_all()
+    assert len(rows) == ds.nrows
+    got = sorted((r["symbol"], r["ts"]) for r in rows)
+    names = np.asarray(ds.symbols)[ds.column("symbol")]
+    want = sorted(zip(names.tolist(), ds.column("ts").tolist()))
+    assert got == want
+    assert {"ts", "symbol", "target", "f000"} <= set(rd.schema().names)
+
+
+def test_iter_torch_batches_in_a_torch_trainer(manifest, tmp_path):
+    pytest.importorskip("torch", reason="torch is not installed: get_dataset_shard + "
+                        "iter_torch_batches not tested here (scripts/test-torch.sh tests them)")
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    def loop(config):
+        import ray.train
+        import torch
+        rows = 0
+        for b in ray.train.get_dataset_shard("train").iter_torch_batches(batch_size=500):
+            assert b["f000"].dtype == torch.float32 and b["target"].dtype == torch.float32
+            rows += len(b["target"])
+        return {"rows": rows}
+
+    trainer = TorchTrainer(loop, datasets={"train": sray.read_spill(manifest,
+                                                                    columns=["f000", "target"])},
+                           scaling_config=ScalingConfig(num_workers=1,
+                                                        resources_per_worker={"CPU": 1}),
+                           run_config=RunConfig(storage_path=str(tmp_path), name="torch"))
+    assert trainer.fit().return_value["rows"] == spillway.open_dataset(manifest).nrows
+
+
+def test_streaming_split_yields_every_row_once(manifest):
+    import threading
+    ds = spillway.open_dataset(manifest)
+    splits = sray.read_spill(manifest, columns=["ts", "symbol"], rows_per_task=500) \
+        .streaming_split(2, equal=False)
+    seen = [[], []]
+
+    def consume(j):  # the splits must be read concurrently
+        for b in splits[j].iter_batches(batch_size=300, batch_format="pyarrow"):
+            seen[j] += zip(b.column("symbol").to_pylist(), b.column("ts").to_pylist())
+
+    threads = [threading.Thread(target=consume, args=(j,)) for j in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    names = np.asarray(ds.symbols)[ds.column("symbol")]
+    assert sorted(seen[0] + seen[1]) == sorted(zip(names.tolist(), ds.column("ts").tolist()))
+
+
+def train_loop():
+    """A Ray Train loop: this worker's shard of the dataset through get_dataset_shard, one model
+    of ``config["framework"]``, its in-sample R^2 returned. Made here, not at module level, so
+    cloudpickle sends it by value (workers cannot import this test module)."""
+
+    def fit(config):
+        import ray.train
+        shard = ray.train.get_dataset_shard("train")
+        parts = list(shard.iter_batches(batch_size=4096, batch_format="numpy"))
+        X = np.concatenate([np.column_stack([p[c] for c in config["features"]]) for p in parts])
+        y = np.concatenate([p["target"] for p in parts])
+        if config["framework"] == "xgboost":
+            import xgboost as xgb
+            booster = xgb.train({"max_depth": 3, "eta": 0.3, "nthread": 1},
+                                xgb.DMatrix(X, label=y), 20)
+            pred = booster.predict(xgb.DMatrix(X))
+        else:
+            import lightgbm as lgb
+            params = {"objective": "regression", "num_leaves": 15, "learning_rate": 0.3,
+                      "num_threads": 1, "verbose": -1}
+            booster = lgb.train(params, lgb.Dataset(X, label=y), 20)
+            pred = booster.predict(X)
+        r2 = 1 - np.mean((pred - y) ** 2) / np.var(y)
+        # Ray Train 2.60 keeps metrics only with a checkpoint; the loop's return value is kept.
+        return {"rows": int(len(y)), "r2": float(r2)}
+
+    return fit
+
+
+@pytest.mark.parametrize("framework", ["xgboost", "lightgbm"])
+def test_a_trainer_fits(manifest, tmp_path, framework):
+    pytest.importorskip(framework, reason=f"{framework} is not installed")
+    from ray.train import RunConfig, ScalingConfig
+    if framework == "xgboost":
+        from ray.train.xgboost import XGBoostTrainer as Trainer
+    else:
+        from ray.train.lightgbm import LightGBMTrainer as Trainer
+
+    config = {"framework": framework, "features": ["f000", "f001", "f002", "f003"]}
+    trainer = Trainer(train_loop(), train_loop_config=config,
+                      datasets={"train": sray.read_spill(manifest)},
+                      scaling_config=ScalingConfig(num_workers=1,
+                                                   resources_per_worker={"CPU": 1}),
+                      run_config=RunConfig(storage_path=str(tmp_path), name="fit"))
+    fitted = trainer.fit().return_value
+    assert fitted["rows"] == spillway.open_dataset(manifest).nrows
+    assert fitted["r2"] > 0.2, fitted

@@ -1,0 +1,63 @@
+//! `spillway plan-cs`: count files merged into the cross-section plan (the reduce), or with
+//! `--merge-only` into one count file (an inner node of a tree reduction).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use spillway::PlanCsOptions;
+
+use super::out::{note, outln};
+
+/// Arguments of `spillway plan-cs`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Count files (`spillway count`), covering every symbol once.
+    #[arg(required = true)]
+    counts: Vec<PathBuf>,
+    /// Drop timestamps with fewer than N rows across the universe.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    min_cs: u64,
+    /// At timestamps with more than K rows keep K (must be the counts' K).
+    #[arg(long, value_name = "K")]
+    max_cs_samples: Option<u64>,
+    /// Seed of the sampling (must be the counts').
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The plan to write (atomically).
+    #[arg(long)]
+    output: PathBuf,
+    /// Write the merged counts as one count file instead of a plan (for a tree of merges).
+    #[arg(long)]
+    merge_only: bool,
+    /// Print what was written as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Merges.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let opts = PlanCsOptions {
+        output: args.output,
+        min_cs: args.min_cs,
+        max_cs_samples: args.max_cs_samples,
+        seed: args.seed,
+        merge_only: args.merge_only,
+    };
+    let s = spillway::plan_cs(&args.counts, &opts)?;
+    if args.json {
+        outln!("{}", serde_json::to_string(&s)?)?;
+    } else {
+        note!(
+            "wrote {} ({}) from {} count files: {} of {} timestamps kept, {} sampled; {} of {} rows kept\n",
+            s.output.display(),
+            s.checksum,
+            s.inputs,
+            s.kept,
+            s.distinct,
+            s.sampled,
+            s.rows[1],
+            s.rows[0]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
