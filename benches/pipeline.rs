@@ -83,24 +83,31 @@ fn decode_convert(c: &mut Criterion) {
     let cancel = AtomicBool::new(false);
     let user_cancel = spillway::Cancel::new();
     let (_keep, recycled) = crossbeam_channel::bounded(1);
+    let columns: Vec<String> = plan.layout.columns().iter().map(|c| c.name.clone()).collect();
+    let mut state = spillway::internals::Reader::default();
     g.bench_function("row_group", |b| {
         b.iter(|| {
             let mut rows = 0usize;
             let mut send = |m: spillway::internals::Msg<f32>| {
-                if let spillway::internals::Msg::Batch(batch) = m {
-                    rows += batch.rows;
+                if let spillway::internals::Msg::Slice(s) = m {
+                    if let spillway::internals::Data::Time(t) = s.data {
+                        rows += t.len();
+                    }
                 }
                 true
             };
             let ctx = spillway::internals::ReadContext {
                 target: true,
-                batch_rows: 8192,
+                batch_rows: 65_536,
                 cancel: &cancel,
                 user_cancel: &user_cancel,
                 filters: None,
+                columns: &columns,
             };
-            spillway::internals::read_unit(0, unit, "S0000", &ctx, &recycled, &mut send)
-                .expect("decode");
+            spillway::internals::read_unit(
+                0, unit, "S0000", &ctx, &mut state, &recycled, &mut send,
+            )
+            .expect("decode");
             rows
         })
     });

@@ -60,5 +60,5 @@ pub mod internals {
     pub use crate::decode::fuzz_hybrid;
     pub use crate::input::discover::discover;
     pub use crate::plan::{plan, Plan};
-    pub use crate::read::{read_unit, Msg, ReadContext};
+    pub use crate::read::{read_unit, Data, Msg, ReadContext, Reader};
 }

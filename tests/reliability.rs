@@ -26,7 +26,7 @@ const MATRIX: &[(&str, &[&str], bool)] = &[
         &[
             "C.parquet",
             "decoding column \"f1\"",
-            "CRC checksum mismatch",
+            "checksum mismatch",
         ],
         true,
     ),

@@ -23,7 +23,8 @@ use crate::input::convert::Float;
 use crate::input::discover::discover;
 use crate::plan::budget::{self, Budget};
 use crate::plan::{plan, Plan};
-use crate::read::{read_unit, Msg, ReadContext, Source};
+use crate::plan::budget::RETURNED;
+use crate::read::{read_unit, Msg, ReadContext, Reader, Source};
 use crate::report::progress::Progress;
 use crate::report::summary::{BuildSummary, Decoders, WriterStats};
 use crate::write::{write_all, WriteFailure};
@@ -157,7 +158,7 @@ fn execute<O: Float>(
 ) -> Result<Run, Failure> {
     let spill_error = |e: spill::Error| Failure::Fatal(Error::Spill(e));
     let opts = WriteOptions::default()
-        .with_memory(budget.writer_bytes)
+        .with_memory(budget.writer_memory)
         .with_mode(write_mode(cfg.write_mode));
     let mut writer = match cfg.decode_only {
         true => None,
@@ -178,13 +179,18 @@ fn execute<O: Float>(
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..budget.readers)
         .map(|_| bounded::<Msg<O>>(budget.capacity))
         .unzip();
-    let (ret_txs, ret_rxs): (Vec<_>, Vec<_>) = (0..budget.readers).map(|_| bounded(2)).unzip();
+    // Written slices' buffers go back to their reader (the budget counts them).
+    let (ret_txs, ret_rxs): (Vec<_>, Vec<_>) = (0..budget.readers)
+        .map(|_| bounded(budget.capacity + RETURNED))
+        .unzip();
+    let columns: Vec<String> = plan.layout.columns().iter().map(|c| c.name.clone()).collect();
     let ctx = ReadContext {
         target: plan.has_target(),
         batch_rows: budget.batch_rows,
         cancel: &cancel,
         user_cancel,
         filters: plan.filters.as_deref(),
+        columns: &columns,
     };
     let ctx = &ctx;
     let units = plan.units.len();
@@ -198,6 +204,7 @@ fn execute<O: Float>(
             let reader = std::thread::Builder::new().name(format!("spillway-read-{r}"));
             let spawned = reader.spawn_scoped(s, move || {
                 let mut waited = Duration::ZERO;
+                let mut state = Reader::default();
                 loop {
                     // Take the next unit and announce it, atomically, so announcements are in
                     // unit order (the writer reads them in that order).
@@ -221,7 +228,7 @@ fn execute<O: Float>(
                         waited += t.elapsed();
                         ok
                     };
-                    match read_unit(u as u32, unit, symbol, ctx, &recycled, &mut send) {
+                    match read_unit(u as u32, unit, symbol, ctx, &mut state, &recycled, &mut send) {
                         Ok(Source::Fast) => fast_files.fetch_add(1, Ordering::Relaxed),
                         Ok(Source::Arrow) => arrow_files.fetch_add(1, Ordering::Relaxed),
                         Err(error) => {

@@ -64,7 +64,7 @@ struct Job {
 }
 
 /// Spare buffers beyond one per column: writes that can be in flight while the writer goes on.
-const IN_FLIGHT: usize = 4;
+pub(crate) const IN_FLIGHT: usize = 4;
 
 /// Writes column bytes through per-column aligned staging buffers with O_DIRECT. Full buffers go
 /// to an I/O thread, so the writer never waits for the device while it has work: it swaps in a

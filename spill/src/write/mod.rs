@@ -89,9 +89,12 @@ impl WriteOptions {
         1 << (63 - share.leading_zeros())
     }
 
-    /// The resident memory the writer needs for `ncols` columns with these options.
+    /// The resident memory the writer needs for `ncols` columns with these options: a buffer
+    /// (or window) per column and the O_DIRECT backend's spares, each with the page the
+    /// allocator spends on aligning it (a 4 KiB buffer aligned to 4 KiB takes two pages).
     pub fn resident_bytes(&self, ncols: usize) -> u64 {
-        self.per_column(ncols) * ncols as u64
+        let buffers = (ncols + direct::IN_FLIGHT) as u64;
+        (self.per_column(ncols) + crate::format::ALIGN) * buffers
     }
 }
 

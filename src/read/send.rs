@@ -1,0 +1,139 @@
+//! The sender: where both read sources meet. It hands the writer slices of one output column at a
+//! time (the time column, or a value column), counts what each column has received, recycles the
+//! writer's buffers, and checks at the end that the file delivered exactly what the plan counted.
+
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel::Receiver;
+
+use crate::error::SymbolErrorKind;
+use crate::input::convert::Float;
+use crate::plan::Unit;
+
+use super::{Data, Msg, ReadContext, Slice};
+
+/// The per-unit sender.
+pub struct Out<'a, O> {
+    index: u32,
+    unit: &'a Unit,
+    ctx: &'a ReadContext<'a>,
+    recycled: &'a Receiver<Data<O>>,
+    send: &'a mut dyn FnMut(Msg<O>) -> bool,
+    /// Rows sent so far per output column (index 0 the time, 1 unused, then value columns).
+    sent: Vec<u64>,
+    /// Rows of the file consumed so far (decoded or skipped).
+    pub decoded: u64,
+    gone: bool,
+}
+
+impl<'a, O: Float> Out<'a, O> {
+    /// A sender for unit `index` with `values` value columns.
+    pub fn new(
+        index: u32,
+        unit: &'a Unit,
+        ctx: &'a ReadContext<'a>,
+        recycled: &'a Receiver<Data<O>>,
+        send: &'a mut dyn FnMut(Msg<O>) -> bool,
+        values: usize,
+    ) -> Self {
+        Out {
+            index,
+            unit,
+            ctx,
+            recycled,
+            send,
+            sent: vec![0; values + 2],
+            decoded: 0,
+            gone: false,
+        }
+    }
+
+    /// Whether the build is being cancelled or the writer is gone: stop decoding.
+    pub fn stopped(&self) -> bool {
+        self.gone
+            || self.ctx.cancel.load(Ordering::Relaxed)
+            || self.ctx.user_cancel.is_cancelled()
+    }
+
+    /// An empty buffer for times, reused when the writer gave one back.
+    pub fn times(&mut self) -> Vec<i64> {
+        let mut v = match self.recycled.try_recv() {
+            Ok(Data::Time(v)) => v,
+            _ => Vec::new(),
+        };
+        v.clear();
+        v
+    }
+
+    /// An empty buffer for values, reused when the writer gave one back.
+    pub fn values(&mut self) -> Vec<O> {
+        let mut v = match self.recycled.try_recv() {
+            Ok(Data::Values(v)) => v,
+            _ => Vec::new(),
+        };
+        v.clear();
+        v
+    }
+
+    /// Sends the next `data` of output column `column` (0: time, 2 + c: value column c).
+    fn slice(&mut self, column: usize, data: Data<O>) {
+        let rows = match &data {
+            Data::Time(v) => v.len(),
+            Data::Values(v) => v.len(),
+        } as u64;
+        if rows == 0 || self.gone {
+            return;
+        }
+        let slice = Slice {
+            unit: self.index,
+            column: column as u32,
+            row: self.sent[column],
+            data,
+        };
+        if !(self.send)(Msg::Slice(slice)) {
+            self.gone = true;
+            return;
+        }
+        self.sent[column] += rows;
+    }
+
+    /// Sends the next times of kept rows.
+    pub fn send_times(&mut self, times: Vec<i64>) {
+        self.slice(0, Data::Time(times));
+    }
+
+    /// Sends the next values of value column `c` (the target first when there is one).
+    pub fn send_values(&mut self, c: usize, values: Vec<O>) {
+        self.slice(2 + c, Data::Values(values));
+    }
+
+    /// After the last slice: the file must have delivered exactly what its footer and the plan
+    /// promised, in every column; then the unit is done.
+    pub fn finish(self) -> Result<(), SymbolErrorKind> {
+        if self.stopped() {
+            return Ok(());
+        }
+        let unit = self.unit;
+        if self.decoded != unit.rows {
+            return Err(SymbolErrorKind::RowCount {
+                expected: unit.rows,
+                got: self.decoded,
+            });
+        }
+        let out = unit.out_rows();
+        if let Some(&got) = self
+            .sent
+            .iter()
+            .enumerate()
+            .find(|&(c, &n)| c != 1 && n != out)
+            .map(|(_, n)| n)
+        {
+            return Err(SymbolErrorKind::RowCount { expected: out, got });
+        }
+        (self.send)(Msg::Done {
+            unit: self.index,
+            rows: out,
+        });
+        Ok(())
+    }
+}
