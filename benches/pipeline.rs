@@ -83,7 +83,12 @@ fn decode_convert(c: &mut Criterion) {
     let cancel = AtomicBool::new(false);
     let user_cancel = spillway::Cancel::new();
     let (_keep, recycled) = crossbeam_channel::bounded(1);
-    let columns: Vec<String> = plan.layout.columns().iter().map(|c| c.name.clone()).collect();
+    let columns: Vec<String> = plan
+        .layout
+        .columns()
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     let mut state = spillway::internals::Reader::default();
     g.bench_function("row_group", |b| {
         b.iter(|| {

@@ -52,15 +52,17 @@ pub fn write_all<O: Float>(
             .map_err(|_| protocol(format!("no reader took unit {index}")))?;
         stats.wait += t.elapsed();
         if got as usize != index {
-            return Err(protocol(format!("unit {got} assigned where {index} was due")));
+            return Err(protocol(format!(
+                "unit {got} assigned where {index} was due"
+            )));
         }
         next.fill(0);
         let out = unit.out_rows();
         loop {
             let t = Instant::now();
-            let msg = channels[reader].recv().map_err(|_| {
-                protocol(format!("reader {reader} stopped during unit {index}"))
-            })?;
+            let msg = channels[reader]
+                .recv()
+                .map_err(|_| protocol(format!("reader {reader} stopped during unit {index}")))?;
             stats.wait += t.elapsed();
             let t = Instant::now();
             match msg {
@@ -82,7 +84,8 @@ pub fn write_all<O: Float>(
                     match (&s.data, writer.as_deref_mut()) {
                         (Data::Time(t), Some(w)) => {
                             let n = t.len();
-                            if symbol_codes.len() < n || symbol_codes.first() != Some(&unit.symbol) {
+                            if symbol_codes.len() < n || symbol_codes.first() != Some(&unit.symbol)
+                            {
                                 symbol_codes.clear();
                                 symbol_codes.resize(n.max(symbol_codes.capacity()), unit.symbol);
                             }
@@ -103,10 +106,7 @@ pub fn write_all<O: Float>(
                     let _ = returns[reader].try_send(s.data);
                 }
                 Msg::Done { unit: u, rows } => {
-                    let complete = next
-                        .iter()
-                        .enumerate()
-                        .all(|(c, &n)| c == 1 || n == out);
+                    let complete = next.iter().enumerate().all(|(c, &n)| c == 1 || n == out);
                     if u as usize != index || rows != out || !complete {
                         return Err(protocol(format!(
                             "unit {index} ended with rows {next:?} of {out} planned"

@@ -8,3 +8,4 @@ mod build_contract;
 mod filters;
 mod regression;
 mod reliability;
+mod decoders;

@@ -21,9 +21,9 @@ use crate::config::{self, BuildConfig, OnError};
 use crate::error::{Error, Result, SymbolError};
 use crate::input::convert::Float;
 use crate::input::discover::discover;
+use crate::plan::budget::RETURNED;
 use crate::plan::budget::{self, Budget};
 use crate::plan::{plan, Plan};
-use crate::plan::budget::RETURNED;
 use crate::read::{read_unit, Msg, ReadContext, Reader, Source};
 use crate::report::progress::Progress;
 use crate::report::summary::{BuildSummary, Decoders, WriterStats};
@@ -183,7 +183,12 @@ fn execute<O: Float>(
     let (ret_txs, ret_rxs): (Vec<_>, Vec<_>) = (0..budget.readers)
         .map(|_| bounded(budget.capacity + RETURNED))
         .unzip();
-    let columns: Vec<String> = plan.layout.columns().iter().map(|c| c.name.clone()).collect();
+    let columns: Vec<String> = plan
+        .layout
+        .columns()
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     let ctx = ReadContext {
         target: plan.has_target(),
         batch_rows: budget.batch_rows,
@@ -228,7 +233,9 @@ fn execute<O: Float>(
                         waited += t.elapsed();
                         ok
                     };
-                    match read_unit(u as u32, unit, symbol, ctx, &mut state, &recycled, &mut send) {
+                    match read_unit(
+                        u as u32, unit, symbol, ctx, &mut state, &recycled, &mut send,
+                    ) {
                         Ok(Source::Fast) => fast_files.fetch_add(1, Ordering::Relaxed),
                         Ok(Source::Arrow) => arrow_files.fetch_add(1, Ordering::Relaxed),
                         Err(error) => {

@@ -166,7 +166,11 @@ impl<T: Decoded> ColumnDecoder<T> {
                     let values = &payload[def_len..];
                     let size = header.uncompressed.checked_sub(def_len);
                     let size = size.ok_or(at(Problem::TruncatedLevels))?;
-                    let codec = if compressed { codec } else { Compression::UNCOMPRESSED };
+                    let codec = if compressed {
+                        codec
+                    } else {
+                        Compression::UNCOMPRESSED
+                    };
                     codecs
                         .decompress(codec, values, size, page)
                         .and_then(|()| self.start_v2(num_values, encoding, def_len))
@@ -318,7 +322,9 @@ impl<T: Decoded> ColumnDecoder<T> {
                 self.next_page(file, codecs, 0)?;
             }
             let k = self.left.min(out.len() - done).min(STEP_ROWS);
-            let all_present = self.step(&mut out[done..done + k]).map_err(|p| self.at(p))?;
+            let all_present = self
+                .step(&mut out[done..done + k])
+                .map_err(|p| self.at(p))?;
             if let Some(v) = valid.as_deref_mut() {
                 let v = &mut v[done..done + k];
                 match all_present {
@@ -433,11 +439,13 @@ impl<T: Decoded> ColumnDecoder<T> {
 
 /// Checks the definition levels of a flat optional column chunk (any physical type) without
 /// decoding its values: every level within the column's maximum (1), and exactly one per row
-/// announced. Used for the files arrow-rs reads, which takes a level above the maximum for
-/// "present".
+/// announced. Pages wholly within the first `skip` rows are passed over unread, as the fast
+/// decoder skips them. Used for the files arrow-rs reads, which takes a level above the maximum
+/// for "present".
 pub fn check_levels(
     file: &File,
     chunk: &Chunk,
+    mut skip: usize,
     codecs: &mut Codecs,
     buffers: &mut Buffers,
 ) -> Result<(), DecodeError> {
@@ -456,6 +464,16 @@ pub fn check_levels(
         let Some((header, payload)) = next else {
             break Ok(());
         };
+        let rows = match header.kind {
+            Kind::Data { num_values, .. } | Kind::DataV2 { num_values, .. } => num_values,
+            _ => 0,
+        };
+        if rows > 0 && rows <= skip {
+            skip -= rows;
+            page_no += 1;
+            continue;
+        }
+        skip = 0;
         let page = &mut buffers.page;
         page.clear();
         let levels: Result<Option<(usize, Range<usize>)>, Problem> = match header.kind {

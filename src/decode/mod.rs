@@ -21,9 +21,11 @@ mod page;
 mod physical;
 
 pub use column::{check_levels, Buffers, Chunk, ColumnDecoder, STEP_SCRATCH};
-pub use page::{Codecs, WINDOW};
 #[cfg(feature = "fuzzing")]
 pub use hybrid::fuzz_hybrid;
-pub use physical::{fast_reading, single_leaves, Decoded, Physical, Role};
+pub use page::{Codecs, WINDOW};
+pub use physical::{
+    chunk_eligible, eligible, fast_reading, single_leaves, Decoded, Physical, Role,
+};
 
 pub use crate::error::{DecodeError, Problem};

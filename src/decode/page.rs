@@ -228,7 +228,10 @@ impl Thrift<'_> {
     }
 
     /// The fields of a nested page header struct this module reads, by id; others skipped.
-    fn nested(&mut self, mut read: impl FnMut(&mut Self, i16, u8) -> Result<bool, Problem>) -> Result<(), Problem> {
+    fn nested(
+        &mut self,
+        mut read: impl FnMut(&mut Self, i16, u8) -> Result<bool, Problem>,
+    ) -> Result<(), Problem> {
         let mut last = 0;
         while let Some((id, kind)) = self.field(&mut last)? {
             if !read(self, id, kind)? {
@@ -333,7 +336,9 @@ pub fn parse_header(bytes: &[u8]) -> Result<(Header, usize), Problem> {
         crc,
     };
     if header.uncompressed > MAX_PAGE || header.compressed > MAX_PAGE {
-        return Err(Problem::PageSize(header.uncompressed.max(header.compressed)));
+        return Err(Problem::PageSize(
+            header.uncompressed.max(header.compressed),
+        ));
     }
     Ok((header, t.pos))
 }

@@ -17,10 +17,10 @@ use rayon::prelude::*;
 
 use crate::cancel::Cancel;
 use crate::config::DEFAULT_TIME_COLUMNS;
+use crate::decode::WINDOW;
 use crate::decode::{fast_reading, single_leaves, Chunk, Physical, Role};
 use crate::error::{Result, SymbolError, SymbolErrorKind};
 use crate::input::discover::SymbolFiles;
-use crate::decode::WINDOW;
 use crate::input::footer::{
     chunk_sizes, footer_crc, identity, io_kind, load_metadata, type_name, ChunkSizes,
 };
@@ -215,7 +215,11 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
                 let mine: Option<Vec<Chunk>> = pq
                     .row_groups()
                     .iter()
-                    .map(|rg| rg.columns().get(leaf).and_then(|c| chunk_of(c, rg.num_rows())))
+                    .map(|rg| {
+                        rg.columns()
+                            .get(leaf)
+                            .and_then(|c| chunk_of(c, rg.num_rows()))
+                    })
                     .collect();
                 if let Some(mine) = mine {
                     at = Some(chunks.len() as u32);

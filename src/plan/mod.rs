@@ -223,7 +223,13 @@ impl Plan {
                     + u.fast.as_ref().map_or(0, FastPlan::heap_bytes)
             })
             .sum();
-        units + self.layout.symbols().iter().map(|s| 64 + s.name.len() as u64).sum::<u64>()
+        units
+            + self
+                .layout
+                .symbols()
+                .iter()
+                .map(|s| 64 + s.name.len() as u64)
+                .sum::<u64>()
     }
 
     /// Rows of the files read, before any row is dropped.

@@ -11,6 +11,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, RowSelection, RowSelecto
 
 use crate::decode::check_levels;
 use crate::error::SymbolErrorKind;
+use crate::guard::no_panic;
 use crate::input::convert::{convert, Float, Selection};
 use crate::input::footer::load_metadata;
 use crate::input::open::{open, Projection};
@@ -40,7 +41,14 @@ pub(super) fn read<O: Float>(
     roots.sort_unstable();
     roots.dedup();
     let pos = |root: u32| roots.binary_search(&(root as usize)).ok();
-    levels(&file, &meta, &roots, reader)?;
+    // Rows before the cut are never decoded (when the file has no null times); their pages are
+    // not checked either, as the fast decoder skips them.
+    let cut = match unit.has_null_times() {
+        true => 0,
+        false => unit.skip,
+    };
+    no_panic(|| levels(&file, &meta, &roots, cut, reader))
+        .map_err(SymbolErrorKind::DecoderPanic)??;
     let mut sel = Selector::new(unit, ctx.filters);
     let mut selection = None;
     if !unit.has_null_times() && unit.skip > 0 {
@@ -145,6 +153,7 @@ fn levels(
     file: &File,
     meta: &ArrowReaderMetadata,
     roots: &[usize],
+    cut: u64,
     reader: &mut Reader,
 ) -> Result<(), SymbolErrorKind> {
     let pq = meta.metadata();
@@ -152,20 +161,32 @@ fn levels(
     for leaf in 0..descr.num_columns() {
         let col = descr.column(leaf);
         let flat_optional = col.max_def_level() == 1 && col.max_rep_level() == 0;
-        if !flat_optional || roots.binary_search(&descr.get_column_root_idx(leaf)).is_err() {
+        if !flat_optional
+            || roots
+                .binary_search(&descr.get_column_root_idx(leaf))
+                .is_err()
+        {
             continue;
         }
+        let mut skip = cut;
         for (g, rg) in pq.row_groups().iter().enumerate() {
-            let Some(chunk) = rg.columns().get(leaf).and_then(|c| chunk_of(c, rg.num_rows())) else {
+            let Some(chunk) = rg
+                .columns()
+                .get(leaf)
+                .and_then(|c| chunk_of(c, rg.num_rows()))
+            else {
                 continue;
             };
-            check_levels(file, &chunk, &mut reader.codecs, &mut reader.buffers).map_err(
-                |error| SymbolErrorKind::Decode {
+            let here = skip.min(chunk.rows as u64);
+            skip -= here;
+            let (codecs, buffers) = (&mut reader.codecs, &mut reader.buffers);
+            check_levels(file, &chunk, here as usize, codecs, buffers).map_err(|error| {
+                SymbolErrorKind::Decode {
                     column: col.name().to_string(),
                     row_group: g,
                     error,
-                },
-            )?;
+                }
+            })?;
         }
     }
     Ok(())

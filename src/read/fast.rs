@@ -28,7 +28,8 @@ pub(super) fn read<O: Float>(
     reader: &mut Reader,
     out: &mut Out<'_, O>,
 ) -> Result<(), SymbolErrorKind> {
-    no_panic(|| row_groups(file, unit, plan, ctx, reader, out)).map_err(SymbolErrorKind::DecoderBug)?
+    no_panic(|| row_groups(file, unit, plan, ctx, reader, out))
+        .map_err(SymbolErrorKind::DecoderBug)?
 }
 
 /// One row group's decoding context.
@@ -249,7 +250,8 @@ fn column<O: Float>(
                 let n = batch.min(r.end - done);
                 let mut v = out.values();
                 v.resize(n, O::NAN);
-                d.read(file, &mut reader.codecs, &mut v, None).map_err(&err)?;
+                d.read(file, &mut reader.codecs, &mut v, None)
+                    .map_err(&err)?;
                 out.send_values(c, v);
                 done += n;
             }

@@ -97,7 +97,9 @@ impl Rows {
     pub fn count_in(&self, from: usize, to: usize) -> usize {
         match self {
             Rows::Range(r) => to.min(r.end).saturating_sub(from.max(r.start)),
-            Rows::Bits { words, .. } => (from..to).filter(|&i| words[i / 64] >> (i % 64) & 1 == 1).count(),
+            Rows::Bits { words, .. } => (from..to)
+                .filter(|&i| words[i / 64] >> (i % 64) & 1 == 1)
+                .count(),
         }
     }
 

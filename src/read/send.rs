@@ -50,9 +50,7 @@ impl<'a, O: Float> Out<'a, O> {
 
     /// Whether the build is being cancelled or the writer is gone: stop decoding.
     pub fn stopped(&self) -> bool {
-        self.gone
-            || self.ctx.cancel.load(Ordering::Relaxed)
-            || self.ctx.user_cancel.is_cancelled()
+        self.gone || self.ctx.cancel.load(Ordering::Relaxed) || self.ctx.user_cancel.is_cancelled()
     }
 
     /// An empty buffer for times, reused when the writer gave one back.

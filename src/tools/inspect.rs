@@ -16,8 +16,8 @@ use crate::input::discover::discover;
 use crate::input::schema::{excluded_by_name, Kind};
 use crate::plan::budget::{choose_for, planning_threads, Budget, Shape};
 use crate::plan::files::{read_footers, time_column, Interner, FOOTER_EXPANSION};
-use crate::plan::layout::work_bytes;
 use crate::plan::filter::FilterStats;
+use crate::plan::layout::work_bytes;
 use crate::plan::{plan, Disorder, Skipped};
 
 /// One column of the union.
