@@ -183,7 +183,7 @@ fn select<O: Float>(
             }
         }
         if times.len() >= batch {
-            out.send_times(std::mem::replace(&mut times, Vec::new()));
+            out.send_times(std::mem::take(&mut times));
             times = out.times();
             if target_first {
                 out.send_values(0, std::mem::take(&mut kept_targets));
