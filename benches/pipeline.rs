@@ -108,9 +108,11 @@ fn decode_convert(c: &mut Criterion) {
                 user_cancel: &user_cancel,
                 filters: None,
                 columns: &columns,
+                groups: 1,
             };
+            let task = spillway::internals::Task { unit: 0, group: 0 };
             spillway::internals::read_unit(
-                0, unit, "S0000", &ctx, &mut state, &recycled, &mut send,
+                task, unit, "S0000", &ctx, &mut state, &recycled, &mut send,
             )
             .expect("decode");
             rows

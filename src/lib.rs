@@ -61,5 +61,5 @@ pub mod internals {
     pub use crate::decode::{chunk_eligible, eligible, Physical};
     pub use crate::input::discover::discover;
     pub use crate::plan::{plan, Plan};
-    pub use crate::read::{read_unit, Data, Msg, ReadContext, Reader};
+    pub use crate::read::{read_unit, Data, Msg, ReadContext, Reader, Task};
 }

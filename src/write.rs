@@ -1,12 +1,13 @@
-//! `write`: the one writer. It takes units in plan order and drains the slices of each from the
-//! channel of the reader that decoded it, writing every slice at its planned rows: the time
-//! column with the symbol codes beside it, and each value column. A unit's columns may arrive in
-//! any interleaving (the fast source sends one column at a time), each in row order. Readers run
-//! at most their channel's capacity ahead; nothing is reordered in memory.
+//! `write`: the one writer. It takes units in plan order; each unit is `groups` tasks (its value
+//! columns split among the readers, the first also sending the time column), and the writer
+//! drains the channels of the readers of the unit's tasks as slices arrive, writing every slice
+//! at its planned rows: the time column with the symbol codes beside it, and each value column.
+//! A unit's columns may arrive in any interleaving, each in row order (one task, one channel).
+//! Readers run at most their channel's capacity ahead; nothing is reordered in memory.
 
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Select, Sender};
 use spill::SpillWriter;
 
 use crate::error::SymbolError;
@@ -29,11 +30,13 @@ pub enum WriteFailure {
     Spawn(std::io::Error),
 }
 
-/// Writes every unit of `plan`. `assignments` yields `(unit, reader)` in unit order; slices of a
-/// unit arrive on `channels[reader]`, and their buffers go back on `returns[reader]`. Without a
-/// writer the slices are received and dropped (`--decode-only`, to measure the readers alone).
+/// Writes every unit of `plan`. `assignments` yields `(task, reader)` in task order, `groups`
+/// tasks a unit; slices of a task arrive on `channels[reader]`, and their buffers go back on
+/// `returns[reader]`. Without a writer the slices are received and dropped (`--decode-only`, to
+/// measure the readers alone).
 pub fn write_all<O: Float>(
     plan: &Plan,
+    groups: usize,
     mut writer: Option<&mut SpillWriter>,
     assignments: &Receiver<(u32, usize)>,
     channels: &[Receiver<Msg<O>>],
@@ -45,23 +48,36 @@ pub fn write_all<O: Float>(
     let ncols = plan.value_columns() + 2;
     let mut next = vec![0u64; ncols];
     let protocol = |m: String| WriteFailure::Protocol(m);
+    // Tasks of the current unit not yet done, per reader.
+    let mut pending = vec![0usize; channels.len()];
     for (index, unit) in plan.units.iter().enumerate() {
         let t = Instant::now();
-        let (got, reader) = assignments
-            .recv()
-            .map_err(|_| protocol(format!("no reader took unit {index}")))?;
-        stats.wait += t.elapsed();
-        if got as usize != index {
-            return Err(protocol(format!(
-                "unit {got} assigned where {index} was due"
-            )));
+        for k in 0..groups {
+            let due = index * groups + k;
+            let (task, reader) = assignments
+                .recv()
+                .map_err(|_| protocol(format!("no reader took task {due}")))?;
+            if task as usize != due || reader >= channels.len() {
+                return Err(protocol(format!(
+                    "task {task} assigned where {due} was due"
+                )));
+            }
+            pending[reader] += 1;
         }
+        stats.wait += t.elapsed();
         next.fill(0);
         let out = unit.out_rows();
-        loop {
+        while pending.iter().any(|&p| p > 0) {
             let t = Instant::now();
-            let msg = channels[reader]
-                .recv()
+            let active: Vec<usize> = (0..channels.len()).filter(|&r| pending[r] > 0).collect();
+            let mut select = Select::new();
+            for &r in &active {
+                select.recv(&channels[r]);
+            }
+            let op = select.select();
+            let reader = active[op.index()];
+            let msg = op
+                .recv(&channels[reader])
                 .map_err(|_| protocol(format!("reader {reader} stopped during unit {index}")))?;
             stats.wait += t.elapsed();
             let t = Instant::now();
@@ -106,18 +122,22 @@ pub fn write_all<O: Float>(
                     let _ = returns[reader].try_send(s.data);
                 }
                 Msg::Done { unit: u, rows } => {
-                    let complete = next.iter().enumerate().all(|(c, &n)| c == 1 || n == out);
-                    if u as usize != index || rows != out || !complete {
+                    if u as usize != index || rows != out {
                         return Err(protocol(format!(
-                            "unit {index} ended with rows {next:?} of {out} planned"
+                            "unit {u} ended with {rows} rows where unit {index} was due"
                         )));
                     }
-                    stats.busy += t.elapsed();
-                    break;
+                    pending[reader] -= 1;
                 }
                 Msg::Failed { error, .. } => return Err(WriteFailure::Unit(error)),
             }
             stats.busy += t.elapsed();
+        }
+        if let Some(c) = (0..ncols).find(|&c| c != 1 && next[c] != out) {
+            return Err(protocol(format!(
+                "unit {index} ended with {} rows of column {c}, {out} planned",
+                next[c]
+            )));
         }
         stats.rows += out;
         progress.unit_done(index, plan);

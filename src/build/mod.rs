@@ -24,7 +24,7 @@ use crate::input::discover::discover;
 use crate::plan::budget::RETURNED;
 use crate::plan::budget::{self, Budget};
 use crate::plan::{plan, Plan};
-use crate::read::{read_unit, Msg, ReadContext, Reader, Source};
+use crate::read::{read_unit, Msg, ReadContext, Reader, Source, Task};
 use crate::report::progress::Progress;
 use crate::report::summary::{BuildSummary, Decoders, WriterStats};
 use crate::write::{write_all, WriteFailure};
@@ -171,10 +171,10 @@ fn execute<O: Float>(
     let next = Mutex::new(0usize);
     let reader_wait_ns = AtomicU64::new(0);
     let (fast_files, arrow_files) = (AtomicU64::new(0), AtomicU64::new(0));
-    // Announcements (unit, reader), in unit order. A reader is at most `capacity` messages ahead
-    // of the writer and announces a unit before decoding it, so each has at most `capacity + 1`
-    // units announced and unwritten; a full channel only makes a reader wait, never the writer
-    // (the reader of the unit being written never needs to announce before it is done).
+    // Announcements (task, reader), in task order. A reader is at most `capacity` messages ahead
+    // of the writer and announces a task before decoding it, so each has at most `capacity + 1`
+    // tasks announced and unwritten; a full channel only makes a reader wait, never the writer
+    // (the readers of the unit being written never need to announce before they are done).
     let (assign_tx, assign_rx) = bounded::<(u32, usize)>(budget.readers * (budget.capacity + 1));
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..budget.readers)
         .map(|_| bounded::<Msg<O>>(budget.capacity))
@@ -189,6 +189,10 @@ fn execute<O: Float>(
         .iter()
         .map(|c| c.name.clone())
         .collect();
+    // Every unit's value columns are split among the readers (tasks), so that they all decode
+    // the unit the writer is writing, and none waits on a full channel for the writer to reach
+    // its own unit.
+    let groups = budget.readers.min(plan.value_columns()).max(1);
     let ctx = ReadContext {
         target: plan.has_target(),
         batch_rows: budget.batch_rows,
@@ -196,9 +200,10 @@ fn execute<O: Float>(
         user_cancel,
         filters: plan.filters.as_deref(),
         columns: &columns,
+        groups,
     };
     let ctx = &ctx;
-    let units = plan.units.len();
+    let tasks = plan.units.len() * groups;
 
     let outcome = std::thread::scope(|s| {
         let mut spawn_error = None;
@@ -211,11 +216,11 @@ fn execute<O: Float>(
                 let mut waited = Duration::ZERO;
                 let mut state = Reader::default();
                 loop {
-                    // Take the next unit and announce it, atomically, so announcements are in
-                    // unit order (the writer reads them in that order).
-                    let u = {
+                    // Take the next task and announce it, atomically, so announcements are in
+                    // task order (the writer reads them in that order).
+                    let t = {
                         let mut g = next.lock().unwrap_or_else(|p| p.into_inner());
-                        if *g >= units
+                        if *g >= tasks
                             || cancel.load(Ordering::Relaxed)
                             || user_cancel.is_cancelled()
                             || assign_tx.send((*g as u32, r)).is_err()
@@ -225,6 +230,7 @@ fn execute<O: Float>(
                         *g += 1;
                         *g - 1
                     };
+                    let (u, group) = (t / groups, t % groups);
                     let unit = &plan.units[u];
                     let symbol = &plan.layout.symbols()[unit.symbol as usize].name;
                     let mut send = |m: Msg<O>| {
@@ -233,9 +239,13 @@ fn execute<O: Float>(
                         waited += t.elapsed();
                         ok
                     };
-                    match read_unit(
-                        u as u32, unit, symbol, ctx, &mut state, &recycled, &mut send,
-                    ) {
+                    let task = Task {
+                        unit: u as u32,
+                        group,
+                    };
+                    match read_unit(task, unit, symbol, ctx, &mut state, &recycled, &mut send) {
+                        // Files are counted by their first task.
+                        Ok(_) if group > 0 => 0,
                         Ok(Source::Fast) => fast_files.fetch_add(1, Ordering::Relaxed),
                         Ok(Source::Arrow) => arrow_files.fetch_add(1, Ordering::Relaxed),
                         Err(error) => {
@@ -257,7 +267,15 @@ fn execute<O: Float>(
         drop(assign_tx);
         let result = match spawn_error {
             Some(e) => Err(WriteFailure::Spawn(e)),
-            None => write_all(plan, writer.as_mut(), &assign_rx, &rxs, &ret_txs, progress),
+            None => write_all(
+                plan,
+                groups,
+                writer.as_mut(),
+                &assign_rx,
+                &rxs,
+                &ret_txs,
+                progress,
+            ),
         };
         if result.is_err() {
             cancel.store(true, Ordering::Relaxed);

@@ -14,7 +14,7 @@ use std::ops::Range;
 use parquet::basic::{Compression, Encoding};
 
 use super::hybrid::Hybrid;
-use super::page::{Codecs, Kind, Window};
+use super::page::{Codecs, Held, Kind, Window};
 use super::physical::{convert_plain, Decoded, Physical};
 use super::{DecodeError, Problem};
 
@@ -37,13 +37,23 @@ pub struct Chunk {
     pub codec: Compression,
     /// Rows of its row group.
     pub rows: usize,
+    /// Bytes in its file (windows read ahead up to there).
+    pub file_len: u64,
 }
 
-/// The buffers of a column decoder, reused from one decoder to the next.
+/// The buffers of a column decoder, reused from one decoder to the next: the window's bytes
+/// (the next chunk may be among them) and the page buffer.
 #[derive(Default)]
 pub struct Buffers {
-    window: Vec<u8>,
+    window: Held,
     page: Vec<u8>,
+}
+
+impl Buffers {
+    /// Forgets the bytes held (another file comes next), keeping the allocations.
+    pub fn new_file(&mut self) {
+        self.window.forget();
+    }
 }
 
 enum Values {
@@ -78,7 +88,7 @@ impl<T: Decoded> ColumnDecoder<T> {
     /// A decoder of `chunk`, read as `phys`; `optional` when the column has definition levels.
     pub fn new(chunk: &Chunk, phys: Physical, optional: bool, buffers: Buffers) -> Self {
         ColumnDecoder {
-            window: Window::new(chunk.start, chunk.len, buffers.window),
+            window: Window::new(chunk.start, chunk.len, chunk.file_len, buffers.window),
             codec: chunk.codec,
             phys,
             optional,
@@ -362,7 +372,7 @@ impl<T: Decoded> ColumnDecoder<T> {
             return Err(self.at(Problem::MoreValues));
         }
         Ok(Buffers {
-            window: self.window.into_buffer(),
+            window: self.window.into_held(),
             page: self.page,
         })
     }
@@ -449,7 +459,8 @@ pub fn check_levels(
     codecs: &mut Codecs,
     buffers: &mut Buffers,
 ) -> Result<(), DecodeError> {
-    let mut window = Window::new(chunk.start, chunk.len, std::mem::take(&mut buffers.window));
+    let held = std::mem::take(&mut buffers.window);
+    let mut window = Window::new(chunk.start, chunk.len, chunk.file_len, held);
     let mut scratch = vec![0u32; STEP_ROWS];
     let mut page_no = 0u32;
     let result = loop {
@@ -532,6 +543,6 @@ pub fn check_levels(
         }
         page_no += 1;
     };
-    buffers.window = window.into_buffer();
+    buffers.window = window.into_held();
     result
 }

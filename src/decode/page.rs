@@ -393,7 +393,10 @@ impl Codecs {
     }
 }
 
-/// A column chunk's bytes `[start, end)` of a file, read through a window of large reads.
+/// A column chunk's bytes `[start, end)` of a file, read through a window of large reads. A
+/// window reads ahead past its chunk (up to the file's end), so the next chunk, which writers put
+/// right after, is usually in memory already: the window passes from one chunk to the next with
+/// its bytes ([`Held`]), and a small file is one read.
 pub struct Window {
     /// File offset of `buf[0]`.
     at: u64,
@@ -403,18 +406,40 @@ pub struct Window {
     pos: u64,
     /// End of the chunk (file offset).
     end: u64,
+    /// End of the file: reads ahead stop there.
+    limit: u64,
+}
+
+/// The bytes a window holds, passed on to the next window.
+#[derive(Default)]
+pub struct Held {
+    at: u64,
+    buf: Vec<u8>,
+}
+
+impl Held {
+    /// Holds nothing (the bytes were another file's), keeping the allocation.
+    pub fn forget(&mut self) {
+        self.buf.clear();
+    }
 }
 
 impl Window {
-    /// A window over `[start, start + len)`, reusing `buf`'s allocation.
-    pub fn new(start: u64, len: u64, mut buf: Vec<u8>) -> Window {
-        buf.clear();
-        Window {
-            at: start,
-            buf,
+    /// A window over `[start, start + len)` of a file of `limit` bytes, keeping what `held`
+    /// holds when the chunk starts inside it.
+    pub fn new(start: u64, len: u64, limit: u64, held: Held) -> Window {
+        let mut w = Window {
+            at: held.at,
+            buf: held.buf,
             pos: start,
             end: start.saturating_add(len),
+            limit: limit.max(start.saturating_add(len)),
+        };
+        if !(w.at..w.at + w.buf.len() as u64).contains(&start) {
+            w.buf.clear();
+            w.at = start;
         }
+        w
     }
 
     /// Bytes of the chunk left.
@@ -428,8 +453,10 @@ impl Window {
         let want = (n as u64).min(self.left());
         let have = (self.at + self.buf.len() as u64).saturating_sub(self.pos);
         if have < want {
-            // Refill from `pos`: at least a window, at most the chunk's end.
-            let len = (want as usize).max(WINDOW).min(self.left() as usize);
+            // Refill from `pos`: at least a window, at most the file's end.
+            let len = (want as usize)
+                .max(WINDOW)
+                .min((self.limit - self.pos) as usize);
             self.buf.clear();
             self.buf.resize(len, 0);
             file.read_exact_at(&mut self.buf, self.pos)
@@ -438,7 +465,8 @@ impl Window {
         }
         let from = (self.pos - self.at) as usize;
         let to = match more {
-            true => self.buf.len(),
+            // What the window holds of the chunk.
+            true => self.buf.len().min(from + self.left() as usize),
             false => from + want as usize,
         };
         Ok(&self.buf[from..to])
@@ -477,9 +505,12 @@ impl Window {
         Ok(Some((header, payload)))
     }
 
-    /// Gives the buffer back for reuse.
-    pub fn into_buffer(self) -> Vec<u8> {
-        self.buf
+    /// Gives the bytes read back, for the next window.
+    pub fn into_held(self) -> Held {
+        Held {
+            at: self.at,
+            buf: self.buf,
+        }
     }
 }
 

@@ -38,6 +38,10 @@ pub const RETURNED: usize = 2;
 /// O_DIRECT writes cost less CPU per byte (1.6 GB with `dd oflag=direct` here: 0.24 s of kernel
 /// time in 256 KiB writes, 0.08 s in 4 MiB ones).
 const WRITER_MAX_PER_COLUMN: u64 = 1 << 20;
+/// The per-column writer buffer the budget gives first (when a quarter of it allows).
+const WRITER_FLOOR: u64 = 128 << 10;
+/// Most slices a reader's channel may hold.
+const MAX_CAPACITY: usize = 1 << 16;
 /// Batch sizes tried, largest first.
 const BATCH_ROWS: [usize; 8] = [65_536, 32_768, 16_384, 8_192, 4_096, 2_048, 1_024, 512];
 
@@ -150,8 +154,10 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
     let values = shape_in.value_columns as u64;
     let ncols = shape_in.value_columns + 2;
     let value_size: u64 = if shape_in.float32 { 4 } else { 8 };
-    let mut writer_opts =
-        WriteOptions::default().with_memory((budget / 8).clamp(1 << 20, 32 << 20));
+    // The writer first gets its floor: buffers of at least WRITER_FLOOR a column when a quarter
+    // of the budget allows it (smaller O_DIRECT writes are latency-bound), else that quarter.
+    let floor = (WRITER_FLOOR * ncols as u64).min(budget / 4);
+    let mut writer_opts = WriteOptions::default().with_memory(floor.max(1 << 20));
     let heaviest = Some(&shape_in.max_work.1);
     let (work, decode_row) = if shape_in.arrow_decoding {
         let row = DECODE_COPIES * 8 * (values + 1) + (values + 1).div_ceil(8);
@@ -190,20 +196,38 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
         Some(t) => vec![t],
         None => (1..=max_readers).rev().collect(),
     };
-    // Capacity tiers 4, 2, 1; within a tier the largest batch that fits. Measured on the M
-    // universe (64 x 75k x 100): every shape from 2048 x 16 to 16384 x 1 ran in 2.7-2.95 s, so
-    // the search favours the smallest memory at that speed, which a capacity of 4 gives.
-    let capacities: Vec<usize> = cfg
-        .channel_capacity
-        .map_or_else(|| vec![4, 2, 1], |c| vec![c]);
+    // Lookahead: a reader should be able to queue its share of a unit (its group of the columns
+    // of the longest file); then it never waits for the writer to reach its unit, and the writer
+    // never waits for a reader that is blocked. Halved while the budget is short, down to 4
+    // slices; an explicit --channel-capacity is taken as is.
+    let capacities = |r: usize, b: usize| -> Vec<usize> {
+        if let Some(c) = cfg.channel_capacity {
+            return vec![c];
+        }
+        let groups = (r as u64).min(values).max(1);
+        let task = shape_in.longest_rows * values.div_ceil(groups) * value_size;
+        let slice = (b as u64 * value_size).max(1);
+        let full = (task.div_ceil(slice) as usize).clamp(4, MAX_CAPACITY);
+        let mut tiers: Vec<usize> =
+            std::iter::successors(Some(full), |&c| (c > 4).then(|| (c / 2).max(4))).collect();
+        tiers.extend([2, 1]);
+        tiers
+    };
     let mut fits = None;
     'search: for &r in &readers {
-        for &c in &capacities {
+        for tier in 0.. {
+            let mut any = false;
             for &b in &batches {
+                let tiers = capacities(r, b);
+                let Some(&c) = tiers.get(tier) else { continue };
+                any = true;
                 if !shape(&costs, r, b, c).over_budget() {
                     fits = Some((r, b, c));
                     break 'search;
                 }
+            }
+            if !any {
+                break;
             }
         }
     }
@@ -225,8 +249,8 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
         return Ok(shape(&costs, r, b, c));
     }
     // Nothing fits. Explicit flags are obeyed (the bound is reported); otherwise refuse up front.
-    if cfg.threads.is_some() && cfg.batch_rows.is_some() && cfg.channel_capacity.is_some() {
-        return Ok(shape(&costs, readers[0], batches[0], capacities[0]));
+    if let (Some(r), Some(b), Some(c)) = (cfg.threads, cfg.batch_rows, cfg.channel_capacity) {
+        return Ok(shape(&costs, r, b, c));
     }
     let smallest = *batches.last().unwrap_or(&512);
     let r = *readers.last().unwrap_or(&1);
@@ -278,11 +302,17 @@ mod tests {
     #[test]
     fn the_m_universe_fits_256_mib_and_the_writer_takes_what_is_left() {
         let b = choose_for(&cfg(256 << 20, 2), &m_universe(false)).expect("fits");
-        assert_eq!((b.readers, b.batch_rows, b.capacity), (2, 65_536, 4));
+        // Each reader can queue its half of a file's columns: 75,000 rows x 51 columns.
+        let lookahead = (75_000 * 51usize).div_ceil(65_536);
+        assert_eq!(
+            (b.readers, b.batch_rows, b.capacity),
+            (2, 65_536, lookahead)
+        );
         assert!(b.bound_bytes <= b.budget_bytes);
         // 103 columns x 1 MiB: the largest buffer a column gets.
         assert_eq!(b.writer_memory, 103 << 20);
-        assert_eq!(b.writer_bytes, (107 << 20) + 107 * 4096);
+        // With the O_DIRECT spares, each with its alignment page.
+        assert_eq!(b.writer_bytes, ((1 << 20) + 4096) * (103 + 8));
     }
 
     #[test]

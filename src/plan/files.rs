@@ -218,7 +218,7 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
                     .map(|rg| {
                         rg.columns()
                             .get(leaf)
-                            .and_then(|c| chunk_of(c, rg.num_rows()))
+                            .and_then(|c| chunk_of(c, rg.num_rows(), size))
                     })
                     .collect();
                 if let Some(mine) = mine {
@@ -264,7 +264,7 @@ pub type SymbolFooters<'a> = (&'a SymbolFiles, Result<Vec<FileInfo>, SymbolError
 
 /// Where a column chunk's pages are, from its footer entry: from the dictionary page (or the first
 /// data page) over its stored size. `None` for an entry no writer would make.
-pub fn chunk_of(c: &ColumnChunkMetaData, rows: i64) -> Option<Chunk> {
+pub fn chunk_of(c: &ColumnChunkMetaData, rows: i64, file_len: u64) -> Option<Chunk> {
     let data = u64::try_from(c.data_page_offset()).ok()?;
     let start = match c.dictionary_page_offset().map(u64::try_from) {
         Some(Ok(d)) if d > 0 && d < data => d,
@@ -275,6 +275,7 @@ pub fn chunk_of(c: &ColumnChunkMetaData, rows: i64) -> Option<Chunk> {
         len: u64::try_from(c.compressed_size()).ok()?,
         codec: c.compression(),
         rows: usize::try_from(rows).ok()?,
+        file_len,
     })
 }
 

@@ -33,9 +33,18 @@ pub(super) fn read<O: Float>(
     out: &mut Out<'_, O>,
 ) -> Result<(), SymbolErrorKind> {
     let meta = load_metadata(&file)?;
-    // Arrow returns projected columns in file order: map each root to its position.
+    // This task's columns (and the target when a filter needs it). Arrow returns projected
+    // columns in file order: map each root to its position.
+    let need_target = Selector::new(unit, ctx.filters).needs_target(ctx.target);
+    let wanted = |c: usize| out.owned.contains(&c) || (c == 0 && need_target);
     let mut roots: Vec<usize> = std::iter::once(unit.time.0)
-        .chain(value_roots.iter().flatten().copied())
+        .chain(
+            value_roots
+                .iter()
+                .enumerate()
+                .filter(|&(c, _)| wanted(c))
+                .filter_map(|(_, r)| *r),
+        )
         .map(|r| r as usize)
         .collect();
     roots.sort_unstable();
@@ -67,7 +76,6 @@ pub(super) fn read<O: Float>(
         what: "the projected columns",
     };
     let mut batches = open(file, Some(meta), projection)?;
-    let need_target = sel.needs_target(ctx.target);
     let (mut times, mut valid, mut targets) = (Vec::new(), Vec::new(), Vec::<O>::new());
     while !out.stopped() {
         let batch = match batches.next_batch() {
@@ -136,7 +144,8 @@ pub(super) fn read<O: Float>(
         kept_times.resize(kept.len(), 0);
         kept.gather(&times, &mut kept_times);
         out.send_times(kept_times);
-        for (c, root) in value_roots.iter().enumerate() {
+        for c in out.owned.clone() {
+            let root = &value_roots[c];
             let mut v = out.values();
             v.resize(kept.len(), O::NAN);
             if let Some(p) = root.and_then(pos) {
@@ -169,11 +178,12 @@ fn levels(
             continue;
         }
         let mut skip = cut;
+        let len = file.metadata().map_or(0, |m| m.len());
         for (g, rg) in pq.row_groups().iter().enumerate() {
             let Some(chunk) = rg
                 .columns()
                 .get(leaf)
-                .and_then(|c| chunk_of(c, rg.num_rows()))
+                .and_then(|c| chunk_of(c, rg.num_rows(), len))
             else {
                 continue;
             };

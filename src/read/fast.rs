@@ -74,7 +74,8 @@ fn row_groups<O: Float>(
         let group = Group { file, ctx, g, rows };
         let keep = select(&group, unit, plan, &mut sel, target_first, reader, out)?;
         if keep.count() > 0 {
-            for (c, col) in plan.values.iter().enumerate() {
+            for c in out.owned.clone() {
+                let col = &plan.values[c];
                 if (c == 0 && target_first) || out.stopped() {
                     continue;
                 }

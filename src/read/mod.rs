@@ -94,6 +94,26 @@ pub struct ReadContext<'a> {
     pub filters: Option<&'a CrossSection>,
     /// Names of the output columns (time, symbol, then value columns), for messages.
     pub columns: &'a [String],
+    /// Tasks per unit: its value columns are split into this many contiguous groups.
+    pub groups: usize,
+}
+
+/// One reader's share of a unit: group `group` of its value columns (group 0 also sends the
+/// time column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Task {
+    /// The unit.
+    pub unit: u32,
+    /// Which of the unit's [`ReadContext::groups`] column groups.
+    pub group: usize,
+}
+
+impl Task {
+    /// The value columns of this task among `values`: contiguous groups of (nearly) equal size.
+    pub fn columns(&self, values: usize, groups: usize) -> std::ops::Range<usize> {
+        let k = self.group;
+        values * k / groups..values * (k + 1) / groups
+    }
 }
 
 /// Which decoder read a file.
@@ -105,11 +125,11 @@ pub enum Source {
     Arrow,
 }
 
-/// Decodes unit `index` of the plan with a thread's `reader` state. `send` returns false when
+/// Decodes `task` of the plan with a thread's `reader` state. `send` returns false when
 /// the writer is gone (the build is being cancelled); `recycled` yields buffers of written
 /// slices.
 pub fn read_unit<O: Float>(
-    index: u32,
+    task: Task,
     unit: &Unit,
     symbol: &str,
     ctx: &ReadContext<'_>,
@@ -122,8 +142,10 @@ pub fn read_unit<O: Float>(
     if identity(&file, &unit.path, symbol)? != (unit.size, unit.mtime) {
         return Err(err(SymbolErrorKind::Changed));
     }
+    reader.buffers.new_file();
     let value_roots = unit.value_roots(ctx.target);
-    let mut out = Out::new(index, unit, ctx, recycled, send, value_roots.len());
+    let owned = task.columns(value_roots.len(), ctx.groups);
+    let mut out = Out::new(task, unit, ctx, recycled, send, value_roots.len(), owned);
     let source = match &unit.fast {
         Some(plan) => {
             fast::read(&file, unit, plan, ctx, reader, &mut out).map_err(err)?;

@@ -10,11 +10,14 @@ use crate::error::SymbolErrorKind;
 use crate::input::convert::Float;
 use crate::plan::Unit;
 
-use super::{Data, Msg, ReadContext, Slice};
+use super::{Data, Msg, ReadContext, Slice, Task};
 
-/// The per-unit sender.
+/// The per-task sender: it sends the time column when the task is its unit's first, and the
+/// value columns the task owns; it drops what else a source hands it.
 pub struct Out<'a, O> {
-    index: u32,
+    task: Task,
+    /// The value columns this task sends.
+    pub owned: std::ops::Range<usize>,
     unit: &'a Unit,
     ctx: &'a ReadContext<'a>,
     recycled: &'a Receiver<Data<O>>,
@@ -27,17 +30,19 @@ pub struct Out<'a, O> {
 }
 
 impl<'a, O: Float> Out<'a, O> {
-    /// A sender for unit `index` with `values` value columns.
+    /// A sender for `task` of a unit with `values` value columns, of which it owns `owned`.
     pub fn new(
-        index: u32,
+        task: Task,
         unit: &'a Unit,
         ctx: &'a ReadContext<'a>,
         recycled: &'a Receiver<Data<O>>,
         send: &'a mut dyn FnMut(Msg<O>) -> bool,
         values: usize,
+        owned: std::ops::Range<usize>,
     ) -> Self {
         Out {
-            index,
+            task,
+            owned,
             unit,
             ctx,
             recycled,
@@ -73,17 +78,26 @@ impl<'a, O: Float> Out<'a, O> {
         v
     }
 
+    /// Whether this task sends output column `column` (0: time, 2 + c: value column c).
+    fn sends(&self, column: usize) -> bool {
+        match column {
+            0 => self.task.group == 0,
+            1 => false,
+            c => self.owned.contains(&(c - 2)),
+        }
+    }
+
     /// Sends the next `data` of output column `column` (0: time, 2 + c: value column c).
     fn slice(&mut self, column: usize, data: Data<O>) {
         let rows = match &data {
             Data::Time(v) => v.len(),
             Data::Values(v) => v.len(),
         } as u64;
-        if rows == 0 || self.gone {
+        if rows == 0 || self.gone || !self.sends(column) {
             return;
         }
         let slice = Slice {
-            unit: self.index,
+            unit: self.task.unit,
             column: column as u32,
             row: self.sent[column],
             data,
@@ -119,17 +133,15 @@ impl<'a, O: Float> Out<'a, O> {
             });
         }
         let out = unit.out_rows();
-        if let Some(&got) = self
-            .sent
-            .iter()
-            .enumerate()
-            .find(|&(c, &n)| c != 1 && n != out)
-            .map(|(_, n)| n)
-        {
-            return Err(SymbolErrorKind::RowCount { expected: out, got });
+        let short = (0..self.sent.len()).find(|&c| self.sends(c) && self.sent[c] != out);
+        if let Some(c) = short {
+            return Err(SymbolErrorKind::RowCount {
+                expected: out,
+                got: self.sent[c],
+            });
         }
         (self.send)(Msg::Done {
-            unit: self.index,
+            unit: self.task.unit,
             rows: out,
         });
         Ok(())
