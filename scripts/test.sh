@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust workspace (unit, integration, property, golden, crash, interop) and the
-# numpy reader's pytest suite. Python test dependencies go into a venv under target/ (PyPI), so a
-# fresh machine needs nothing but cargo and python3. Heavy tests: scripts/test-heavy.sh.
+# Runs every test: the Rust workspace (unit, integration, property, golden, crash, interop), the
+# numpy reader's pytest suite, and the Python package's (built with pip + maturin into the venv).
+# Python test dependencies go into a venv under target/ (PyPI), so a fresh machine needs nothing
+# but cargo and python3. Heavy tests: scripts/test-heavy.sh; PyTorch's: scripts/test-torch.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/venv
-if ! "$venv/bin/python" -c 'import numpy, pytest, pyarrow, polars, duckdb, pandas' 2>/dev/null; then
-  echo "setting up $venv (numpy, pytest, pyarrow, polars, duckdb, pandas)" >&2
+if ! "$venv/bin/python" -c 'import numpy, pytest, pyarrow, polars, duckdb, pandas, maturin, lightgbm, xgboost' 2>/dev/null; then
+  echo "setting up $venv (scripts/requirements-test.txt)" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
 fi
@@ -18,3 +19,5 @@ export SPILLWAY_REQUIRE_PYTHON=1   # a missing numpy is a failure here, not a sk
 cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
 "$SPILLWAY_PYTHON" -m pytest -q spill/python/tests
+scripts/install-python.sh "$venv" --profile dev
+"$SPILLWAY_PYTHON" -m pytest -q python/tests

@@ -18,7 +18,8 @@
 //! - `read`: each file decoded into float batches, by the fast decoder or arrow-rs;
 //! - `write`: the single ordered writer into the [`spill`] file;
 //! - `build`: runs the stages, cancellable ([`Cancel`]), and commits;
-//! - `tools`: the synthetic universe generator ([`gen`]) and the footer report ([`inspect()`]).
+//! - `tools`: the synthetic universe generator ([`gen`]), the footer report ([`inspect()`]) and
+//!   the export of spill files to Parquet and Arrow IPC ([`export`]).
 //!
 //! The public API is what a caller needs to run builds and read their reports: [`build`],
 //! [`build_with`], [`up_to_date`], [`inspect()`], [`gen`], the configuration types, [`Cancel`],
@@ -48,6 +49,7 @@ pub use plan::filter::FilterStats;
 pub use plan::Skipped;
 pub use report::progress::Progress;
 pub use report::summary::{BuildSummary, Decoders};
+pub use tools::export;
 pub use tools::gen;
 pub use tools::inspect::{inspect, InspectReport};
 

@@ -11,21 +11,24 @@ The format is specified byte by byte in ``spill/SPEC.md``; this module performs 
 as the Rust reader, in the same order, before handing out any view. Any corrupt, truncated or
 hostile file raises :class:`SpillError` (a ``ValueError``). Depends on numpy only.
 """
+import datetime as _dt
 import json
 import math
 import mmap
 import os
 import struct
+import sys
 import zlib
 
 import numpy as np
 
-__all__ = ["SpillError", "SpillFile", "open", "DamagedChunk"]
+__all__ = ["SpillError", "SpillFile", "open", "DamagedChunk", "splitmix64_permutation", "cut_blocks",
+           "merge_runs"]
 
 MAGIC = b"\x89SPILL\r\n"
 TRAILER_MAGIC = b"SPILLEND"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1  # the newest minor this reader knows (it reads every minor of major 1)
 ALIGN = 4096
 HEADER_LEN = 4096
 TRAILER_LEN = 64
@@ -163,11 +166,195 @@ def _stat(v, dtype, column):
     raise SpillError(f"metadata is not valid: column {column[:80]!r}: bad stats value")
 
 
+def _missing(what):
+    raise SpillError(f"the file has no {what} column")
+
+
+_ARROW_TYPES = {"f4": "float32", "f8": "float64", "i8": "int64", "i4": "int32", "u4": "uint32",
+                "u1": "uint8"}
+
+
+def _arrow_array(v):
+    """A pyarrow array over the 1-D numpy view ``v`` without copying (it keeps ``v`` alive)."""
+    import pyarrow as pa
+    t = getattr(pa, _ARROW_TYPES[v.dtype.str[1:]])()
+    return pa.Array.from_buffers(t, len(v), [None, pa.py_buffer(v)])
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def splitmix64_permutation(n, seed):
+    """The block order of ``batches(shuffle="blocks")``: ``list(range(n))`` permuted by
+    Fisher-Yates (for i from n-1 down to 1: j = next() % (i + 1); swap i and j) with SplitMix64
+    seeded with ``seed`` (state += 0x9E3779B97F4A7C15; z = state; z = (z ^ z >> 30) *
+    0xBF58476D1CE4E5B9; z = (z ^ z >> 27) * 0x94D049BB133111EB; next = z ^ z >> 31, mod 2^64).
+    The Rust iterator uses the same generator, so both shuffle alike."""
+    order = list(range(n))
+    state = int(seed) & _MASK64
+    for i in range(n - 1, 0, -1):
+        state = (state + 0x9E3779B97F4A7C15) & _MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+        j = (z ^ (z >> 31)) % (i + 1)
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+def cut_blocks(ranges, block_rows):
+    """``ranges`` (half-open row ranges) concatenated and cut into consecutive blocks of
+    ``block_rows`` rows (the last may be shorter): a list of blocks, each a list of ranges."""
+    if block_rows < 1:
+        raise ValueError("block_rows must be at least 1")
+    blocks, cur, room = [], [], block_rows
+    for a, b in ranges:
+        while a < b:
+            take = min(room, b - a)
+            cur.append((a, a + take))
+            a += take
+            room -= take
+            if room == 0:
+                blocks.append(cur)
+                cur, room = [], block_rows
+    if cur:
+        blocks.append(cur)
+    return blocks
+
+
+def merge_runs(blocks):
+    """A sequence of blocks as one list of ranges, adjacent ranges merged."""
+    out = []
+    for block in blocks:
+        for a, b in block:
+            if out and out[-1][1] == a:
+                out[-1] = (out[-1][0], b)
+            else:
+                out.append((a, b))
+    return out
+
+
+def _block_sequence(ranges, shuffle, block_rows, seed):
+    """The (start, stop) runs of file rows that ``batches`` reads, in order."""
+    ranges = [(a, b) for a, b in ranges if b > a]
+    if shuffle is None:
+        return ranges
+    if shuffle != "blocks":
+        raise ValueError(f"shuffle must be None or 'blocks', not {shuffle!r}")
+    blocks = cut_blocks(ranges, block_rows)
+    return merge_runs(blocks[k] for k in splitmix64_permutation(len(blocks), seed))
+
+
+class _Releaser:
+    """Drops the mapped pages of rows already copied out (``madvise(MADV_DONTNEED)``): the pages
+    go from the process's resident set, the file's bytes stay in the page cache, and a later read
+    faults them back in. Ranges are widened by ``SLACK`` bytes each side: a page fault maps up to
+    16 neighbouring cached pages too (the kernel's fault-around), which for shuffled blocks belong
+    to blocks consumed earlier or later; left mapped they would add up to a good part of the file.
+    Pages of rows not read yet that this drops are simply faulted back in (from the page cache)."""
+
+    SLACK = 1 << 17
+
+    def __init__(self, mm, infos):
+        self._mm = mm
+        self._cols = [(c.offset, c.dtype.itemsize) for c in infos]
+        self._ok = hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED")
+
+    def __call__(self, a, b):
+        if not self._ok or b <= a:
+            return
+        page = mmap.PAGESIZE
+        for off, size in self._cols:
+            start = max(off + a * size - self.SLACK, 0) // page * page
+            stop = min(-(-(off + b * size + self.SLACK) // page) * page, len(self._mm))
+            self._mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
+
+# The copy from the column-major file into row-major batches is a transposition, which numpy does
+# element by element (about 0.8 GB/s). The spillway package sets this to its native tiled copy
+# (spillway._native.gather_rows, several times faster); alone, this module uses numpy.
+_gather_rows = None
+
+
+class _Recycler:
+    """Fresh arrays for each batch, taken from batches handed out earlier that nothing references
+    any more (the caller dropped them: only this pool holds them), else newly allocated. Writing
+    a new 26 MB batch into new memory faults in every page of it; reusing a dropped one does not.
+    An array the caller still holds, or any view, tensor or frame of it, is never reused."""
+
+    def __init__(self, keep=2):
+        self._pool, self._keep = [], keep
+        self._ok = hasattr(sys, "getrefcount")
+
+    def empty(self, shape, dtype):
+        for i, a in enumerate(self._pool):
+            # 2 references: the pool's list and getrefcount's argument.
+            if a.shape == shape and a.dtype == dtype and sys.getrefcount(a) == 2:
+                return self._pool.pop(i)
+        return np.empty(shape, dtype=dtype)
+
+    def handed_out(self, arrays):
+        if self._ok:
+            self._pool.extend(a for a in arrays if a is not None)
+            del self._pool[:-self._keep * max(1, len(arrays))]
+
+
+def _batch_iter(X, cols, k, ones, segments, batch_rows, release):
+    total = sum(b - a for a, b in segments)
+    seg, cur = 0, (segments[0][0] if segments else 0)
+    done = 0
+    pool = _Recycler()
+    while done < total:
+        n = min(batch_rows, total - done)
+        Xo = pool.empty((n, k), np.dtype(np.float32))
+        outs = [None if v is None else
+                pool.empty((n,), np.dtype(np.float32) if v.dtype.kind == "f" else v.dtype)
+                for v in ones]
+        pos = 0
+        while pos < n:
+            a, b = segments[seg]
+            take = min(b - cur, n - pos)
+            if X is not None and _gather_rows is not None and X.dtype == np.float32:
+                _gather_rows(Xo, pos, X, cur, take)
+            elif X is not None:
+                Xo[pos:pos + take] = X[cur:cur + take]
+            else:
+                for j, c in enumerate(cols):
+                    Xo[pos:pos + take, j] = c[cur:cur + take]
+            for v, o in zip(ones, outs):
+                if v is not None:
+                    o[pos:pos + take] = v[cur:cur + take]
+            if release is not None:
+                release(cur, cur + take)
+            pos += take
+            cur += take
+            if cur == b:
+                seg += 1
+                cur = segments[seg][0] if seg < len(segments) else 0
+        done += n
+        batch = (Xo, *outs)
+        pool.handed_out(batch)
+        del Xo, outs
+        yield batch
+
+
+def _moment(v, column):
+    """A 1.1 ``mean``/``std`` statistic: a JSON number or null (absent in 1.0 files)."""
+    if v is None:
+        return None
+    if isinstance(v, float) or _is_int(v):
+        return float(v)
+    raise SpillError(f"metadata is not valid: column {column[:80]!r}: bad stats mean/std")
+
+
 class Column:
-    """One column's metadata: name, dtype (numpy), role, offset, length, checksums, stats."""
+    """One column's metadata: name, dtype (numpy), role, offset, length, checksums, stats
+    (``min``, ``max``, ``nan_count``; format 1.1: ``mean``, ``std``, the population mean and standard
+    deviation of the finite values, None when absent), and for a time column (1.1) ``unit`` and
+    ``timezone``."""
 
     __slots__ = ("name", "dtype_name", "dtype", "role", "offset", "length", "checksums", "min", "max",
-                 "nan_count")
+                 "nan_count", "mean", "std", "unit", "timezone")
 
     def __repr__(self):
         return f"Column({self.name!r}, {self.dtype_name}, role={self.role}, offset={self.offset})"
@@ -286,6 +473,14 @@ class SpillFile:
             if (col.dtype_name in FLOAT_DTYPES) != (nan is not None):
                 raise SpillError(f"metadata is not valid: column {col.name[:80]!r}: bad stats nan_count")
             col.nan_count = None if nan is None else _u64(nan, "nan_count")
+            col.mean = _moment(st.get("mean"), col.name)
+            col.std = _moment(st.get("std"), col.name)
+            col.unit = c.get("unit")
+            col.timezone = c.get("timezone")
+            if col.unit is not None and not isinstance(col.unit, str) or \
+                    col.timezone is not None and not isinstance(col.timezone, str):
+                raise SpillError(f"metadata is not valid: column {col.name[:80]!r}: unit and "
+                                 "timezone must be strings")
             columns.append(col)
 
         seen = set()
@@ -355,7 +550,7 @@ class SpillFile:
     def column(self, name):
         """The column as a read-only 1-D numpy view backed by the mapping (no copy)."""
         c = self.column_info(name)
-        return np.frombuffer(self._mmap, dtype=c.dtype, count=self.nrows, offset=c.offset)
+        return np.frombuffer(self._map(), dtype=c.dtype, count=self.nrows, offset=c.offset)
 
     def features(self, names=None, copy=False):
         """The feature columns (or ``names``, in that order) as one read-only 2-D view of shape
@@ -377,7 +572,9 @@ class SpillFile:
                 return np.stack([self.column(n) for n in names], axis=1)
             raise SpillError(f"columns {','.join(names)[:80]} are not one dtype at a constant stride: "
                              "no zero-copy 2-D view; pass copy=True")
-        return np.ndarray(shape=(self.nrows, len(cols)), dtype=dt, buffer=self._mmap,
+        # Over an array that holds a buffer export of the mapping (np.frombuffer), never over the
+        # mmap itself: np.ndarray(buffer=mmap) keeps no export, so close() would unmap under the view.
+        return np.ndarray(shape=(self.nrows, len(cols)), dtype=dt, buffer=self._bytes(),
                           offset=cols[0].offset, strides=(dt.itemsize, max(stride, dt.itemsize)))
 
     def symbol_codes(self):
@@ -385,11 +582,209 @@ class SpillFile:
         names = self.columns_with_role("symbol")
         return self.column(names[0]) if names else None
 
+    # ------------------------------------------------------------------ training
+    def __len__(self):
+        return self.nrows
+
+    def __reduce__(self):
+        """Pickles as its path: unpickling re-opens (and re-validates) the file, so DataLoader
+        spawn workers and Ray tasks each map it themselves."""
+        return (open, (self.path,))
+
+    @property
+    def time_column(self):
+        """Name of the time column (role ``time``), or None."""
+        names = self.columns_with_role("time")
+        return names[0] if names else None
+
+    @property
+    def target_column(self):
+        """Name of the target column (role ``target``), or None."""
+        names = self.columns_with_role("target")
+        return names[0] if names else None
+
+    @property
+    def time_unit(self):
+        """Unit of the time column's int64 values: ``"ns"`` (format 1.1 records it; 1.0 files,
+        written by spillway, hold nanoseconds too). None without a time column."""
+        t = self.time_column
+        return None if t is None else (self.column_info(t).unit or "ns")
+
+    @property
+    def timezone(self):
+        """Time zone the source timestamps carried (format 1.1), e.g. ``"UTC"`` or
+        ``"America/New_York"``; None when not recorded. Stored values are UTC either way."""
+        t = self.time_column
+        return None if t is None else self.column_info(t).timezone
+
+    def _ranges(self, ranges):
+        if ranges is None:
+            return [(0, self.nrows)]
+        if len(ranges) == 2 and all(isinstance(v, (int, np.integer)) for v in ranges):
+            ranges = [ranges]  # one (start, stop) pair
+        out = []
+        for r in ranges:
+            start, stop = int(r[0]), int(r[1])
+            if not 0 <= start <= stop <= self.nrows:
+                raise ValueError(f"row range ({start}, {stop}) is not within [0, {self.nrows}]")
+            out.append((start, stop))
+        return out
+
+    def _time_ns(self, v):
+        """A time bound as int64 UTC nanoseconds: int (ns), numpy datetime64, pandas Timestamp,
+        datetime (naive: UTC), date, or an ISO string (UTC unless it has an offset)."""
+        if isinstance(v, (bool, np.bool_)):
+            raise TypeError("a time bound cannot be a bool")
+        if isinstance(v, (int, np.integer)):
+            return int(v)
+        if hasattr(v, "value") and hasattr(v, "tz_localize"):  # pandas Timestamp
+            return int(v.value)
+        if isinstance(v, _dt.datetime):
+            if v.tzinfo is not None:
+                v = v.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+            return int(np.datetime64(v, "ns").astype(np.int64))
+        if isinstance(v, str):
+            try:
+                return self._time_ns(_dt.datetime.fromisoformat(v.replace("Z", "+00:00")))
+            except ValueError:
+                pass
+        return int(np.datetime64(v, "ns").astype(np.int64))
+
+    def time_ranges(self, start=None, stop=None):
+        """Row ranges ``[(start_row, stop_row), ...]`` whose time lies in ``[start, stop)``, found by
+        binary search in each symbol's (time-sorted) rows, adjacent ranges merged. Bounds: int
+        nanoseconds, numpy datetime64, pandas Timestamp, datetime (naive means UTC), ISO string, or
+        None for unbounded. Feed the result to :meth:`batches`, :meth:`take` or the adapters."""
+        t = self.time_column
+        if t is None:
+            raise SpillError("the file has no time column")
+        ts = self.column(t)
+        lo_ns = None if start is None else self._time_ns(start)
+        hi_ns = None if stop is None else self._time_ns(stop)
+        out = []
+        for name in self.symbols:
+            a, b = self.symbol_ranges[name]
+            seg = ts[a:b]
+            lo = a if lo_ns is None else a + int(np.searchsorted(seg, lo_ns, "left"))
+            hi = b if hi_ns is None else a + int(np.searchsorted(seg, hi_ns, "left"))
+            if hi > lo:
+                if out and out[-1][1] == lo:
+                    out[-1] = (out[-1][0], hi)
+                else:
+                    out.append((lo, hi))
+        return out
+
+    def split_by_time(self, cut):
+        """``(before, after)``: the row ranges with time ``< cut`` and ``>= cut``."""
+        return self.time_ranges(None, cut), self.time_ranges(cut, None)
+
+    def take(self, ranges, columns=None, copy=False):
+        """``(X, y)`` for the rows of ``ranges``: with ``copy=False`` and one range, read-only
+        zero-copy views of the mapping; with ``copy=True``, new C-contiguous writable arrays (X in
+        the file's dtype). Several ranges need ``copy=True``."""
+        ranges = self._ranges(ranges)
+        X = self.features(columns, copy=True)
+        tname = self.target_column
+        y = self.column(tname) if tname is not None else None
+        if not copy:
+            if len(ranges) != 1:
+                raise ValueError(f"{len(ranges)} ranges cannot be one view: pass copy=True")
+            a, b = ranges[0]
+            return X[a:b], (None if y is None else y[a:b])
+        n = sum(b - a for a, b in ranges)
+        Xo = np.empty((n, X.shape[1]), dtype=X.dtype)
+        yo = None if y is None else np.empty(n, dtype=y.dtype)
+        pos = 0
+        for a, b in ranges:
+            Xo[pos:pos + b - a] = X[a:b]
+            if yo is not None:
+                yo[pos:pos + b - a] = y[a:b]
+            pos += b - a
+        return Xo, yo
+
+    def symbol_names(self, ranges=None, kind="pandas"):
+        """The symbol of every row (of ``ranges``) as a categorical over the symbol table: the
+        names are not repeated per row. ``kind="pandas"``: a ``pandas.Categorical``;
+        ``kind="arrow"``: a ``pyarrow.DictionaryArray`` (zero-copy over the codes for one range)."""
+        codes = self.symbol_codes()
+        if codes is None:
+            raise SpillError("the file has no symbol column")
+        parts = [codes[a:b] for a, b in self._ranges(ranges)]
+        if kind == "arrow":
+            import pyarrow as pa
+            names = pa.array(self.symbols, pa.string())
+            arrays = [pa.DictionaryArray.from_arrays(_arrow_array(p), names) for p in parts]
+            return arrays[0] if len(arrays) == 1 else pa.chunked_array(arrays)
+        if kind == "pandas":
+            import pandas as pd
+            c = parts[0] if len(parts) == 1 else np.concatenate(parts)
+            return pd.Categorical.from_codes(c.astype(np.int32), categories=self.symbols,
+                                             validate=False)
+        raise ValueError(f"kind must be 'pandas' or 'arrow', not {kind!r}")
+
+    def to_arrow(self, columns=None, ranges=None):
+        """A ``pyarrow.Table`` over the mapping, without copying: each column's buffer is the
+        column's view (the table keeps the mapping alive). ``symbol`` becomes a dictionary column of
+        names, the time column ``timestamp[ns, tz]`` (the recorded zone, else UTC); NaN stays NaN.
+        ``ranges``: several give chunked columns, still zero-copy."""
+        import pyarrow as pa
+        names = self.columns if columns is None else list(columns)
+        ranges = self._ranges(ranges)
+        symbols = pa.array(self.symbols, pa.string())
+        cols = []
+        for n in names:
+            info, v = self.column_info(n), self.column(n)
+            chunks = []
+            for a, b in ranges:
+                part = _arrow_array(v[a:b])
+                if info.role == "symbol" and info.dtype_name == "u32":
+                    part = pa.DictionaryArray.from_arrays(part, symbols)
+                elif info.role == "time" and info.dtype_name == "i64":
+                    part = part.view(pa.timestamp("ns", tz=self.timezone or "UTC"))
+                chunks.append(part)
+            cols.append(pa.chunked_array(chunks) if len(chunks) != 1 else chunks[0])
+        return pa.Table.from_arrays(cols, names=names)
+
+    def batches(self, batch_rows, columns=None, ranges=None, shuffle=None, block_rows=None, seed=0,
+                drop_behind=True, with_time=False, with_symbols=False):
+        """Iterate over the rows in batches of ``batch_rows`` (the last may be shorter), yielding
+        ``(X, y)``: ``X`` a new C-contiguous float32 array (rows, features), ``y`` float32 (None
+        without a target); with ``with_time`` the int64 times follow, with ``with_symbols`` the
+        uint32 symbol codes. Every array is a fresh, writable copy (safe for torch.from_numpy).
+
+        The rows are ``ranges`` (half-open, in order; default the whole file) concatenated;
+        batches cross symbol boundaries. ``shuffle="blocks"`` cuts that sequence into blocks of
+        ``block_rows`` (default ``batch_rows``; the last may be shorter) and permutes the blocks
+        (Fisher-Yates driven by SplitMix64 from ``seed``, see :func:`splitmix64_permutation`); rows
+        within a block keep their order. The Rust iterator yields the same batches.
+
+        ``drop_behind`` releases the mapped pages of consumed rows (``madvise(MADV_DONTNEED)``), so
+        the resident set stays at about a batch, whatever the size of the file."""
+        if int(batch_rows) < 1:
+            raise ValueError("batch_rows must be at least 1")
+        segments = _block_sequence(self._ranges(ranges), shuffle, int(block_rows or batch_rows),
+                                   seed)
+        names = self.columns_with_role("feature") if columns is None else list(columns)
+        try:
+            X = self.features(names)  # one strided 2-D view: one copy call per piece
+            cols = None
+        except SpillError:
+            X, cols = None, [self.column(n) for n in names]
+        extra = [self.target_column]
+        if with_time:
+            extra.append(self.time_column or _missing("time"))
+        if with_symbols:
+            extra.append((self.columns_with_role("symbol") or [None])[0] or _missing("symbol"))
+        ones = [None if n is None else self.column(n) for n in extra]
+        infos = [self.column_info(n) for n in names + [n for n in extra if n is not None]]
+        release = _Releaser(self._map(), infos) if drop_behind else None
+        return _batch_iter(X, cols, len(names), ones, segments, int(batch_rows), release)
+
     # ------------------------------------------------------------------ verify
     def damaged_chunks(self):
         """Recompute every chunk checksum; return the list of :class:`DamagedChunk` (empty: intact)."""
         damaged = []
-        view = memoryview(self._mmap)
+        view = memoryview(self._map())
         try:
             for c in self._columns:
                 for k, stored in enumerate(c.checksums):
@@ -412,12 +807,26 @@ class SpillFile:
             raise SpillError(f"{len(damaged)} damaged chunk(s); first: column {first.column!r} rows "
                              f"[{first.rows[0]}, {first.rows[1]})")
 
+    def _map(self):
+        if self._mmap is None:
+            raise ValueError(f"spill file {self.path!r} is closed")
+        return self._mmap
+
+    def _bytes(self):
+        """The whole mapping as a read-only uint8 array that holds a buffer export of it: every
+        view handed out is built over this, so the mapping outlives close() while a view lives."""
+        return np.frombuffer(self._map(), dtype=np.uint8)
+
     def close(self):
-        """Unmap the file. Views handed out keep it alive until they are gone."""
+        """Close the file: later calls on it raise ValueError. Views handed out stay valid and keep
+        the mapping alive; it is unmapped when the last of them is gone (at once if there is none)."""
+        m, self._mmap = self._mmap, None
+        if m is None:
+            return
         try:
-            self._mmap.close()
+            m.close()
         except BufferError:
-            pass  # numpy views still reference the mapping; it is freed with them
+            pass  # views hold exports of the mapping; it is unmapped with the last of them
 
     def __enter__(self):
         return self

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod build;
 mod clean;
 mod demo;
+mod export;
 mod gen;
 mod inspect;
 mod options;
@@ -42,6 +43,8 @@ enum Command {
     Verify(verify::Args),
     /// Remove temporary files left by killed builds.
     Clean(clean::Args),
+    /// Write a spill file (or some rows and columns) as Parquet or Arrow IPC, streaming.
+    Export(export::Args),
 }
 
 /// Parses the command line and runs the subcommand; the exit code says whether it succeeded.
@@ -53,5 +56,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Demo(a) => demo::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Clean(a) => clean::run(a),
+        Command::Export(a) => export::run(a),
     }
 }

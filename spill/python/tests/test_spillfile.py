@@ -251,3 +251,64 @@ def test_file_replaced_under_a_reader_keeps_old_view(tmp_path):
     os.replace(tmp, p)
     np.testing.assert_array_equal(f.column("f1"), before)
     f.verify()
+
+
+LIFETIME_SCRIPT = r"""
+import gc, mmap, os, sys
+import numpy as np
+import spillfile
+
+path = sys.argv[1]
+def mapped():
+    with open("/proc/self/maps") as fh:
+        return sum(path in line for line in fh)
+
+def churn():  # fill the address space freed by an unmap, so that a dangling view reads 0xff
+    maps = [mmap.mmap(-1, os.path.getsize(path)) for _ in range(16)]
+    for m in maps:
+        m.write(b"\xff" * len(m))
+    return maps
+
+f = spillfile.open(path)
+X, Xc = f.features(), f.features(copy=True)  # constant stride: copy=True is a view too
+f.close()
+junk = churn()
+with spillfile.open(path) as g:
+    Z = g.features(["f0", "f2"])
+junk += churn()
+with spillfile.open(path) as h:
+    y, t = h.column("f1"), h.column("ts")
+junk += churn()
+print(X[2, 2], X[0, 0], y.tolist(), Xc[4, 1], Z[0, 1], int(t[0]))
+assert mapped() > 0, "views lost their mapping"
+del X, y, Xc, Z, t
+gc.collect()
+print("mapped after views gone:", mapped())
+f.close()  # twice is fine
+try:
+    f.column("f1")
+    raise SystemExit("a closed file handed out a view")
+except ValueError:
+    pass
+"""
+
+
+def test_views_outlive_close_issue_12_1(tmp_path):
+    """Issue 12 item 1: views handed out before close() (or the end of a with block) keep the
+    mapping alive and read the file's values; it is unmapped once they are gone."""
+    import subprocess
+    import sys
+    p = tmp_path / "g.spill"
+    shutil.copy(GOLDEN, p)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run([sys.executable, "-c", LIFETIME_SCRIPT, str(p)], capture_output=True, text=True,
+                       env=env, timeout=60)
+    assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    with spillfile.open(GOLDEN) as f:
+        X, y = f.features(), f.column("f1")
+        want = " ".join(str(v) for v in (X[2, 2], X[0, 0], y.tolist(), X[4, 1], f.column("f2")[0],
+                                          int(f.column("ts")[0])))
+        del X, y
+    lines = r.stdout.splitlines()
+    assert lines[0] == want
+    assert lines[1] == "mapped after views gone: 0"

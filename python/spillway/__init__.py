@@ -1,0 +1,196 @@
+"""spillway: train on a universe of per-symbol parquet files through one memory-mapped spill file.
+
+    import spillway
+    summary = spillway.build("data/universe", "train.spill", target="target")  # in-process
+    f = spillway.open("train.spill")           # the numpy reader: zero-copy, read-only views
+    before, after = f.split_by_time("2024-01-01")
+    for X, y in f.batches(65536, ranges=before, shuffle="blocks", seed=1):
+        ...                                     # C-contiguous float32, bounded memory
+    spillway.verify("train.spill")
+
+Building, inspecting, native verification and export run in the Rust library
+(``spillway._native``); the reader (:mod:`spillway.spillfile`, numpy only) works without it, and
+is also a single file that can be copied next to any code (``import spillfile``). Adapters import
+their framework only when used: :mod:`spillway.torch`, :mod:`spillway.xgboost`,
+:mod:`spillway.lightgbm`. Errors: :mod:`spillway.errors`.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
+
+from . import spillfile
+from .errors import DataError, InternalError, SpillwayError, UsageError
+from .spillfile import SpillError, SpillFile, open  # noqa: A004 - the reader's entry point
+
+try:
+    from . import _native
+except ImportError as _e:  # the numpy reader still works; build/inspect/export need the extension
+    _native = None
+    _native_error = _e
+else:
+    spillfile._gather_rows = _native.gather_rows  # batches() transposes in Rust
+
+__all__ = ["open", "build", "inspect", "verify", "export", "SpillFile", "SpillError",
+           "SpillwayError", "DataError", "UsageError", "InternalError", "__version__"]
+
+
+def _version():
+    if _native is not None:
+        return _native.__version__
+    try:
+        from importlib.metadata import version
+        return version("spillway")
+    except Exception:  # not installed (the reader used from a source tree)
+        return "0+unknown"
+
+
+__version__ = _version()
+
+_SUBMODULES = ("torch", "xgboost", "lightgbm", "spillfile", "errors")
+
+
+def __getattr__(name):
+    """``spillway.torch`` and friends are imported on first use (each imports its framework)."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _need_native():
+    if _native is None:
+        raise ImportError("spillway's native extension is not available "
+                          f"({_native_error}); install the package with pip to build, inspect "
+                          "or export (the numpy reader, spillway.open, works without it)")
+    return _native
+
+
+def _options(**kw):
+    """A JSON object of the library's BuildOptions: kebab-case keys, unset options left out."""
+    out = {}
+    for key, value in kw.items():
+        if value is None or value is False:
+            continue
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if key == "features" and isinstance(value, str):
+            value = [c for c in value.split(",")]  # as the CLI's --features a,b,c
+        elif key == "features":
+            value = [str(c) for c in value]
+        if key == "memory_budget" and isinstance(value, int):
+            value = str(value)
+        out[key.replace("_", "-")] = value
+    return json.dumps(out)
+
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
+          features: Union[Sequence[str], str, None] = None, time_col: Optional[str] = None,
+          max_rows: Optional[int] = None, no_float32: bool = False, threads: Optional[int] = None,
+          channel_capacity: Optional[int] = None, batch_rows: Optional[int] = None,
+          memory_budget: Union[str, int, None] = None, on_error: Optional[str] = None,
+          write_mode: Optional[str] = None, drop_null_target: bool = False,
+          min_cs: Optional[int] = None, max_cs_samples: Optional[int] = None,
+          seed: Optional[int] = None, config: Optional[PathLike] = None, progress: bool = False,
+          **more: Any) -> Dict[str, Any]:
+    """Build a spill file from a universe of parquet files, in this process, and return the build
+    summary as a dict (the JSON of ``spillway build --summary``).
+
+    The options are the CLI's (``spillway build --help``), with underscores:
+
+    - ``input``: ``DIR/<SYMBOL>.parquet`` and/or ``DIR/symbol=<SYMBOL>/*.parquet``;
+      ``output``: the spill file (written to a temporary name, then renamed);
+    - ``target``, ``features`` (list, or ``"a,b,c"``), ``time_col``, ``max_rows``, ``no_float32``;
+    - ``memory_budget`` (default ``"256MiB"``; an int is bytes), ``threads``, ``batch_rows``,
+      ``channel_capacity``, ``write_mode`` (``"auto"|"mmap"|"direct"``);
+    - ``on_error`` (``"fail"`` (default) or ``"skip"``);
+    - ``drop_null_target``, ``min_cs``, ``max_cs_samples``, ``seed``: the cross-sectional filters;
+    - ``config``: a TOML file of the same options, which the keywords override;
+    - ``progress``: show the progress bar on stderr (when it is a terminal).
+
+    Options the library gains later pass through ``**more``; an unknown keyword is a TypeError.
+    The build runs with the GIL released. Ctrl-C (KeyboardInterrupt) cancels it: the temporary
+    file is removed, a previous output is untouched, and the KeyboardInterrupt is re-raised.
+    Raises :class:`DataError` (bad input), :class:`UsageError` (bad option), :class:`InternalError`.
+    """
+    opts = _options(input=input, output=output, target=target, features=features,
+                    time_col=time_col, max_rows=max_rows, no_float32=no_float32, threads=threads,
+                    channel_capacity=channel_capacity, batch_rows=batch_rows,
+                    memory_budget=memory_budget, on_error=on_error, write_mode=write_mode,
+                    drop_null_target=drop_null_target, min_cs=min_cs,
+                    max_cs_samples=max_cs_samples, seed=seed, **more)
+    config = None if config is None else os.fspath(config)
+    return json.loads(_need_native().build(opts, config, bool(progress)))
+
+
+def inspect(input: PathLike, *, target: Optional[str] = None,
+            features: Union[Sequence[str], str, None] = None, time_col: Optional[str] = None,
+            max_rows: Optional[int] = None, no_float32: bool = False,
+            memory_budget: Union[str, int, None] = None, drop_null_target: bool = False,
+            min_cs: Optional[int] = None, max_cs_samples: Optional[int] = None,
+            seed: Optional[int] = None, **more: Any) -> Dict[str, Any]:
+    """What a build of ``input`` would see, from the parquet footers alone (plus the time and
+    target columns when filter options are given): symbols, rows, the column union with types,
+    symbols missing the target, the estimated output size and peak memory. Returns the dict of
+    ``spillway inspect --json``. Options as for :func:`build`."""
+    opts = _options(input=input, target=target, features=features, time_col=time_col,
+                    max_rows=max_rows, no_float32=no_float32, memory_budget=memory_budget,
+                    drop_null_target=drop_null_target, min_cs=min_cs,
+                    max_cs_samples=max_cs_samples, seed=seed, **more)
+    return json.loads(_need_native().inspect(opts))
+
+
+def verify(path: PathLike) -> Dict[str, Any]:
+    """Check a spill file's structure and every chunk checksum (in parallel, in Rust; with the
+    numpy reader where the extension is missing). Returns ``{"ok": True, "nrows", "columns",
+    "symbols", "chunks", "damaged": []}``; raises :class:`DataError` when the file does not open
+    or a chunk is damaged (its ``report`` attribute then holds the dict, ``damaged`` listing
+    ``{"column", "chunk", "rows": [start, stop], "stored", "actual"}``)."""
+    path = os.fspath(path)
+    if _native is not None:
+        ok, nrows, ncols, nsyms, chunks, damaged = _native.verify(path)
+    else:
+        try:
+            with spillfile.open(path) as f:
+                found = f.damaged_chunks()
+                nrows, ncols, nsyms = f.nrows, len(f.columns), len(f.symbols)
+                chunks = sum(len(f.column_info(c).checksums) for c in f.columns)
+        except SpillError as e:
+            raise DataError(f"{path}: not a valid spill file: {e}") from None
+        damaged = [(d.column, d.chunk, d.rows[0], d.rows[1], d.stored, d.actual) for d in found]
+        ok = not damaged
+    report = {"file": path, "ok": ok, "nrows": nrows, "columns": ncols, "symbols": nsyms,
+              "chunks": chunks,
+              "damaged": [{"column": c, "chunk": k, "rows": [a, b], "stored": s, "actual": t}
+                          for c, k, a, b, s, t in damaged]}
+    if not ok:
+        first = report["damaged"][0]
+        err = DataError(f"{path}: {len(damaged)} of {chunks} chunks damaged; first: column "
+                        f"{first['column']!r} rows [{first['rows'][0]}, {first['rows'][1]})")
+        err.report = report
+        raise err
+    return report
+
+
+def export(path: PathLike, to: PathLike, *, columns: Optional[Sequence[str]] = None,
+           rows: Optional[Tuple[Optional[int], Optional[int]]] = None, nan_as_null: bool = False,
+           format: Optional[str] = None) -> Dict[str, Any]:
+    """Write spill file ``path`` (or some of its rows and columns) to ``to`` as Parquet (snappy)
+    or an Arrow IPC file, streaming in bounded memory, like ``spillway export``. The format comes
+    from the extension (``.parquet``, ``.arrow``/``.feather``) unless ``format`` is given.
+    ``columns``: names in output order (default all); ``rows``: ``(start, stop)`` (either may be
+    None); ``nan_as_null``: write NaN floats as null. ``symbol`` becomes a dictionary string
+    column, the time column ``timestamp[ns, tz]`` (the recorded zone, else UTC). The output is
+    written to a temporary name and renamed when complete. Returns ``{"output", "format", "rows",
+    "columns", "bytes"}``. For an in-memory Arrow table without copying, see
+    :meth:`SpillFile.to_arrow`."""
+    start, stop = (None, None) if rows is None else rows
+    cols = None if columns is None else [str(c) for c in columns]
+    return json.loads(_need_native().export(os.fspath(path), os.fspath(to), cols,
+                                            None if start is None else int(start),
+                                            None if stop is None else int(stop),
+                                            bool(nan_as_null), format))

@@ -1,0 +1,33 @@
+"""The exceptions of :mod:`spillway`, one class per kind of failure of the CLI's exit codes.
+
+``SpillwayError`` is the base; ``exit_code`` is the code ``spillway`` on the command line exits
+with for the same failure. A cancelled build (Ctrl-C) raises ``KeyboardInterrupt``, as Python does.
+A file the numpy reader refuses raises :class:`spillway.spillfile.SpillError` (a ``ValueError``).
+"""
+
+__all__ = ["SpillwayError", "DataError", "UsageError", "InternalError"]
+
+
+class SpillwayError(Exception):
+    """Base class of every error the native library raises."""
+
+    exit_code = 1
+
+
+class DataError(SpillwayError):
+    """The input (or the machine) cannot give what was asked: a bad file or value, an I/O
+    failure, a memory budget that cannot be met. The CLI exits with code 1."""
+
+    exit_code = 1
+
+
+class UsageError(SpillwayError, ValueError):
+    """The request itself is invalid: a bad option value or config file. The CLI exits with 2."""
+
+    exit_code = 2
+
+
+class InternalError(SpillwayError):
+    """spillway broke its own protocol: a bug, please report it. The CLI exits with code 3."""
+
+    exit_code = 3

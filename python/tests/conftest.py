@@ -1,0 +1,77 @@
+"""Fixtures of the package tests: parquet universes written with pyarrow, or by `spillway gen
+--signal` where a model must learn, and spill files built from them in-process."""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+GRID_NS = 300_000_000_000  # 5 minutes
+BASE_NS = 1_704_067_200_000_000_000  # 2024-01-01 UTC
+
+# target = SIGNAL_WEIGHTS . (f000, f001, f002) + noise, scaled so the features explain `signal`
+# of its variance.
+SIGNAL_WEIGHTS = np.array([0.6, -0.4, 0.3])
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def cli():
+    """The `spillway` binary cargo built (scripts/test.sh runs cargo test first). Missing: a
+    failure under SPILLWAY_REQUIRE_PYTHON (CI), a skip elsewhere."""
+    path = os.environ.get("SPILLWAY_BIN") or os.path.join(ROOT, "target", "debug", "spillway")
+    if os.path.exists(path):
+        return path
+    if os.environ.get("SPILLWAY_REQUIRE_PYTHON"):
+        pytest.fail(f"no spillway binary at {path} (cargo build)")
+    pytest.skip(f"no spillway binary at {path} (cargo build)")
+
+
+def make_universe(out, symbols=8, rows=3000, features=8, signal=0.0, seed=0, tz="UTC",
+                  null_last_target=True):
+    """DIR/S000.parquet ...: ts timestamp[ns, tz] on a shared 5-minute grid with ragged starts,
+    target float64 (the last row null), features f000.. float64."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    os.makedirs(out, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for s in range(symbols):
+        start = int(rng.integers(0, rows // 10 + 1))
+        ts = BASE_NS + (start + np.arange(rows, dtype=np.int64)) * GRID_NS
+        X = rng.standard_normal((rows, features))
+        lin = X[:, :3] @ SIGNAL_WEIGHTS
+        noise = rng.standard_normal(rows) * lin.std()
+        y = np.sqrt(signal) * lin / lin.std() + np.sqrt(1 - signal) * noise / noise.std()
+        target = pa.array(y, mask=(np.arange(rows) == rows - 1) if null_last_target else None)
+        cols = {"ts": pa.array(ts, pa.timestamp("ns", tz=tz)), "target": target}
+        for j in range(features):
+            cols[f"f{j:03d}"] = pa.array(X[:, j])
+        pq.write_table(pa.table(cols), os.path.join(out, f"S{s:03d}.parquet"),
+                       row_group_size=4096)
+    return out
+
+
+@pytest.fixture(scope="session")
+def universe(tmp_path_factory):
+    return make_universe(str(tmp_path_factory.mktemp("u")), signal=0.0)
+
+
+@pytest.fixture(scope="session")
+def spill_path(universe, tmp_path_factory):
+    import spillway
+    out = str(tmp_path_factory.mktemp("s") / "train.spill")
+    spillway.build(universe, out, target="target")
+    return out
+
+
+@pytest.fixture(scope="session")
+def signal_spill(tmp_path_factory):
+    """A `spillway gen --signal 0.5` universe: half the target's variance is a fixed linear
+    combination of f001, f006 and f011."""
+    import spillway
+    u = str(tmp_path_factory.mktemp("sig") / "u")
+    subprocess.run([cli(), "gen", "--output", u, "--symbols", "16", "--rows", "4000",
+                    "--features", "12", "--signal", "0.5", "--seed", "7"],
+                   check=True, capture_output=True)
+    out = str(tmp_path_factory.mktemp("sigs") / "signal.spill")
+    spillway.build(u, out, target="target")
+    return out
