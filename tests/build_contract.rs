@@ -86,6 +86,9 @@ fn every_time_type_becomes_utc_nanoseconds() {
         per("T_old")[1] < 0,
         "times before 1970 are negative, not wrapped"
     );
+    // The files disagree on the zone: the first symbol's file decides, and a date has none
+    // (T_date32 sorts first; T_ms_ny says America/New_York).
+    assert_eq!(f.column_meta("ts").expect("ts").timezone, None);
 }
 
 #[test]
@@ -93,6 +96,10 @@ fn codecs_encodings_page_versions_and_checksummed_pages() {
     let Some(py) = python() else { return };
     let d = tempfile::tempdir().expect("tempdir");
     check(&py, d.path(), "codecs", &["--target", "target"]);
+    // Format 1.1: the source's zone (timestamp[ns, UTC]) is kept with the time column.
+    let f = spill::open(d.path().join("codecs.spill")).expect("open");
+    let ts = f.column_meta("ts").expect("ts");
+    assert_eq!(ts.timezone.as_deref(), Some("UTC"));
 }
 
 #[test]

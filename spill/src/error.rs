@@ -208,6 +208,25 @@ pub enum Error {
         /// Expected.
         expected: u64,
     },
+    /// A time column's unit is not nanoseconds (the only unit of format 1), or a column that is
+    /// not a time column was given one.
+    #[error(
+        "column {column:?} has time unit {unit:?}: format 1 defines \"ns\" on time columns only"
+    )]
+    TimeUnit {
+        /// Column name.
+        column: String,
+        /// The unit found (its JSON text when it is not a string).
+        unit: String,
+    },
+    /// A time zone that is empty, too long, not a string, or on a column that is not a time column.
+    #[error("column {column:?}: time zone {reason}")]
+    BadTimezone {
+        /// Column name.
+        column: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// The chunk size is not a power of two in range.
     #[error("chunk_bytes {0} is not a power of two between 4096 and 2^30")]
     BadChunkBytes(u64),
@@ -271,6 +290,23 @@ pub enum Error {
         /// The names (shortened).
         columns: String,
     },
+
+    /// A row range outside the file, or reversed.
+    #[error("row range [{start}, {stop}) is not within the file's {nrows} rows")]
+    BadRowRange {
+        /// Start.
+        start: u64,
+        /// Stop.
+        stop: u64,
+        /// Rows in the file.
+        nrows: u64,
+    },
+    /// Batch options that cannot be honoured.
+    #[error("batch options: {0}")]
+    BadBatchOptions(&'static str),
+    /// The file has no column whose role is `time`.
+    #[error("the file has no time column")]
+    NoTimeColumn,
 
     // ---- writing ----
     /// A write that does not continue the column where it stands.

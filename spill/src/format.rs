@@ -12,7 +12,7 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"SPILLEND";
 /// Major format version this crate writes and reads. A file with another major is refused.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor format version this crate writes. Files with a newer minor are read (see SPEC.md).
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 /// Every column region starts on a multiple of this (the page size; also the O_DIRECT unit).
 pub const ALIGN: u64 = 4096;
 /// Size of the header region at offset 0 (one alignment unit; the first column starts here).
@@ -26,7 +26,8 @@ pub const MIN_FILE_LEN: u64 = HEADER_LEN + TRAILER_LEN;
 
 /// Checksum algorithm id for CRC-32 (IEEE 802.3 polynomial, as zlib's `crc32`). The only one defined.
 pub const CHECKSUM_CRC32: u32 = 1;
-/// Required-feature bits this reader understands. Version 1.0 defines none: any set bit is refused.
+/// Required-feature bits this reader understands. Versions 1.0 and 1.1 define none: any set bit is
+/// refused.
 pub const KNOWN_REQUIRED_FEATURES: u64 = 0;
 
 /// Default bytes per checksummed column chunk (4 MiB: 52 chunks for a 218 MB column, so `verify`

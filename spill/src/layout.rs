@@ -15,16 +15,28 @@ pub struct ColumnSpec {
     pub dtype: DType,
     /// What the column means to consumers.
     pub role: Role,
+    /// Time columns only: the source's time zone (see [`ColumnSpec::with_timezone`]).
+    pub timezone: Option<String>,
 }
 
 impl ColumnSpec {
-    /// A column spec.
+    /// A column spec (no time zone).
     pub fn new(name: impl Into<String>, dtype: DType, role: Role) -> ColumnSpec {
         ColumnSpec {
             name: name.into(),
             dtype,
             role,
+            timezone: None,
         }
+    }
+
+    /// Sets the time zone of a time column: an IANA name (`America/New_York`) or an offset
+    /// (`+05:00`) of 1 to 4096 bytes, or `None` for a naive source. The values stay UTC
+    /// nanoseconds whatever it says; it is what exporters put back. [`Layout::new`] refuses a zone
+    /// on a column whose role is not [`Role::Time`].
+    pub fn with_timezone(mut self, timezone: Option<String>) -> ColumnSpec {
+        self.timezone = timezone;
+        self
     }
 }
 
@@ -149,6 +161,8 @@ impl Layout {
                     name: c.name.clone(),
                     dtype: c.dtype,
                     role: c.role,
+                    unit: (c.role == Role::Time).then(|| crate::meta::TIME_UNIT.to_string()),
+                    timezone: c.timezone.clone(),
                     offset: self.offsets[i],
                     length: self.length(i),
                     checksums: vec![
@@ -225,6 +239,25 @@ mod tests {
         assert!(matches!(
             Layout::new(caps::MAX_ROWS + 1, vec![], vec![]),
             Err(Error::OverCap { .. })
+        ));
+    }
+
+    #[test]
+    fn time_zones_only_on_time_columns() {
+        let ts = |tz: Option<&str>, role| {
+            let c = ColumnSpec::new("ts", DType::I64, role).with_timezone(tz.map(String::from));
+            Layout::new(0, vec![c], vec![])
+        };
+        assert!(ts(Some("America/New_York"), Role::Time).is_ok());
+        assert!(ts(None, Role::Time).is_ok());
+        assert!(ts(None, Role::Other).is_ok());
+        for (tz, role) in [(Some(""), Role::Time), (Some("UTC"), Role::Feature)] {
+            assert!(matches!(ts(tz, role), Err(Error::BadTimezone { .. })));
+        }
+        let long = "x".repeat(caps::MAX_NAME_BYTES + 1);
+        assert!(matches!(
+            ts(Some(&long), Role::Time),
+            Err(Error::BadTimezone { .. })
         ));
     }
 

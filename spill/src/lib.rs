@@ -14,32 +14,43 @@
 //!   path; [`SpillFile::verify`] recomputes every data checksum (O(data), parallel).
 //! - [`SpillWriter`] is created from a [`Layout`] (the exact row count, columns and symbol ranges),
 //!   takes column slices in row order, and commits atomically with [`SpillWriter::finish`].
+//! - [`SpillFile::batches`] copies rows into row-major training batches (ranges, a seeded block
+//!   shuffle, pages released behind), the same batches as the numpy reader's.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), spill::Error> {
 //! let f = spill::open("train.spill")?;
 //! let target: &[f32] = f.column("target")?;
 //! let x = f.features::<f32>()?; // nrows x nfeatures, column-major at a constant stride
+//! let opts = spill::BatchOptions::new(4096).shuffle_blocks(65536, 7).drop_behind(true);
+//! for batch in f.batches::<f32>(opts)? {
+//!     let (x, y) = (&batch.x, batch.y.as_deref()); // rows x nfeatures row-major, the target
+//! #   let _ = (x, y);
+//! }
 //! # let _ = (target, x); Ok(()) }
 //! ```
 #![deny(missing_docs)]
 
+mod batch;
 mod error;
 mod format;
+mod json;
 mod layout;
 mod meta;
+mod moments;
 mod read;
 mod stats;
 mod verify;
 mod write;
 
+pub use batch::{block_order, Batch, BatchOptions, Batches};
 pub use error::{Error, Result};
 pub use format::{
     caps, DType, Role, Trailer, ALIGN, CHECKSUM_CRC32, DEFAULT_CHUNK_BYTES, HEADER_LEN, MAGIC,
     TRAILER_LEN, TRAILER_MAGIC, VERSION_MAJOR, VERSION_MINOR,
 };
 pub use layout::{ColumnSpec, Layout};
-pub use meta::{Column, Metadata, Scalar, Stats, Symbol};
+pub use meta::{Column, Metadata, Scalar, Stats, Symbol, TIME_UNIT};
 pub use read::{open, Backing, Matrix, SpillFile};
 pub use stats::Element;
 pub use verify::{DamagedChunk, VerifyReport};

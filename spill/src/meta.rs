@@ -8,6 +8,10 @@ use serde_json::{Map, Value};
 
 use crate::error::{short, Error, Result};
 use crate::format::{caps, DType, Role, ALIGN, HEADER_LEN};
+use crate::json::StrictValue;
+
+/// The unit of every time column's values: nanoseconds since the Unix epoch, UTC.
+pub const TIME_UNIT: &str = "ns";
 
 /// A column as recorded in the metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +22,14 @@ pub struct Column {
     pub dtype: DType,
     /// What the column means.
     pub role: Role,
+    /// Time columns: the unit of the values, always `Some("ns")` (int64 nanoseconds since the
+    /// Unix epoch, UTC; 1.0 files, which have no `unit` key, are so by definition). `None` for
+    /// other columns.
+    pub unit: Option<String>,
+    /// Time columns: the source's time zone (an IANA name like `America/New_York` or an offset
+    /// like `+05:00`), `None` for a naive source or a 1.0 file. The values are UTC whatever it
+    /// says: it is what exporters put back (`timestamp[ns, <zone>]`). `None` for other columns.
+    pub timezone: Option<String>,
     /// Byte offset of the first value (a multiple of 4096).
     pub offset: u64,
     /// Byte length (rows x dtype size).
@@ -37,6 +49,11 @@ pub struct Stats {
     pub max: Option<Scalar>,
     /// Number of NaN values (float columns only).
     pub nan_count: Option<u64>,
+    /// Mean of the finite values (float columns of 1.1 files); `None` when there is none.
+    pub mean: Option<f64>,
+    /// Population standard deviation (ddof = 0) of the finite values (float columns of 1.1
+    /// files); `None` when there is none.
+    pub std: Option<f64>,
 }
 
 /// A statistic's value.
@@ -104,6 +121,19 @@ struct RawColumn {
     dtype: String,
     #[serde(default)]
     role: Option<String>,
+    // Values, not typed fields: they are only interpreted on time columns (ignored elsewhere).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    unit: Option<Value>,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    timezone: Option<Value>,
     offset: u64,
     length: u64,
     checksums: Vec<u32>,
@@ -116,6 +146,16 @@ struct RawStats {
     max: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nan_count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mean: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    std: Option<Value>,
+}
+
+/// A key that is present, `null` included (`Some(Value::Null)`); an absent key is `None` through
+/// `#[serde(default)]`. (A plain `Option<Value>` reads `null` as absent.)
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -139,18 +179,30 @@ impl Metadata {
             columns: self
                 .columns
                 .iter()
-                .map(|c| RawColumn {
-                    name: c.name.clone(),
-                    dtype: c.dtype.name().to_string(),
-                    role: Some(c.role.name().to_string()),
-                    offset: c.offset,
-                    length: c.length,
-                    checksums: c.checksums.clone(),
-                    stats: RawStats {
-                        min: scalar_to_json(c.stats.min),
-                        max: scalar_to_json(c.stats.max),
-                        nan_count: c.stats.nan_count,
-                    },
+                .map(|c| {
+                    let time = c.role == Role::Time;
+                    // Float columns always carry mean and std (null when there is none).
+                    let moment = |v: Option<f64>| {
+                        (c.dtype.is_float() || v.is_some()).then(|| float_to_json(v))
+                    };
+                    RawColumn {
+                        name: c.name.clone(),
+                        dtype: c.dtype.name().to_string(),
+                        role: Some(c.role.name().to_string()),
+                        unit: time.then(|| Value::from(c.unit.as_deref().unwrap_or(TIME_UNIT))),
+                        timezone: time
+                            .then(|| c.timezone.as_deref().map_or(Value::Null, Value::from)),
+                        offset: c.offset,
+                        length: c.length,
+                        checksums: c.checksums.clone(),
+                        stats: RawStats {
+                            min: scalar_to_json(c.stats.min),
+                            max: scalar_to_json(c.stats.max),
+                            nan_count: c.stats.nan_count,
+                            mean: moment(c.stats.mean),
+                            std: moment(c.stats.std),
+                        },
+                    }
                 })
                 .collect(),
             symbols: self
@@ -170,8 +222,7 @@ impl Metadata {
     /// Parses and validates metadata read from a file whose data area ends at `data_end` (the
     /// metadata offset). Nothing is trusted: every field is checked before it is used.
     pub fn parse(bytes: &[u8], data_end: u64) -> Result<Metadata> {
-        // Parse to a tree first, refusing duplicate keys anywhere (serde_json would keep the last
-        // one silently, and the Python reader must agree with us on what a file says).
+        // Parse to a tree first, refusing duplicate keys anywhere.
         let tree: StrictValue =
             serde_json::from_slice(bytes).map_err(|e| Error::MetadataJson(e.to_string()))?;
         let raw: RawMeta =
@@ -196,8 +247,15 @@ impl Metadata {
                 dtype: short(&c.dtype),
             })?;
             let stats = parse_stats(&c.name, dtype, &c.stats)?;
+            let role = c.role.as_deref().map_or(Role::Other, Role::from_name);
+            let (unit, timezone) = match role {
+                Role::Time => parse_time_keys(&c.name, c.unit, c.timezone)?,
+                _ => (None, None),
+            };
             columns.push(Column {
-                role: c.role.as_deref().map_or(Role::Other, Role::from_name),
+                role,
+                unit,
+                timezone,
                 name: c.name,
                 dtype,
                 offset: c.offset,
@@ -271,6 +329,7 @@ fn check_columns(columns: &[Column], nrows: u64, chunk_bytes: u64, data_end: u64
                 name: short(&c.name),
             });
         }
+        check_time_keys(c)?;
         if c.offset % ALIGN != 0 {
             return Err(Error::Misaligned {
                 column: short(&c.name),
@@ -347,6 +406,62 @@ fn check_symbols(symbols: &[Symbol], nrows: u64) -> Result<()> {
     Ok(())
 }
 
+/// `unit` and `timezone`: only on time columns, `"ns"`, and a zone of 1..4096 bytes.
+fn check_time_keys(c: &Column) -> Result<()> {
+    let bad_zone = |reason| Error::BadTimezone {
+        column: short(&c.name),
+        reason,
+    };
+    if c.role != Role::Time && c.timezone.is_some() {
+        return Err(bad_zone("is set on a column whose role is not time"));
+    }
+    if let Some(unit) = &c.unit {
+        if c.role != Role::Time || unit != TIME_UNIT {
+            return Err(Error::TimeUnit {
+                column: short(&c.name),
+                unit: short(unit),
+            });
+        }
+    }
+    match c.timezone.as_deref() {
+        Some("") => Err(bad_zone("is empty")),
+        Some(z) if z.len() > caps::MAX_NAME_BYTES => Err(bad_zone("is longer than 4096 bytes")),
+        _ => Ok(()),
+    }
+}
+
+/// Reads a time column's `unit` (absent or `"ns"`) and `timezone` (absent, null or a string).
+fn parse_time_keys(
+    column: &str,
+    unit: Option<Value>,
+    timezone: Option<Value>,
+) -> Result<(Option<String>, Option<String>)> {
+    let unit = match unit {
+        None => TIME_UNIT.to_string(),
+        Some(Value::String(u)) => u,
+        Some(other) => other.to_string(),
+    };
+    let timezone = match timezone {
+        None | Some(Value::Null) => None,
+        Some(Value::String(z)) => Some(z),
+        Some(_) => {
+            return Err(Error::BadTimezone {
+                column: short(column),
+                reason: "is not a string or null",
+            })
+        }
+    };
+    // The unit's value and the zone's length are checked with the rest of the column.
+    Ok((Some(unit), timezone))
+}
+
+/// A mean or standard deviation: a JSON number, or null when there is none.
+fn float_to_json(v: Option<f64>) -> Value {
+    // The accumulator gives finite values only, so from_f64 cannot fail; null if it ever did.
+    v.and_then(serde_json::Number::from_f64)
+        .map_or(Value::Null, Value::Number)
+}
+
 fn scalar_to_json(s: Option<Scalar>) -> Value {
     match s {
         None => Value::Null,
@@ -379,91 +494,29 @@ fn parse_stats(column: &str, dtype: DType, raw: &RawStats) -> Result<Stats> {
         };
         Ok(Some(s))
     };
+    // Absent (1.0 files, integer columns) or null: none. Else a finite number (JSON has no
+    // other), and a standard deviation is not negative.
+    let moment = |v: &Option<Value>, what: &str| -> Result<Option<f64>> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => match n.as_f64() {
+                Some(x) if x.is_finite() && (what == "mean" || x >= 0.0) => Ok(Some(x)),
+                _ => Err(bad(what)),
+            },
+            Some(_) => Err(bad(what)),
+        }
+    };
     let stats = Stats {
         min: scalar(&raw.min)?,
         max: scalar(&raw.max)?,
         nan_count: raw.nan_count,
+        mean: moment(&raw.mean, "mean")?,
+        std: moment(&raw.std, "std")?,
     };
     if dtype.is_float() != stats.nan_count.is_some() {
         return Err(bad("nan_count (floats only, and required for floats)"));
     }
     Ok(stats)
-}
-
-/// A JSON value parsed with duplicate object keys refused.
-struct StrictValue(Value);
-
-impl<'de> Deserialize<'de> for StrictValue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        d.deserialize_any(StrictVisitor).map(StrictValue)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> std::result::Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> std::result::Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> std::result::Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> std::result::Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> std::result::Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-
-    fn visit_string<E>(self, v: String) -> std::result::Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> std::result::Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(
-        self,
-        mut seq: A,
-    ) -> std::result::Result<Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(StrictValue(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Value, A::Error> {
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let StrictValue(v) = map.next_value()?;
-            if out.contains_key(&key) {
-                return Err(serde::de::Error::custom(format!(
-                    "duplicate key {:?}",
-                    short(&key)
-                )));
-            }
-            out.insert(key, v);
-        }
-        Ok(Value::Object(out))
-    }
 }
 
 #[cfg(test)]

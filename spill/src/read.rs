@@ -226,10 +226,11 @@ impl<D: Backing> SpillFile<D> {
         let i = self
             .column_index(name)
             .ok_or_else(|| Error::NoSuchColumn { name: short(name) })?;
-        self.typed(i)
+        self.column_at(i)
     }
 
-    fn typed<T: Element>(&self, i: usize) -> Result<&[T]> {
+    /// Column `i` as a typed zero-copy slice (panics if `i` is out of range, like indexing).
+    pub(crate) fn column_at<T: Element>(&self, i: usize) -> Result<&[T]> {
         let c = &self.meta.columns[i];
         if c.dtype != T::DTYPE {
             return Err(Error::DTypeMismatch {
@@ -282,7 +283,7 @@ impl<D: Backing> SpillFile<D> {
             )
         };
         for &i in idx {
-            self.typed::<T>(i)?;
+            self.column_at::<T>(i)?;
         }
         let (Some(first), Some(last)) = (cols.first(), cols.last()) else {
             return Ok(Matrix {

@@ -1,12 +1,14 @@
 //! Column statistics and chunk checksums, computed while the bytes go out.
 //!
 //! Both are independent of how the caller slices its writes: the checksum is a streaming CRC cut at
-//! fixed byte offsets, and min/max use a total order (`-0.0 < +0.0`, NaN skipped), so the result
-//! is the same whatever the batch sizes. The loops are written in fixed-width lanes so that they
+//! fixed byte offsets, min/max use a total order (`-0.0 < +0.0`, NaN skipped), and the mean and
+//! standard deviation are accumulated per block of rows at absolute positions (`moments.rs`), so
+//! the result is the same whatever the batch sizes. The loops are written in fixed-width lanes so that they
 //! vectorize: they run on every value of every column.
 
 use crate::format::DType;
 use crate::meta::{Scalar, Stats};
+use crate::moments::MomentsAccum;
 
 /// A column element type the writer and reader accept.
 pub trait Element: bytemuck::Pod + sealed::Sealed {
@@ -35,8 +37,14 @@ const BLOCK: usize = 1 << 20;
 /// Running min/max/NaN count of one column.
 #[derive(Debug, Clone)]
 pub(crate) enum StatsAccum {
-    /// Float columns: min and max as total-order keys (see [`key64`]), NaN count.
-    Float { min: i64, max: i64, nans: u64 },
+    /// Float columns: min and max as total-order keys (see [`key64`]), NaN count, the moments of
+    /// the finite values.
+    Float {
+        min: i64,
+        max: i64,
+        nans: u64,
+        moments: Box<MomentsAccum>,
+    },
     /// Signed integers.
     Int { min: i64, max: i64, any: bool },
     /// Unsigned integers.
@@ -61,6 +69,7 @@ impl StatsAccum {
                 min: i64::MAX,
                 max: i64::MIN,
                 nans: 0,
+                moments: Box::default(),
             },
             DType::I64 | DType::I32 => StatsAccum::Int {
                 min: i64::MAX,
@@ -79,16 +88,41 @@ impl StatsAccum {
     pub(crate) fn update<T: Element>(&mut self, values: &[T]) {
         // Each cast is between a type and itself (T::DTYPE names T), so it cannot fail.
         match (self, T::DTYPE) {
-            (StatsAccum::Float { min, max, nans, .. }, DType::F32) => {
-                let (lo, hi, n) = fold_f32(bytemuck::cast_slice(values));
+            (
+                StatsAccum::Float {
+                    min,
+                    max,
+                    nans,
+                    moments,
+                },
+                DType::F32,
+            ) => {
+                let values: &[f32] = bytemuck::cast_slice(values);
+                let (lo, hi, n) = fold_f32(values);
+                // No NaN and finite extremes: every value is finite (the moments' fast loop).
+                let all_finite =
+                    n == 0 && f32_from_key(lo).is_finite() && f32_from_key(hi).is_finite();
+                moments.update(values, all_finite);
                 if n < values.len() as u64 {
                     *min = (*min).min(key64(f64::from(f32_from_key(lo))));
                     *max = (*max).max(key64(f64::from(f32_from_key(hi))));
                 }
                 *nans += n;
             }
-            (StatsAccum::Float { min, max, nans, .. }, DType::F64) => {
-                let (lo, hi, n) = fold_f64(bytemuck::cast_slice(values));
+            (
+                StatsAccum::Float {
+                    min,
+                    max,
+                    nans,
+                    moments,
+                },
+                DType::F64,
+            ) => {
+                let values: &[f64] = bytemuck::cast_slice(values);
+                let (lo, hi, n) = fold_f64(values);
+                let all_finite =
+                    n == 0 && f64_from_key(lo).is_finite() && f64_from_key(hi).is_finite();
+                moments.update(values, all_finite);
                 if n < values.len() as u64 {
                     *min = (*min).min(lo);
                     *max = (*max).max(hi);
@@ -131,23 +165,31 @@ impl StatsAccum {
 
     pub(crate) fn finish(&self) -> Stats {
         match *self {
-            StatsAccum::Float { min, max, nans, .. } => {
+            StatsAccum::Float {
+                min,
+                max,
+                nans,
+                ref moments,
+            } => {
                 let some = min != i64::MAX;
+                let (mean, std) = moments.finish();
                 Stats {
                     min: some.then(|| Scalar::Float(f64_from_key(min))),
                     max: some.then(|| Scalar::Float(f64_from_key(max))),
                     nan_count: Some(nans),
+                    mean,
+                    std,
                 }
             }
             StatsAccum::Int { min, max, any } => Stats {
                 min: any.then_some(Scalar::Int(min)),
                 max: any.then_some(Scalar::Int(max)),
-                nan_count: None,
+                ..Stats::default()
             },
             StatsAccum::UInt { min, max, any } => Stats {
                 min: any.then_some(Scalar::UInt(min)),
                 max: any.then_some(Scalar::UInt(max)),
-                nan_count: None,
+                ..Stats::default()
             },
         }
     }
@@ -315,6 +357,7 @@ mod tests {
             min: min.map(|v| Scalar::Float(f64::from(v))),
             max: max.map(|v| Scalar::Float(f64::from(v))),
             nan_count: Some((values.len() - finite.len()) as u64),
+            ..Stats::default()
         }
     }
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use arrow_schema::DataType;
 use parquet::basic::Type as PhysicalType;
 use parquet::file::metadata::ColumnChunkMetaData;
 use rayon::prelude::*;
@@ -74,6 +75,8 @@ pub struct ColumnInfo {
     pub name: u32,
     /// Interned arrow type name (for messages and `inspect`).
     pub dtype: u32,
+    /// Interned time zone of a timestamp column (`None`: naive, INT96, or not a timestamp).
+    pub timezone: Option<u32>,
     /// What the type allows.
     pub kind: Kind,
     /// Root (top-level field) index in the file schema.
@@ -238,6 +241,12 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
             epoch_integer: is_epoch_integer(f.data_type()),
             name: names.id(f.name()),
             dtype: names.id(&type_name(f.data_type())),
+            timezone: match f.data_type() {
+                DataType::Timestamp(_, Some(tz)) if !int96[root] && !tz.is_empty() => {
+                    Some(names.id(tz))
+                }
+                _ => None,
+            },
             kind: classify(f.data_type(), int96[root]),
             root: root as u32,
             work_fast: work[root].0,

@@ -25,6 +25,14 @@ pub(super) fn build(
     time_col: String,
     cancel: &Cancel,
 ) -> Result<Plan> {
+    // The output's time zone: that of the first file of the first symbol (SPEC.md: files that
+    // disagree are not an error; date and INT96 sources have none).
+    let timezone = cands
+        .first()
+        .and_then(|c| c.files.first().zip(c.time.first()))
+        .and_then(|(f, &(root, _))| f.columns.get(root as usize))
+        .and_then(|col| col.timezone)
+        .map(|id| names.get(id).to_string());
     let mut units = Vec::new();
     let mut symbol_names = Vec::new();
     let mut input_bytes = 0u64;
@@ -126,7 +134,7 @@ pub(super) fn build(
 
     let value = if cfg.float32 { DType::F32 } else { DType::F64 };
     let mut columns = vec![
-        ColumnSpec::new(time_col.clone(), DType::I64, Role::Time),
+        ColumnSpec::new(time_col.clone(), DType::I64, Role::Time).with_timezone(timezone),
         ColumnSpec::new("symbol", DType::U32, Role::Symbol),
     ];
     if let Some(t) = &cfg.target {

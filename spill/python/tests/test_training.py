@@ -66,6 +66,9 @@ def test_splitmix_reference_values():
     # next() from state 0 is 0xE220A8397B1DCDAF: j = that % 2 = 1, so no swap.
     assert 0xE220A8397B1DCDAF % 2 == 1 and order == [0, 1]
     assert spillfile.splitmix64_permutation(10, 0) == [6, 3, 2, 9, 8, 1, 4, 7, 0, 5]
+    # The Rust iterator's test vector (spill/tests/spill/batches.rs, BLOCK_ORDER_10_42): both
+    # readers shuffle blocks identically.
+    assert spillfile.splitmix64_permutation(10, 42) == [0, 9, 5, 8, 6, 4, 7, 2, 1, 3]
     assert sorted(spillfile.splitmix64_permutation(1000, 42)) == list(range(1000))
 
 

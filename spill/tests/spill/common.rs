@@ -92,10 +92,18 @@ pub struct Case {
 
 impl Case {
     pub fn layout(&self) -> Layout {
+        self.layout_with_timezone(None)
+    }
+
+    /// The layout, with `timezone` on the time columns.
+    pub fn layout_with_timezone(&self, timezone: Option<&str>) -> Layout {
         let specs = self
             .columns
             .iter()
-            .map(|(n, r, d)| ColumnSpec::new(n.clone(), d.dtype(), *r))
+            .map(|(n, r, d)| {
+                let tz = (*r == Role::Time).then_some(timezone).flatten();
+                ColumnSpec::new(n.clone(), d.dtype(), *r).with_timezone(tz.map(String::from))
+            })
             .collect();
         Layout::new(self.nrows as u64, specs, self.symbols.clone()).expect("test layout is valid")
     }
@@ -103,7 +111,18 @@ impl Case {
     /// Writes the case in batches cut at `cuts` (row positions), interleaving columns per batch
     /// as the build pipeline does. Returns the final path.
     pub fn write(&self, path: &Path, cuts: &[usize], opts: WriteOptions) -> PathBuf {
-        let mut w = SpillWriter::create(path, self.layout(), opts).expect("create");
+        self.write_layout(path, self.layout(), cuts, opts)
+    }
+
+    /// [`Case::write`] with a layout of this case's columns (with a chunk size or time zone set).
+    pub fn write_layout(
+        &self,
+        path: &Path,
+        layout: Layout,
+        cuts: &[usize],
+        opts: WriteOptions,
+    ) -> PathBuf {
+        let mut w = SpillWriter::create(path, layout, opts).expect("create");
         let mut bounds: Vec<usize> = cuts.iter().map(|&c| c.min(self.nrows)).collect();
         bounds.push(self.nrows);
         bounds.sort_unstable();

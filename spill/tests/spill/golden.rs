@@ -1,6 +1,10 @@
 //! Golden files: one small spill file per format version under `spill/tests/data/v<M>.<m>/`,
 //! committed. Both readers must keep opening them with these exact values, and today's writer must
-//! still produce the 1.0 file byte for byte (a layout change then needs a new version).
+//! still produce the newest one byte for byte (a change of the bytes then needs a new version).
+//!
+//! Released files are never rewritten. The newest one is made by
+//! `cargo test -p spill --test spill -- --ignored regenerate_golden_1_1` (then commit it); 1.0's
+//! was made the same way by the 1.0 writer (commit b1af830).
 
 use std::path::PathBuf;
 
@@ -11,6 +15,20 @@ use crate::common::{python, run_python, Case, Data};
 
 fn golden_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1.0/golden.spill")
+}
+
+fn golden_1_1_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/v1.1/golden.spill")
+}
+
+/// The time zone of the 1.1 golden file's time column.
+const GOLDEN_ZONE: &str = "America/New_York";
+
+/// The content of the 1.1 golden file: 1.0's, with its own build tool and a zoned time column.
+pub fn golden_case_1_1() -> Case {
+    let mut case = golden_case();
+    case.build.insert("tool".into(), json!("spill golden 1.1"));
+    case
 }
 
 /// The content of the 1.0 golden file: every dtype, NaN, infinities, -0.0, an empty range.
@@ -86,19 +104,26 @@ pub fn golden_case() -> Case {
     }
 }
 
-#[test]
-#[ignore = "writes the golden file; run once per new format version, then commit it"]
-fn regenerate_golden() {
-    let p = golden_path();
-    std::fs::create_dir_all(p.parent().expect("has a parent")).expect("mkdir");
-    golden_case().write(&p, &[2], WriteOptions::default());
+fn write_golden_1_1(path: &std::path::Path, cuts: &[usize], opts: WriteOptions) -> PathBuf {
+    let case = golden_case_1_1();
+    case.write_layout(
+        path,
+        case.layout_with_timezone(Some(GOLDEN_ZONE)),
+        cuts,
+        opts,
+    )
 }
 
 #[test]
-fn golden_1_0_opens_with_its_values() {
-    let f = spill::open(golden_path()).expect("the committed 1.0 golden file opens");
-    assert_eq!(f.version(), (1, 0));
-    let case = golden_case();
+#[ignore = "writes the golden file of the newest version; run once per new version, then commit it"]
+fn regenerate_golden_1_1() {
+    let p = golden_1_1_path();
+    std::fs::create_dir_all(p.parent().expect("has a parent")).expect("mkdir");
+    write_golden_1_1(&p, &[2], WriteOptions::default());
+}
+
+/// What every version's golden file holds: values, symbols, build metadata, 1.0 statistics.
+fn check_golden<D: spill::Backing + Sync>(f: &spill::SpillFile<D>, case: &Case) {
     assert_eq!(f.nrows(), 5);
     assert_eq!(f.symbols(), &case.symbols[..]);
     assert_eq!(f.build_metadata(), &case.build);
@@ -131,25 +156,70 @@ fn golden_1_0_opens_with_its_values() {
 }
 
 #[test]
-fn todays_writer_reproduces_golden_1_0_byte_for_byte() {
+fn golden_1_0_opens_with_its_values() {
+    let f = spill::open(golden_path()).expect("the committed 1.0 golden file opens");
+    assert_eq!(f.version(), (1, 0));
+    check_golden(&f, &golden_case());
+    // No 1.1 keys: the time column is ns by definition, with no zone; no mean or std.
+    let ts = f.column_meta("ts").expect("ts");
+    assert_eq!(
+        (ts.unit.as_deref(), ts.timezone.as_deref()),
+        (Some("ns"), None)
+    );
+    for c in f.columns() {
+        assert_eq!((c.stats.mean, c.stats.std), (None, None), "{}", c.name);
+    }
+}
+
+#[test]
+fn golden_1_1_opens_with_its_values() {
+    let f = spill::open(golden_1_1_path()).expect("the committed 1.1 golden file opens");
+    assert_eq!(f.version(), (1, 1));
+    check_golden(&f, &golden_case_1_1());
+    let ts = f.column_meta("ts").expect("ts");
+    assert_eq!(
+        (ts.unit.as_deref(), ts.timezone.as_deref()),
+        (Some("ns"), Some(GOLDEN_ZONE))
+    );
+    assert_eq!(f.column_meta("f0").expect("f0").unit, None);
+    let moments = |name: &str| {
+        let s = f.column_meta(name).expect("column").stats;
+        (s.mean, s.std)
+    };
+    assert_eq!(moments("f1"), (Some(30.0), Some(200f64.sqrt())));
+    // f0: 1, -0, 3.5 are finite (inf and NaN are not).
+    assert_eq!(moments("f0"), (Some(1.5), Some((6.5f64 / 3.0).sqrt())));
+    // w: the square of 1e300 overflows, so no std; the mean is still a number.
+    assert_eq!(moments("w"), (Some(2.5e299), None));
+    // Integer columns have none.
+    assert_eq!(moments("n"), (None, None));
+    assert_eq!(moments("ts"), (None, None));
+}
+
+#[test]
+fn todays_writer_reproduces_golden_1_1_byte_for_byte() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = golden_case().write(
+    let p = write_golden_1_1(
         &dir.path().join("g.spill"),
         &[1, 4],
         WriteOptions::default().with_memory(4096),
     );
     assert!(
-        std::fs::read(p).expect("read") == std::fs::read(golden_path()).expect("read golden"),
-        "the writer no longer produces format 1.0 bytes: bump the version and add a new golden file"
+        std::fs::read(p).expect("read") == std::fs::read(golden_1_1_path()).expect("read golden"),
+        "the writer no longer produces format 1.1 bytes: bump the version and add a new golden file"
     );
 }
 
 #[test]
-fn numpy_reader_opens_golden_1_0() {
+fn numpy_reader_opens_every_golden_file() {
     let Some(py) = python() else { return };
-    let out = run_python(
-        &py,
-        r#"
+    for (path, case) in [
+        (golden_path(), golden_case()),
+        (golden_1_1_path(), golden_case_1_1()),
+    ] {
+        let out = run_python(
+            &py,
+            r#"
 import sys, json, spillfile, numpy as np
 f = spillfile.open(sys.argv[1])
 f.verify()
@@ -159,20 +229,21 @@ print(json.dumps({"nrows": f.nrows, "columns": f.columns, "symbols": f.symbols,
                   "n": f.column("n").tolist(), "b": f.column("b").tolist(),
                   "X": f.features().shape, "X22": float(f.features()[2, 2]), "build": f.metadata}))
 "#,
-        &[&golden_path()],
-    );
-    let v: Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(v["nrows"], 5);
-    assert_eq!(
-        v["columns"],
-        json!(["ts", "symbol", "target", "f0", "f1", "f2", "w", "n", "b"])
-    );
-    assert_eq!(v["symbols"], json!(["AAPL", "ÄPF", "BRK.B"]));
-    assert_eq!(v["ranges"]["ÄPF"], json!([3, 3]));
-    assert_eq!(v["f0"], json!(["1.0", "-0.0", "inf", "nan", "3.5"]));
-    assert_eq!(v["n"], json!([-1, 2, i32::MIN, i32::MAX, 0]));
-    assert_eq!(v["b"], json!([0, 1, 255, 7, 9]));
-    assert_eq!(v["X"], json!([5, 3]));
-    assert_eq!(v["X22"], json!(1e30f32 as f64));
-    assert_eq!(v["build"], Value::Object(golden_case().build));
+            &[&path],
+        );
+        let v: Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(v["nrows"], 5);
+        assert_eq!(
+            v["columns"],
+            json!(["ts", "symbol", "target", "f0", "f1", "f2", "w", "n", "b"])
+        );
+        assert_eq!(v["symbols"], json!(["AAPL", "ÄPF", "BRK.B"]));
+        assert_eq!(v["ranges"]["ÄPF"], json!([3, 3]));
+        assert_eq!(v["f0"], json!(["1.0", "-0.0", "inf", "nan", "3.5"]));
+        assert_eq!(v["n"], json!([-1, 2, i32::MIN, i32::MAX, 0]));
+        assert_eq!(v["b"], json!([0, 1, 255, 7, 9]));
+        assert_eq!(v["X"], json!([5, 3]));
+        assert_eq!(v["X22"], json!(1e30f32 as f64));
+        assert_eq!(v["build"], Value::Object(case.build));
+    }
 }

@@ -1,10 +1,13 @@
 //! Integration tests of the spill format: round trips, corruption, golden files, crash safety,
 //! the numpy reader, and (ignored, heavy) writer memory.
 
+mod batches;
 mod common;
 mod corruption;
 mod crash;
 mod golden;
 mod interop;
+mod keys;
 mod memory;
 mod roundtrip;
+mod stats;
