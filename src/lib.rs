@@ -59,9 +59,9 @@ pub use tools::inspect::{inspect, InspectReport};
 pub mod internals {
     pub use crate::build::execute_plan;
     #[cfg(feature = "fuzzing")]
-    pub use crate::decode::fuzz_hybrid;
+    pub use crate::decode::{fuzz_hybrid, fuzz_pages};
     pub use crate::decode::{chunk_eligible, eligible, Physical};
     pub use crate::input::discover::discover;
     pub use crate::plan::{plan, Plan};
-    pub use crate::read::{read_unit, Data, Msg, ReadContext, Reader, Task};
+    pub use crate::read::{read_unit, Data, Msg, ReadContext, Reader, Spares, Task};
 }

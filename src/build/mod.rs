@@ -24,7 +24,7 @@ use crate::input::discover::discover;
 use crate::plan::budget::RETURNED;
 use crate::plan::budget::{self, Budget};
 use crate::plan::{plan, Plan};
-use crate::read::{read_unit, Msg, ReadContext, Reader, Source, Task};
+use crate::read::{read_unit, Msg, ReadContext, Reader, Source, Spares, Task};
 use crate::report::progress::Progress;
 use crate::report::summary::{BuildSummary, Decoders, WriterStats};
 use crate::write::{write_all, WriteFailure};
@@ -215,6 +215,7 @@ fn execute<O: Float>(
             let spawned = reader.spawn_scoped(s, move || {
                 let mut waited = Duration::ZERO;
                 let mut state = Reader::default();
+                let mut spares = Spares::default();
                 loop {
                     // Take the next task and announce it, atomically, so announcements are in
                     // task order (the writer reads them in that order).
@@ -243,7 +244,7 @@ fn execute<O: Float>(
                         unit: u as u32,
                         group,
                     };
-                    match read_unit(task, unit, symbol, ctx, &mut state, &recycled, &mut send) {
+                    match read_unit(task, unit, symbol, ctx, &mut state, &mut spares, &recycled, &mut send) {
                         // Files are counted by their first task.
                         Ok(_) if group > 0 => 0,
                         Ok(Source::Fast) => fast_files.fetch_add(1, Ordering::Relaxed),

@@ -400,8 +400,9 @@ impl Codecs {
 pub struct Window {
     /// File offset of `buf[0]`.
     at: u64,
-    /// The bytes read.
+    /// The bytes read are `buf[..valid]`; the buffer only grows (no zeroing per read).
     buf: Vec<u8>,
+    valid: usize,
     /// Next unread position in the chunk (file offset).
     pos: u64,
     /// End of the chunk (file offset).
@@ -415,12 +416,13 @@ pub struct Window {
 pub struct Held {
     at: u64,
     buf: Vec<u8>,
+    valid: usize,
 }
 
 impl Held {
     /// Holds nothing (the bytes were another file's), keeping the allocation.
     pub fn forget(&mut self) {
-        self.buf.clear();
+        self.valid = 0;
     }
 }
 
@@ -431,12 +433,13 @@ impl Window {
         let mut w = Window {
             at: held.at,
             buf: held.buf,
+            valid: held.valid,
             pos: start,
             end: start.saturating_add(len),
             limit: limit.max(start.saturating_add(len)),
         };
-        if !(w.at..w.at + w.buf.len() as u64).contains(&start) {
-            w.buf.clear();
+        if !(w.at..w.at + w.valid as u64).contains(&start) {
+            w.valid = 0;
             w.at = start;
         }
         w
@@ -451,22 +454,25 @@ impl Window {
     /// reading from `file` when the window does not hold them.
     fn get(&mut self, file: &File, n: usize, more: bool) -> Result<&[u8], Problem> {
         let want = (n as u64).min(self.left());
-        let have = (self.at + self.buf.len() as u64).saturating_sub(self.pos);
+        let have = (self.at + self.valid as u64).saturating_sub(self.pos);
         if have < want {
             // Refill from `pos`: at least a window, at most the file's end.
             let len = (want as usize)
                 .max(WINDOW)
                 .min((self.limit - self.pos) as usize);
-            self.buf.clear();
-            self.buf.resize(len, 0);
-            file.read_exact_at(&mut self.buf, self.pos)
+            if self.buf.len() < len {
+                self.buf.resize(len, 0);
+            }
+            self.valid = 0;
+            file.read_exact_at(&mut self.buf[..len], self.pos)
                 .map_err(|e| Problem::Parquet(format!("reading the column chunk: {e}")))?;
+            self.valid = len;
             self.at = self.pos;
         }
         let from = (self.pos - self.at) as usize;
         let to = match more {
             // What the window holds of the chunk.
-            true => self.buf.len().min(from + self.left() as usize),
+            true => self.valid.min(from + self.left() as usize),
             false => from + want as usize,
         };
         Ok(&self.buf[from..to])
@@ -510,8 +516,58 @@ impl Window {
         Held {
             at: self.at,
             buf: self.buf,
+            valid: self.valid,
         }
     }
+}
+
+/// Fuzzing entry (the `fuzzing` feature; not an API): `data[0]` picks the codec and the column's
+/// shape, the rest is a column chunk of 100 rows, written to a temporary file and decoded page by
+/// page (headers, CRCs, decompression, levels, values) as the fast decoder reads a chunk. Must
+/// never panic.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_pages(data: &[u8]) {
+    use std::io::Write;
+
+    use super::column::{Buffers, Chunk, ColumnDecoder};
+    use super::physical::Physical;
+    let [pick, chunk @ ..] = data else { return };
+    let codec = match pick % 6 {
+        0 => Compression::UNCOMPRESSED,
+        1 => Compression::SNAPPY,
+        2 => Compression::GZIP(Default::default()),
+        3 => Compression::LZ4_RAW,
+        4 => Compression::ZSTD(Default::default()),
+        _ => Compression::BROTLI(Default::default()),
+    };
+    let Ok(mut file) = tempfile::tempfile() else { return };
+    if file.write_all(chunk).is_err() {
+        return;
+    }
+    let c = Chunk {
+        start: 0,
+        len: chunk.len() as u64,
+        codec,
+        rows: 100,
+        file_len: chunk.len() as u64,
+    };
+    let mut codecs = Codecs::default();
+    let mut d: ColumnDecoder<f64> = ColumnDecoder::new(&c, Physical::F64, pick & 8 != 0, Buffers::default());
+    let mut out = [0f64; 37];
+    let mut valid = [false; 37];
+    let skip = usize::from(pick >> 4);
+    if d.skip(&file, &mut codecs, skip).is_err() {
+        return;
+    }
+    let mut left = 100 - skip;
+    while left > 0 {
+        let n = left.min(out.len());
+        if d.read(&file, &mut codecs, &mut out[..n], Some(&mut valid[..n])).is_err() {
+            return;
+        }
+        left -= n;
+    }
+    let _ = d.finish(&file);
 }
 
 #[cfg(test)]

@@ -107,8 +107,9 @@ fn select<O: Float>(
     if !unit.has_null_times() && sel.cut_only() {
         // No null times, no filters: the rows after the cut, contiguous.
         let k = sel.drop_front(rows as u64) as usize;
-        if k == rows {
-            return Ok(Rows::Range(rows..rows));
+        // Only the unit's first task sends the time column; the others need not read it.
+        if k == rows || !out.sends_time() {
+            return Ok(Rows::Range(k..rows));
         }
         let mut time: ColumnDecoder<i64> = group.decoder(&plan.time, reader);
         time.skip(file, &mut reader.codecs, k).map_err(&terr)?;
@@ -127,9 +128,7 @@ fn select<O: Float>(
                 return Err(SymbolErrorKind::Changed);
             }
             let mut times = out.times();
-            for (i, &r) in raw.iter().enumerate() {
-                times.push(to_ns(unit, group, r, out.decoded + (done + i) as u64)?);
-            }
+            scale(unit, group, &raw, out.decoded + done as u64, &mut times)?;
             out.send_times(times);
             done += n;
         }
@@ -208,14 +207,29 @@ fn select<O: Float>(
 
 /// A stored time in nanoseconds, or the overflow error naming the column and the file's row.
 fn to_ns(unit: &Unit, group: &Group<'_, '_>, raw: i64, row: u64) -> Result<i64, SymbolErrorKind> {
+    unit.time.1.to_ns(raw).map_err(|value| overflow(group, row, value))
+}
+
+/// Stored times (rows `first_row..` of the file) in nanoseconds, appended to `out`.
+fn scale(
+    unit: &Unit,
+    group: &Group<'_, '_>,
+    raw: &[i64],
+    first_row: u64,
+    out: &mut Vec<i64>,
+) -> Result<(), SymbolErrorKind> {
     unit.time
         .1
-        .to_ns(raw)
-        .map_err(|value| SymbolErrorKind::TimeOverflow {
-            column: group.ctx.columns[0].clone(),
-            row,
-            value,
-        })
+        .scale_into(raw, out)
+        .map_err(|(i, value)| overflow(group, first_row + i as u64, value))
+}
+
+fn overflow(group: &Group<'_, '_>, row: u64, value: String) -> SymbolErrorKind {
+    SymbolErrorKind::TimeOverflow {
+        column: group.ctx.columns[0].clone(),
+        row,
+        value,
+    }
 }
 
 /// A value column the file lacks: NaN for every kept row.

@@ -26,6 +26,7 @@ use crate::plan::filter::CrossSection;
 use crate::plan::Unit;
 
 use self::send::Out;
+pub use self::send::Spares;
 
 /// Values of one output column, ready for the writer.
 #[derive(Debug)]
@@ -134,6 +135,7 @@ pub fn read_unit<O: Float>(
     symbol: &str,
     ctx: &ReadContext<'_>,
     reader: &mut Reader,
+    spares: &mut Spares<O>,
     recycled: &crossbeam_channel::Receiver<Data<O>>,
     send: &mut dyn FnMut(Msg<O>) -> bool,
 ) -> Result<Source, SymbolError> {
@@ -145,7 +147,7 @@ pub fn read_unit<O: Float>(
     reader.buffers.new_file();
     let value_roots = unit.value_roots(ctx.target);
     let owned = task.columns(value_roots.len(), ctx.groups);
-    let mut out = Out::new(task, unit, ctx, recycled, send, value_roots.len(), owned);
+    let mut out = Out::new(task, unit, ctx, recycled, send, value_roots.len(), owned, spares);
     let source = match &unit.fast {
         Some(plan) => {
             fast::read(&file, unit, plan, ctx, reader, &mut out).map_err(err)?;

@@ -27,6 +27,23 @@ pub struct Out<'a, O> {
     /// Rows of the file consumed so far (decoded or skipped).
     pub decoded: u64,
     gone: bool,
+    spares: &'a mut Spares<O>,
+}
+
+/// Buffers the writer gave back, by kind, kept by a reader thread from task to task (the
+/// channel they come back on mixes the kinds).
+pub struct Spares<O> {
+    times: Vec<Vec<i64>>,
+    values: Vec<Vec<O>>,
+}
+
+impl<O> Default for Spares<O> {
+    fn default() -> Self {
+        Spares {
+            times: Vec::new(),
+            values: Vec::new(),
+        }
+    }
 }
 
 impl<'a, O: Float> Out<'a, O> {
@@ -39,6 +56,7 @@ impl<'a, O: Float> Out<'a, O> {
         send: &'a mut dyn FnMut(Msg<O>) -> bool,
         values: usize,
         owned: std::ops::Range<usize>,
+        spares: &'a mut Spares<O>,
     ) -> Self {
         Out {
             task,
@@ -50,7 +68,23 @@ impl<'a, O: Float> Out<'a, O> {
             sent: vec![0; values + 2],
             decoded: 0,
             gone: false,
+            spares,
         }
+    }
+
+    /// Takes every buffer the writer gave back.
+    fn collect(&mut self) {
+        while let Ok(d) = self.recycled.try_recv() {
+            match d {
+                Data::Time(v) => self.spares.times.push(v),
+                Data::Values(v) => self.spares.values.push(v),
+            }
+        }
+    }
+
+    /// Whether this task sends the time column (the unit's first does).
+    pub fn sends_time(&self) -> bool {
+        self.task.group == 0
     }
 
     /// Whether the build is being cancelled or the writer is gone: stop decoding.
@@ -60,20 +94,20 @@ impl<'a, O: Float> Out<'a, O> {
 
     /// An empty buffer for times, reused when the writer gave one back.
     pub fn times(&mut self) -> Vec<i64> {
-        let mut v = match self.recycled.try_recv() {
-            Ok(Data::Time(v)) => v,
-            _ => Vec::new(),
-        };
+        if self.spares.times.is_empty() {
+            self.collect();
+        }
+        let mut v = self.spares.times.pop().unwrap_or_default();
         v.clear();
         v
     }
 
     /// An empty buffer for values, reused when the writer gave one back.
     pub fn values(&mut self) -> Vec<O> {
-        let mut v = match self.recycled.try_recv() {
-            Ok(Data::Values(v)) => v,
-            _ => Vec::new(),
-        };
+        if self.spares.values.is_empty() {
+            self.collect();
+        }
+        let mut v = self.spares.values.pop().unwrap_or_default();
         v.clear();
         v
     }
@@ -81,7 +115,7 @@ impl<'a, O: Float> Out<'a, O> {
     /// Whether this task sends output column `column` (0: time, 2 + c: value column c).
     fn sends(&self, column: usize) -> bool {
         match column {
-            0 => self.task.group == 0,
+            0 => self.sends_time(),
             1 => false,
             c => self.owned.contains(&(c - 2)),
         }
