@@ -58,9 +58,9 @@ pub use tools::inspect::{inspect, InspectReport};
 #[doc(hidden)]
 pub mod internals {
     pub use crate::build::execute_plan;
+    pub use crate::decode::{chunk_eligible, eligible, Physical};
     #[cfg(feature = "fuzzing")]
     pub use crate::decode::{fuzz_hybrid, fuzz_pages};
-    pub use crate::decode::{chunk_eligible, eligible, Physical};
     pub use crate::input::discover::discover;
     pub use crate::plan::{plan, Plan};
     pub use crate::read::{read_unit, Data, Msg, ReadContext, Reader, Spares, Task};

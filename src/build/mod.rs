@@ -244,7 +244,16 @@ fn execute<O: Float>(
                         unit: u as u32,
                         group,
                     };
-                    match read_unit(task, unit, symbol, ctx, &mut state, &mut spares, &recycled, &mut send) {
+                    match read_unit(
+                        task,
+                        unit,
+                        symbol,
+                        ctx,
+                        &mut state,
+                        &mut spares,
+                        &recycled,
+                        &mut send,
+                    ) {
                         // Files are counted by their first task.
                         Ok(_) if group > 0 => 0,
                         Ok(Source::Fast) => fast_files.fetch_add(1, Ordering::Relaxed),

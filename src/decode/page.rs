@@ -456,15 +456,22 @@ impl Window {
         let want = (n as u64).min(self.left());
         let have = (self.at + self.valid as u64).saturating_sub(self.pos);
         if have < want {
-            // Refill from `pos`: at least a window, at most the file's end.
+            // Refill from `pos`: at least a window, at most the file's end. The bytes held past
+            // `pos` move to the front and only the rest is read (a page straddling the window's
+            // end would otherwise be read twice).
             let len = (want as usize)
                 .max(WINDOW)
                 .min((self.limit - self.pos) as usize);
             if self.buf.len() < len {
                 self.buf.resize(len, 0);
             }
+            let kept = have as usize;
+            if kept > 0 {
+                let from = (self.pos - self.at) as usize;
+                self.buf.copy_within(from..from + kept, 0);
+            }
             self.valid = 0;
-            file.read_exact_at(&mut self.buf[..len], self.pos)
+            file.read_exact_at(&mut self.buf[kept..len], self.pos + have)
                 .map_err(|e| Problem::Parquet(format!("reading the column chunk: {e}")))?;
             self.valid = len;
             self.at = self.pos;
@@ -540,7 +547,9 @@ pub fn fuzz_pages(data: &[u8]) {
         4 => Compression::ZSTD(Default::default()),
         _ => Compression::BROTLI(Default::default()),
     };
-    let Ok(mut file) = tempfile::tempfile() else { return };
+    let Ok(mut file) = tempfile::tempfile() else {
+        return;
+    };
     if file.write_all(chunk).is_err() {
         return;
     }
@@ -552,7 +561,8 @@ pub fn fuzz_pages(data: &[u8]) {
         file_len: chunk.len() as u64,
     };
     let mut codecs = Codecs::default();
-    let mut d: ColumnDecoder<f64> = ColumnDecoder::new(&c, Physical::F64, pick & 8 != 0, Buffers::default());
+    let mut d: ColumnDecoder<f64> =
+        ColumnDecoder::new(&c, Physical::F64, pick & 8 != 0, Buffers::default());
     let mut out = [0f64; 37];
     let mut valid = [false; 37];
     let skip = usize::from(pick >> 4);
@@ -562,7 +572,9 @@ pub fn fuzz_pages(data: &[u8]) {
     let mut left = 100 - skip;
     while left > 0 {
         let n = left.min(out.len());
-        if d.read(&file, &mut codecs, &mut out[..n], Some(&mut valid[..n])).is_err() {
+        if d.read(&file, &mut codecs, &mut out[..n], Some(&mut valid[..n]))
+            .is_err()
+        {
             return;
         }
         left -= n;

@@ -207,7 +207,10 @@ fn select<O: Float>(
 
 /// A stored time in nanoseconds, or the overflow error naming the column and the file's row.
 fn to_ns(unit: &Unit, group: &Group<'_, '_>, raw: i64, row: u64) -> Result<i64, SymbolErrorKind> {
-    unit.time.1.to_ns(raw).map_err(|value| overflow(group, row, value))
+    unit.time
+        .1
+        .to_ns(raw)
+        .map_err(|value| overflow(group, row, value))
 }
 
 /// Stored times (rows `first_row..` of the file) in nanoseconds, appended to `out`.

@@ -147,7 +147,16 @@ pub fn read_unit<O: Float>(
     reader.buffers.new_file();
     let value_roots = unit.value_roots(ctx.target);
     let owned = task.columns(value_roots.len(), ctx.groups);
-    let mut out = Out::new(task, unit, ctx, recycled, send, value_roots.len(), owned, spares);
+    let mut out = Out::new(
+        task,
+        unit,
+        ctx,
+        recycled,
+        send,
+        value_roots.len(),
+        owned,
+        spares,
+    );
     let source = match &unit.fast {
         Some(plan) => {
             fast::read(&file, unit, plan, ctx, reader, &mut out).map_err(err)?;
