@@ -106,7 +106,14 @@ fn decode_regime(c: &mut Criterion, group: &str, name: &str, opts: GenOptions) {
             };
             let task = spillway::internals::Task { unit: 0, group: 0 };
             spillway::internals::read_unit(
-                task, unit, "S0000", &ctx, &mut state, &mut spares, &recycled, &mut send,
+                task,
+                unit,
+                "S0000",
+                &ctx,
+                &mut state,
+                &mut spares,
+                &recycled,
+                &mut send,
             )
             .expect("decode");
             rows
