@@ -1,9 +1,10 @@
 //! Hot paths of a build, one at a time (criterion). Whole-build comparisons against peers are in
 //! scripts/bench_peers.sh; these isolate where the time goes.
 //!
-//! - `decode_convert/row_group`: one 65,536-row x 100-feature zstd row group (pyarrow-like:
-//!   dictionary pages) decoded with a projection, nulls to NaN, converted to float32: what one
-//!   reader does per file, batches discarded.
+//! - `decode_convert/{row_group,tiny_file,wide_row_group}`: one file decoded and converted to
+//!   float32 as one reader does it, slices discarded: a 65,536-row x 100-feature zstd row group
+//!   (dictionary pages), a 4,000-row x 100-feature file (the per-file fixed cost: opening, the
+//!   time column, 102 column chunks) and a 16,384-row x 1,000-feature row group (column count).
 //! - `writer/batch`: one 8,192-row batch of 103 columns through the spill writer (checksums,
 //!   statistics, copy into the staging buffers or mapped windows, and the writes themselves).
 //! - `plan/728_files`: footers of 728 files (100 features each) and their time columns: the plan
@@ -56,17 +57,9 @@ fn config(input: &Path, output: &Path) -> spillway::BuildConfig {
     .expect("config")
 }
 
-fn decode_convert(c: &mut Criterion) {
-    let u = universe(
-        "one_row_group",
-        GenOptions {
-            symbols: 1,
-            rows: 65_536,
-            features: 100,
-            ragged: 0.0,
-            ..Default::default()
-        },
-    );
+/// Decodes unit 0 of the universe `name` (made with `opts`) as one reader does, slices dropped.
+fn decode_regime(c: &mut Criterion, group: &str, name: &str, opts: GenOptions) {
+    let u = universe(name, opts);
     let cfg = config(&u, &u.join("unused.spill"));
     let universe = spillway::internals::discover(&u).expect("discover");
     let plan = spillway::internals::plan(
@@ -77,34 +70,71 @@ fn decode_convert(c: &mut Criterion) {
     )
     .expect("plan");
     let unit = &plan.units[0];
-    let mut g = c.benchmark_group("decode_convert");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(unit.size));
     g.sample_size(20);
     let cancel = AtomicBool::new(false);
     let user_cancel = spillway::Cancel::new();
     let (_keep, recycled) = crossbeam_channel::bounded(1);
-    g.bench_function("row_group", |b| {
+    let columns: Vec<String> = plan
+        .layout
+        .columns()
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    let mut state = spillway::internals::Reader::default();
+    let mut spares = spillway::internals::Spares::default();
+    g.bench_function(name, |b| {
         b.iter(|| {
             let mut rows = 0usize;
             let mut send = |m: spillway::internals::Msg<f32>| {
-                if let spillway::internals::Msg::Batch(batch) = m {
-                    rows += batch.rows;
+                if let spillway::internals::Msg::Slice(s) = m {
+                    if let spillway::internals::Data::Time(t) = s.data {
+                        rows += t.len();
+                    }
                 }
                 true
             };
             let ctx = spillway::internals::ReadContext {
                 target: true,
-                batch_rows: 8192,
+                batch_rows: 65_536,
                 cancel: &cancel,
                 user_cancel: &user_cancel,
                 filters: None,
+                columns: &columns,
+                groups: 1,
             };
-            spillway::internals::read_unit(0, unit, "S0000", &ctx, &recycled, &mut send)
-                .expect("decode");
+            let task = spillway::internals::Task { unit: 0, group: 0 };
+            spillway::internals::read_unit(
+                task,
+                unit,
+                "S0000",
+                &ctx,
+                &mut state,
+                &mut spares,
+                &recycled,
+                &mut send,
+            )
+            .expect("decode");
             rows
         })
     });
     g.finish();
+}
+
+/// One file per regime: a canonical row group (65,536 rows x 100 features), a tiny file (4,000
+/// rows x 100: the per-file fixed cost) and a wide row group (16,384 rows x 1,000 features).
+fn decode_convert(c: &mut Criterion) {
+    let one = |rows, features| GenOptions {
+        symbols: 1,
+        rows,
+        features,
+        ragged: 0.0,
+        ..Default::default()
+    };
+    decode_regime(c, "decode_convert", "row_group", one(65_536, 100));
+    decode_regime(c, "decode_convert", "tiny_file", one(4_000, 100));
+    decode_regime(c, "decode_convert", "wide_row_group", one(16_384, 1_000));
 }
 
 fn writer(c: &mut Criterion) {

@@ -56,7 +56,7 @@ pub enum Error {
     #[error("{0}")]
     OutputPath(String),
     /// The memory budget cannot be met even with one reader and the smallest batch.
-    #[error("memory budget of {budget} bytes cannot be met: one reader with {batch_rows}-row batches needs about {needed} bytes (largest file: {}); raise --memory-budget", file.display())]
+    #[error("memory budget of {} MiB cannot be met: about {} MiB are needed with one reader and {batch_rows}-row batches (the writer's buffers for {columns} columns take {} MiB, the plan and parsed footers {} MiB; largest file: {}); raise --memory-budget", budget >> 20, needed >> 20, writer >> 20, held >> 20, file.display())]
     Budget {
         /// The budget.
         budget: u64,
@@ -64,7 +64,13 @@ pub enum Error {
         needed: u64,
         /// Rows per batch at that bound.
         batch_rows: usize,
-        /// The file whose working set dominates.
+        /// Output columns.
+        columns: usize,
+        /// Of `needed`, the writer's smallest buffers.
+        writer: u64,
+        /// Of `needed`, what the plan holds (units, the filters' table, parsed footers).
+        held: u64,
+        /// The file whose reading takes the most memory.
         file: PathBuf,
     },
     /// An option is invalid.
@@ -317,9 +323,23 @@ pub struct DecodeError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Problem {
-    /// The parquet crate could not read the page (header, decompression, checksum).
+    /// The parquet crate could not read the page (decompression), or the file could not be read.
     #[error("{0}")]
     Parquet(String),
+    /// A page header is not valid thrift, or lacks a required field.
+    #[error("page header: {0}")]
+    PageHeader(String),
+    /// A page larger than its chunk or than any writer makes.
+    #[error("page of {0} bytes does not fit its column chunk")]
+    PageSize(usize),
+    /// The page's CRC does not match its bytes.
+    #[error("page checksum mismatch (stored {stored:#010x}, computed {actual:#010x})")]
+    Checksum {
+        /// Stored CRC.
+        stored: u32,
+        /// CRC of the bytes read.
+        actual: u32,
+    },
     /// An encoding the fast decoder does not read where the footer promised it would.
     #[error("{0} encoding {1} is not supported here")]
     Encoding(&'static str, parquet::basic::Encoding),

@@ -61,11 +61,11 @@ pub use tools::sharded::{count, plan_cs, CountSummary, PlanCsOptions, PlanCsSumm
 #[doc(hidden)]
 pub mod internals {
     pub use crate::build::execute_plan;
-    #[cfg(feature = "fuzzing")]
-    pub use crate::decode::fuzz_hybrid;
     pub use crate::decode::{chunk_eligible, eligible, Physical};
+    #[cfg(feature = "fuzzing")]
+    pub use crate::decode::{fuzz_hybrid, fuzz_pages};
     pub use crate::input::discover::discover;
     pub use crate::plan::cs_file::{parse_counts, parse_plan};
     pub use crate::plan::{plan, Plan};
-    pub use crate::read::{read_unit, Msg, ReadContext};
+    pub use crate::read::{read_unit, Data, Msg, ReadContext, Reader, Spares, Task};
 }

@@ -1,16 +1,19 @@
-//! `write`: the one writer. It takes units in plan order, drains the batches of each from the
-//! channel of the reader that decoded it, and writes them at their planned rows through the spill
-//! writer. Readers run at most their channel's capacity ahead; nothing is reordered in memory.
+//! `write`: the one writer. It takes units in plan order; each unit is `groups` tasks (its value
+//! columns split among the readers, the first also sending the time column), and the writer
+//! drains the channels of the readers of the unit's tasks as slices arrive, writing every slice
+//! at its planned rows: the time column with the symbol codes beside it, and each value column.
+//! A unit's columns may arrive in any interleaving, each in row order (one task, one channel).
+//! Readers run at most their channel's capacity ahead; nothing is reordered in memory.
 
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Select, Sender};
 use spill::SpillWriter;
 
 use crate::error::SymbolError;
 use crate::input::convert::Float;
 use crate::plan::Plan;
-use crate::read::{Msg, Recycled};
+use crate::read::{Data, Msg};
 use crate::report::progress::Progress;
 use crate::report::summary::WriterStats;
 
@@ -27,90 +30,116 @@ pub enum WriteFailure {
     Spawn(std::io::Error),
 }
 
-/// Writes every unit of `plan`. `assignments` yields `(unit, reader)` in unit order; batches of a
-/// unit arrive on `channels[reader]`, and their buffers go back on `returns[reader]`. Without a
-/// writer the batches are received and dropped (`--decode-only`, to measure the readers alone).
+/// Writes every unit of `plan`. `assignments` yields `(task, reader)` in task order, `groups`
+/// tasks a unit; slices of a task arrive on `channels[reader]`, and their buffers go back on
+/// `returns[reader]`. Without a writer the slices are received and dropped (`--decode-only`, to
+/// measure the readers alone).
 pub fn write_all<O: Float>(
     plan: &Plan,
+    groups: usize,
     mut writer: Option<&mut SpillWriter>,
     assignments: &Receiver<(u32, usize)>,
     channels: &[Receiver<Msg<O>>],
-    returns: &[Sender<Recycled<O>>],
+    returns: &[Sender<Data<O>>],
     progress: &Progress,
 ) -> Result<WriterStats, WriteFailure> {
     let mut stats = WriterStats::default();
     let mut symbol_codes: Vec<u32> = Vec::new();
-    let value_columns = plan.value_columns();
-    let spill_err = WriteFailure::Spill;
+    let ncols = plan.value_columns() + 2;
+    let mut next = vec![0u64; ncols];
+    let protocol = |m: String| WriteFailure::Protocol(m);
+    // Tasks of the current unit not yet done, per reader.
+    let mut pending = vec![0usize; channels.len()];
     for (index, unit) in plan.units.iter().enumerate() {
         let t = Instant::now();
-        let (got, reader) = assignments
-            .recv()
-            .map_err(|_| WriteFailure::Protocol(format!("no reader took unit {index}")))?;
-        stats.wait += t.elapsed();
-        if got as usize != index {
-            return Err(WriteFailure::Protocol(format!(
-                "unit {got} assigned where {index} was due"
-            )));
+        for k in 0..groups {
+            let due = index * groups + k;
+            let (task, reader) = assignments
+                .recv()
+                .map_err(|_| protocol(format!("no reader took task {due}")))?;
+            if task as usize != due || reader >= channels.len() {
+                return Err(protocol(format!(
+                    "task {task} assigned where {due} was due"
+                )));
+            }
+            pending[reader] += 1;
         }
-        let mut row = unit.row_start;
-        let mut seq = 0u32;
-        loop {
+        stats.wait += t.elapsed();
+        next.fill(0);
+        let out = unit.out_rows();
+        while pending.iter().any(|&p| p > 0) {
             let t = Instant::now();
-            let msg = channels[reader].recv().map_err(|_| {
-                WriteFailure::Protocol(format!("reader {reader} stopped during unit {index}"))
-            })?;
+            let active: Vec<usize> = (0..channels.len()).filter(|&r| pending[r] > 0).collect();
+            let mut select = Select::new();
+            for &r in &active {
+                select.recv(&channels[r]);
+            }
+            let op = select.select();
+            let reader = active[op.index()];
+            let msg = op
+                .recv(&channels[reader])
+                .map_err(|_| protocol(format!("reader {reader} stopped during unit {index}")))?;
             stats.wait += t.elapsed();
             let t = Instant::now();
             match msg {
-                Msg::Batch(b) => {
-                    if b.unit as usize != index
-                        || b.seq != seq
-                        || b.time.len() != b.rows
-                        || b.values.len() != b.rows * value_columns
-                    {
-                        return Err(WriteFailure::Protocol(format!(
-                            "batch ({}, {}) where ({index}, {seq}) was due",
-                            b.unit, b.seq
+                Msg::Slice(s) => {
+                    let c = s.column as usize;
+                    let rows = match &s.data {
+                        Data::Time(v) => v.len(),
+                        Data::Values(v) => v.len(),
+                    } as u64;
+                    let fits = matches!((&s.data, c), (Data::Time(_), 0))
+                        || matches!(&s.data, Data::Values(_)) && (2..ncols).contains(&c);
+                    if s.unit as usize != index || !fits || s.row != next[c] || s.row + rows > out {
+                        return Err(protocol(format!(
+                            "slice of column {c} at row {} of unit {} where unit {index} was due (next row {})",
+                            s.row, s.unit, next.get(c).copied().unwrap_or_default()
                         )));
                     }
-                    if symbol_codes.len() < b.rows || symbol_codes.first() != Some(&unit.symbol) {
-                        symbol_codes.clear();
-                        symbol_codes.resize(b.rows.max(symbol_codes.capacity()), unit.symbol);
-                    }
-                    if let Some(w) = writer.as_deref_mut() {
-                        w.write(0, row, &b.time).map_err(spill_err)?;
-                        w.write(1, row, &symbol_codes[..b.rows])
-                            .map_err(spill_err)?;
-                        for c in 0..value_columns {
-                            let col = &b.values[c * b.rows..(c + 1) * b.rows];
-                            w.write(2 + c, row, col).map_err(spill_err)?;
+                    let row = unit.row_start + s.row;
+                    match (&s.data, writer.as_deref_mut()) {
+                        (Data::Time(t), Some(w)) => {
+                            let n = t.len();
+                            if symbol_codes.len() < n || symbol_codes.first() != Some(&unit.symbol)
+                            {
+                                symbol_codes.clear();
+                                symbol_codes.resize(n.max(symbol_codes.capacity()), unit.symbol);
+                            }
+                            w.write(0, row, t).map_err(WriteFailure::Spill)?;
+                            w.write(1, row, &symbol_codes[..n])
+                                .map_err(WriteFailure::Spill)?;
                         }
+                        (Data::Values(v), Some(w)) => {
+                            w.write(c, row, v).map_err(WriteFailure::Spill)?;
+                        }
+                        (_, None) => {}
                     }
-                    row += b.rows as u64;
-                    seq += 1;
-                    progress.rows(b.rows as u64);
+                    next[c] += rows;
+                    if c == 0 {
+                        progress.rows(rows);
+                    }
                     // A full return channel just drops the buffers: recycling is best effort.
-                    let _ = returns[reader].try_send((b.time, b.values));
+                    let _ = returns[reader].try_send(s.data);
                 }
                 Msg::Done { unit: u, rows } => {
-                    if u as usize != index
-                        || row != unit.row_start + unit.out_rows()
-                        || rows != unit.out_rows()
-                    {
-                        return Err(WriteFailure::Protocol(format!(
-                            "unit {index} ended at row {row}, planned {}",
-                            unit.row_start + unit.out_rows()
+                    if u as usize != index || rows != out {
+                        return Err(protocol(format!(
+                            "unit {u} ended with {rows} rows where unit {index} was due"
                         )));
                     }
-                    stats.busy += t.elapsed();
-                    break;
+                    pending[reader] -= 1;
                 }
                 Msg::Failed { error, .. } => return Err(WriteFailure::Unit(error)),
             }
             stats.busy += t.elapsed();
         }
-        stats.rows += unit.out_rows();
+        if let Some(c) = (0..ncols).find(|&c| c != 1 && next[c] != out) {
+            return Err(protocol(format!(
+                "unit {index} ended with {} rows of column {c}, {out} planned",
+                next[c]
+            )));
+        }
+        stats.rows += out;
         progress.unit_done(index, plan);
     }
     Ok(stats)

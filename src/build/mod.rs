@@ -21,9 +21,10 @@ use crate::config::{self, BuildConfig, OnError};
 use crate::error::{Error, Result, SymbolError};
 use crate::input::convert::Float;
 use crate::input::discover::discover;
+use crate::plan::budget::RETURNED;
 use crate::plan::budget::{self, Budget};
 use crate::plan::{plan, Plan};
-use crate::read::{read_unit, Msg, ReadContext, Source};
+use crate::read::{read_unit, Msg, ReadContext, Reader, Source, Spares, Task};
 use crate::report::progress::Progress;
 use crate::report::summary::{BuildSummary, Decoders, WriterStats};
 use crate::write::{write_all, WriteFailure};
@@ -158,7 +159,7 @@ fn execute<O: Float>(
 ) -> Result<Run, Failure> {
     let spill_error = |e: spill::Error| Failure::Fatal(Error::Spill(e));
     let opts = WriteOptions::default()
-        .with_memory(budget.writer_bytes)
+        .with_memory(budget.writer_memory)
         .with_mode(write_mode(cfg.write_mode));
     let mut writer = match cfg.decode_only {
         true => None,
@@ -171,24 +172,39 @@ fn execute<O: Float>(
     let next = Mutex::new(0usize);
     let reader_wait_ns = AtomicU64::new(0);
     let (fast_files, arrow_files) = (AtomicU64::new(0), AtomicU64::new(0));
-    // Announcements (unit, reader), in unit order. A reader is at most `capacity` messages ahead
-    // of the writer and announces a unit before decoding it, so each has at most `capacity + 1`
-    // units announced and unwritten; a full channel only makes a reader wait, never the writer
-    // (the reader of the unit being written never needs to announce before it is done).
+    // Announcements (task, reader), in task order. A reader is at most `capacity` messages ahead
+    // of the writer and announces a task before decoding it, so each has at most `capacity + 1`
+    // tasks announced and unwritten; a full channel only makes a reader wait, never the writer
+    // (the readers of the unit being written never need to announce before they are done).
     let (assign_tx, assign_rx) = bounded::<(u32, usize)>(budget.readers * (budget.capacity + 1));
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..budget.readers)
         .map(|_| bounded::<Msg<O>>(budget.capacity))
         .unzip();
-    let (ret_txs, ret_rxs): (Vec<_>, Vec<_>) = (0..budget.readers).map(|_| bounded(2)).unzip();
+    // Written slices' buffers go back to their reader (the budget counts them).
+    let (ret_txs, ret_rxs): (Vec<_>, Vec<_>) = (0..budget.readers)
+        .map(|_| bounded(budget.capacity + RETURNED))
+        .unzip();
+    let columns: Vec<String> = plan
+        .layout
+        .columns()
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    // Every unit's value columns are split among the readers (tasks), so that they all decode
+    // the unit the writer is writing, and none waits on a full channel for the writer to reach
+    // its own unit.
+    let groups = budget.readers.min(plan.value_columns()).max(1);
     let ctx = ReadContext {
         target: plan.has_target(),
         batch_rows: budget.batch_rows,
         cancel: &cancel,
         user_cancel,
         filters: plan.filters.as_deref(),
+        columns: &columns,
+        groups,
     };
     let ctx = &ctx;
-    let units = plan.units.len();
+    let tasks = plan.units.len() * groups;
 
     let outcome = std::thread::scope(|s| {
         let mut spawn_error = None;
@@ -199,12 +215,14 @@ fn execute<O: Float>(
             let reader = std::thread::Builder::new().name(format!("spillway-read-{r}"));
             let spawned = reader.spawn_scoped(s, move || {
                 let mut waited = Duration::ZERO;
+                let mut state = Reader::default();
+                let mut spares = Spares::default();
                 loop {
-                    // Take the next unit and announce it, atomically, so announcements are in
-                    // unit order (the writer reads them in that order).
-                    let u = {
+                    // Take the next task and announce it, atomically, so announcements are in
+                    // task order (the writer reads them in that order).
+                    let t = {
                         let mut g = next.lock().unwrap_or_else(|p| p.into_inner());
-                        if *g >= units
+                        if *g >= tasks
                             || cancel.load(Ordering::Relaxed)
                             || user_cancel.is_cancelled()
                             || assign_tx.send((*g as u32, r)).is_err()
@@ -214,6 +232,7 @@ fn execute<O: Float>(
                         *g += 1;
                         *g - 1
                     };
+                    let (u, group) = (t / groups, t % groups);
                     let unit = &plan.units[u];
                     let symbol = &plan.layout.symbols()[unit.symbol as usize].name;
                     let mut send = |m: Msg<O>| {
@@ -222,7 +241,22 @@ fn execute<O: Float>(
                         waited += t.elapsed();
                         ok
                     };
-                    match read_unit(u as u32, unit, symbol, ctx, &recycled, &mut send) {
+                    let task = Task {
+                        unit: u as u32,
+                        group,
+                    };
+                    match read_unit(
+                        task,
+                        unit,
+                        symbol,
+                        ctx,
+                        &mut state,
+                        &mut spares,
+                        &recycled,
+                        &mut send,
+                    ) {
+                        // Files are counted by their first task.
+                        Ok(_) if group > 0 => 0,
                         Ok(Source::Fast) => fast_files.fetch_add(1, Ordering::Relaxed),
                         Ok(Source::Arrow) => arrow_files.fetch_add(1, Ordering::Relaxed),
                         Err(error) => {
@@ -244,7 +278,15 @@ fn execute<O: Float>(
         drop(assign_tx);
         let result = match spawn_error {
             Some(e) => Err(WriteFailure::Spawn(e)),
-            None => write_all(plan, writer.as_mut(), &assign_rx, &rxs, &ret_txs, progress),
+            None => write_all(
+                plan,
+                groups,
+                writer.as_mut(),
+                &assign_rx,
+                &rxs,
+                &ret_txs,
+                progress,
+            ),
         };
         if result.is_err() {
             cancel.store(true, Ordering::Relaxed);

@@ -1,255 +1,335 @@
 //! One column chunk, page by page: levels and values decoded straight into the output type, `n`
 //! rows at a time, with every count checked: levels within the column's maximum, each page holding
-//! exactly the values its levels announce (no leftover bytes or indices beyond a bit-packed
-//! group's padding), and the chunk holding exactly the row group's rows.
+//! exactly the values its levels announce (no leftover bytes, runs or repeats beyond a bit-packed
+//! run's padding), and the chunk holding exactly the row group's rows. Rows can be skipped: whole
+//! pages without decompressing them.
+//!
+//! A decoder holds one window of the chunk's stored bytes, one decompressed page and the
+//! dictionary; its buffers pass from one decoder to the next ([`Buffers`]), so a reader thread
+//! allocates them once.
 
 use std::fs::File;
-use std::sync::Arc;
+use std::ops::Range;
 
-use bytes::Bytes;
-use parquet::basic::Encoding;
-use parquet::column::page::{Page, PageReader};
-use parquet::file::metadata::ColumnChunkMetaData;
-use parquet::file::serialized_reader::SerializedPageReader;
-use parquet::schema::types::ColumnDescriptor;
+use parquet::basic::{Compression, Encoding};
 
 use super::hybrid::Hybrid;
+use super::page::{Codecs, Held, Kind, Window};
 use super::physical::{convert_plain, Decoded, Physical};
 use super::{DecodeError, Problem};
 
-enum Values {
-    Plain { buf: Bytes, pos: usize },
-    Dict(Hybrid),
-}
-
 /// Rows a column decoder decodes per step: its scratch (levels, dictionary indices, values
-/// around nulls) stays this many entries, in L1, whatever the batch size.
+/// around nulls) stays this many entries, in L1, whatever the caller asks for at once.
 pub const STEP_ROWS: usize = 1024;
 
 /// Bytes of scratch per column decoder (see [`STEP_ROWS`]): levels and indices (u32), values
 /// (at most 8 bytes).
 pub const STEP_SCRATCH: u64 = STEP_ROWS as u64 * (4 + 4 + 8);
 
+/// Where a column chunk is and how it is stored (from the file's footer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// File offset of its first page (the dictionary page when there is one).
+    pub start: u64,
+    /// Stored bytes, page headers included.
+    pub len: u64,
+    /// Compression of its pages.
+    pub codec: Compression,
+    /// Rows of its row group.
+    pub rows: usize,
+    /// Bytes in its file (windows read ahead up to there).
+    pub file_len: u64,
+}
+
+/// The buffers of a column decoder, reused from one decoder to the next: the window's bytes
+/// (the next chunk may be among them) and the page buffer.
+#[derive(Default)]
+pub struct Buffers {
+    window: Held,
+    page: Vec<u8>,
+}
+
+impl Buffers {
+    /// Forgets the bytes held (another file comes next), keeping the allocations.
+    pub fn new_file(&mut self) {
+        self.window.forget();
+    }
+}
+
+enum Values {
+    None,
+    Plain { range: Range<usize>, pos: usize },
+    Dict { range: Range<usize>, idx: Hybrid },
+}
+
 /// Decodes one column chunk into `T`, `n` rows at a time.
 pub struct ColumnDecoder<T> {
-    pages: SerializedPageReader<File>,
+    window: Window,
+    codec: Compression,
     phys: Physical,
     optional: bool,
     dict: Vec<T>,
-    levels: Option<Hybrid>,
-    values: Option<Values>,
+    /// The current page's payload, decompressed.
+    page: Vec<u8>,
+    levels: Option<(Range<usize>, Hybrid)>,
+    values: Values,
     /// Levels (rows) left in the current page.
     left: usize,
-    /// Pages read so far (dictionary included); the current page is `page - 1`.
-    page: u32,
+    /// Rows of the chunk not yet read or skipped.
+    rows_left: usize,
+    /// Pages read so far (dictionary included); the current page is `page_no - 1`.
+    page_no: u32,
     scratch_levels: Vec<u32>,
     scratch_values: Vec<T>,
     scratch_idx: Vec<u32>,
 }
 
 impl<T: Decoded> ColumnDecoder<T> {
-    /// A decoder of the column chunk `meta` (of `rows` rows) of `file`.
-    pub fn new(
-        file: Arc<File>,
-        meta: &ColumnChunkMetaData,
-        col: &ColumnDescriptor,
-        phys: Physical,
-        rows: usize,
-    ) -> Result<Self, DecodeError> {
-        // `SerializedPageReader::new` asserts (panics) on a negative offset or length in the
-        // footer; that is a bad file, not a bug in spillway (found by fuzzing, issue 13).
-        let start = meta
-            .dictionary_page_offset()
-            .unwrap_or(meta.data_page_offset());
-        if start < 0 || meta.compressed_size() < 0 {
-            return Err(DecodeError {
-                page: None,
-                problem: Problem::Parquet(format!(
-                    "column chunk at offset {start} with length {}",
-                    meta.compressed_size()
-                )),
-            });
-        }
-        let pages = SerializedPageReader::new(file, meta, rows, None).map_err(|e| DecodeError {
-            page: None,
-            problem: Problem::Parquet(e.to_string()),
-        })?;
-        Ok(ColumnDecoder {
-            pages,
+    /// A decoder of `chunk`, read as `phys`; `optional` when the column has definition levels.
+    pub fn new(chunk: &Chunk, phys: Physical, optional: bool, buffers: Buffers) -> Self {
+        ColumnDecoder {
+            window: Window::new(chunk.start, chunk.len, chunk.file_len, buffers.window),
+            codec: chunk.codec,
             phys,
-            optional: col.max_def_level() == 1,
+            optional,
             dict: Vec::new(),
+            page: buffers.page,
             levels: None,
-            values: None,
+            values: Values::None,
             left: 0,
-            page: 0,
+            rows_left: chunk.rows,
+            page_no: 0,
             scratch_levels: Vec::new(),
             scratch_values: Vec::new(),
             scratch_idx: Vec::new(),
-        })
+        }
     }
 
     /// `problem` in the current page.
     fn at(&self, problem: Problem) -> DecodeError {
         DecodeError {
-            page: self.page.checked_sub(1),
+            page: self.page_no.checked_sub(1),
             problem,
         }
     }
 
-    fn next_page(&mut self) -> Result<(), DecodeError> {
+    /// Loads the next data page with levels, decompressing it unless `skip_up_to` rows are to be
+    /// skipped and the page holds no more than that: then it is passed over, and its rows are
+    /// returned (the caller counts them as skipped). Dictionary pages are always loaded.
+    fn next_page(
+        &mut self,
+        file: &File,
+        codecs: &mut Codecs,
+        skip_up_to: usize,
+    ) -> Result<usize, DecodeError> {
         loop {
-            let page = self
-                .pages
-                .get_next_page()
-                .map_err(|e| DecodeError {
-                    page: Some(self.page),
-                    problem: Problem::Parquet(e.to_string()),
-                })?
-                .ok_or_else(|| self.at(Problem::FewerValues))?;
-            self.page += 1;
-            self.start_page(page).map_err(|p| self.at(p))?;
-            if self.left > 0 {
-                return Ok(());
+            let page_no = self.page_no;
+            let at = |problem| DecodeError {
+                page: Some(page_no),
+                problem,
+            };
+            self.page_no += 1;
+            let Some((header, payload)) = self.window.next_page(file).map_err(at)? else {
+                return Err(at(Problem::FewerValues));
+            };
+            let rows = match header.kind {
+                Kind::Data { num_values, .. } | Kind::DataV2 { num_values, .. } => num_values,
+                _ => 0,
+            };
+            if rows > 0 && rows <= skip_up_to {
+                return Ok(rows);
             }
-            // A page without levels holds nothing: it must hold no values either.
-            self.end_page()?;
+            let codec = self.codec;
+            let page = &mut self.page;
+            page.clear();
+            let loaded = match header.kind {
+                Kind::Dictionary {
+                    num_values,
+                    encoding,
+                } => {
+                    if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
+                        return Err(at(Problem::Encoding("dictionary page", encoding)));
+                    }
+                    codecs
+                        .decompress(codec, payload, header.uncompressed, page)
+                        .and_then(|()| self.load_dictionary(num_values))
+                }
+                Kind::Data {
+                    num_values,
+                    encoding,
+                    def_encoding,
+                } => codecs
+                    .decompress(codec, payload, header.uncompressed, page)
+                    .and_then(|()| self.start_v1(num_values, encoding, def_encoding)),
+                Kind::DataV2 {
+                    num_values,
+                    encoding,
+                    def_len,
+                    rep_len,
+                    compressed,
+                } => {
+                    if rep_len != 0 {
+                        return Err(at(Problem::RepetitionLevels));
+                    }
+                    let levels = payload.get(..def_len).ok_or(at(Problem::TruncatedLevels))?;
+                    page.extend_from_slice(levels);
+                    let values = &payload[def_len..];
+                    let size = header.uncompressed.checked_sub(def_len);
+                    let size = size.ok_or(at(Problem::TruncatedLevels))?;
+                    let codec = if compressed {
+                        codec
+                    } else {
+                        Compression::UNCOMPRESSED
+                    };
+                    codecs
+                        .decompress(codec, values, size, page)
+                        .and_then(|()| self.start_v2(num_values, encoding, def_len))
+                }
+                Kind::Other => Ok(()),
+            };
+            loaded.map_err(at)?;
+            if self.left > 0 {
+                return Ok(0);
+            }
+            if matches!(header.kind, Kind::Data { .. } | Kind::DataV2 { .. }) {
+                // A data page without rows holds nothing: it must hold no values either.
+                self.end_page()?;
+            }
         }
     }
 
-    fn start_page(&mut self, page: Page) -> Result<(), Problem> {
-        match page {
-            Page::DictionaryPage {
-                buf,
-                num_values,
-                encoding,
-                ..
-            } => {
-                if !matches!(encoding, Encoding::PLAIN | Encoding::PLAIN_DICTIONARY) {
-                    return Err(Problem::Encoding("dictionary page", encoding));
-                }
-                let w = self.phys.width();
-                let n = num_values as usize;
-                if buf.len() != n.checked_mul(w).ok_or(Problem::DictionarySize)? {
-                    return Err(Problem::DictionarySize);
-                }
-                self.dict.clear();
-                self.dict.resize(n, T::NULL);
-                convert_plain(self.phys, &buf, &mut self.dict);
-            }
-            Page::DataPage {
-                buf,
-                num_values,
-                encoding,
-                def_level_encoding,
-                ..
-            } => {
-                let mut pos = 0;
-                self.levels = if self.optional {
-                    if def_level_encoding != Encoding::RLE {
-                        return Err(Problem::Encoding("definition levels", def_level_encoding));
-                    }
-                    let len = buf
-                        .get(0..4)
-                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                        .ok_or(Problem::TruncatedLevels)?;
-                    let levels = buf.get(4..4 + len).ok_or(Problem::TruncatedLevels)?;
-                    pos = 4 + len;
-                    Some(Hybrid::new(buf.slice_ref(levels), 1, 1))
-                } else {
-                    None
-                };
-                self.start_values(buf.slice(pos..), encoding)?;
-                self.left = num_values as usize;
-            }
-            Page::DataPageV2 {
-                buf,
-                num_values,
-                encoding,
-                def_levels_byte_len,
-                rep_levels_byte_len,
-                ..
-            } => {
-                let (rep, def) = (rep_levels_byte_len as usize, def_levels_byte_len as usize);
-                if rep != 0 {
-                    return Err(Problem::RepetitionLevels);
-                }
-                let levels = buf.get(..def).ok_or(Problem::TruncatedLevels)?;
-                self.levels = match (self.optional, def) {
-                    (true, _) => Some(Hybrid::new(buf.slice_ref(levels), 1, 1)),
-                    (false, 0) => None,
-                    (false, _) => return Err(Problem::LevelsOnRequiredColumn),
-                };
-                self.start_values(buf.slice(def..), encoding)?;
-                self.left = num_values as usize;
-            }
+    fn load_dictionary(&mut self, n: usize) -> Result<(), Problem> {
+        let w = self.phys.width();
+        if self.page.len() != n.checked_mul(w).ok_or(Problem::DictionarySize)? {
+            return Err(Problem::DictionarySize);
         }
+        self.dict.clear();
+        self.dict.resize(n, T::NULL);
+        convert_plain(self.phys, &self.page, &mut self.dict);
         Ok(())
     }
 
-    fn start_values(&mut self, buf: Bytes, encoding: Encoding) -> Result<(), Problem> {
-        self.values = Some(match encoding {
-            Encoding::PLAIN => Values::Plain { buf, pos: 0 },
+    fn start_v1(&mut self, n: usize, encoding: Encoding, def: Encoding) -> Result<(), Problem> {
+        let mut pos = 0;
+        self.levels = if self.optional {
+            if def != Encoding::RLE {
+                return Err(Problem::Encoding("definition levels", def));
+            }
+            let len = self
+                .page
+                .get(0..4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .ok_or(Problem::TruncatedLevels)?;
+            if self.page.len() < 4 + len {
+                return Err(Problem::TruncatedLevels);
+            }
+            pos = 4 + len;
+            Some((4..pos, Hybrid::new(1, 1)))
+        } else {
+            None
+        };
+        self.start_values(pos, encoding)?;
+        self.left = n;
+        Ok(())
+    }
+
+    fn start_v2(&mut self, n: usize, encoding: Encoding, def_len: usize) -> Result<(), Problem> {
+        self.levels = match (self.optional, def_len) {
+            (true, _) => Some((0..def_len, Hybrid::new(1, 1))),
+            (false, 0) => None,
+            (false, _) => return Err(Problem::LevelsOnRequiredColumn),
+        };
+        self.start_values(def_len, encoding)?;
+        self.left = n;
+        Ok(())
+    }
+
+    fn start_values(&mut self, from: usize, encoding: Encoding) -> Result<(), Problem> {
+        let end = self.page.len();
+        self.values = match encoding {
+            Encoding::PLAIN => Values::Plain {
+                range: from..end,
+                pos: from,
+            },
             Encoding::PLAIN_DICTIONARY | Encoding::RLE_DICTIONARY => {
-                let width = u32::from(*buf.first().ok_or(Problem::TruncatedRun)?);
+                let width = u32::from(*self.page.get(from).ok_or(Problem::TruncatedRun)?);
                 if width > 32 {
                     return Err(Problem::IndexWidth(width));
                 }
-                Values::Dict(Hybrid::new(buf.slice(1..), width, u32::MAX))
+                Values::Dict {
+                    range: from + 1..end,
+                    idx: Hybrid::new(width, u32::MAX),
+                }
             }
             other => return Err(Problem::Encoding("data page", other)),
-        });
+        };
         Ok(())
     }
 
     /// At the end of a page: its levels and values were consumed exactly.
     fn end_page(&mut self) -> Result<(), DecodeError> {
-        let levels_left = self.levels.as_ref().is_some_and(|l| !l.exhausted());
-        let values_left = match &self.values {
-            Some(Values::Plain { buf, pos }) => buf.len() - *pos,
-            Some(Values::Dict(idx)) => usize::from(!idx.exhausted()),
-            None => 0,
+        let page = &self.page;
+        let levels_left = self
+            .levels
+            .as_ref()
+            .is_some_and(|(r, h)| !h.exhausted(&page[r.clone()]));
+        let problem = match &self.values {
+            _ if levels_left => Some(Problem::LeftoverLevels),
+            Values::Plain { range, pos } if *pos < range.end => {
+                Some(Problem::LeftoverBytes(range.end - pos))
+            }
+            Values::Dict { range, idx } if !idx.exhausted(&page[range.clone()]) => {
+                Some(Problem::LeftoverIndices)
+            }
+            _ => None,
         };
-        match (levels_left, values_left) {
-            (true, _) => Err(self.at(Problem::LeftoverLevels)),
-            (false, 0) => Ok(()),
-            (false, n) => Err(self.at(match &self.values {
-                Some(Values::Plain { .. }) => Problem::LeftoverBytes(n),
-                _ => Problem::LeftoverIndices,
-            })),
+        match problem {
+            Some(p) => Err(self.at(p)),
+            None => Ok(()),
         }
     }
 
-    /// After the row group's last row: no page may hold more (empty pages may follow).
-    pub fn finish(&mut self) -> Result<(), DecodeError> {
-        if self.left > 0 {
-            return Err(self.at(Problem::MoreValues));
-        }
-        loop {
-            let next = self.pages.get_next_page().map_err(|e| DecodeError {
-                page: Some(self.page),
-                problem: Problem::Parquet(e.to_string()),
-            })?;
-            self.page += 1;
-            match next {
-                None => return Ok(()),
-                Some(p) if p.num_values() > 0 => return Err(self.at(Problem::MoreValues)),
-                Some(_) => {}
+    /// Skips the next `n` rows: whole pages without decompressing them, the rest decoded and
+    /// dropped.
+    pub fn skip(&mut self, file: &File, codecs: &mut Codecs, n: usize) -> Result<(), DecodeError> {
+        let mut left = n;
+        while left > 0 {
+            if self.left == 0 {
+                let skipped = self.next_page(file, codecs, left)?;
+                if skipped > 0 {
+                    left -= skipped;
+                    self.rows_left = self.rows_left.saturating_sub(skipped);
+                    continue;
+                }
             }
+            let k = left.min(self.left).min(STEP_ROWS);
+            let mut sink = std::mem::take(&mut self.scratch_values);
+            sink.clear();
+            sink.resize(k, T::NULL);
+            let read = self.read(file, codecs, &mut sink, None);
+            self.scratch_values = sink;
+            read?;
+            left -= k;
         }
+        Ok(())
     }
 
     /// Decodes the next `out.len()` values (nulls become `T::NULL`); `valid`, when given, is set
     /// per row.
     pub fn read(
         &mut self,
+        file: &File,
+        codecs: &mut Codecs,
         out: &mut [T],
         mut valid: Option<&mut [bool]>,
     ) -> Result<(), DecodeError> {
+        if out.len() > self.rows_left {
+            return Err(self.at(Problem::MoreValues));
+        }
         let mut done = 0;
         while done < out.len() {
             if self.left == 0 {
-                self.next_page()?;
+                self.next_page(file, codecs, 0)?;
             }
             let k = self.left.min(out.len() - done).min(STEP_ROWS);
             let all_present = self
@@ -267,6 +347,7 @@ impl<T: Decoded> ColumnDecoder<T> {
                 }
             }
             self.left -= k;
+            self.rows_left -= k;
             done += k;
             if self.left == 0 {
                 self.end_page()?;
@@ -275,19 +356,41 @@ impl<T: Decoded> ColumnDecoder<T> {
         Ok(())
     }
 
+    /// After the row group's last row: no page may hold more. Gives the buffers back.
+    pub fn finish(mut self, file: &File) -> Result<Buffers, DecodeError> {
+        let more = self.left > 0
+            || self.rows_left > 0
+            || self
+                .window
+                .next_page(file)
+                .map_err(|p| DecodeError {
+                    page: Some(self.page_no),
+                    problem: p,
+                })?
+                .is_some_and(|(h, _)| !matches!(h.kind, Kind::Other));
+        if more {
+            return Err(self.at(Problem::MoreValues));
+        }
+        Ok(Buffers {
+            window: self.window.into_held(),
+            page: self.page,
+        })
+    }
+
     /// Decodes `dst.len()` rows of the current page; returns whether all were present (else
     /// `scratch_levels` holds their levels).
     fn step(&mut self, dst: &mut [T]) -> Result<bool, Problem> {
         let k = dst.len();
-        let Some(levels) = self.levels.as_mut() else {
+        let Some((range, levels)) = self.levels.as_mut() else {
             return self.decode_values(dst).map(|()| true);
         };
+        let buf = &self.page[range.clone()];
         // The common case: a run of "present" levels covers the step.
-        if levels.skip_repeat(k, 1)? {
+        if levels.skip_repeat(buf, k, 1)? {
             return self.decode_values(dst).map(|()| true);
         }
         self.scratch_levels.resize(k, 0);
-        levels.read(&mut self.scratch_levels)?;
+        levels.read(buf, &mut self.scratch_levels)?;
         let present = self.scratch_levels.iter().filter(|&&l| l == 1).count();
         if present == k {
             self.decode_values(dst)?;
@@ -311,19 +414,22 @@ impl<T: Decoded> ColumnDecoder<T> {
     /// Decodes the next `out.len()` non-null values into `out`.
     fn decode_values(&mut self, out: &mut [T]) -> Result<(), Problem> {
         let n = out.len();
-        match self.values.as_mut().ok_or(Problem::FewerValues)? {
-            Values::Plain { buf, pos } => {
+        match &mut self.values {
+            Values::None => Err(Problem::FewerValues),
+            Values::Plain { range, pos } => {
                 let w = self.phys.width();
-                let bytes = buf
-                    .get(*pos..*pos + n * w)
-                    .ok_or(Problem::PlainValuesShort)?;
-                convert_plain(self.phys, bytes, out);
-                *pos += n * w;
+                let end = *pos + n * w;
+                if end > range.end {
+                    return Err(Problem::PlainValuesShort);
+                }
+                convert_plain(self.phys, &self.page[*pos..end], out);
+                *pos = end;
+                Ok(())
             }
-            Values::Dict(idx) => {
+            Values::Dict { range, idx } => {
                 self.scratch_idx.resize(n, 0);
-                idx.read(&mut self.scratch_idx)?;
-                // One check for the whole batch, then a plain gather.
+                idx.read(&self.page[range.clone()], &mut self.scratch_idx)?;
+                // One check for the whole step, then a plain gather.
                 let max = self.scratch_idx.iter().copied().max().unwrap_or(0);
                 if n > 0 && max as usize >= self.dict.len() {
                     return Err(Problem::DictionaryIndex {
@@ -335,92 +441,108 @@ impl<T: Decoded> ColumnDecoder<T> {
                 for (o, &i) in out.iter_mut().zip(&self.scratch_idx) {
                     *o = dict[i as usize];
                 }
+                Ok(())
             }
         }
-        Ok(())
     }
 }
 
 /// Checks the definition levels of a flat optional column chunk (any physical type) without
 /// decoding its values: every level within the column's maximum (1), and exactly one per row
-/// announced. Columns without levels pass at once.
+/// announced. Pages wholly within the first `skip` rows are passed over unread, as the fast
+/// decoder skips them. Used for the files arrow-rs reads, which takes a level above the maximum
+/// for "present".
 pub fn check_levels(
-    file: Arc<File>,
-    meta: &ColumnChunkMetaData,
-    col: &ColumnDescriptor,
-    rows: usize,
+    file: &File,
+    chunk: &Chunk,
+    mut skip: usize,
+    codecs: &mut Codecs,
+    buffers: &mut Buffers,
 ) -> Result<(), DecodeError> {
-    if col.max_def_level() != 1 || col.max_rep_level() != 0 {
-        return Ok(());
-    }
-    let start = meta
-        .dictionary_page_offset()
-        .unwrap_or(meta.data_page_offset());
-    if start < 0 || meta.compressed_size() < 0 {
-        return Err(DecodeError {
-            page: None,
-            problem: Problem::Parquet(format!(
-                "column chunk at offset {start} with length {}",
-                meta.compressed_size()
-            )),
-        });
-    }
-    let at = |page, problem| DecodeError {
-        page: Some(page),
-        problem,
-    };
-    let mut pages = SerializedPageReader::new(file, meta, rows, None).map_err(|e| DecodeError {
-        page: None,
-        problem: Problem::Parquet(e.to_string()),
-    })?;
+    let held = std::mem::take(&mut buffers.window);
+    let mut window = Window::new(chunk.start, chunk.len, chunk.file_len, held);
     let mut scratch = vec![0u32; STEP_ROWS];
-    for page in 0u32.. {
-        let levels = match pages
-            .get_next_page()
-            .map_err(|e| at(page, Problem::Parquet(e.to_string())))?
-        {
-            None => return Ok(()),
-            Some(Page::DataPage {
-                buf,
-                num_values,
-                def_level_encoding: Encoding::RLE,
-                ..
-            }) => {
-                let len = buf
-                    .get(0..4)
-                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                    .ok_or(at(page, Problem::TruncatedLevels))?;
-                let levels = buf
-                    .get(4..4 + len)
-                    .ok_or(at(page, Problem::TruncatedLevels))?;
-                (buf.slice_ref(levels), num_values as usize)
-            }
-            Some(Page::DataPageV2 {
-                buf,
-                num_values,
-                def_levels_byte_len,
-                rep_levels_byte_len,
-                ..
-            }) => {
-                let (rep, def) = (rep_levels_byte_len as usize, def_levels_byte_len as usize);
-                let levels = buf
-                    .get(rep..rep + def)
-                    .ok_or(at(page, Problem::TruncatedLevels))?;
-                (buf.slice_ref(levels), num_values as usize)
-            }
-            // Dictionary pages, and the deprecated bit-packed levels (1 bit cannot exceed 1).
-            Some(_) => continue,
+    let mut page_no = 0u32;
+    let result = loop {
+        let at = |problem| DecodeError {
+            page: Some(page_no),
+            problem,
         };
-        let (buf, mut left) = levels;
-        let mut h = Hybrid::new(buf, 1, 1);
-        while left > 0 {
+        let next = match window.next_page(file) {
+            Ok(n) => n,
+            Err(p) => break Err(at(p)),
+        };
+        let Some((header, payload)) = next else {
+            break Ok(());
+        };
+        let rows = match header.kind {
+            Kind::Data { num_values, .. } | Kind::DataV2 { num_values, .. } => num_values,
+            _ => 0,
+        };
+        if rows > 0 && rows <= skip {
+            skip -= rows;
+            page_no += 1;
+            continue;
+        }
+        skip = 0;
+        let page = &mut buffers.page;
+        page.clear();
+        let levels: Result<Option<(usize, Range<usize>)>, Problem> = match header.kind {
+            Kind::Data {
+                num_values,
+                def_encoding: Encoding::RLE,
+                ..
+            } => codecs
+                .decompress(chunk.codec, payload, header.uncompressed, page)
+                .and_then(|()| {
+                    let len = page
+                        .get(0..4)
+                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                        .ok_or(Problem::TruncatedLevels)?;
+                    match page.len() >= 4 + len {
+                        true => Ok(Some((num_values, 4..4 + len))),
+                        false => Err(Problem::TruncatedLevels),
+                    }
+                }),
+            Kind::DataV2 {
+                num_values,
+                def_len,
+                rep_len,
+                ..
+            } => match payload.get(rep_len..rep_len + def_len) {
+                Some(levels) => {
+                    page.extend_from_slice(levels);
+                    Ok(Some((num_values, 0..def_len)))
+                }
+                None => Err(Problem::TruncatedLevels),
+            },
+            // Dictionary pages, and the deprecated bit-packed levels (1 bit cannot exceed 1).
+            _ => Ok(None),
+        };
+        let (mut left, range) = match levels {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                page_no += 1;
+                continue;
+            }
+            Err(p) => break Err(at(p)),
+        };
+        let buf = &page[range];
+        let mut h = Hybrid::new(1, 1);
+        let mut read = Ok(());
+        while left > 0 && read.is_ok() {
             let k = left.min(STEP_ROWS);
-            h.read(&mut scratch[..k]).map_err(|p| at(page, p))?;
+            read = h.read(buf, &mut scratch[..k]);
             left -= k;
         }
-        if !h.exhausted() {
-            return Err(at(page, Problem::LeftoverLevels));
+        if let Err(p) = read {
+            break Err(at(p));
         }
-    }
-    Ok(())
+        if !h.exhausted(buf) {
+            break Err(at(Problem::LeftoverLevels));
+        }
+        page_no += 1;
+    };
+    buffers.window = window.into_held();
+    result
 }

@@ -5,16 +5,14 @@
 //! values bit-packed at `width` bits each. Values of the last bit-packed run past the last one a
 //! page needs are padding; [`Hybrid::exhausted`] tells leftover runs and repeats from padding.
 
-use bytes::Bytes;
-
 use super::Problem;
 
 /// Zero bytes after a bit-packed run: the widest group (32 bytes) plus one 8-byte load.
 const PACK_PAD: usize = 40;
 
-/// A reader of one hybrid stream.
+/// A reader of one hybrid stream. It keeps its position; the stream's bytes are passed to each
+/// call (they live in the page buffer its decoder owns).
 pub(super) struct Hybrid {
-    buf: Bytes,
     pos: usize,
     width: u32,
     /// The largest value a repeated run may hold (definition levels: the column's maximum level);
@@ -33,9 +31,8 @@ pub(super) struct Hybrid {
 
 impl Hybrid {
     /// A stream of `width`-bit values (at most 32) none of which may exceed `max`.
-    pub(super) fn new(buf: Bytes, width: u32, max: u32) -> Hybrid {
+    pub(super) fn new(width: u32, max: u32) -> Hybrid {
         Hybrid {
-            buf,
             pos: 0,
             width,
             max,
@@ -46,10 +43,10 @@ impl Hybrid {
         }
     }
 
-    fn varint(&mut self) -> Result<u64, Problem> {
+    fn varint(&mut self, buf: &[u8]) -> Result<u64, Problem> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or(Problem::TruncatedRun)?;
+            let b = *buf.get(self.pos).ok_or(Problem::TruncatedRun)?;
             self.pos += 1;
             v |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
@@ -59,13 +56,12 @@ impl Hybrid {
         Err(Problem::RunHeaderTooLong)
     }
 
-    fn next_run(&mut self) -> Result<(), Problem> {
-        let header = self.varint()?;
+    fn next_run(&mut self, buf: &[u8]) -> Result<(), Problem> {
+        let header = self.varint(buf)?;
         if header & 1 == 0 {
             let bytes = self.width.div_ceil(8) as usize;
             let count = usize::try_from(header >> 1).map_err(|_| Problem::RunTooLong)?;
-            let raw = self
-                .buf
+            let raw = buf
                 .get(self.pos..self.pos + bytes)
                 .ok_or(Problem::TruncatedRun)?;
             let v = raw
@@ -87,10 +83,10 @@ impl Hybrid {
                 .checked_mul(self.width as usize)
                 .ok_or(Problem::RunTooLong)?;
             // The last run of a page may be cut short; values past its end are never asked for.
-            let available = (self.buf.len() - self.pos).min(len);
+            let available = (buf.len() - self.pos).min(len);
             self.packed.clear();
             self.packed
-                .extend_from_slice(&self.buf[self.pos..self.pos + available]);
+                .extend_from_slice(&buf[self.pos..self.pos + available]);
             self.packed.resize(available + PACK_PAD, 0);
             self.pos += available;
             self.repeat = None;
@@ -101,7 +97,7 @@ impl Hybrid {
                 w => groups.saturating_mul(8).min(available * 8 / w as usize),
             };
         }
-        if self.left == 0 && self.pos >= self.buf.len() {
+        if self.left == 0 && self.pos >= buf.len() {
             return Err(Problem::DataEnded);
         }
         Ok(())
@@ -109,9 +105,9 @@ impl Hybrid {
 
     /// Consumes the next `n` values if they are all `v` within the current repeated run (loading
     /// the next run first when none is left); else consumes nothing.
-    pub(super) fn skip_repeat(&mut self, n: usize, v: u32) -> Result<bool, Problem> {
+    pub(super) fn skip_repeat(&mut self, buf: &[u8], n: usize, v: u32) -> Result<bool, Problem> {
         if self.left == 0 {
-            self.next_run()?;
+            self.next_run(buf)?;
         }
         let hit = self.repeat == Some(v) && self.left >= n;
         if hit {
@@ -121,11 +117,11 @@ impl Hybrid {
     }
 
     /// Fills `out` with the next values.
-    pub(super) fn read(&mut self, out: &mut [u32]) -> Result<(), Problem> {
+    pub(super) fn read(&mut self, buf: &[u8], out: &mut [u32]) -> Result<(), Problem> {
         let mut i = 0;
         while i < out.len() {
             if self.left == 0 {
-                self.next_run()?;
+                self.next_run(buf)?;
                 continue;
             }
             let n = self.left.min(out.len() - i);
@@ -142,8 +138,8 @@ impl Hybrid {
     /// Whether the stream holds nothing past what was read: no further run, and nothing left of
     /// a repeated run. What is left of a bit-packed run is padding: writers pad the last run to a
     /// multiple of 8 values, and some (DuckDB) to a larger block.
-    pub(super) fn exhausted(&self) -> bool {
-        self.pos >= self.buf.len() && (self.repeat.is_none() || self.left == 0)
+    pub(super) fn exhausted(&self, buf: &[u8]) -> bool {
+        self.pos >= buf.len() && (self.repeat.is_none() || self.left == 0)
     }
 
     /// Unpacks the next `out.len()` values of the bit-packed run.
@@ -180,22 +176,22 @@ impl Hybrid {
 pub fn fuzz_hybrid(data: &[u8]) {
     let [w, seed, stream @ ..] = data else { return };
     let width = u32::from(*w) % 33;
-    let mut h = Hybrid::new(Bytes::copy_from_slice(stream), width, u32::MAX);
+    let mut h = Hybrid::new(width, u32::MAX);
     let mut out = vec![0u32; 256];
     let (mut done, mut step) = (0usize, usize::from(*seed));
     while done < 1 << 16 {
         step = (step * 31 + 7) % 251 + 1;
         let ok = if step % 3 == 0 {
-            h.skip_repeat(step, step as u32 % 2).is_ok()
+            h.skip_repeat(stream, step, step as u32 % 2).is_ok()
         } else {
-            h.read(&mut out[..step]).is_ok()
+            h.read(stream, &mut out[..step]).is_ok()
         };
         if !ok {
             return;
         }
         done += step;
     }
-    let _ = h.exhausted();
+    let _ = h.exhausted(stream);
 }
 
 /// Unpacks `out.len() / 8` groups of 8 values of `w` bits from `packed` (little-endian bit order,
@@ -279,17 +275,18 @@ mod tests {
         ) {
             let mask = if w == 32 { u32::MAX } else { (1u32 << w) - 1 };
             let values: Vec<u32> = seed.iter().map(|v| v & mask).collect();
-            let mut h = Hybrid::new(Bytes::from(bit_packed(&values, w)), w, u32::MAX);
+            let buf = bit_packed(&values, w);
+            let mut h = Hybrid::new(w, u32::MAX);
             let mut got = Vec::new();
             let mut cut = cuts.iter().cycle();
             while got.len() < values.len() {
                 let n = (*cut.next().unwrap_or(&1)).min(values.len() - got.len());
                 let mut out = vec![u32::MAX; n];
-                h.read(&mut out).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                h.read(&buf, &mut out).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 got.extend(out);
             }
             prop_assert_eq!(got, values);
-            prop_assert!(h.exhausted());
+            prop_assert!(h.exhausted(&buf));
         }
     }
 
@@ -303,37 +300,42 @@ mod tests {
     #[test]
     fn a_repeated_value_above_the_maximum_is_refused() {
         // A definition level of 129 where the maximum is 1 (pyarrow: "Malformed levels").
-        let mut h = Hybrid::new(Bytes::from(repeated(100, 129)), 1, 1);
+        let bad = repeated(100, 129);
+        let mut h = Hybrid::new(1, 1);
         let mut out = [0u32; 4];
         assert_eq!(
-            h.read(&mut out),
+            h.read(&bad, &mut out),
             Err(Problem::ValueOutOfRange { value: 129, max: 1 })
         );
-        let mut ok = Hybrid::new(Bytes::from(repeated(4, 1)), 1, 1);
-        assert_eq!(ok.read(&mut out), Ok(()));
+        let good = repeated(4, 1);
+        let mut ok = Hybrid::new(1, 1);
+        assert_eq!(ok.read(&good, &mut out), Ok(()));
         assert_eq!(out, [1; 4]);
-        assert!(ok.exhausted());
+        assert!(ok.exhausted(&good));
     }
 
     #[test]
     fn leftover_values_are_not_padding() {
-        let mut h = Hybrid::new(Bytes::from(repeated(10, 1)), 1, 1);
+        let ten = repeated(10, 1);
+        let mut h = Hybrid::new(1, 1);
         let mut out = [0u32; 4];
-        h.read(&mut out).expect("valid run");
-        assert!(!h.exhausted(), "6 values of a repeated run are left");
+        h.read(&ten, &mut out).expect("valid run");
+        assert!(!h.exhausted(&ten), "6 values of a repeated run are left");
         let mut two = repeated(4, 1);
         two.extend(repeated(4, 0));
-        let mut h = Hybrid::new(Bytes::from(two), 1, 1);
-        h.read(&mut out).expect("valid run");
-        assert!(!h.exhausted(), "a whole run is left");
+        let mut h = Hybrid::new(1, 1);
+        h.read(&two, &mut out).expect("valid run");
+        assert!(!h.exhausted(&two), "a whole run is left");
         // 3 values bit-packed: one group of 8, 5 of them padding.
-        let mut h = Hybrid::new(Bytes::from(bit_packed(&[1, 0, 1], 1)), 1, 1);
-        h.read(&mut out[..3]).expect("valid run");
-        assert!(h.exhausted());
+        let three = bit_packed(&[1, 0, 1], 1);
+        let mut h = Hybrid::new(1, 1);
+        h.read(&three, &mut out[..3]).expect("valid run");
+        assert!(h.exhausted(&three));
         // DuckDB pads a bit-packed run of 50 levels to 32 groups (256 values).
-        let mut h = Hybrid::new(Bytes::from(bit_packed(&[1; 256], 1)), 1, 1);
+        let padded = bit_packed(&[1; 256], 1);
+        let mut h = Hybrid::new(1, 1);
         let mut fifty = [0u32; 50];
-        h.read(&mut fifty).expect("valid run");
-        assert!(h.exhausted());
+        h.read(&padded, &mut fifty).expect("valid run");
+        assert!(h.exhausted(&padded));
     }
 }

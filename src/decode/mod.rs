@@ -2,13 +2,14 @@
 //! output type. It knows no pipeline types: it decodes one column chunk at a time, and the read
 //! stage (`read::fast`) drives it.
 //!
-//! parquet's public `SerializedPageReader` reads page headers, checks page CRCs and decompresses;
-//! this module decodes what it hands back: definition levels (RLE / bit-packed hybrid, `hybrid`)
-//! and values, PLAIN or dictionary-encoded (`column`). A dictionary page is converted to the output
-//! type once, and indices gather straight into the output: no arrow arrays, no float64 copy of
-//! every value. `physical` says which columns it reads; files with anything else stay on the
-//! arrow-rs path, which produces the same values (tests/decoders.rs builds random files both ways
-//! and compares bytes).
+//! `page` reads a column chunk's pages itself: large reads through a bounded window, thrift page
+//! headers, CRCs, and decompression by codecs a reader thread keeps for the whole build. `column`
+//! decodes definition levels (RLE / bit-packed hybrid, `hybrid`) and values, PLAIN or
+//! dictionary-encoded, straight into the output type. A dictionary page is converted to the
+//! output type once, and indices gather straight into the output: no arrow arrays, no float64
+//! copy of every value. `physical` says which columns it reads; files with anything else stay on
+//! the arrow-rs path, which produces the same values (tests/decoders.rs builds random files both
+//! ways and compares bytes).
 //!
 //! It is stricter than arrow-rs where arrow-rs is silent: a definition level above the column's
 //! maximum, a page holding more values than its levels announce, or a chunk holding more rows than
@@ -16,11 +17,15 @@
 
 mod column;
 mod hybrid;
+mod page;
 mod physical;
 
-pub use column::{check_levels, ColumnDecoder, STEP_SCRATCH};
+pub use column::{check_levels, Buffers, Chunk, ColumnDecoder, STEP_SCRATCH};
 #[cfg(feature = "fuzzing")]
 pub use hybrid::fuzz_hybrid;
+#[cfg(feature = "fuzzing")]
+pub use page::fuzz_pages;
+pub use page::{Codecs, WINDOW};
 pub use physical::{
     chunk_eligible, eligible, fast_reading, single_leaves, Decoded, Physical, Role,
 };

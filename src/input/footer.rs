@@ -13,15 +13,6 @@ use parquet::file::metadata::ParquetStatisticsPolicy;
 
 use crate::error::{SymbolError, SymbolErrorKind};
 
-/// Estimated bytes a decoder holds for one data page of a column (pyarrow and arrow-rs write
-/// pages of about 1 MiB).
-const PAGE_ESTIMATE: u64 = 1 << 20;
-/// Decoder state per column chunk beyond its data (readers, buffers, arrays), measured with
-/// arrow-rs 60 on 4,000-column files: ~14 KiB for every codec...
-const CHUNK_STATE: u64 = 16 << 10;
-/// ...plus ~48 KiB for zstd, whose decompression context is created per column chunk.
-const ZSTD_STATE: u64 = 48 << 10;
-
 /// Reader options for every parquet file spillway opens: footer statistics are never decoded.
 pub fn reader_options() -> ArrowReaderOptions {
     ArrowReaderOptions::new()
@@ -74,9 +65,21 @@ pub fn footer_crc(file: &File, size: u64) -> std::io::Result<(u32, u64)> {
     Ok((crc32fast::hash(&buf), len))
 }
 
-/// Estimated decoder working set of one column chunk: its decoded dictionary, one page, and the
-/// decoder's own state.
-pub fn chunk_work(c: &parquet::file::metadata::ColumnChunkMetaData) -> u64 {
+/// The sizes of one column chunk that its decoder's memory depends on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkSizes {
+    /// Bytes as stored.
+    pub compressed: u64,
+    /// Bytes decompressed.
+    pub uncompressed: u64,
+    /// Estimated bytes of its dictionary page, decompressed.
+    pub dictionary: u64,
+    /// Whether it is zstd-compressed.
+    pub zstd: bool,
+}
+
+/// The sizes of a column chunk, from its footer entry.
+pub fn chunk_sizes(c: &parquet::file::metadata::ColumnChunkMetaData) -> ChunkSizes {
     let compressed = c.compressed_size().max(1) as u64;
     let uncompressed = c.uncompressed_size().max(0) as u64;
     let dict = match c.dictionary_page_offset() {
@@ -84,12 +87,13 @@ pub fn chunk_work(c: &parquet::file::metadata::ColumnChunkMetaData) -> u64 {
         _ => 0,
     };
     // Scale the compressed dictionary by the chunk's compression ratio.
-    let dict = (dict as f64 * (uncompressed as f64 / compressed as f64)) as u64;
-    let state = match c.compression() {
-        parquet::basic::Compression::ZSTD(_) => CHUNK_STATE + ZSTD_STATE,
-        _ => CHUNK_STATE,
-    };
-    uncompressed.min(dict + PAGE_ESTIMATE) + state
+    let dictionary = (dict as f64 * (uncompressed as f64 / compressed as f64)) as u64;
+    ChunkSizes {
+        compressed,
+        uncompressed,
+        dictionary,
+        zstd: matches!(c.compression(), parquet::basic::Compression::ZSTD(_)),
+    }
 }
 
 /// A readable type name ("Float64", "Timestamp(ns, UTC)", "INT96", ...).

@@ -49,10 +49,31 @@ impl TimeKind {
     }
 
     /// A stored value in nanoseconds since the epoch; `Err` with the value as text when it does
-    /// not fit int64 nanoseconds. The only place stored times are scaled.
+    /// not fit int64 nanoseconds. With [`TimeKind::scale_into`], the only place stored times
+    /// are scaled.
     pub fn to_ns(self, v: i64) -> Result<i64, String> {
         v.checked_mul(self.factor())
             .ok_or_else(|| format!("{v} {}", self.unit_name()))
+    }
+
+    /// Stored values in nanoseconds, appended to `out`; `Err` with the index and the value as
+    /// text at the first that does not fit. One loop the compiler can keep tight.
+    pub fn scale_into(self, raw: &[i64], out: &mut Vec<i64>) -> Result<(), (usize, String)> {
+        let factor = self.factor();
+        if factor == 1 {
+            out.extend_from_slice(raw);
+            return Ok(());
+        }
+        // Values within +-(i64::MAX / factor) cannot overflow: check the slice's range once.
+        let limit = i64::MAX / factor;
+        if raw.iter().all(|&v| (-limit..=limit).contains(&v)) {
+            out.extend(raw.iter().map(|&v| v * factor));
+            return Ok(());
+        }
+        for (i, &v) in raw.iter().enumerate() {
+            out.push(self.to_ns(v).map_err(|text| (i, text))?);
+        }
+        Ok(())
     }
 }
 

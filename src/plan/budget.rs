@@ -1,13 +1,18 @@
 //! The memory budget: choose reader count, batch rows and channel capacity so that
 //!
 //! ```text
-//! peak ~ fixed + writer + readers x (decoder working set + batch in flight + capacity x batch)
+//! peak ~ fixed + plan + writer + slice being written
+//!        + readers x (working set + batch scratch + (capacity + returned + 2) x slice)
 //! ```
 //!
-//! fits `--memory-budget`. The working set comes from the footers (dictionary and page sizes of the
-//! projected column chunks of the largest file); explicit flags override the choice, and the bound
-//! is reported either way. What the chosen shape leaves of the budget goes to the writer's
-//! buffers, whose size sets the O_DIRECT write size.
+//! fits `--memory-budget`. A slice is at most `batch_rows` rows of ONE output column (the fast
+//! decoder may gather up to twice that before it sends). The fast decoder's working set is its two
+//! busiest column decoders (read window, a page, the dictionary) and a row group's bitmap, from
+//! the footers: it does not grow with the column count. arrow-rs decodes the projected columns
+//! together, so its working set is every projected chunk's and its scratch grows with batch rows x
+//! columns. Explicit flags override the choice, and the bound is reported either way. What the
+//! chosen shape leaves of the budget goes to the writer's per-column buffers, whose size sets the
+//! O_DIRECT write size.
 
 use std::path::PathBuf;
 
@@ -20,21 +25,30 @@ use crate::plan::Plan;
 
 /// The binary, its libraries, allocator slack and thread stacks.
 const FIXED: u64 = 24 << 20;
-/// Bytes of plan per unit beyond its column maps.
-const PER_UNIT: u64 = 512;
-/// Bytes of plan per unit and feature: the root (`Option<u32>`) and the fast decoder's reading
-/// (leaf and physical type).
-const PER_UNIT_FEATURE: u64 = 8 + 16;
+/// A reader thread's decompression codecs (zstd's contexts above all), kept for the whole build.
+const CODECS: u64 = 2 << 20;
 /// Arrow arrays of a batch are built then handed over: about two copies of the decoded width.
 const DECODE_COPIES: u64 = 2;
-/// The fast decoder's per-row scratch beyond the batch: raw times (i64), validity, times (i64).
-const FAST_ROW: u64 = 8 + 1 + 8;
+/// The fast decoder's scratch per row of a step (8192 rows): raw times and validity, the target,
+/// gathered values.
+const FAST_STEP: u64 = 8192 * (8 + 1 + 8 + 8);
+/// Written slices' buffers a reader's return channel holds beyond its capacity.
+pub const RETURNED: usize = 2;
 /// Per column, the writer grows its buffers into what the budget leaves, up to this: larger
 /// O_DIRECT writes cost less CPU per byte (1.6 GB with `dd oflag=direct` here: 0.24 s of kernel
 /// time in 256 KiB writes, 0.08 s in 4 MiB ones).
 const WRITER_MAX_PER_COLUMN: u64 = 1 << 20;
+/// The per-column writer buffer the budget gives first (when a quarter of it allows).
+const WRITER_FLOOR: u64 = 128 << 10;
+/// Most slices a reader's channel may hold.
+const MAX_CAPACITY: usize = 1 << 16;
+/// Bytes of the smallest slice preferred. The writer pays a fixed cost per slice (a channel
+/// receive, the statistics' and checksum's setup, a staging copy); in 2 KiB slices (512 rows of a
+/// 4000-column file, the deepest lookahead) it was 16.5 s of writer time for a 4.3 GB output,
+/// TODO measured at 64 KiB.
+const MIN_SLICE: u64 = 64 << 10;
 /// Batch sizes tried, largest first.
-const BATCH_ROWS: [usize; 6] = [16_384, 8_192, 4_096, 2_048, 1_024, 512];
+const BATCH_ROWS: [usize; 8] = [65_536, 32_768, 16_384, 8_192, 4_096, 2_048, 1_024, 512];
 
 /// The chosen pipeline shape and its memory bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -45,8 +59,10 @@ pub struct Budget {
     pub batch_rows: usize,
     /// Batches each reader may have queued for the writer.
     pub capacity: usize,
-    /// Memory the spill writer keeps resident (windows or staging).
+    /// Memory the spill writer keeps resident (windows or staging, with allocation overhead).
     pub writer_bytes: u64,
+    /// The writer's memory option: what its buffers share (`spill::WriteOptions::with_memory`).
+    pub writer_memory: u64,
     /// The estimated peak for this shape.
     pub bound_bytes: u64,
     /// The budget asked for.
@@ -63,19 +79,26 @@ impl Budget {
 #[derive(Clone, Copy)]
 struct Costs {
     fixed: u64,
+    /// Working set of one reader, whatever the batch.
     work: u64,
+    /// Reader scratch per batch row (arrow-rs: every projected column of the batch).
     decode_row: u64,
-    out_row: u64,
+    /// Bytes per row of the largest slice.
+    slice_row: u64,
+    /// The writer's resident memory, and the memory option that gives it.
     writer: u64,
+    writer_memory: u64,
 }
 
 impl Costs {
     fn bound(&self, readers: usize, batch: usize, capacity: usize) -> u64 {
-        let batch_bytes = batch as u64 * self.out_row;
-        let per_reader =
-            self.work + batch as u64 * self.decode_row + batch_bytes * (capacity as u64 + 1);
-        // The writer holds one batch while it writes it.
-        self.fixed + self.writer + batch_bytes + readers as u64 * per_reader
+        let slice = batch as u64 * self.slice_row;
+        // In flight per reader: the channel, the returned buffers, one being filled, and the
+        // fast decoder's gathering of up to a second slice.
+        let slices = (capacity + RETURNED + 2) as u64 * slice;
+        let per_reader = self.work + batch as u64 * self.decode_row + slices;
+        // The writer holds one slice while it writes it.
+        self.fixed + self.writer + slice + readers as u64 * per_reader
     }
 }
 
@@ -84,17 +107,16 @@ impl Costs {
 pub struct Shape {
     /// Input files.
     pub units: usize,
-    /// Feature columns.
-    pub features: usize,
     /// Output value columns (target + features).
     pub value_columns: usize,
     /// Output float32 (else float64).
     pub float32: bool,
-    /// Largest decoder working set of one file, and that file.
+    /// Largest working set of one file in a reader, and the file taking the most memory (its
+    /// working set and its parsed footer).
     pub max_work: (u64, PathBuf),
     /// Most output rows of one file.
     pub longest_rows: u64,
-    /// Memory held through the build by the plan's extras (the cross-section table).
+    /// Memory held through the build by the plan itself and its extras (the cross-section table).
     pub held_bytes: u64,
     /// Whether some file is decoded by arrow-rs (else the fast decoder reads every file).
     pub arrow_decoding: bool,
@@ -105,19 +127,25 @@ impl Shape {
     pub fn of(plan: &Plan) -> Shape {
         Shape {
             units: plan.units.len(),
-            features: plan.features.len(),
             value_columns: plan.value_columns(),
             float32: plan.float32,
             max_work: plan
                 .units
                 .iter()
-                .max_by_key(|u| u.work_bytes)
+                .max_by_key(|u| (u.work_bytes + u.footer_bytes, u.work_bytes))
                 .map_or((0, PathBuf::new()), |u| (u.work_bytes, u.path.clone())),
             longest_rows: plan.units.iter().map(|u| u.out_rows()).max().unwrap_or(0),
-            held_bytes: plan.filters.as_ref().map_or(0, |cs| cs.memory_bytes()),
+            held_bytes: plan.heap_bytes()
+                + plan.filters.as_ref().map_or(0, |cs| cs.memory_bytes())
+                + planning_threads() as u64 * plan.largest_footer,
             arrow_decoding: plan.units.iter().any(|u| u.fast.is_none()),
         }
     }
+}
+
+/// Threads that parse footers at once while planning.
+pub fn planning_threads() -> usize {
+    rayon::current_num_threads()
 }
 
 /// Chooses the shape for `plan` under `cfg`'s budget and flags.
@@ -131,24 +159,24 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
     let values = shape_in.value_columns as u64;
     let ncols = shape_in.value_columns + 2;
     let value_size: u64 = if shape_in.float32 { 4 } else { 8 };
-    let mut writer_opts =
-        WriteOptions::default().with_memory((budget / 8).clamp(1 << 20, 32 << 20));
+    // The writer first gets its floor: buffers of at least WRITER_FLOOR a column when a quarter
+    // of the budget allows it (smaller O_DIRECT writes are latency-bound), else that quarter.
+    let floor = (WRITER_FLOOR * ncols as u64).min(budget / 4);
+    let mut writer_opts = WriteOptions::default().with_memory(floor.max(1 << 20));
     let heaviest = Some(&shape_in.max_work.1);
     let (work, decode_row) = if shape_in.arrow_decoding {
-        let row = DECODE_COPIES * 8 * (values + 1) + 8 * (values + 1) / 8;
+        let row = DECODE_COPIES * 8 * (values + 1) + (values + 1).div_ceil(8);
         (shape_in.max_work.0, row)
     } else {
-        let scratch = (values + 1) * STEP_SCRATCH;
-        (shape_in.max_work.0 + scratch, FAST_ROW + value_size)
+        (shape_in.max_work.0 + 2 * STEP_SCRATCH + FAST_STEP, 0)
     };
     let mut costs = Costs {
-        fixed: FIXED
-            + shape_in.held_bytes
-            + shape_in.units as u64 * (PER_UNIT + PER_UNIT_FEATURE * shape_in.features as u64),
-        work,
+        fixed: FIXED + shape_in.held_bytes,
+        work: work + CODECS,
         decode_row,
-        out_row: values * value_size + 8 + 4,
+        slice_row: 8.max(value_size),
         writer: writer_opts.resident_bytes(ncols),
+        writer_memory: writer_opts.per_column(ncols) * ncols as u64,
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let max_readers = cfg.threads.unwrap_or(cores).min(shape_in.units.max(1));
@@ -158,6 +186,7 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
         batch_rows: batch,
         capacity,
         writer_bytes: costs.writer,
+        writer_memory: costs.writer_memory,
         bound_bytes: costs.bound(readers, batch, capacity),
         budget_bytes: budget,
     };
@@ -172,43 +201,68 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
         Some(t) => vec![t],
         None => (1..=max_readers).rev().collect(),
     };
-    // Capacity tiers 4, 2, 1; within a tier the largest batch that fits. Measured on the M
-    // universe (64 x 75k x 100): every shape from 2048 x 16 to 16384 x 1 ran in 2.7-2.95 s, so
-    // the search favours the smallest memory at that speed, which a capacity of 4 gives.
-    let capacities: Vec<usize> = cfg
-        .channel_capacity
-        .map_or_else(|| vec![4, 2, 1], |c| vec![c]);
+    // Lookahead: a reader should be able to queue its share of a unit (its group of the columns
+    // of the longest file); then it never waits for the writer to reach its unit, and the writer
+    // never waits for a reader that is blocked. Halved while the budget is short, down to 4
+    // slices; an explicit --channel-capacity is taken as is.
+    let capacities = |r: usize, b: usize| -> Vec<usize> {
+        if let Some(c) = cfg.channel_capacity {
+            return vec![c];
+        }
+        let groups = (r as u64).min(values).max(1);
+        let task = shape_in.longest_rows * values.div_ceil(groups) * value_size;
+        let slice = (b as u64 * value_size).max(1);
+        let full = (task.div_ceil(slice) as usize).clamp(4, MAX_CAPACITY);
+        let mut tiers: Vec<usize> =
+            std::iter::successors(Some(full), |&c| (c > 4).then(|| (c / 2).max(4))).collect();
+        tiers.extend([2, 1]);
+        tiers
+    };
+    // Slices of at least MIN_SLICE bytes are tried first, with every lookahead tier, before
+    // smaller ones: the writer pays per slice, so small slices cost more than a shorter queue.
+    let large: Vec<usize> = batches
+        .iter()
+        .copied()
+        .filter(|&b| b as u64 * value_size >= MIN_SLICE || b == batches[0])
+        .collect();
     let mut fits = None;
-    'search: for &r in &readers {
-        for &c in &capacities {
-            for &b in &batches {
+    'search: for (&r, sizes) in readers.iter().flat_map(|r| [(r, &large), (r, &batches)]) {
+        for tier in 0.. {
+            let mut any = false;
+            for &b in sizes {
+                let tiers = capacities(r, b);
+                let Some(&c) = tiers.get(tier) else { continue };
+                any = true;
                 if !shape(&costs, r, b, c).over_budget() {
                     fits = Some((r, b, c));
                     break 'search;
                 }
             }
+            if !any {
+                break;
+            }
         }
     }
     if let Some((r, b, c)) = fits {
         // What the budget leaves goes to the writer, in doublings of its per-column buffer.
-        let mut mem = writer_opts.resident_bytes(ncols);
         while writer_opts.per_column(ncols) * 2 <= WRITER_MAX_PER_COLUMN {
+            let bigger = writer_opts.with_memory(2 * writer_opts.per_column(ncols) * ncols as u64);
             let more = Costs {
-                writer: 2 * mem,
+                writer: bigger.resident_bytes(ncols),
+                writer_memory: bigger.per_column(ncols) * ncols as u64,
                 ..costs
             };
             if more.bound(r, b, c) > budget {
                 break;
             }
-            mem *= 2;
-            writer_opts = writer_opts.with_memory(mem);
+            writer_opts = bigger;
             costs = more;
         }
         return Ok(shape(&costs, r, b, c));
     }
     // Nothing fits. Explicit flags are obeyed (the bound is reported); otherwise refuse up front.
-    if cfg.threads.is_some() && cfg.batch_rows.is_some() && cfg.channel_capacity.is_some() {
-        return Ok(shape(&costs, readers[0], batches[0], capacities[0]));
+    if let (Some(r), Some(b), Some(c)) = (cfg.threads, cfg.batch_rows, cfg.channel_capacity) {
+        return Ok(shape(&costs, r, b, c));
     }
     let smallest = *batches.last().unwrap_or(&512);
     let r = *readers.last().unwrap_or(&1);
@@ -216,6 +270,9 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
         budget,
         needed: costs.bound(r, smallest, 1),
         batch_rows: smallest,
+        columns: ncols,
+        writer: costs.writer,
+        held: shape_in.held_bytes,
         file: heaviest.cloned().unwrap_or_default(),
     })
 }
@@ -239,14 +296,15 @@ mod tests {
         cfg
     }
 
-    /// The M universe: 64 files x 75k rows x 100 features + target, float32 output.
+    /// The M universe: 64 files x 75k rows x 100 features + target, float32 output; a file's
+    /// working set (the fast decoder's two busiest columns, or arrow-rs's 102 column chunks).
     fn m_universe(arrow_decoding: bool) -> Shape {
+        let work = if arrow_decoding { 70 << 20 } else { 5 << 20 };
         Shape {
             units: 64,
-            features: 100,
             value_columns: 101,
             float32: true,
-            max_work: (70 << 20, PathBuf::from("S0000.parquet")),
+            max_work: (work, PathBuf::from("S0000.parquet")),
             longest_rows: 75_000,
             held_bytes: 0,
             arrow_decoding,
@@ -256,24 +314,31 @@ mod tests {
     #[test]
     fn the_m_universe_fits_256_mib_and_the_writer_takes_what_is_left() {
         let b = choose_for(&cfg(256 << 20, 2), &m_universe(false)).expect("fits");
-        assert_eq!((b.readers, b.batch_rows, b.capacity), (2, 8192, 4));
+        // Each reader can queue its half of a file's columns: 75,000 rows x 51 columns.
+        let lookahead = (75_000 * 51usize).div_ceil(65_536);
+        assert_eq!(
+            (b.readers, b.batch_rows, b.capacity),
+            (2, 65_536, lookahead)
+        );
         assert!(b.bound_bytes <= b.budget_bytes);
-        // 103 columns x 512 KiB: one doubling beyond the default 256 KiB a column.
-        assert_eq!(b.writer_bytes, 103 * (512 << 10));
+        // 103 columns x 1 MiB: the largest buffer a column gets.
+        assert_eq!(b.writer_memory, 103 << 20);
+        // With the O_DIRECT spares, each with its alignment page.
+        assert_eq!(b.writer_bytes, ((1 << 20) + 4096) * (103 + 8));
     }
 
     #[test]
-    fn arrow_decoding_costs_more_and_the_writer_keeps_its_default() {
+    fn arrow_decoding_costs_more_batches_and_writer_shrink() {
         let fast = choose_for(&cfg(256 << 20, 2), &m_universe(false)).expect("fits");
         let arrow = choose_for(&cfg(256 << 20, 2), &m_universe(true)).expect("fits");
         assert!(arrow.bound_bytes <= arrow.budget_bytes);
         assert!(arrow.writer_bytes < fast.writer_bytes);
-        assert_eq!(arrow.writer_bytes, 103 * (256 << 10));
+        assert!(arrow.batch_rows < fast.batch_rows);
     }
 
     #[test]
     fn a_budget_too_small_for_any_shape_is_refused_naming_the_heaviest_file() {
-        let err = choose_for(&cfg(32 << 20, 2), &m_universe(false)).expect_err("cannot fit");
+        let err = choose_for(&cfg(32 << 20, 2), &m_universe(true)).expect_err("cannot fit");
         assert!(matches!(err, Error::Budget { .. }));
         assert!(err.to_string().contains("S0000.parquet"), "{err}");
     }
@@ -294,7 +359,6 @@ mod tests {
         ) {
             let shape = Shape {
                 units: 500,
-                features,
                 value_columns: features + 1,
                 float32,
                 max_work: (work_mib << 20, PathBuf::from("f.parquet")),
@@ -307,7 +371,7 @@ mod tests {
                 Ok(b) => {
                     prop_assert!(b.bound_bytes <= b.budget_bytes);
                     let ncols = features + 3;
-                    let per_column = b.writer_bytes / ncols as u64;
+                    let per_column = b.writer_memory / ncols as u64;
                     let default = WriteOptions::default()
                         .with_memory(((budget_mib << 20) / 8).clamp(1 << 20, 32 << 20))
                         .per_column(ncols);

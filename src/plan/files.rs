@@ -13,14 +13,18 @@ use std::time::SystemTime;
 
 use arrow_schema::DataType;
 use parquet::basic::Type as PhysicalType;
+use parquet::file::metadata::ColumnChunkMetaData;
 use rayon::prelude::*;
 
 use crate::cancel::Cancel;
 use crate::config::DEFAULT_TIME_COLUMNS;
-use crate::decode::{fast_reading, single_leaves, Physical, Role};
+use crate::decode::WINDOW;
+use crate::decode::{fast_reading, single_leaves, Chunk, Physical, Role};
 use crate::error::{Result, SymbolError, SymbolErrorKind};
 use crate::input::discover::SymbolFiles;
-use crate::input::footer::{chunk_work, footer_crc, identity, io_kind, load_metadata, type_name};
+use crate::input::footer::{
+    chunk_sizes, footer_crc, identity, io_kind, load_metadata, type_name, ChunkSizes,
+};
 use crate::input::schema::{classify, is_epoch_integer, Kind};
 
 /// Interned strings (column names, type names), shared by the threads reading footers.
@@ -77,10 +81,15 @@ pub struct ColumnInfo {
     pub kind: Kind,
     /// Root (top-level field) index in the file schema.
     pub root: u32,
-    /// Largest estimated decoder working set of one of its column chunks (dictionary + a page).
-    pub work_bytes: u64,
-    /// Its only leaf (`None` for a nested field with several).
-    pub leaf: Option<u32>,
+    /// Largest estimated working set of one of its column chunks in the fast decoder.
+    pub work_fast: u64,
+    /// The same in arrow-rs.
+    pub work_arrow: u64,
+    /// Whether that leaf has definition levels (an optional column).
+    pub optional: bool,
+    /// Where its column chunks are in [`FileInfo::chunks`] (one per row group), when the fast
+    /// decoder can read it.
+    pub chunks: Option<u32>,
     /// How the fast decoder reads it as a target or feature column, if it can.
     pub fast_value: Option<Physical>,
     /// How the fast decoder reads it as the time column, if it can.
@@ -100,12 +109,36 @@ pub struct FileInfo {
     pub mtime: Option<SystemTime>,
     /// Rows, from the footer.
     pub rows: u64,
+    /// Rows of each row group.
+    pub row_groups: Vec<usize>,
     /// Top-level columns in schema order.
     pub columns: Vec<ColumnInfo>,
+    /// The column chunks of the columns the fast decoder can read, each column's row groups in
+    /// a run (see [`ColumnInfo::chunks`]).
+    pub chunks: Vec<Chunk>,
     /// CRC-32 of the footer bytes (the file's content fingerprint).
     pub footer_crc: u32,
     /// Footer length in bytes; parsed, a footer takes about [`FOOTER_EXPANSION`] times that.
     pub footer_len: u64,
+}
+
+/// Estimated bytes a decoder holds for one data page of a column (pyarrow and arrow-rs write
+/// pages of about 1 MiB).
+const PAGE_ESTIMATE: u64 = 1 << 20;
+/// arrow-rs's decoder state per column chunk beyond its data (readers, buffers, arrays),
+/// measured with arrow-rs 60 on 4,000-column files: ~14 KiB for every codec...
+const CHUNK_STATE: u64 = 16 << 10;
+/// ...plus ~48 KiB for zstd, whose decompression context arrow-rs creates per column chunk.
+const ZSTD_STATE: u64 = 48 << 10;
+
+/// Estimated working set of one column chunk: in the fast decoder, its read window, a
+/// decompressed page and the dictionary; in arrow-rs, a page, the dictionary and the decoder's
+/// own state (codec contexts included).
+fn chunk_work(c: ChunkSizes) -> (u64, u64) {
+    let page_and_dictionary = c.uncompressed.min(c.dictionary + PAGE_ESTIMATE);
+    let fast = c.compressed.min(WINDOW as u64) + page_and_dictionary;
+    let state = CHUNK_STATE + if c.zstd { ZSTD_STATE } else { 0 };
+    (fast, page_and_dictionary + state)
 }
 
 /// Memory of a parsed footer (arrow-rs metadata and schema) per footer byte, measured on a
@@ -113,6 +146,12 @@ pub struct FileInfo {
 pub const FOOTER_EXPANSION: u64 = 12;
 
 impl FileInfo {
+    /// The column chunks of `col`, one per row group, if the fast decoder can read it.
+    pub fn chunks_of(&self, col: &ColumnInfo) -> Option<&[Chunk]> {
+        let at = col.chunks? as usize;
+        self.chunks.get(at..at + self.row_groups.len())
+    }
+
     /// The column named by interned id `name`.
     pub fn column(&self, name: u32) -> Option<&ColumnInfo> {
         self.columns.iter().find(|c| c.name == name)
@@ -130,7 +169,7 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
     let fields = meta.schema().fields();
     // Leaf facts per root: INT96-ness (for primitive roots) and the decoder working set.
     let mut int96 = vec![false; fields.len()];
-    let mut work = vec![0u64; fields.len()];
+    let mut work = vec![(0u64, 0u64); fields.len()];
     for (leaf, col) in descr.columns().iter().enumerate() {
         let root = descr.get_column_root_idx(leaf);
         if root >= fields.len() {
@@ -143,7 +182,8 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
             let Some(c) = rg.columns().get(leaf) else {
                 continue;
             };
-            work[root] = work[root].max(chunk_work(c));
+            let (fast, arrow) = chunk_work(chunk_sizes(c));
+            work[root] = (work[root].0.max(fast), work[root].1.max(arrow));
         }
     }
     let rows = pq.file_metadata().num_rows();
@@ -155,6 +195,12 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
     })?;
     let leaves = single_leaves(&meta);
     let fast = |root: usize, role| fast_reading(&meta, &leaves, root as u32, role).map(|(_, p)| p);
+    let row_groups: Vec<usize> = pq
+        .row_groups()
+        .iter()
+        .map(|rg| usize::try_from(rg.num_rows()).unwrap_or(0))
+        .collect();
+    let mut chunks = Vec::new();
     let mut seen = HashSet::with_capacity(fields.len());
     if let Some(dup) = fields.iter().find(|f| !seen.insert(f.name().as_str())) {
         return Err(err(SymbolErrorKind::DuplicateColumn {
@@ -164,10 +210,34 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
     let columns = fields
         .iter()
         .enumerate()
-        .map(|(root, f)| ColumnInfo {
-            leaf: leaves.get(root).copied().flatten().map(|l| l as u32),
-            fast_value: fast(root, Role::Value),
-            fast_time: fast(root, Role::Time),
+        .map(|(root, f)| {
+            let leaf = leaves.get(root).copied().flatten();
+            let (fast_value, fast_time) = (fast(root, Role::Value), fast(root, Role::Time));
+            let mut at = None;
+            if let (Some(leaf), true) = (leaf, fast_value.is_some() || fast_time.is_some()) {
+                let mine: Option<Vec<Chunk>> = pq
+                    .row_groups()
+                    .iter()
+                    .map(|rg| {
+                        rg.columns()
+                            .get(leaf)
+                            .and_then(|c| chunk_of(c, rg.num_rows(), size))
+                    })
+                    .collect();
+                if let Some(mine) = mine {
+                    at = Some(chunks.len() as u32);
+                    chunks.extend(mine);
+                }
+            }
+            (root, f, leaf, fast_value, fast_time, at)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|(root, f, leaf, fast_value, fast_time, at)| ColumnInfo {
+            optional: leaf.is_some_and(|l| descr.column(l).max_def_level() > 0),
+            chunks: at,
+            fast_value: fast_value.filter(|_| at.is_some()),
+            fast_time: fast_time.filter(|_| at.is_some()),
             epoch_integer: is_epoch_integer(f.data_type()),
             name: names.id(f.name()),
             dtype: names.id(&type_name(f.data_type())),
@@ -179,7 +249,8 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
             },
             kind: classify(f.data_type(), int96[root]),
             root: root as u32,
-            work_bytes: work[root],
+            work_fast: work[root].0,
+            work_arrow: work[root].1,
         })
         .collect();
     let (footer_crc, footer_len) =
@@ -189,7 +260,9 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
         size,
         mtime,
         rows,
+        row_groups,
         columns,
+        chunks,
         footer_crc,
         footer_len,
     })
@@ -197,6 +270,23 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
 
 /// A symbol's footers, or the error of its first bad file.
 pub type SymbolFooters<'a> = (&'a SymbolFiles, Result<Vec<FileInfo>, SymbolError>);
+
+/// Where a column chunk's pages are, from its footer entry: from the dictionary page (or the first
+/// data page) over its stored size. `None` for an entry no writer would make.
+pub fn chunk_of(c: &ColumnChunkMetaData, rows: i64, file_len: u64) -> Option<Chunk> {
+    let data = u64::try_from(c.data_page_offset()).ok()?;
+    let start = match c.dictionary_page_offset().map(u64::try_from) {
+        Some(Ok(d)) if d > 0 && d < data => d,
+        _ => data,
+    };
+    Some(Chunk {
+        start,
+        len: u64::try_from(c.compressed_size()).ok()?,
+        codec: c.compression(),
+        rows: usize::try_from(rows).ok()?,
+        file_len,
+    })
+}
 
 /// Every file's footer, symbol by symbol in parallel; a symbol fails with its first bad file.
 pub fn read_footers<'a>(

@@ -15,7 +15,7 @@ use super::files::{FileInfo, Interner, FOOTER_EXPANSION};
 use super::filter::{self, FilterStats};
 use super::shard::Scoped;
 use super::symbols::Candidate;
-use super::{Disorder, FastPlan, Plan, Unit};
+use super::{Disorder, FastColumn, FastPlan, Plan, Unit};
 
 /// The plan of `cands` with `features` (interned names, output order).
 pub(super) fn build(
@@ -44,6 +44,7 @@ pub(super) fn build(
     let mut symbol_names = scoped.map_or_else(Vec::new, |s| s.names.clone());
     let mut input_bytes = 0u64;
     let mut fp = crc32fast::Hasher::new();
+    let mut largest_footer = 0u64;
     for (i, c) in cands.into_iter().enumerate() {
         let code = scoped.map_or(Ok(i as u32), |s| s.code(&c.sym.name))?;
         let survivors: u64 = c.scans.iter().map(|s| s.survivors).sum();
@@ -73,7 +74,9 @@ pub(super) fn build(
                 Decoder::Auto => fast_plan(&f, time.0, &values),
                 Decoder::Arrow => None,
             };
+            let work_bytes = work_bytes(&f, fast.is_some(), time.0, &values);
             input_bytes += f.size;
+            largest_footer = largest_footer.max(f.footer_len * FOOTER_EXPANSION);
             // Relative paths: the same universe elsewhere gives the same fingerprint.
             let rel = f.path.strip_prefix(&cfg.input).unwrap_or(&f.path);
             fp.update(rel.as_os_str().as_encoded_bytes());
@@ -86,7 +89,8 @@ pub(super) fn build(
                 footer_crc: f.footer_crc,
                 time,
                 target,
-                work_bytes: work_bytes(&f, time.0, &values),
+                work_bytes,
+                footer_bytes: f.footer_len * FOOTER_EXPANSION,
                 features: feats,
                 rows: f.rows,
                 survivors: s.survivors,
@@ -170,6 +174,7 @@ pub(super) fn build(
         disorder: Disorder::default(),
         input_bytes,
         fingerprint: fp.finalize(),
+        largest_footer,
         filters,
         filter_stats,
         shard: scoped.map(|s| s.meta.clone()),
@@ -180,29 +185,43 @@ pub(super) fn build(
 /// `time` and `values` (roots, `None` where the file lacks the column).
 fn fast_plan(f: &FileInfo, time: u32, values: &[Option<u32>]) -> Option<FastPlan> {
     // `columns` is in schema order: a root is its index.
-    let col = |root: u32| f.columns.get(root as usize);
-    let t = col(time)?;
-    let time = (t.leaf? as usize, t.fast_time?);
+    let column = |root: u32, time: bool| -> Option<FastColumn> {
+        let c = f.columns.get(root as usize)?;
+        Some(FastColumn {
+            phys: if time { c.fast_time? } else { c.fast_value? },
+            optional: c.optional,
+            chunks: f.chunks_of(c)?.to_vec(),
+        })
+    };
     let values = values
         .iter()
         .map(|root| match root {
             None => Some(None),
-            Some(r) => col(*r).and_then(|c| Some(Some((c.leaf? as usize, c.fast_value?)))),
+            Some(r) => column(*r, false).map(Some),
         })
         .collect::<Option<Vec<_>>>()?;
-    Some(FastPlan { time, values })
+    Some(FastPlan {
+        row_groups: f.row_groups.clone(),
+        time: column(time, true)?,
+        values,
+    })
 }
 
-/// Estimated decoder working set of the projected columns, plus the parsed footer.
-fn work_bytes(f: &FileInfo, time: u32, values: &[Option<u32>]) -> u64 {
+/// Estimated memory a reader holds for the file beyond its slices: the fast decoder's two
+/// busiest columns (the time and target decoders run together) and a row group's bitmap; or,
+/// for arrow-rs, every projected column chunk's working set and the parsed footer.
+pub fn work_bytes(f: &FileInfo, fast: bool, time: u32, values: &[Option<u32>]) -> u64 {
     let mut projected: Vec<u32> = values.iter().flatten().copied().collect();
     projected.push(time);
     projected.sort_unstable();
     projected.dedup();
-    f.footer_len * FOOTER_EXPANSION
-        + projected
-            .iter()
-            .filter_map(|&r| f.columns.get(r as usize))
-            .map(|c| c.work_bytes)
-            .sum::<u64>()
+    let columns = projected.iter().filter_map(|&r| f.columns.get(r as usize));
+    if fast {
+        let mut work: Vec<u64> = columns.map(|c| c.work_fast).collect();
+        work.sort_unstable_by(|a, b| b.cmp(a));
+        let largest_group = f.row_groups.iter().copied().max().unwrap_or(0) as u64;
+        work.iter().take(2).sum::<u64>() + largest_group / 8
+    } else {
+        f.footer_len * FOOTER_EXPANSION + columns.map(|c| c.work_arrow).sum::<u64>()
+    }
 }

@@ -12,7 +12,7 @@ pub mod cs_file;
 pub mod files;
 pub mod filter;
 mod features;
-mod layout;
+pub mod layout;
 pub mod shard;
 mod symbols;
 
@@ -25,7 +25,7 @@ use spill::{Layout, Role};
 
 use crate::cancel::Cancel;
 use crate::config::{BuildConfig, OnError};
-use crate::decode::Physical;
+use crate::decode::{Chunk, Physical};
 use crate::error::{Error, Result, SymbolError};
 use crate::input::discover::Universe;
 use crate::input::schema::TimeKind;
@@ -33,14 +33,42 @@ use crate::input::schema::TimeKind;
 use self::files::{read_footers, time_column, Interner};
 use self::filter::{CrossSection, FilterStats};
 
-/// How the fast decoder reads one file: the leaf and physical reading of the time column and of
-/// each value column (`None`: the file lacks it, NaN).
+/// How the fast decoder reads one column of a file: its physical reading, whether it has
+/// definition levels, and where its chunks are, one per row group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastColumn {
+    /// How stored values become output values.
+    pub phys: Physical,
+    /// Whether the column has definition levels.
+    pub optional: bool,
+    /// Its column chunks, one per row group.
+    pub chunks: Vec<Chunk>,
+}
+
+/// How the fast decoder reads one file: the rows of each row group, and the time column and each
+/// value column (`None`: the file lacks it, NaN). The reader needs no footer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FastPlan {
-    /// Time column: leaf index and reading.
-    pub time: (usize, Physical),
-    /// Value columns (target first when the output has one), as `read` emits them.
-    pub values: Vec<Option<(usize, Physical)>>,
+    /// Rows of each row group.
+    pub row_groups: Vec<usize>,
+    /// The time column.
+    pub time: FastColumn,
+    /// Value columns (target first when the output has one), as `read` sends them.
+    pub values: Vec<Option<FastColumn>>,
+}
+
+impl FastPlan {
+    /// Heap bytes this plan holds (for the memory budget).
+    pub fn heap_bytes(&self) -> u64 {
+        let column = |c: &FastColumn| {
+            (std::mem::size_of::<FastColumn>() + c.chunks.len() * std::mem::size_of::<Chunk>())
+                as u64
+        };
+        (self.row_groups.len() * 8) as u64
+            + column(&self.time)
+            + self.values.iter().flatten().map(column).sum::<u64>()
+            + (self.values.len() * std::mem::size_of::<Option<FastColumn>>()) as u64
+    }
 }
 
 /// One input file and where its rows go.
@@ -70,8 +98,10 @@ pub struct Unit {
     pub skip: u64,
     /// First output row.
     pub row_start: u64,
-    /// Estimated decoder working set (bytes) of the projected columns.
+    /// Estimated memory (bytes) a reader holds for this file beyond its slices.
     pub work_bytes: u64,
+    /// Memory of its footer once parsed (by the plan, and by arrow-rs when it reads the file).
+    pub footer_bytes: u64,
     /// How the fast decoder reads this file; `None`: arrow-rs reads it.
     pub fast: Option<FastPlan>,
     /// Rows this file contributes to the output (after `--max-rows` and the filters).
@@ -169,6 +199,9 @@ pub struct Plan {
     pub input_bytes: u64,
     /// Combined CRC-32 of every file's path, size and footer bytes.
     pub fingerprint: u32,
+    /// Memory of the largest footer once parsed (planning parses one per thread at a time; the
+    /// allocator keeps that memory for the rest of the build).
+    pub largest_footer: u64,
     /// The cross-sectional filters' decisions, when filters are on.
     pub filters: Option<Arc<CrossSection>>,
     /// What the filters removed.
@@ -181,6 +214,27 @@ impl Plan {
     /// Output value columns (target, if any, then features).
     pub fn value_columns(&self) -> usize {
         self.layout.columns().len() - 2
+    }
+
+    /// Heap bytes the plan holds through the build (units, their column maps and fast plans).
+    pub fn heap_bytes(&self) -> u64 {
+        let units: u64 = self
+            .units
+            .iter()
+            .map(|u| {
+                (std::mem::size_of::<Unit>()
+                    + u.path.as_os_str().len()
+                    + u.features.len() * std::mem::size_of::<Option<u32>>()) as u64
+                    + u.fast.as_ref().map_or(0, FastPlan::heap_bytes)
+            })
+            .sum();
+        units
+            + self
+                .layout
+                .symbols()
+                .iter()
+                .map(|s| 64 + s.name.len() as u64)
+                .sum::<u64>()
     }
 
     /// Rows of the files read, before any row is dropped.

@@ -6,7 +6,6 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
 
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, RowSelection, RowSelector};
 
@@ -14,31 +13,52 @@ use crate::decode::check_levels;
 use crate::error::SymbolErrorKind;
 use crate::guard::no_panic;
 use crate::input::convert::{convert, Float, Selection};
+use crate::input::footer::load_metadata;
 use crate::input::open::{open, Projection};
 use crate::input::time::for_each_ns;
+use crate::plan::files::chunk_of;
 use crate::plan::Unit;
 
-use super::emit::Emitter;
-use super::ReadContext;
+use super::select::Selector;
+use super::send::Out;
+use super::{ReadContext, Reader};
 
 /// Decodes `unit` with arrow-rs; `value_roots` are the value columns in output order.
 pub(super) fn read<O: Float>(
     file: File,
-    meta: ArrowReaderMetadata,
     unit: &Unit,
     ctx: &ReadContext<'_>,
     value_roots: &[Option<u32>],
-    out: &mut Emitter<'_, O>,
+    reader: &mut Reader,
+    out: &mut Out<'_, O>,
 ) -> Result<(), SymbolErrorKind> {
-    // Arrow returns projected columns in file order: map each root to its position.
+    let meta = load_metadata(&file)?;
+    // This task's columns (and the target when a filter needs it). Arrow returns projected
+    // columns in file order: map each root to its position.
+    let need_target = Selector::new(unit, ctx.filters).needs_target(ctx.target);
+    let wanted = |c: usize| out.owned.contains(&c) || (c == 0 && need_target);
     let mut roots: Vec<usize> = std::iter::once(unit.time.0)
-        .chain(value_roots.iter().flatten().copied())
+        .chain(
+            value_roots
+                .iter()
+                .enumerate()
+                .filter(|&(c, _)| wanted(c))
+                .filter_map(|(_, r)| *r),
+        )
         .map(|r| r as usize)
         .collect();
     roots.sort_unstable();
     roots.dedup();
     let pos = |root: u32| roots.binary_search(&(root as usize)).ok();
-    no_panic(|| levels(&file, &meta, &roots)).map_err(SymbolErrorKind::DecoderPanic)??;
+    // Rows before the cut are never decoded (when the file has no null times); their pages are
+    // not checked either, as the fast decoder skips them.
+    let cut = match unit.has_null_times() {
+        true => 0,
+        false => unit.skip,
+    };
+    no_panic(|| levels(&file, &meta, &roots, cut, reader))
+        .map_err(SymbolErrorKind::DecoderPanic)??;
+    let mut sel = Selector::new(unit, ctx.filters);
     let mut selection = None;
     if !unit.has_null_times() && unit.skip > 0 {
         // Rows before the cut are never decoded.
@@ -46,7 +66,8 @@ pub(super) fn read<O: Float>(
             RowSelector::skip(unit.skip as usize),
             RowSelector::select((unit.rows - unit.skip) as usize),
         ]));
-        out.skipped_undecoded(unit.skip);
+        sel.drop_front(unit.skip);
+        out.decoded += unit.skip;
     }
     let projection = Projection {
         roots: &roots,
@@ -55,7 +76,7 @@ pub(super) fn read<O: Float>(
         what: "the projected columns",
     };
     let mut batches = open(file, Some(meta), projection)?;
-    let (mut times, mut valid) = (Vec::new(), Vec::new());
+    let (mut times, mut valid, mut targets) = (Vec::new(), Vec::new(), Vec::<O>::new());
     while !out.stopped() {
         let batch = match batches.next_batch() {
             Ok(Some(batch)) => batch,
@@ -73,6 +94,7 @@ pub(super) fn read<O: Float>(
         };
         let n = batch.num_rows();
         let first_row = out.decoded;
+        out.decoded += n as u64;
         let t = pos(unit.time.0).ok_or(SymbolErrorKind::Changed)?;
         times.clear();
         times.resize(n, 0);
@@ -87,45 +109,88 @@ pub(super) fn read<O: Float>(
             row: first_row + i as u64,
             value,
         })?;
-        let mut fill = |c: usize, sel: &Selection, dst: &mut [O]| {
-            let Some(p) = value_roots[c].and_then(pos) else {
-                return Ok(());
-            };
-            convert(batch.column(p).as_ref(), sel, dst).map_err(|dtype| {
-                SymbolErrorKind::ColumnType {
-                    column: batch.schema().field(p).name().clone(),
-                    dtype,
-                    role: "a feature",
-                }
-            })
+        if !unit.has_null_times() && valid.iter().any(|v| !v) {
+            // A null time in a file planned without any: it changed under us.
+            return Err(SymbolErrorKind::Changed);
+        }
+        let column_type = |p: usize| {
+            let column = batch.schema().field(p).name().clone();
+            move |dtype| SymbolErrorKind::ColumnType {
+                column,
+                dtype,
+                role: "a feature",
+            }
         };
-        out.emit(&times, &valid, &mut fill)?;
+        targets.clear();
+        targets.resize(n, O::NAN);
+        if let (true, Some(p)) = (need_target, value_roots[0].and_then(pos)) {
+            let all = Selection::Range(0..n);
+            convert(batch.column(p).as_ref(), &all, &mut targets).map_err(column_type(p))?;
+        }
+        // The rows that stay, and their times.
+        let kept = match (unit.has_null_times(), sel.cut_only()) {
+            (false, true) => {
+                let k = sel.drop_front(n as u64) as usize;
+                Selection::Range(k..n)
+            }
+            _ => Selection::Indices(
+                (0..n)
+                    .filter(|&i| sel.keep(valid[i].then_some(times[i]), !targets[i].is_nan()))
+                    .map(|i| i as u32)
+                    .collect(),
+            ),
+        };
+        let mut kept_times = out.times();
+        kept_times.resize(kept.len(), 0);
+        kept.gather(&times, &mut kept_times);
+        out.send_times(kept_times);
+        for c in out.owned.clone() {
+            let root = &value_roots[c];
+            let mut v = out.values();
+            v.resize(kept.len(), O::NAN);
+            if let Some(p) = root.and_then(pos) {
+                convert(batch.column(p).as_ref(), &kept, &mut v).map_err(column_type(p))?;
+            }
+            out.send_values(c, v);
+        }
     }
     Ok(())
 }
 
 /// The definition levels of every projected flat optional column are within its maximum.
-fn levels(file: &File, meta: &ArrowReaderMetadata, roots: &[usize]) -> Result<(), SymbolErrorKind> {
+fn levels(
+    file: &File,
+    meta: &ArrowReaderMetadata,
+    roots: &[usize],
+    cut: u64,
+    reader: &mut Reader,
+) -> Result<(), SymbolErrorKind> {
     let pq = meta.metadata();
     let descr = pq.file_metadata().schema_descr();
-    let file = Arc::new(file.try_clone().map_err(|e| SymbolErrorKind::Io {
-        op: "opening",
-        message: e.to_string(),
-    })?);
     for leaf in 0..descr.num_columns() {
-        if roots
-            .binary_search(&descr.get_column_root_idx(leaf))
-            .is_err()
+        let col = descr.column(leaf);
+        let flat_optional = col.max_def_level() == 1 && col.max_rep_level() == 0;
+        if !flat_optional
+            || roots
+                .binary_search(&descr.get_column_root_idx(leaf))
+                .is_err()
         {
             continue;
         }
-        let col = descr.column(leaf);
+        let mut skip = cut;
+        let len = file.metadata().map_or(0, |m| m.len());
         for (g, rg) in pq.row_groups().iter().enumerate() {
-            let Some(chunk) = rg.columns().get(leaf) else {
+            let Some(chunk) = rg
+                .columns()
+                .get(leaf)
+                .and_then(|c| chunk_of(c, rg.num_rows(), len))
+            else {
                 continue;
             };
-            let rows = usize::try_from(rg.num_rows()).unwrap_or(0);
-            check_levels(Arc::clone(&file), chunk, &col, rows).map_err(|error| {
+            let here = skip.min(chunk.rows as u64);
+            skip -= here;
+            let (codecs, buffers) = (&mut reader.codecs, &mut reader.buffers);
+            check_levels(file, &chunk, here as usize, codecs, buffers).map_err(|error| {
                 SymbolErrorKind::Decode {
                     column: col.name().to_string(),
                     row_group: g,

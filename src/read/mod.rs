@@ -1,50 +1,61 @@
-//! `read`: decode one planned file into output batches.
+//! `read`: decode one planned file into slices of output columns.
 //!
 //! Each reader opens its own handle and decodes only the needed columns (time, target, the
-//! features this file has) `batch_rows` at a time, through the source the plan chose: the fast
-//! decoder (`fast`, over `decode`) or arrow-rs's record batch reader with the fused conversion of
-//! `input::convert` (`arrow`). Both feed the same `Emitter` (`emit`), which drops null-time rows,
-//! the rows `--max-rows` cuts and the rows the cross-sectional filters remove, and hands each
-//! batch to `send`.
+//! features this file has) through the source the plan chose. The fast decoder (`fast`, over
+//! `decode`) reads one column chunk at a time: the time column (and the target when a filter
+//! needs it) decides which rows of the row group stay (`select`), then every value column is
+//! decoded alone, straight into slices of its output rows; a reader's memory does not grow with
+//! the column count. arrow-rs (`arrow`) reads the projected columns together, `batch_rows` at a
+//! time, for the files the fast decoder does not read. Both hand `send`'s `Out` slices of at most
+//! `batch_rows` rows of one column.
 
 mod arrow;
-mod emit;
 mod fast;
+mod select;
+mod send;
 
 use std::fs::File;
 use std::sync::atomic::AtomicBool;
 
 use crate::cancel::Cancel;
+use crate::decode::{Buffers, Codecs};
 use crate::error::{SymbolError, SymbolErrorKind};
 use crate::input::convert::Float;
-use crate::input::footer::{identity, io_kind, load_metadata};
+use crate::input::footer::{identity, io_kind};
 use crate::plan::filter::CrossSection;
 use crate::plan::Unit;
 
-use self::emit::Emitter;
+use self::send::Out;
+pub use self::send::Spares;
 
-/// Rows of one batch, ready for the writer: times and values (column-major, one column per
-/// output value column: target first when there is one, then features).
+/// Values of one output column, ready for the writer.
 #[derive(Debug)]
-pub struct Batch<O> {
+pub enum Data<O> {
+    /// Times in ns (the time column; the writer adds the symbol codes beside them).
+    Time(Vec<i64>),
+    /// Values of a value column.
+    Values(Vec<O>),
+}
+
+/// Consecutive rows of one output column of a unit.
+#[derive(Debug)]
+pub struct Slice<O> {
     /// Index of the unit (file) in the plan.
     pub unit: u32,
-    /// Sequence number within the unit, from 0.
-    pub seq: u32,
-    /// Rows in the batch.
-    pub rows: usize,
-    /// Time in ns, one per row.
-    pub time: Vec<i64>,
-    /// `value_columns x rows` values, column-major.
-    pub values: Vec<O>,
+    /// Output column: 0 the time, 2 + c value column c (1, the symbol codes, is the writer's).
+    pub column: u32,
+    /// First row, counted from the unit's first output row.
+    pub row: u64,
+    /// The rows.
+    pub data: Data<O>,
 }
 
 /// What a reader sends the writer.
 #[derive(Debug)]
 pub enum Msg<O> {
-    /// A batch of a unit.
-    Batch(Batch<O>),
-    /// The unit is complete with this many rows.
+    /// Rows of one column of a unit.
+    Slice(Slice<O>),
+    /// The unit is complete with this many rows in every column.
     Done {
         /// The unit.
         unit: u32,
@@ -60,9 +71,14 @@ pub enum Msg<O> {
     },
 }
 
-/// Buffers of a written batch, handed back by the writer so the next batch reuses them (a fresh
-/// allocation per batch costs page faults and glibc trimming: ~6% of a build's CPU, measured).
-pub type Recycled<O> = (Vec<i64>, Vec<O>);
+/// A reader thread's own state, kept from file to file: decompression codecs and the buffers of
+/// the column decoders and of row bitmaps, so that a thread allocates them once.
+#[derive(Default)]
+pub struct Reader {
+    codecs: Codecs,
+    buffers: Buffers,
+    words: Vec<u64>,
+}
 
 /// What every reader of a build shares.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +93,28 @@ pub struct ReadContext<'a> {
     pub user_cancel: &'a Cancel,
     /// The cross-sectional filters, when on.
     pub filters: Option<&'a CrossSection>,
+    /// Names of the output columns (time, symbol, then value columns), for messages.
+    pub columns: &'a [String],
+    /// Tasks per unit: its value columns are split into this many contiguous groups.
+    pub groups: usize,
+}
+
+/// One reader's share of a unit: group `group` of its value columns (group 0 also sends the
+/// time column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Task {
+    /// The unit.
+    pub unit: u32,
+    /// Which of the unit's [`ReadContext::groups`] column groups.
+    pub group: usize,
+}
+
+impl Task {
+    /// The value columns of this task among `values`: contiguous groups of (nearly) equal size.
+    pub fn columns(&self, values: usize, groups: usize) -> std::ops::Range<usize> {
+        let k = self.group;
+        values * k / groups..values * (k + 1) / groups
+    }
 }
 
 /// Which decoder read a file.
@@ -88,14 +126,17 @@ pub enum Source {
     Arrow,
 }
 
-/// Decodes unit `index` of the plan. `send` returns false when the writer is gone (the build is
-/// being cancelled); `recycled` yields buffers of written batches.
+/// Decodes `task` of the plan with a thread's `reader` state. `send` returns false when
+/// the writer is gone (the build is being cancelled); `recycled` yields buffers of written
+/// slices.
 pub fn read_unit<O: Float>(
-    index: u32,
+    task: Task,
     unit: &Unit,
     symbol: &str,
     ctx: &ReadContext<'_>,
-    recycled: &crossbeam_channel::Receiver<Recycled<O>>,
+    reader: &mut Reader,
+    spares: &mut Spares<O>,
+    recycled: &crossbeam_channel::Receiver<Data<O>>,
     send: &mut dyn FnMut(Msg<O>) -> bool,
 ) -> Result<Source, SymbolError> {
     let err = |kind| SymbolError::new(symbol, &unit.path, kind);
@@ -103,16 +144,26 @@ pub fn read_unit<O: Float>(
     if identity(&file, &unit.path, symbol)? != (unit.size, unit.mtime) {
         return Err(err(SymbolErrorKind::Changed));
     }
-    let meta = load_metadata(&file).map_err(err)?;
+    reader.buffers.new_file();
     let value_roots = unit.value_roots(ctx.target);
-    let mut out = Emitter::new(index, unit, ctx, recycled, send, value_roots.len());
+    let owned = task.columns(value_roots.len(), ctx.groups);
+    let mut out = Out::new(
+        task,
+        unit,
+        ctx,
+        recycled,
+        send,
+        value_roots.len(),
+        owned,
+        spares,
+    );
     let source = match &unit.fast {
         Some(plan) => {
-            fast::read(file, &meta, unit, plan, ctx, &mut out).map_err(err)?;
+            fast::read(&file, unit, plan, ctx, reader, &mut out).map_err(err)?;
             Source::Fast
         }
         None => {
-            arrow::read(file, meta, unit, ctx, &value_roots, &mut out).map_err(err)?;
+            arrow::read(file, unit, ctx, &value_roots, reader, &mut out).map_err(err)?;
             Source::Arrow
         }
     };

@@ -14,9 +14,10 @@ use crate::config::{BuildConfig, Decoder, OnError};
 use crate::error::{Error, Result};
 use crate::input::discover::discover;
 use crate::input::schema::{excluded_by_name, Kind};
-use crate::plan::budget::{choose_for, Budget, Shape};
+use crate::plan::budget::{choose_for, planning_threads, Budget, Shape};
 use crate::plan::files::{read_footers, time_column, Interner, FOOTER_EXPANSION};
 use crate::plan::filter::FilterStats;
+use crate::plan::layout::work_bytes;
 use crate::plan::{plan, Disorder, Skipped};
 
 /// One column of the union.
@@ -97,6 +98,7 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         (0u64, 0u64, 0usize, 0u64, (0u64, Default::default()));
     let mut missing_target = Vec::new();
     let mut arrow_decoding = false;
+    let mut largest_footer = 0u64;
     for (symbol, result) in &footers {
         let infos = match result {
             Ok(f) => f,
@@ -115,16 +117,19 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
             bytes += f.size;
             sym_rows += f.rows;
             // A file the fast decoder may not read whole (the projection is not known here).
-            arrow_decoding |= cfg.decoder == Decoder::Arrow
+            let arrow = cfg.decoder == Decoder::Arrow
                 || f.columns.iter().any(|c| {
                     c.kind != Kind::Other && c.fast_value.is_none() && c.fast_time.is_none()
                 });
-            let work: u64 = f.footer_len * FOOTER_EXPANSION
-                + f.columns
-                    .iter()
-                    .filter(|c| c.kind != Kind::Other)
-                    .map(|c| c.work_bytes)
-                    .sum::<u64>();
+            arrow_decoding |= arrow;
+            let numeric: Vec<Option<u32>> = f
+                .columns
+                .iter()
+                .filter(|c| c.kind != Kind::Other)
+                .map(|c| Some(c.root))
+                .collect();
+            let work = work_bytes(f, !arrow, u32::MAX, &numeric);
+            largest_footer = largest_footer.max(f.footer_len * FOOTER_EXPANSION);
             if work > max_work.0 {
                 max_work = (work, f.path.clone());
             }
@@ -183,12 +188,11 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         + 64 * footers.len() as u64;
     let shape = Shape {
         units: files,
-        features,
         value_columns,
         float32: cfg.float32,
         max_work,
         longest_rows: longest,
-        held_bytes: 0,
+        held_bytes: planning_threads() as u64 * largest_footer,
         arrow_decoding,
     };
     let (estimated_budget, budget_error) = match choose_for(cfg, &shape) {

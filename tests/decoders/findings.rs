@@ -138,12 +138,11 @@ fn find(data: &[u8], from: usize, pattern: &[u8]) -> usize {
         .expect("pattern in the file")
 }
 
-/// A corrupt page inside the rows `--max-rows` cuts. arrow-rs's row selection skips whole pages
-/// unread, but spillway checks the definition levels of every page before arrow-rs reads a file
-/// (arrow-rs takes a level above the maximum for "present"), and the fast decoder decodes every
-/// row: both refuse the file, with or without the cut.
+/// A corrupt page inside the rows `--max-rows` cuts: arrow-rs's row selection skips whole pages
+/// unread, the fast decoder passes over them without decompressing, and the level check before
+/// arrow-rs reads a file skips them too: both build, identically. Without the cut both refuse.
 #[test]
-fn corrupt_page_inside_the_max_rows_cut_fails_both_decoders() {
+fn corrupt_page_inside_the_max_rows_cut_is_skipped_by_both_decoders() {
     let d = tempfile::tempdir().expect("tempdir");
     let input = d.path().join("u");
     let path = small_file(&input);
@@ -161,10 +160,7 @@ fn corrupt_page_inside_the_max_rows_cut_fails_both_decoders() {
         ..one_thread()
     };
     let (arrow, fast) = both(&input, &cut);
-    for e in [arrow, fast] {
-        let e = e.expect_err("the page is read");
-        assert!(e.contains("truncated definition levels"), "{e}");
-    }
+    assert!(arrow.is_ok() && fast.is_ok(), "{arrow:?} {fast:?}");
     let (arrow, fast) = both(&input, &one_thread());
     assert!(arrow.is_err() && fast.is_err(), "{arrow:?} {fast:?}");
 }

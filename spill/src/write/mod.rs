@@ -89,9 +89,14 @@ impl WriteOptions {
         1 << (63 - share.leading_zeros())
     }
 
-    /// The resident memory the writer needs for `ncols` columns with these options.
+    /// The resident memory the writer needs for `ncols` columns with these options: a buffer
+    /// (or window) per column and the O_DIRECT backend's spares, each with the page the
+    /// allocator spends on aligning it (a 4 KiB buffer aligned to 4 KiB takes two pages), and
+    /// its bounce buffers when the per-column buffers are small.
     pub fn resident_bytes(&self, ncols: usize) -> u64 {
-        self.per_column(ncols) * ncols as u64
+        let buffers = (ncols + direct::IN_FLIGHT) as u64;
+        let per_column = self.per_column(ncols);
+        (per_column + crate::format::ALIGN) * buffers + direct::bounce_bytes(per_column)
     }
 }
 
@@ -335,25 +340,69 @@ impl SpillWriter {
 }
 
 /// Reserves `len` bytes for `file` so that later writes (including through a mapping, where a
-/// full disk would be SIGBUS) cannot run out of space. Falls back to a sparse `set_len` where the
-/// filesystem has no fallocate.
+/// full disk would be SIGBUS) cannot run out of space. Where the filesystem has no fallocate, the
+/// free space is checked (a clear error before any byte is written) and the reservation is
+/// written as zeros, which allocates every block; that costs one extra pass over the output on
+/// those filesystems only.
 fn reserve(file: &File, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let Ok(len_off) = libc::off_t::try_from(len) else {
         return Err(io::Error::from(io::ErrorKind::FileTooLarge));
     };
-    if len_off > 0 {
-        // SAFETY: plain syscall on an open, owned descriptor; no memory is passed.
-        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_off) };
-        if rc != 0 {
-            let err = io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => {}
-                _ => return Err(err),
-            }
-        }
+    if len_off == 0 {
+        return Ok(());
     }
-    file.set_len(len)
+    // SAFETY: plain syscall on an open, owned descriptor; no memory is passed.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_off) };
+    if rc == 0 {
+        return file.set_len(len);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => reserve_by_writing(file, len),
+        _ => Err(err),
+    }
+}
+
+/// The fallback of [`reserve`]: refuses when the filesystem reports less free space than `len`,
+/// else writes `len` zero bytes from offset 0 (the file is new and empty).
+fn reserve_by_writing(file: &File, len: u64) -> io::Result<()> {
+    if let Some(free) = free_bytes(file)?.filter(|&free| free < len) {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!("the output needs {len} bytes and the filesystem has {free} free"),
+        ));
+    }
+    const CHUNK: u64 = 1 << 20;
+    let zeros = vec![0u8; CHUNK as usize];
+    let mut at = 0;
+    while at < len {
+        let n = CHUNK.min(len - at);
+        file.write_all_at(&zeros[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// Bytes available to an unprivileged writer on `file`'s filesystem; `None` where the filesystem
+/// reports no size at all (ramfs, some FUSE filesystems: zero blocks in total).
+fn free_bytes(file: &File) -> io::Result<Option<u64>> {
+    use std::os::fd::AsRawFd;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `st` points to writable memory of the struct's size; the descriptor is open and
+    // owned; the struct is only read after the call succeeded and filled it.
+    let st = unsafe {
+        if libc::fstatvfs(file.as_raw_fd(), st.as_mut_ptr()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        st.assume_init()
+    };
+    if st.f_blocks == 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)),
+    ))
 }
 
 /// Fsyncs the directory holding `path`, making a rename in it durable.
@@ -365,4 +414,38 @@ fn sync_dir(path: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io("syncing directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserving_without_fallocate_writes_zeros_or_refuses_before_writing() {
+        let file = tempfile::tempfile().expect("temp file");
+        reserve_by_writing(&file, 3 * (1 << 20) + 5).expect("reserve");
+        let meta = file.metadata().expect("metadata");
+        assert_eq!(meta.len(), 3 * (1 << 20) + 5);
+        // Every block allocated: a mapping of it cannot fault on a full disk.
+        use std::os::unix::fs::MetadataExt;
+        assert!(
+            meta.blocks() * 512 >= meta.len(),
+            "{} blocks",
+            meta.blocks()
+        );
+
+        let file = tempfile::tempfile().expect("temp file");
+        let free = free_bytes(&file)
+            .expect("statvfs")
+            .expect("a sized filesystem");
+        let too_much = free + (1 << 30);
+        let err = reserve_by_writing(&file, too_much).expect_err("more than the free space");
+        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
+        assert!(err.to_string().contains("free"), "{err}");
+        assert_eq!(
+            file.metadata().expect("metadata").len(),
+            0,
+            "nothing written"
+        );
+    }
 }
