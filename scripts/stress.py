@@ -5,8 +5,12 @@ throughput against universe size.
 
     scripts/stress.py [--sizes 16:100,64:100,256:40,728:40] [--rows 75000] [--work target/stress]
                       [--csv docs/stress.csv] [--png docs/stress.png] [--keep]
+    scripts/stress.py --shapes      # the universe shapes: docs/shapes.csv and docs/shapes.png
 
-Each size is SYMBOLS:FEATURES. A universe is deleted after its run unless --keep (728 x 75k x 40
+Each size is SYMBOLS:FEATURES[:ROWS]. `--shapes` runs two sweeps of about 2.4 GB of float64 each:
+the column count (10, 100, 1000, 4000 features; fewer symbols as the files widen) and the file
+count (16 to 4096 files of 100 features; fewer rows per file), and plots wall time and peak RSS
+against each. A universe is deleted after its run unless --keep (728 x 75k x 40
 is ~11 GB of parquet plus ~9 GB of spill). Needs matplotlib for the plot (the test venv has it
 with `pip install matplotlib`); the CSV is written regardless.
 """
@@ -53,12 +57,20 @@ def main():
     ap.add_argument("--budget", default="256MiB")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the CSV")
+    ap.add_argument("--shapes", action="store_true", help="the column-count and file-count sweeps")
     a = ap.parse_args()
+    if a.shapes:
+        a.sizes = ",".join(COLUMN_SWEEP + FILE_SWEEP)
+        if a.csv.endswith("stress.csv"):
+            a.csv = os.path.join(ROOT, "docs", "shapes.csv")
+        if a.png.endswith("stress.png"):
+            a.png = os.path.join(ROOT, "docs", "shapes.png")
     if a.plot_only:
         with open(a.csv) as fh:
             rows = [{k: (float(v) if k not in ("bottleneck",) else v) for k, v in r.items()} for r in csv.DictReader(fh)]
         for r in rows:
             r["symbols"], r["features"] = int(r["symbols"]), int(r["features"])
+            r["rows_per_symbol"] = int(r.get("rows_per_symbol", a.rows))
         plot(rows, a)
         return
 
@@ -67,14 +79,15 @@ def main():
     os.makedirs(os.path.dirname(a.csv), exist_ok=True)
     rows_out = []
     for size in a.sizes.split(","):
-        symbols, features = (int(x) for x in size.split(":"))
-        uni = os.path.join(a.work, f"u{symbols}x{features}")
-        out = os.path.join(a.work, f"u{symbols}x{features}.spill")
+        symbols, features, *rest = (int(x) for x in size.split(":"))
+        nrows = rest[0] if rest else a.rows
+        uni = os.path.join(a.work, f"u{symbols}x{features}x{nrows}")
+        out = uni + ".spill"
         summ = out + ".json"
         if not os.path.isdir(uni):
-            _, gsecs = run([BIN, "gen", "--output", uni, "--symbols", str(symbols), "--rows", str(a.rows),
+            _, gsecs = run([BIN, "gen", "--output", uni, "--symbols", str(symbols), "--rows", str(nrows),
                             "--features", str(features)])
-            print(f"generated {symbols} x {a.rows} x {features} in {gsecs:.0f}s", file=sys.stderr)
+            print(f"generated {symbols} x {nrows} x {features} in {gsecs:.0f}s", file=sys.stderr)
         # Flush the generator's dirty pages (writeback would compete with the build), warm the cache.
         subprocess.run(["sync"], check=True)
         subprocess.run(["sh", "-c", f"cat {uni}/*.parquet > /dev/null"], check=True)
@@ -83,7 +96,7 @@ def main():
         s = json.load(open(summ))
         _, vsecs = run([BIN, "verify", out])
         row = {
-            "symbols": symbols, "features": features, "rows": s["rows"], "input_bytes": s["input_bytes"],
+            "symbols": symbols, "features": features, "rows_per_symbol": nrows, "rows": s["rows"], "input_bytes": s["input_bytes"],
             "output_bytes": s["output_bytes"], "wall_s": round(s["seconds"], 3),
             "rows_per_s": round(s["rows_per_second"]), "input_mb_per_s": round(s["input_mb_per_second"], 1),
             "peak_rss_mib": round(s["peak_rss_bytes"] / 2**20, 1), "bound_mib": round(s["budget"]["bound_bytes"] / 2**20, 1),
@@ -104,13 +117,27 @@ def main():
     plot(rows_out, a)
 
 
-def plot(rows_out, a):
+# SYMBOLS:FEATURES:ROWS, about 300M float64 values (2.4 GB) each.
+COLUMN_SWEEP = ["400:10:75000", "40:100:75000", "4:1000:75000", "1:4000:75000"]
+FILE_SWEEP = ["16:100:187500", "256:100:11719", "1024:100:2930", "4096:100:732"]
+
+
+def pyplot():
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        return plt
     except ImportError:
         print("matplotlib missing: no plot", file=sys.stderr)
+        return None
+
+
+def plot(rows_out, a):
+    if a.shapes:
+        return plot_shapes(rows_out, a)
+    plt = pyplot()
+    if plt is None:
         return
     fig, ax1 = plt.subplots(figsize=(7.5, 4.2))
     xs = list(range(len(rows_out)))
@@ -129,6 +156,42 @@ def plot(rows_out, a):
     h2, l2 = ax2.get_legend_handles_labels()
     ax1.legend(h1 + h2, l1 + l2, loc="lower left", fontsize=8)
     ax1.set_title(f"spillway build ({a.budget} budget): memory stays flat as the universe grows", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(a.png, dpi=110)
+    print(f"wrote {a.png}", file=sys.stderr)
+
+
+def plot_shapes(rows_out, a):
+    """Two panels: wall time and peak RSS against the column count, and against the file count."""
+    plt = pyplot()
+    if plt is None:
+        return
+    key = lambda r: f'{r["symbols"]}:{r["features"]}:{r["rows_per_symbol"]}'
+    sweeps = [
+        ("features (columns) per file", COLUMN_SWEEP, "features"),
+        ("files (100 features each)", FILE_SWEEP, "symbols"),
+    ]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax1, (xlabel, sweep, field) in zip(axes, sweeps):
+        rows = [r for r in rows_out if key(r) in sweep]
+        if not rows:
+            continue
+        xs = [r[field] for r in rows]
+        ax1.plot(xs, [r["wall_s"] for r in rows], "s-", color="tab:blue", label="wall s")
+        ax1.set_xscale("log")
+        ax1.set_xticks(xs, [str(x) for x in xs])
+        ax1.set_xlabel(xlabel)
+        ax1.set_ylabel("wall time, s", color="tab:blue")
+        ax1.set_ylim(0, max(r["wall_s"] for r in rows) * 1.3)
+        ax2 = ax1.twinx()
+        ax2.plot(xs, [r["peak_rss_mib"] for r in rows], "o-", color="tab:red", label="peak RSS (MiB)")
+        ax2.plot(xs, [r["bound_mib"] for r in rows], ":", color="tab:red", label="planned bound (MiB)")
+        ax2.set_ylabel("MiB", color="tab:red")
+        ax2.set_ylim(0, 300)
+        h1, l1 = ax1.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        ax1.legend(h1 + h2, l1 + l2, loc="lower left", fontsize=8)
+    fig.suptitle(f"spillway build ({a.budget} budget), ~2.4 GB of float64 per universe", fontsize=10)
     fig.tight_layout()
     fig.savefig(a.png, dpi=110)
     print(f"wrote {a.png}", file=sys.stderr)

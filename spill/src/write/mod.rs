@@ -400,9 +400,7 @@ fn free_bytes(file: &File) -> io::Result<Option<u64>> {
     if st.f_blocks == 0 {
         return Ok(None);
     }
-    Ok(Some(
-        u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)),
-    ))
+    Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
 }
 
 /// Fsyncs the directory holding `path`, making a rename in it durable.
