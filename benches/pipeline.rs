@@ -83,7 +83,7 @@ fn decode_regime(c: &mut Criterion, group: &str, name: &str, opts: GenOptions) {
         .map(|c| c.name.clone())
         .collect();
     let mut state = spillway::internals::Reader::default();
-    let mut spares = spillway::internals::Spares::default();
+    let mut spares = spillway::internals::Spares::new(recycled);
     g.bench_function(name, |b| {
         b.iter(|| {
             let mut rows = 0usize;
@@ -112,7 +112,6 @@ fn decode_regime(c: &mut Criterion, group: &str, name: &str, opts: GenOptions) {
                 &ctx,
                 &mut state,
                 &mut spares,
-                &recycled,
                 &mut send,
             )
             .expect("decode");

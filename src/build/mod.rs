@@ -216,7 +216,7 @@ fn execute<O: Float>(
             let spawned = reader.spawn_scoped(s, move || {
                 let mut waited = Duration::ZERO;
                 let mut state = Reader::default();
-                let mut spares = Spares::default();
+                let mut spares = Spares::new(recycled);
                 loop {
                     // Take the next task and announce it, atomically, so announcements are in
                     // task order (the writer reads them in that order).
@@ -245,16 +245,7 @@ fn execute<O: Float>(
                         unit: u as u32,
                         group,
                     };
-                    match read_unit(
-                        task,
-                        unit,
-                        symbol,
-                        ctx,
-                        &mut state,
-                        &mut spares,
-                        &recycled,
-                        &mut send,
-                    ) {
+                    match read_unit(task, unit, symbol, ctx, &mut state, &mut spares, &mut send) {
                         // Files are counted by their first task.
                         Ok(_) if group > 0 => 0,
                         Ok(Source::Fast) => fast_files.fetch_add(1, Ordering::Relaxed),

@@ -127,8 +127,8 @@ pub enum Source {
 }
 
 /// Decodes `task` of the plan with a thread's `reader` state. `send` returns false when
-/// the writer is gone (the build is being cancelled); `recycled` yields buffers of written
-/// slices.
+/// the writer is gone (the build is being cancelled); `spares` holds (and receives) the
+/// buffers of written slices.
 pub fn read_unit<O: Float>(
     task: Task,
     unit: &Unit,
@@ -136,7 +136,6 @@ pub fn read_unit<O: Float>(
     ctx: &ReadContext<'_>,
     reader: &mut Reader,
     spares: &mut Spares<O>,
-    recycled: &crossbeam_channel::Receiver<Data<O>>,
     send: &mut dyn FnMut(Msg<O>) -> bool,
 ) -> Result<Source, SymbolError> {
     let err = |kind| SymbolError::new(symbol, &unit.path, kind);
@@ -147,16 +146,7 @@ pub fn read_unit<O: Float>(
     reader.buffers.new_file();
     let value_roots = unit.value_roots(ctx.target);
     let owned = task.columns(value_roots.len(), ctx.groups);
-    let mut out = Out::new(
-        task,
-        unit,
-        ctx,
-        recycled,
-        send,
-        value_roots.len(),
-        owned,
-        spares,
-    );
+    let mut out = Out::new(task, unit, ctx, send, value_roots.len(), owned, spares);
     let source = match &unit.fast {
         Some(plan) => {
             fast::read(&file, unit, plan, ctx, reader, &mut out).map_err(err)?;

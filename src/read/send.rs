@@ -20,7 +20,6 @@ pub struct Out<'a, O> {
     pub owned: std::ops::Range<usize>,
     unit: &'a Unit,
     ctx: &'a ReadContext<'a>,
-    recycled: &'a Receiver<Data<O>>,
     send: &'a mut dyn FnMut(Msg<O>) -> bool,
     /// Rows sent so far per output column (index 0 the time, 1 unused, then value columns).
     sent: Vec<u64>,
@@ -33,13 +32,16 @@ pub struct Out<'a, O> {
 /// Buffers the writer gave back, by kind, kept by a reader thread from task to task (the
 /// channel they come back on mixes the kinds).
 pub struct Spares<O> {
+    recycled: Receiver<Data<O>>,
     times: Vec<Vec<i64>>,
     values: Vec<Vec<O>>,
 }
 
-impl<O> Default for Spares<O> {
-    fn default() -> Self {
+impl<O> Spares<O> {
+    /// The pool of a reader whose written buffers come back on `recycled`.
+    pub fn new(recycled: Receiver<Data<O>>) -> Self {
         Spares {
+            recycled,
             times: Vec::new(),
             values: Vec::new(),
         }
@@ -52,7 +54,6 @@ impl<'a, O: Float> Out<'a, O> {
         task: Task,
         unit: &'a Unit,
         ctx: &'a ReadContext<'a>,
-        recycled: &'a Receiver<Data<O>>,
         send: &'a mut dyn FnMut(Msg<O>) -> bool,
         values: usize,
         owned: std::ops::Range<usize>,
@@ -63,7 +64,6 @@ impl<'a, O: Float> Out<'a, O> {
             owned,
             unit,
             ctx,
-            recycled,
             send,
             sent: vec![0; values + 2],
             decoded: 0,
@@ -74,7 +74,7 @@ impl<'a, O: Float> Out<'a, O> {
 
     /// Takes every buffer the writer gave back.
     fn collect(&mut self) {
-        while let Ok(d) = self.recycled.try_recv() {
+        while let Ok(d) = self.spares.recycled.try_recv() {
             match d {
                 Data::Time(v) => self.spares.times.push(v),
                 Data::Values(v) => self.spares.values.push(v),
