@@ -8,4 +8,5 @@ mod build_contract;
 mod filters;
 mod regression;
 mod reliability;
+mod filesystem;
 mod decoders;
