@@ -8,5 +8,6 @@ mod build_contract;
 mod filters;
 mod regression;
 mod reliability;
+mod filesystem;
 mod decoders;
 mod sharded;

@@ -13,8 +13,9 @@ use std::ops::Range;
 
 use parquet::basic::{Compression, Encoding};
 
+use super::header::Kind;
 use super::hybrid::Hybrid;
-use super::page::{Codecs, Held, Kind, Window};
+use super::page::{Codecs, Held, Window};
 use super::physical::{convert_plain, Decoded, Physical};
 use super::{DecodeError, Problem};
 

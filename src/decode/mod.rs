@@ -2,8 +2,8 @@
 //! output type. It knows no pipeline types: it decodes one column chunk at a time, and the read
 //! stage (`read::fast`) drives it.
 //!
-//! `page` reads a column chunk's pages itself: large reads through a bounded window, thrift page
-//! headers, CRCs, and decompression by codecs a reader thread keeps for the whole build. `column`
+//! `page` reads a column chunk's pages itself: large reads through a bounded window, page headers
+//! (`header`, a minimal thrift compact reader), CRCs, and decompression by codecs a reader thread keeps for the whole build. `column`
 //! decodes definition levels (RLE / bit-packed hybrid, `hybrid`) and values, PLAIN or
 //! dictionary-encoded, straight into the output type. A dictionary page is converted to the
 //! output type once, and indices gather straight into the output: no arrow arrays, no float64
@@ -16,6 +16,7 @@
 //! its row group, are errors.
 
 mod column;
+mod header;
 mod hybrid;
 mod page;
 mod physical;

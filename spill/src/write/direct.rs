@@ -75,7 +75,8 @@ enum Pool {
 /// Bytes of one bounce buffer. A large slice written to a column whose staging buffer is small
 /// (a wide file: 4000 columns share the memory, 16 KiB each) goes to the device through these
 /// instead, in writes of up to this size rather than one per staging buffer. Measured on
-/// wide4000 (4000 columns, 16 KiB buffers): TODO.
+/// wide4000 (4 files x 75k rows x 4000 features, 16 KiB staging buffers), one build each on a
+/// loaded machine: 22.6 s without, 15.0 s with them.
 pub(crate) const BOUNCE: usize = 1 << 20;
 
 /// Bounce buffers: one per I/O thread, and two the writer fills while those are written.
@@ -96,8 +97,8 @@ pub(crate) const IN_FLIGHT: usize = 8;
 
 /// Threads issuing the writes. O_DIRECT writes are synchronous, so one thread keeps one request
 /// at the device; small requests (wide files: many columns, small buffers) are latency-bound.
-/// Measured on this VM's virtio disk, 2 GB in 128 KiB writes: 8.6 s of writer time with one
-/// thread (TODO measure four).
+/// Measured on this VM's virtio disk, 2 GiB in 128 KiB O_DIRECT writes (`dd oflag=direct`, one
+/// process vs four at disjoint offsets): 2.15 s with one writer, 0.81 s with four.
 const IO_THREADS: usize = 4;
 
 /// Writes column bytes through per-column aligned staging buffers with O_DIRECT. Full buffers go
