@@ -67,6 +67,19 @@ pub enum WriteMode {
     Direct,
 }
 
+/// How the output's rows are ordered (`--order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowOrder {
+    /// Symbol-major: each symbol's rows contiguous, in time order (format 1.0 onwards).
+    #[default]
+    Symbol,
+    /// Time-major (format 1.2): rows sorted by (time, symbol code), each timestamp's rows
+    /// contiguous, with the timestamp index in the file. Built by a symbol-major pass into a
+    /// hidden intermediate file and a bounded transposition out of it (`order`).
+    Time,
+}
+
 /// Which decoder reads the parquet files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,6 +97,7 @@ pub(crate) use named;
 named!(OnError { Fail = "fail", Skip = "skip" });
 named!(WriteMode { Auto = "auto", Mmap = "mmap", Direct = "direct" });
 named!(Decoder { Auto = "auto", Arrow = "arrow" });
+named!(RowOrder { Symbol = "symbol", Time = "time" });
 
 /// The unit of an integer time column (`--time-unit`): seconds, milli-, micro- or nanoseconds
 /// since the Unix epoch, UTC.
@@ -179,6 +193,8 @@ pub struct BuildOptions {
     pub max_cs_samples: Option<u64>,
     /// Seed of the sampling.
     pub seed: Option<u64>,
+    /// symbol | time: how the output's rows are ordered.
+    pub order: Option<RowOrder>,
 }
 
 impl BuildOptions {
@@ -203,6 +219,7 @@ impl BuildOptions {
             min_cs: over.min_cs.or(self.min_cs),
             max_cs_samples: over.max_cs_samples.or(self.max_cs_samples),
             seed: over.seed.or(self.seed),
+            order: over.order.or(self.order),
         }
     }
 
@@ -270,6 +287,7 @@ impl BuildOptions {
             on_error: self.on_error.unwrap_or_default(),
             write_mode: self.write_mode.unwrap_or_default(),
             filters,
+            order: self.order.unwrap_or_default(),
             decoder: Decoder::Auto,
             decode_only: false,
         })
@@ -309,6 +327,8 @@ pub struct BuildConfig {
     pub write_mode: WriteMode,
     /// Cross-sectional filters.
     pub filters: FilterOptions,
+    /// How the output's rows are ordered.
+    pub order: RowOrder,
     /// Which decoder reads the files (never changes a byte of the output).
     pub decoder: Decoder,
     /// Decode and convert everything but write nothing (a measurement of the readers).
@@ -331,6 +351,9 @@ impl BuildConfig {
         // Options added later appear only when set, so files built without them keep their bytes.
         if let Some(unit) = self.time_unit {
             options["time_unit"] = serde_json::json!(unit.name());
+        }
+        if self.order != RowOrder::Symbol {
+            options["order"] = serde_json::json!(self.order.name());
         }
         options
     }
