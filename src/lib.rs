@@ -55,7 +55,7 @@ pub use report::progress::Progress;
 pub use report::summary::{BuildSummary, Decoders, TransposeMemory, TransposeStats};
 pub use tools::export;
 pub use tools::gen;
-pub use tools::inspect::{inspect, InspectReport};
+pub use tools::inspect::{inspect, InspectReport, TimeMajorEstimate};
 
 /// Not an API: the stages' entry points for spillway's own integration tests, benches and fuzz
 /// targets. They change whenever the pipeline does.

@@ -40,7 +40,7 @@ pub struct Run {
 
 /// Cuts every symbol's rows into runs, in symbol then row order. More than `max_runs` runs is
 /// [`Error::OrderRuns`] (the merge would not fit its memory).
-pub fn find_runs(src: &mut Source, max_runs: usize, budget: u64) -> Result<Vec<Run>> {
+pub fn find_runs(src: &Source, max_runs: usize, budget: u64) -> Result<Vec<Run>> {
     let symbols: Vec<(u64, u64)> = src
         .layout()
         .symbols()
@@ -122,7 +122,7 @@ impl Cursor {
         self.buf[(self.row - self.buf_start) as usize]
     }
 
-    fn refill(&mut self, src: &mut Source, rows: usize) -> Result<()> {
+    fn refill(&mut self, src: &Source, rows: usize) -> Result<()> {
         let n = (self.stop - self.row).min(rows as u64) as usize;
         self.buf.resize(n, 0);
         self.buf_start = self.row;
@@ -139,7 +139,7 @@ pub struct Merge {
 
 impl Merge {
     /// A merge from the start of every run, each buffering `buffer_rows` times.
-    pub fn new(runs: &[Run], src: &mut Source, buffer_rows: usize) -> Result<Merge> {
+    pub fn new(runs: &[Run], src: &Source, buffer_rows: usize) -> Result<Merge> {
         let mut merge = Merge {
             cursors: Vec::with_capacity(runs.len()),
             heap: BinaryHeap::with_capacity(runs.len()),
@@ -172,7 +172,7 @@ impl Merge {
     }
 
     /// The next chunk in output order, of at most `max` rows (`max >= 1`); `None` at the end.
-    pub fn next(&mut self, src: &mut Source, max: u64) -> Result<Option<Chunk>> {
+    pub fn next(&mut self, src: &Source, max: u64) -> Result<Option<Chunk>> {
         let Some(Reverse((time, symbol, run))) = self.heap.pop() else {
             return Ok(None);
         };
@@ -204,7 +204,7 @@ impl Merge {
 
 /// The timestamp index of the merged rows: one merge pass counting the rows of each distinct
 /// time, streamed into [`Timestamps::from_counts`] (which keeps runs of steps and counts only).
-pub fn count_timestamps(runs: &[Run], src: &mut Source, buffer_rows: usize) -> Result<Timestamps> {
+pub fn count_timestamps(runs: &[Run], src: &Source, buffer_rows: usize) -> Result<Timestamps> {
     let mut merge = Merge::new(runs, src, buffer_rows)?;
     let mut failed: Option<Error> = None;
     let mut current: Option<(i64, u64)> = None;

@@ -22,7 +22,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use spill::{SpillWriter, WriteOptions};
+use spill::{Layout, SpillWriter, WriteOptions};
 
 mod merge;
 mod source;
@@ -119,57 +119,84 @@ pub fn transpose(
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<(SpillWriter, TransposeStats)> {
-    let t0 = Instant::now();
-    progress.phase("time-major: indexing timestamps");
-    let intermediate_bytes = std::fs::metadata(staging.path())
-        .map_err(|e| Error::io("reading the size of", staging.path(), e))?
-        .len();
-    let mut src = Source::open(staging.path(), &plan.layout)?;
-    let nrows = plan.layout.nrows();
-    let memory = memory(budget, nrows);
-    let runs = find_runs(&mut src, max_runs(&memory), budget.budget_bytes)?;
-    let buffer_rows = buffer_rows(&memory, runs.len());
-    let index = count_timestamps(&runs, &mut src, buffer_rows)?;
-    let timestamps = index.len() as u64;
-    cancel.check()?;
-    let layout = plan.layout.clone().with_time_order(index)?;
-    let index_seconds = t0.elapsed().as_secs_f64();
-
-    let t1 = Instant::now();
-    progress.phase("time-major: gathering windows");
-    let mut writer = SpillWriter::create(output, layout, opts)?;
-    let mut merge = Merge::new(&runs, &mut src, buffer_rows)?;
-    let mut window = Window::new(memory.window_rows as usize, merge.runs());
-    let ncols = plan.layout.columns().len();
-    let (mut row, mut windows) = (0u64, 0u64);
-    loop {
-        cancel.check()?;
-        let n = window.fill(&mut merge, &mut src)?;
-        if n == 0 {
-            break;
-        }
-        for col in 0..ncols {
-            window.write_column(&mut src, col, &mut writer, row)?;
-        }
-        row += window.rows() as u64;
-        windows += 1;
-    }
-    if row != nrows {
-        return Err(Error::Internal(format!(
-            "the transposition wrote {row} rows of {nrows}"
-        )));
-    }
-    Ok((
-        writer,
-        TransposeStats {
-            memory,
-            runs: runs.len(),
-            timestamps,
-            windows,
-            intermediate_bytes,
-            bytes_read: src.bytes_read(),
-            index_seconds,
-            gather_seconds: t1.elapsed().as_secs_f64(),
-        },
-    ))
+    progress.phase("time-major: transposing");
+    let memory = memory(budget, plan.layout.nrows());
+    let job = Job {
+        layout: &plan.layout,
+        staging: staging.path(),
+        output,
+        memory,
+        budget_bytes: budget.budget_bytes,
+        opts,
+    };
+    job.run(cancel)
 }
+
+/// One transposition: the intermediate's layout and path, where the output goes, and how.
+struct Job<'a> {
+    layout: &'a Layout,
+    staging: &'a Path,
+    output: &'a Path,
+    memory: Memory,
+    budget_bytes: u64,
+    opts: WriteOptions,
+}
+
+impl Job<'_> {
+    fn run(&self, cancel: &Cancel) -> Result<(SpillWriter, TransposeStats)> {
+        let t0 = Instant::now();
+        let intermediate_bytes = std::fs::metadata(self.staging)
+            .map_err(|e| Error::io("reading the size of", self.staging, e))?
+            .len();
+        let src = Source::open(self.staging, self.layout)?;
+        let nrows = self.layout.nrows();
+        let memory = self.memory;
+        let runs = find_runs(&src, max_runs(&memory), self.budget_bytes)?;
+        let buffer_rows = buffer_rows(&memory, runs.len());
+        let index = count_timestamps(&runs, &src, buffer_rows)?;
+        let timestamps = index.len() as u64;
+        cancel.check()?;
+        let layout = self.layout.clone().with_time_order(index)?;
+        let index_seconds = t0.elapsed().as_secs_f64();
+
+        let t1 = Instant::now();
+        let mut writer = SpillWriter::create(self.output, layout, self.opts)?;
+        let mut merge = Merge::new(&runs, &src, buffer_rows)?;
+        let mut window = Window::new(memory.window_rows as usize, merge.runs());
+        let ncols = self.layout.columns().len();
+        let (mut row, mut windows) = (0u64, 0u64);
+        loop {
+            cancel.check()?;
+            let n = window.fill(&mut merge, &src)?;
+            if n == 0 {
+                break;
+            }
+            for col in 0..ncols {
+                window.write_column(&src, col, &mut writer, row)?;
+            }
+            row += n as u64;
+            windows += 1;
+        }
+        if row != nrows {
+            return Err(Error::Internal(format!(
+                "the transposition wrote {row} rows of {nrows}"
+            )));
+        }
+        Ok((
+            writer,
+            TransposeStats {
+                memory,
+                runs: runs.len(),
+                timestamps,
+                windows,
+                intermediate_bytes,
+                bytes_read: src.bytes_read(),
+                index_seconds,
+                gather_seconds: t1.elapsed().as_secs_f64(),
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use spill::Layout;
 
@@ -17,8 +18,14 @@ pub struct Source {
     file: File,
     path: PathBuf,
     layout: Layout,
-    read: u64,
+    read: AtomicU64,
 }
+
+/// Threads reading one column's stretches at once: a single synchronous `pread` at a time
+/// leaves the disk idle between requests (queue depth 1); four keep it busy.
+const READ_THREADS: usize = 4;
+/// Below this many bytes a column's stretches are read by the calling thread alone.
+const PARALLEL_BYTES: usize = 1 << 20;
 
 impl Source {
     /// Opens the intermediate at `path`, checking it is the committed file `layout` describes.
@@ -38,7 +45,7 @@ impl Source {
             file,
             path: path.to_path_buf(),
             layout: layout.clone(),
-            read: 0,
+            read: AtomicU64::new(0),
         })
     }
 
@@ -48,7 +55,7 @@ impl Source {
     }
 
     /// Reads `out.len() / size` values of column `col` from row `row` into `out` (bytes).
-    pub fn read(&mut self, col: usize, row: u64, out: &mut [u8]) -> Result<()> {
+    pub fn read(&self, col: usize, row: u64, out: &mut [u8]) -> Result<()> {
         let size = self.layout.columns()[col].dtype.size();
         let at = self.layout.offset(col) + row * size;
         let end = row * size + out.len() as u64;
@@ -61,17 +68,45 @@ impl Source {
         self.file
             .read_exact_at(out, at)
             .map_err(|e| Error::io("reading the intermediate", &self.path, e))?;
-        self.read += out.len() as u64;
+        self.read.fetch_add(out.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
+    /// Reads each `(row, bytes)` of column `col` ([`Source::read`]), on up to four threads when
+    /// there is enough to read.
+    pub fn read_all(&self, col: usize, jobs: &mut [(u64, &mut [u8])]) -> Result<()> {
+        let total: usize = jobs.iter().map(|(_, b)| b.len()).sum();
+        if total < PARALLEL_BYTES || jobs.len() < 2 {
+            return jobs
+                .iter_mut()
+                .try_for_each(|(row, b)| self.read(col, *row, b));
+        }
+        let per = jobs.len().div_ceil(READ_THREADS);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = jobs
+                .chunks_mut(per)
+                .map(|group| {
+                    s.spawn(move || {
+                        group
+                            .iter_mut()
+                            .try_for_each(|(row, b)| self.read(col, *row, b))
+                    })
+                })
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .map_err(|_| Error::Internal("a reader of the intermediate panicked".into()))?
+            })
+        })
+    }
+
     /// Reads `out.len()` times of the time column (column 0) from row `row`.
-    pub fn read_times(&mut self, row: u64, out: &mut [i64]) -> Result<()> {
+    pub fn read_times(&self, row: u64, out: &mut [i64]) -> Result<()> {
         self.read(0, row, bytemuck::cast_slice_mut(out))
     }
 
     /// Bytes read so far.
     pub fn bytes_read(&self) -> u64 {
-        self.read
+        self.read.load(Ordering::Relaxed)
     }
 }

@@ -22,9 +22,7 @@ pub const ROW_BYTES: u64 = 4 + 4 + 8 + 8;
 struct Stretch {
     /// First row in the intermediate.
     start: u64,
-    /// Its place in `stage`.
-    base: u32,
-    /// Rows.
+    /// Rows (its place in `stage` follows the previous stretch's).
     len: u32,
 }
 
@@ -63,13 +61,8 @@ impl Window {
         }
     }
 
-    /// Rows in the current window.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// Takes the next rows in output order (at most `cap`); 0 at the end.
-    pub fn fill(&mut self, merge: &mut Merge, src: &mut Source) -> Result<usize> {
+    pub fn fill(&mut self, merge: &mut Merge, src: &Source) -> Result<usize> {
         for (r, b) in self.begin.iter_mut().enumerate() {
             *b = merge.position(r);
         }
@@ -96,7 +89,6 @@ impl Window {
             if len > 0 {
                 self.stretches.push(Stretch {
                     start: b,
-                    base: base as u32,
                     len: len as u32,
                 });
             }
@@ -117,7 +109,7 @@ impl Window {
     /// Gathers column `col` of the current window from `src` and writes it at output row `row`.
     pub fn write_column(
         &mut self,
-        src: &mut Source,
+        src: &Source,
         col: usize,
         writer: &mut SpillWriter,
         row: u64,
@@ -137,17 +129,24 @@ impl Window {
 
     fn gather<T: Element>(
         &mut self,
-        src: &mut Source,
+        src: &Source,
         col: usize,
         writer: &mut SpillWriter,
         row: u64,
     ) -> Result<()> {
         let n = self.rows;
+        let size = std::mem::size_of::<T>();
         let stage: &mut [T] = bytemuck::cast_slice_mut(&mut self.stage[..]);
+        // The stretches lie back to back in `stage`, in order: cut it into one slice each.
+        let mut jobs = Vec::with_capacity(self.stretches.len());
+        let mut rest: &mut [u8] = bytemuck::cast_slice_mut(&mut stage[..n]);
         for s in &self.stretches {
-            let (a, b) = (s.base as usize, s.base as usize + s.len as usize);
-            src.read(col, s.start, bytemuck::cast_slice_mut(&mut stage[a..b]))?;
+            let (head, tail) = rest.split_at_mut(s.len as usize * size);
+            jobs.push((s.start, head));
+            rest = tail;
         }
+        src.read_all(col, &mut jobs)?;
+        drop(jobs);
         let stage: &[T] = stage;
         let out: &mut [T] = bytemuck::cast_slice_mut(&mut self.out[..]);
         for (o, &i) in out[..n].iter_mut().zip(&self.idx[..n]) {
