@@ -43,9 +43,14 @@ use crate::report::summary::TransposeStats;
 
 /// The process itself (binary, libraries, allocator slack), as the stream pass's budget counts it.
 const FIXED: u64 = 24 << 20;
-/// The most a window takes: 2.8 M rows; larger windows save little (a read per run stretch and
-/// column is already tens of KiB on the real-size universe).
-const MAX_WINDOW_BYTES: u64 = 64 << 20;
+/// The most a window takes: 2.1 M rows; larger windows save little (a read per run stretch and
+/// column is already over ten KiB on the real-size universe).
+const MAX_WINDOW_BYTES: u64 = 48 << 20;
+/// The most the transposition's writer keeps: it writes one column at a time, so its per-column
+/// buffers matter less than in the stream pass (256 KiB a column for 103 columns).
+const MAX_WRITER_BYTES: u64 = 32 << 20;
+/// Kept free for what the estimate misses (allocator slack, the reading threads' stacks).
+const MARGIN: u64 = 16 << 20;
 /// The most the merge's run buffers take.
 const MAX_MERGE_BYTES: u64 = 32 << 20;
 /// The least either gets, whatever the budget says (the bound is then reported over it).
@@ -79,20 +84,26 @@ impl Drop for Intermediate {
     }
 }
 
-/// The split for `budget` and `nrows` output rows.
-pub fn memory(budget: &Budget, nrows: u64) -> Memory {
+/// The split for `budget` and `nrows` output rows, when the process already holds `in_use`
+/// bytes (its resident set after the stream pass: the allocator keeps some of what the readers
+/// freed; at least [`FIXED`] is assumed).
+pub fn memory(budget: &Budget, nrows: u64, in_use: u64) -> Memory {
+    let in_use = in_use.max(FIXED);
+    let writer_bytes = budget.writer_bytes.min(MAX_WRITER_BYTES);
     let free = budget
         .budget_bytes
-        .saturating_sub(FIXED + budget.writer_bytes);
+        .saturating_sub(in_use + writer_bytes + MARGIN);
     let merge_bytes = (free / 4).clamp(MIN_PART_BYTES, MAX_MERGE_BYTES);
     let window_bytes = free
         .saturating_sub(merge_bytes)
         .clamp(MIN_PART_BYTES, MAX_WINDOW_BYTES);
     let window_rows = (window_bytes / ROW_BYTES).min(nrows).max(1);
     Memory {
+        in_use_bytes: in_use,
+        writer_bytes,
         merge_bytes,
         window_rows,
-        bound_bytes: FIXED + budget.writer_bytes + merge_bytes + window_rows * ROW_BYTES,
+        bound_bytes: in_use + writer_bytes + merge_bytes + window_rows * ROW_BYTES,
     }
 }
 
@@ -120,14 +131,15 @@ pub fn transpose(
     cancel: &Cancel,
 ) -> Result<(SpillWriter, TransposeStats)> {
     progress.phase("time-major: transposing");
-    let memory = memory(budget, plan.layout.nrows());
+    let in_use = crate::report::rss::rss_bytes().unwrap_or(budget.bound_bytes / 2);
+    let memory = memory(budget, plan.layout.nrows(), in_use);
     let job = Job {
         layout: &plan.layout,
         staging: staging.path(),
         output,
         memory,
         budget_bytes: budget.budget_bytes,
-        opts,
+        opts: opts.with_memory(memory.writer_bytes),
     };
     job.run(cancel)
 }

@@ -69,6 +69,8 @@ fn every_window_size_gives_the_stable_permutation_by_time_and_symbol() {
             output: &output,
             // 16 times a run: the buffers refill every 16 rows.
             memory: Memory {
+                in_use_bytes: 0,
+                writer_bytes: 0,
                 merge_bytes: 4096,
                 window_rows,
                 bound_bytes: 0,
@@ -111,6 +113,8 @@ fn too_many_runs_for_the_merge_is_an_error() {
         output: &output,
         // Room for 4 runs of 16 times: the universe has 5.
         memory: Memory {
+            in_use_bytes: 0,
+            writer_bytes: 0,
             merge_bytes: 4 * (RUN_BYTES + 8 * MIN_BUFFER_ROWS as u64),
             window_rows: 10,
             bound_bytes: 0,
@@ -143,11 +147,12 @@ fn the_memory_split_stays_within_the_budget_and_caps() {
         bound_bytes: 255 << 20,
         budget_bytes: 256 << 20,
     };
-    let m = memory(&budget, 46_000_000);
-    assert!(m.bound_bytes <= budget.budget_bytes, "{m:?}");
-    assert_eq!(m.merge_bytes, 32 << 20);
-    assert_eq!(m.window_rows, (64 << 20) / ROW_BYTES);
-    assert!(max_runs(&m) >= 100_000);
+    // What the stream pass leaves resident on the M universe: about 100 MiB.
+    let m = memory(&budget, 46_000_000, 100 << 20);
+    assert!(m.bound_bytes + MARGIN <= budget.budget_bytes, "{m:?}");
+    assert_eq!(m.writer_bytes, 32 << 20);
+    assert_eq!(m.window_rows, (48 << 20) / ROW_BYTES);
+    assert!(max_runs(&m) >= 50_000, "{}", max_runs(&m));
     // Small files take windows of their own size.
-    assert_eq!(memory(&budget, 1000).window_rows, 1000);
+    assert_eq!(memory(&budget, 1000, 0).window_rows, 1000);
 }

@@ -37,11 +37,15 @@ pub struct Decoders {
 /// How a time-major build's transposition splits its memory (see `order`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TransposeMemory {
+    /// Resident bytes when the transposition began (what the stream pass left).
+    pub in_use_bytes: u64,
+    /// Bytes the transposition's writer keeps.
+    pub writer_bytes: u64,
     /// Bytes for the runs' time buffers and heap.
     pub merge_bytes: u64,
     /// Rows a window takes.
     pub window_rows: u64,
-    /// The transposition's memory bound: process, writer, merge and window.
+    /// The transposition's memory bound: what was in use, writer, merge and window.
     pub bound_bytes: u64,
 }
 
