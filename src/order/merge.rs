@@ -3,8 +3,11 @@
 //! Each symbol's rows are cut into *runs*, maximal stretches whose time never goes backwards (one
 //! run a symbol when its time is sorted, as it almost always is). A k-way merge over the runs,
 //! keyed by (time, symbol code, run index), yields the rows in output order as chunks: rows of one
-//! run at one time, contiguous in the intermediate. Runs of one symbol are numbered in row order,
-//! so rows of one symbol at one time keep their input order (SPEC.md, "Time-major files").
+//! run at one time, contiguous in the intermediate. Runs are numbered by symbol, then row, so
+//! rows of one symbol at one time keep their input order (SPEC.md, "Time-major files"). Where
+//! most symbols share most times, a sweep over the runs at each time is cheapest (O(1) a chunk);
+//! where cross-sections are sparse, a heap (O(log runs) a chunk): the merge starts sweeping and
+//! moves to the heap when sweeps give fewer rows than a quarter of the runs.
 //!
 //! Memory: each run holds a small buffer of its next times, read ahead from the intermediate's
 //! time column; the heap holds one entry a run. Nothing grows with the row count.
@@ -130,22 +133,43 @@ impl Cursor {
     }
 }
 
-/// The k-way merge over runs (see the module docs).
+/// How the merge finds the next chunk. Both give the same order.
+enum Mode {
+    /// Visit the runs in index order at the current time: O(runs) a timestamp and O(1) a chunk,
+    /// the cheapest when most runs have rows at most times (symbols on a shared grid).
+    Sweep {
+        /// The time being emitted.
+        time: i64,
+        /// The smallest head time above it seen so far in this sweep.
+        next: Option<i64>,
+        /// The next run to visit.
+        pos: usize,
+        /// Sweeps done and rows they gave, to tell a sparse universe.
+        steps: u64,
+        rows: u64,
+    },
+    /// A heap of (head time, run): O(log runs) a chunk, for sparse cross-sections.
+    Heap(BinaryHeap<Reverse<(i64, u32)>>),
+}
+
+/// Sweeps after which the merge decides whether sweeping pays.
+const SWEEPS_TO_DECIDE: u64 = 64;
+
+/// The k-way merge over runs (see the module docs). Run indices follow (symbol code, row), so
+/// ordering by (time, run index) is ordering by (time, symbol code, run).
 pub struct Merge {
     cursors: Vec<Cursor>,
-    heap: BinaryHeap<Reverse<(i64, u32, u32)>>,
+    mode: Mode,
     buffer_rows: usize,
 }
 
 impl Merge {
     /// A merge from the start of every run, each buffering `buffer_rows` times.
     pub fn new(runs: &[Run], src: &Source, buffer_rows: usize) -> Result<Merge> {
-        let mut merge = Merge {
-            cursors: Vec::with_capacity(runs.len()),
-            heap: BinaryHeap::with_capacity(runs.len()),
-            buffer_rows: buffer_rows.max(1),
-        };
-        for (i, run) in runs.iter().enumerate() {
+        let buffer_rows = buffer_rows.max(1);
+        let mut cursors = Vec::with_capacity(runs.len());
+        let mut first: Option<i64> = None;
+        for run in runs {
             let mut c = Cursor {
                 row: run.start,
                 stop: run.stop,
@@ -153,12 +177,26 @@ impl Merge {
                 buf_start: run.start,
             };
             if c.row < c.stop {
-                c.refill(src, merge.buffer_rows)?;
-                merge.heap.push(Reverse((c.head(), run.symbol, i as u32)));
+                c.refill(src, buffer_rows)?;
+                first = Some(first.map_or(c.head(), |f| f.min(c.head())));
             }
-            merge.cursors.push(c);
+            cursors.push(c);
         }
-        Ok(merge)
+        let mode = match first {
+            Some(time) => Mode::Sweep {
+                time,
+                next: None,
+                pos: 0,
+                steps: 0,
+                rows: 0,
+            },
+            None => Mode::Heap(BinaryHeap::new()),
+        };
+        Ok(Merge {
+            cursors,
+            mode,
+            buffer_rows,
+        })
     }
 
     /// The runs merged.
@@ -173,33 +211,107 @@ impl Merge {
 
     /// The next chunk in output order, of at most `max` rows (`max >= 1`); `None` at the end.
     pub fn next(&mut self, src: &Source, max: u64) -> Result<Option<Chunk>> {
-        let Some(Reverse((time, symbol, run))) = self.heap.pop() else {
+        let k = self.cursors.len();
+        loop {
+            let Mode::Sweep {
+                time,
+                next,
+                pos,
+                steps,
+                rows,
+            } = &mut self.mode
+            else {
+                return self.next_from_heap(src, max);
+            };
+            while *pos < k {
+                let c = &mut self.cursors[*pos];
+                if c.row < c.stop {
+                    let head = c.head();
+                    if head == *time {
+                        let chunk = take(c, *pos as u32, *time, max, src, self.buffer_rows)?;
+                        *rows += chunk.rows;
+                        // Rows left at this time (a full window, or the buffer's end): stay.
+                        let stays = c.row < c.stop && c.head() == *time;
+                        if !stays {
+                            if c.row < c.stop {
+                                *next = Some(next.map_or(c.head(), |n| n.min(c.head())));
+                            }
+                            *pos += 1;
+                        }
+                        return Ok(Some(chunk));
+                    }
+                    *next = Some(next.map_or(head, |n| n.min(head)));
+                }
+                *pos += 1;
+            }
+            *steps += 1;
+            let Some(t) = next.take() else {
+                return Ok(None);
+            };
+            (*time, *pos) = (t, 0);
+            // A sweep that gives fewer rows than a quarter of the runs costs more than the heap.
+            if *steps >= SWEEPS_TO_DECIDE && *rows * 4 < *steps * k as u64 {
+                let heap = self
+                    .cursors
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.row < c.stop)
+                    .map(|(i, c)| Reverse((c.head(), i as u32)))
+                    .collect();
+                self.mode = Mode::Heap(heap);
+            }
+        }
+    }
+
+    fn next_from_heap(&mut self, src: &Source, max: u64) -> Result<Option<Chunk>> {
+        let Mode::Heap(heap) = &mut self.mode else {
             return Ok(None);
         };
+        // The top entry is replaced in place (one sift down), not popped and pushed (two).
+        let Some(mut top) = heap.peek_mut() else {
+            return Ok(None);
+        };
+        let Reverse((time, run)) = *top;
         let c = &mut self.cursors[run as usize];
-        let start = c.row;
-        let from = (c.row - c.buf_start) as usize;
         // Rows of this run at `time` come next in the output: every other run's head is a larger
-        // key, and this run's next rows at `time` share the popped key.
-        let rows = c.buf[from..]
-            .iter()
-            .take(max.max(1).min(usize::MAX as u64) as usize)
-            .take_while(|&&t| t == time)
-            .count() as u64;
-        c.row += rows;
+        // key, and this run's next rows at `time` share the top key.
+        let chunk = take(c, run, time, max, src, self.buffer_rows)?;
         if c.row < c.stop {
-            if c.row >= c.buf_start + c.buf.len() as u64 {
-                c.refill(src, self.buffer_rows)?;
-            }
-            self.heap.push(Reverse((c.head(), symbol, run)));
+            *top = Reverse((c.head(), run));
+        } else {
+            std::collections::binary_heap::PeekMut::pop(top);
         }
-        Ok(Some(Chunk {
-            run,
-            time,
-            start,
-            rows,
-        }))
+        Ok(Some(chunk))
     }
+}
+
+/// Takes the rows of `c` at `time` in its buffer, at most `max`, and refills the buffer when
+/// they reach its end.
+fn take(
+    c: &mut Cursor,
+    run: u32,
+    time: i64,
+    max: u64,
+    src: &Source,
+    buffer_rows: usize,
+) -> Result<Chunk> {
+    let start = c.row;
+    let from = (c.row - c.buf_start) as usize;
+    let rows = c.buf[from..]
+        .iter()
+        .take(max.max(1).min(usize::MAX as u64) as usize)
+        .take_while(|&&t| t == time)
+        .count() as u64;
+    c.row += rows;
+    if c.row < c.stop && c.row >= c.buf_start + c.buf.len() as u64 {
+        c.refill(src, buffer_rows)?;
+    }
+    Ok(Chunk {
+        run,
+        time,
+        start,
+        rows,
+    })
 }
 
 /// The timestamp index of the merged rows: one merge pass counting the rows of each distinct
@@ -236,15 +348,14 @@ pub fn count_timestamps(runs: &[Run], src: &Source, buffer_rows: usize) -> Resul
 mod tests {
     use super::*;
 
-    /// Heap keys order by time, then symbol code, then run index: the run order of a symbol's
-    /// rows, so equal times of one symbol keep their input order.
+    /// Heap keys order by time, then run index (runs are numbered by symbol, then row).
     #[test]
-    fn keys_order_by_time_then_symbol_then_run() {
+    fn keys_order_by_time_then_run() {
         let mut heap = BinaryHeap::new();
-        for k in [(5i64, 1u32, 3u32), (5, 0, 9), (4, 7, 0), (5, 1, 2)] {
+        for k in [(5i64, 3u32), (5, 0), (4, 7), (5, 2)] {
             heap.push(Reverse(k));
         }
         let order: Vec<_> = std::iter::from_fn(|| heap.pop().map(|Reverse(k)| k)).collect();
-        assert_eq!(order, [(4, 7, 0), (5, 0, 9), (5, 1, 2), (5, 1, 3)]);
+        assert_eq!(order, [(4, 7), (5, 0), (5, 2), (5, 3)]);
     }
 }

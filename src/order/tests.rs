@@ -16,8 +16,7 @@ fn times() -> Vec<Vec<i64>> {
 }
 
 /// Writes the symbol-major intermediate and returns its layout and the rows (time, code, row).
-fn intermediate(path: &Path) -> (Layout, Vec<(i64, u32, usize)>) {
-    let per = times();
+fn intermediate(path: &Path, per: Vec<Vec<i64>>) -> (Layout, Vec<(i64, u32, usize)>) {
     let mut symbols = Vec::new();
     let mut rows = Vec::new();
     for (code, ts) in per.iter().enumerate() {
@@ -58,20 +57,47 @@ fn intermediate(path: &Path) -> (Layout, Vec<(i64, u32, usize)>) {
 fn every_window_size_gives_the_stable_permutation_by_time_and_symbol() {
     let d = tempfile::tempdir().expect("tempdir");
     let staging = d.path().join("mid.spill");
-    let (layout, mut rows) = intermediate(&staging);
+    let (layout, rows) = intermediate(&staging, times());
+    check_every_window_size(d.path(), &staging, &layout, rows, 5);
+}
+
+/// Sparse cross-sections: 40 symbols on disjoint times, one row a timestamp, so the merge leaves
+/// its sweep for the heap after the first sweeps; the order is the same.
+#[test]
+fn sparse_cross_sections_merge_through_the_heap_in_the_same_order() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let staging = d.path().join("mid.spill");
+    let per: Vec<Vec<i64>> = (0..40i64)
+        .map(|s| {
+            (0..30)
+                .map(|i| i * 1000 + s * 7 + (i % 3) * (s % 2))
+                .collect()
+        })
+        .collect();
+    let (layout, rows) = intermediate(&staging, per);
+    check_every_window_size(d.path(), &staging, &layout, rows, 40);
+}
+
+fn check_every_window_size(
+    dir: &Path,
+    staging: &Path,
+    layout: &Layout,
+    mut rows: Vec<(i64, u32, usize)>,
+    runs: usize,
+) {
     rows.sort_by_key(|r| (r.0, r.1)); // stable: a symbol's equal times keep their order
     let mut first: Option<Vec<u8>> = None;
     for window_rows in [1, 2, 3, 7, 64, 10_000] {
-        let output = d.path().join(format!("out{window_rows}.spill"));
+        let output = dir.join(format!("out{window_rows}.spill"));
         let job = Job {
-            layout: &layout,
-            staging: &staging,
+            layout,
+            staging,
             output: &output,
             // 16 times a run: the buffers refill every 16 rows.
             memory: Memory {
                 in_use_bytes: 0,
                 writer_bytes: 0,
-                merge_bytes: 4096,
+                merge_bytes: runs as u64 * (RUN_BYTES + 8 * MIN_BUFFER_ROWS as u64),
                 window_rows,
                 bound_bytes: 0,
             },
@@ -79,7 +105,7 @@ fn every_window_size_gives_the_stable_permutation_by_time_and_symbol() {
             opts: WriteOptions::default(),
         };
         let (w, stats) = job.run(&Cancel::new()).expect("transposes");
-        assert_eq!(stats.runs, 5, "a, b, and c cut in three");
+        assert_eq!(stats.runs, runs);
         w.finish(Default::default()).expect("commit");
         let f = spill::open(&output).expect("opens");
         let ts: &[i64] = f.column("ts").expect("ts");
@@ -105,7 +131,7 @@ fn every_window_size_gives_the_stable_permutation_by_time_and_symbol() {
 fn too_many_runs_for_the_merge_is_an_error() {
     let d = tempfile::tempdir().expect("tempdir");
     let staging = d.path().join("mid.spill");
-    let (layout, _) = intermediate(&staging);
+    let (layout, _) = intermediate(&staging, times());
     let output = d.path().join("out.spill");
     let job = Job {
         layout: &layout,
