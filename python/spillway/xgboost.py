@@ -51,6 +51,9 @@ def _make_class(xgboost):
             ``ExtMemQuantileDMatrix`` keeps its cache (it needs one; ``QuantileDMatrix`` refuses
             one, so the default is None). ``qid=True`` (time-major files): whole cross-sections
             per batch, and each row's query id (see :mod:`spillway.xgboost`)."""
+            # xgboost's __del__ needs its own attributes: initialise them before any check raises.
+            super().__init__(cache_prefix=None if cache_prefix is None else os.fspath(cache_prefix))
+            self._it = None
             self.file = spillfile.open(f) if isinstance(f, (str, os.PathLike)) else f
             if self.file.target_column is None:
                 raise spillfile.SpillError("the file has no target column")
@@ -65,8 +68,6 @@ def _make_class(xgboost):
             self._next_query = 0
             self.dropped = 0
             self._counting = 0
-            self._it = None
-            super().__init__(cache_prefix=None if cache_prefix is None else os.fspath(cache_prefix))
 
         def reset(self):
             self._it = None

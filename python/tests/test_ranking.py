@@ -115,3 +115,19 @@ def test_xgboost_qid_passes_whole_cross_sections(time_signal_spill, signal_spill
     assert mean_rank_ic(booster.predict(xgb.DMatrix(X)), y, sizes) > 0.3
     with pytest.raises(spillway.SpillError, match="time-major"):
         spillway.xgboost.DataIter(signal_spill, qid=True)
+
+
+def test_build_order_time_in_process_is_the_symbol_major_file_permuted(universe, spill_path,
+                                                                         tmp_path):
+    out = str(tmp_path / "t.spill")
+    summary = spillway.build(universe, out, target="target", order="time")
+    assert summary["order"] == "time" and summary["io_amplification"] > 2
+    assert summary["transpose"]["timestamps"] == len(spillway.open(out).timestamp_ranges)
+    s, t = spillway.open(spill_path), spillway.open(out)
+    assert t.order == "time" and s.order == "symbol"
+    perm = np.lexsort((s.column("symbol"), s.column("ts")))  # stable: by time, then symbol
+    for name in s.columns:
+        np.testing.assert_array_equal(s.column(name)[perm].view(np.uint8),
+                                      t.column(name).view(np.uint8))
+    t.verify_time_index()
+    assert spillway.verify(out)["ok"]
