@@ -17,6 +17,7 @@ use std::collections::BinaryHeap;
 
 use spill::Timestamps;
 
+use super::counts::TimeCounts;
 use super::source::Source;
 use crate::error::{Error, Result};
 
@@ -41,9 +42,15 @@ pub struct Run {
     pub stop: u64,
 }
 
-/// Cuts every symbol's rows into runs, in symbol then row order. More than `max_runs` runs is
-/// [`Error::OrderRuns`] (the merge would not fit its memory).
-pub fn find_runs(src: &Source, max_runs: usize, budget: u64) -> Result<Vec<Run>> {
+/// Cuts every symbol's rows into runs, in symbol then row order, counting the rows of each time
+/// into `counts` on the way. More than `max_runs` runs is [`Error::OrderRuns`] (the merge would
+/// not fit its memory).
+pub fn find_runs(
+    src: &Source,
+    max_runs: usize,
+    budget: u64,
+    counts: &mut TimeCounts,
+) -> Result<Vec<Run>> {
     let symbols: Vec<(u64, u64)> = src
         .layout()
         .symbols()
@@ -60,6 +67,7 @@ pub fn find_runs(src: &Source, max_runs: usize, budget: u64) -> Result<Vec<Run>>
         while row < stop {
             let n = (stop - row).min(SCAN_ROWS as u64) as usize;
             src.read_times(row, &mut buf[..n])?;
+            counts.add(&buf[..n]);
             for (k, &t) in buf[..n].iter().enumerate() {
                 if t < prev {
                     let at = row + k as u64;

@@ -6,15 +6,17 @@
 //! error). Then, reading the intermediate with positioned reads:
 //!
 //! 1. `merge::find_runs` cuts each symbol's rows into runs whose time never goes backwards;
-//! 2. `merge::count_timestamps` merges the runs by (time, symbol code, run) once to count the rows
-//!    of each distinct time: the timestamp index, so the output's layout is exact before a value
-//!    is written;
+//! 2. the rows of each distinct time, counted on the way (`counts`, a hash map of at most the
+//!    merge's memory; past that, `merge::count_timestamps` merges the runs once to count them):
+//!    the timestamp index, so the output's layout is exact before a value is written;
 //! 3. the merge runs again, `window::Window` taking the output rows a window at a time and
 //!    gathering each column with one read per run stretch, written through the spill writer
 //!    in row order.
 //!
-//! Memory is fixed by the budget, never by the universe: the writer's buffers (as in the stream
-//! pass), a window of [`window::ROW_BYTES`] a row and a time buffer per run, split by [`memory`].
+//! Memory is fixed by the budget, never by the row count: on top of what the stream pass left
+//! resident, a writer of at most 32 MiB, a window of [`window::ROW_BYTES`] a row and a time
+//! buffer a run, split by [`memory`]; the timestamp index keeps runs of steps and counts (capped
+//! by the format at 2^24 each).
 //! The output depends on the intermediate alone (itself independent of threads, capacity, batch
 //! rows and write mode) and the writer's bytes do not depend on how writes are sliced, so neither
 //! the window size nor the budget changes a byte.
@@ -24,10 +26,12 @@ use std::time::Instant;
 
 use spill::{Layout, SpillWriter, WriteOptions};
 
+mod counts;
 mod merge;
 mod source;
 mod window;
 
+use self::counts::{TimeCounts, TIME_BYTES};
 use self::merge::{
     count_timestamps, find_runs, Merge, MAX_BUFFER_ROWS, MIN_BUFFER_ROWS, RUN_BYTES,
 };
@@ -163,9 +167,14 @@ impl Job<'_> {
         let src = Source::open(self.staging, self.layout)?;
         let nrows = self.layout.nrows();
         let memory = self.memory;
-        let runs = find_runs(&src, max_runs(&memory), self.budget_bytes)?;
+        // The map of counts uses the merge's memory, which is not in use yet.
+        let mut counts = TimeCounts::new((memory.merge_bytes / TIME_BYTES) as usize);
+        let runs = find_runs(&src, max_runs(&memory), self.budget_bytes, &mut counts)?;
         let buffer_rows = buffer_rows(&memory, runs.len());
-        let index = count_timestamps(&runs, &src, buffer_rows)?;
+        let index = match counts.into_sorted() {
+            Some(counted) => spill::Timestamps::from_counts(counted)?,
+            None => count_timestamps(&runs, &src, buffer_rows)?,
+        };
         let timestamps = index.len() as u64;
         cancel.check()?;
         let layout = self.layout.clone().with_time_order(index)?;
