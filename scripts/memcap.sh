@@ -4,6 +4,9 @@
 # polars/pandas peers are killed at the same cap.
 #
 #   scripts/memcap.sh [--cap 256M] [--input DIR] [--peers polars_scan_sink_ipc,pandas_concat]
+#                     [--order symbol|time]
+#
+# --order time caps a time-major build (its intermediate, transposition and output) instead.
 #
 # Default input: target/universe_M (see ../shared/anchors/README.md to make it). Needs root (to
 # create a cgroup under our own) and PEERS_PYTHON for the peers. Works with cgroup v1 (memory
@@ -17,11 +20,13 @@ cd "$(dirname "$0")/.."
 cap=256M
 input=target/universe_M
 peers=polars_scan_sink_ipc,pandas_concat
+order=symbol
 while [ $# -gt 0 ]; do
   case "$1" in
     --cap) cap=$2; shift 2 ;;
     --input) input=$2; shift 2 ;;
     --peers) peers=$2; shift 2 ;;
+    --order) order=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -77,12 +82,12 @@ capped() {
 }
 
 echo "uncapped reference build..."
-$bin build --input "$input" --output "$work/free.spill" --target target --quiet
+$bin build --input "$input" --output "$work/free.spill" --target target --quiet --order "$order"
 cat "$input"/*.parquet > /dev/null
 echo
 echo "| job under a $cap cap | result | wall s | cgroup peak MiB (incl. page cache) | OOM kills |"
 echo "|---|---|---:|---:|---:|"
-capped spillway $bin build --input "$input" --output "$work/capped.spill" --target target --quiet --memory-budget "$cap"
+capped "spillway --order $order" $bin build --input "$input" --output "$work/capped.spill" --target target --quiet --memory-budget "$cap" --order "$order"
 if cmp -s "$work/free.spill" "$work/capped.spill"; then same="byte-identical to the uncapped build"; else same="DIFFERENT from the uncapped build"; fi
 if [ -n "${PEERS_PYTHON:-}" ]; then
   for p in ${peers//,/ }; do

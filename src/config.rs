@@ -67,6 +67,19 @@ pub enum WriteMode {
     Direct,
 }
 
+/// How the output's rows are ordered (`--order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowOrder {
+    /// Symbol-major: each symbol's rows contiguous, in time order (format 1.0 onwards).
+    #[default]
+    Symbol,
+    /// Time-major (format 1.2): rows sorted by (time, symbol code), each timestamp's rows
+    /// contiguous, with the timestamp index in the file. Built by a symbol-major pass into a
+    /// hidden intermediate file and a bounded transposition out of it (`order`).
+    Time,
+}
+
 /// Which decoder reads the parquet files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -84,6 +97,7 @@ pub(crate) use named;
 named!(OnError { Fail = "fail", Skip = "skip" });
 named!(WriteMode { Auto = "auto", Mmap = "mmap", Direct = "direct" });
 named!(Decoder { Auto = "auto", Arrow = "arrow" });
+named!(RowOrder { Symbol = "symbol", Time = "time" });
 
 /// The unit of an integer time column (`--time-unit`): seconds, milli-, micro- or nanoseconds
 /// since the Unix epoch, UTC.
@@ -185,6 +199,8 @@ pub struct BuildOptions {
     pub symbols: Option<String>,
     /// The cross-section plan (`spillway plan-cs`) a shard build takes its filter decisions from.
     pub cs_plan: Option<PathBuf>,
+    /// symbol | time: how the output's rows are ordered.
+    pub order: Option<RowOrder>,
 }
 
 impl BuildOptions {
@@ -212,6 +228,7 @@ impl BuildOptions {
             shard: over.shard.or(self.shard),
             symbols: over.symbols.or(self.symbols),
             cs_plan: over.cs_plan.or(self.cs_plan),
+            order: over.order.or(self.order),
         }
     }
 
@@ -274,6 +291,14 @@ impl BuildOptions {
                 "--cs-plan is for shard builds: give --shard I/N (or --symbols A..B)".into(),
             ));
         }
+        if scope.is_some() && self.order == Some(RowOrder::Time) {
+            // A time-major dataset needs shards cut on time, not on symbols: not built yet.
+            return Err(Error::Config(
+                "--order time does not combine with --shard or --symbols yet: shards are \
+                 symbol ranges, and a time-major dataset needs time ranges"
+                    .into(),
+            ));
+        }
         let memory_budget = match self.memory_budget {
             Some(s) => parse_size(&s)?,
             None => DEFAULT_MEMORY_BUDGET,
@@ -294,6 +319,7 @@ impl BuildOptions {
             on_error: self.on_error.unwrap_or_default(),
             write_mode: self.write_mode.unwrap_or_default(),
             filters,
+            order: self.order.unwrap_or_default(),
             decoder: Decoder::Auto,
             decode_only: false,
             scope,
@@ -335,6 +361,8 @@ pub struct BuildConfig {
     pub write_mode: WriteMode,
     /// Cross-sectional filters.
     pub filters: FilterOptions,
+    /// How the output's rows are ordered.
+    pub order: RowOrder,
     /// Which decoder reads the files (never changes a byte of the output).
     pub decoder: Decoder,
     /// Decode and convert everything but write nothing (a measurement of the readers).
@@ -421,6 +449,9 @@ impl BuildConfig {
         // Options added later appear only when set, so files built without them keep their bytes.
         if let Some(unit) = self.time_unit {
             options["time_unit"] = serde_json::json!(unit.name());
+        }
+        if self.order != RowOrder::Symbol {
+            options["order"] = serde_json::json!(self.order.name());
         }
         options
     }

@@ -21,6 +21,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// `--order time`: the symbols' times go backwards so often that the transposition's merge
+    /// (one entry per run of rows in time order) does not fit the memory budget.
+    #[error("--order time: the symbols' times go backwards often enough to make at least {runs} runs of rows in time order, more than the {max} a {budget}-byte memory budget lets the transposition merge; sort the inputs by time or raise --memory-budget")]
+    OrderRuns {
+        /// Runs found so far.
+        runs: usize,
+        /// The most the merge holds.
+        max: usize,
+        /// The memory budget.
+        budget: u64,
+    },
     /// The input directory holds no parquet files.
     #[error("no parquet files in {} (expected <SYMBOL>.parquet or symbol=<SYMBOL>/*.parquet)", dir.display())]
     NoInput {

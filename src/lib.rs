@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! config -> input -> decode -> plan -> report -> read (N threads) -> bounded channels
-//!        -> write (1 thread) -> build (runs it all, commits) ; tools (gen, inspect)
+//!        -> write (1 thread) [-> order: intermediate -> time-major] -> build (runs it all,
+//!        commits) ; tools (gen, inspect)
 //! ```
 //!
 //! - `config`: [`BuildOptions`] (flags or TOML) resolved into one validated [`BuildConfig`];
@@ -17,6 +18,8 @@
 //! - `report`: what a build reports ([`BuildSummary`]), progress, peak memory;
 //! - `read`: each file decoded into float batches, by the fast decoder or arrow-rs;
 //! - `write`: the single ordered writer into the [`spill`] file;
+//! - `order`: time-major output, transposed in bounded windows out of a symbol-major
+//!   intermediate file;
 //! - `build`: runs the stages, cancellable ([`Cancel`]), and commits;
 //! - `tools`: the synthetic universe generator ([`gen`]), the footer report ([`inspect()`]),
 //!   the export of spill files to Parquet and Arrow IPC ([`export`]), and the sharded build's
@@ -38,6 +41,7 @@ mod plan;
 mod report;
 mod read;
 mod write;
+mod order;
 mod build;
 mod tools;
 
@@ -49,11 +53,11 @@ pub use plan::budget::Budget;
 pub use plan::filter::FilterStats;
 pub use plan::Skipped;
 pub use report::progress::Progress;
-pub use report::summary::{BuildSummary, Decoders};
+pub use report::summary::{BuildSummary, Decoders, TransposeMemory, TransposeStats};
 pub use tools::dataset;
 pub use tools::export;
 pub use tools::gen;
-pub use tools::inspect::{inspect, InspectReport};
+pub use tools::inspect::{inspect, InspectReport, TimeMajorEstimate};
 pub use tools::sharded::{count, plan_cs, CountSummary, PlanCsOptions, PlanCsSummary};
 
 /// Not an API: the stages' entry points for spillway's own integration tests, benches and fuzz

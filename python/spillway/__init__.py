@@ -97,7 +97,8 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
           memory_budget: Union[str, int, None] = None, on_error: Optional[str] = None,
           write_mode: Optional[str] = None, drop_null_target: bool = False,
           min_cs: Optional[int] = None, max_cs_samples: Optional[int] = None,
-          seed: Optional[int] = None, config: Optional[PathLike] = None, progress: bool = False,
+          seed: Optional[int] = None, order: Optional[str] = None,
+          config: Optional[PathLike] = None, progress: bool = False,
           **more: Any) -> Dict[str, Any]:
     """Build a spill file from a universe of parquet files, in this process, and return the build
     summary as a dict (the JSON of ``spillway build --summary``).
@@ -111,6 +112,11 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
       ``channel_capacity``, ``write_mode`` (``"auto"|"mmap"|"direct"``);
     - ``on_error`` (``"fail"`` (default) or ``"skip"``);
     - ``drop_null_target``, ``min_cs``, ``max_cs_samples``, ``seed``: the cross-sectional filters;
+    - ``order``: ``"symbol"`` (default: each symbol's rows together) or ``"time"`` (rows sorted by
+      time then symbol, each timestamp's rows together, for cross-sectional training and ranking:
+      see :mod:`spillway.lightgbm` ``group=`` and :mod:`spillway.xgboost` ``qid=``); a time-major
+      build writes a hidden symbol-major intermediate beside the output and transposes it, in the
+      same memory budget;
     - ``config``: a TOML file of the same options, which the keywords override;
     - ``progress``: show the progress bar on stderr (when it is a terminal).
 
@@ -124,7 +130,7 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
                     channel_capacity=channel_capacity, batch_rows=batch_rows,
                     memory_budget=memory_budget, on_error=on_error, write_mode=write_mode,
                     drop_null_target=drop_null_target, min_cs=min_cs,
-                    max_cs_samples=max_cs_samples, seed=seed, **more)
+                    max_cs_samples=max_cs_samples, seed=seed, order=order, **more)
     config = None if config is None else os.fspath(config)
     return json.loads(_need_native().build(opts, config, bool(progress)))
 

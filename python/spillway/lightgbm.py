@@ -6,10 +6,20 @@
     valid = spillway.lightgbm.dataset(f, ranges=after, reference=train)
     booster = lightgbm.train({"objective": "regression"}, train, valid_sets=[valid])
 
+Ranking on a time-major file (``spillway build --order time``), one query per timestamp:
+
+    train = spillway.lightgbm.dataset(f, ranges=before, group=True, label_quantiles=5)
+    booster = lightgbm.train({"objective": "lambdarank"}, train)
+
 The data is a ``pyarrow.Table`` whose columns are the file's column views (no copy; LightGBM
 reads it while constructing its binned dataset), the label the target column. Rows whose label is
 NaN are left out, by splitting the ranges around them (``dataset.spillway_dropped`` counts them).
-lightgbm and pyarrow are imported when a dataset is made.
+With ``group=True`` LightGBM's ``group`` is each cross-section's row count (after the NaN labels
+are left out): a time-major file's rows of one timestamp are contiguous, so a query is a run of
+rows, as LightGBM needs. ``label_quantiles=K`` makes the label each row's quantile grade
+(``0 .. K-1``) of the target within its cross-section: ranking objectives need integer relevance
+(LightGBM's default ``label_gain`` allows K up to 31). lightgbm and pyarrow are imported when a
+dataset is made.
 """
 import os
 
@@ -17,7 +27,7 @@ import numpy as np
 
 from . import spillfile
 
-__all__ = ["dataset", "label_ranges"]
+__all__ = ["dataset", "label_ranges", "quantile_grades"]
 
 
 def label_ranges(f, ranges=None):
@@ -38,23 +48,53 @@ def label_ranges(f, ranges=None):
     return out, dropped
 
 
-def dataset(f, ranges=None, columns=None, reference=None, free_raw_data=True, **params):
+def quantile_grades(y, sizes, k):
+    """Each value's quantile grade ``0 .. k-1`` within its group: ``y`` holds consecutive groups
+    of ``sizes`` values; the value of rank ``r`` (0 the smallest, ties in order) in a group of
+    ``n`` gets ``floor(r * k / n)``. Returns float32 (integral values)."""
+    sizes = np.asarray(sizes, dtype=np.int64)
+    ids = np.repeat(np.arange(len(sizes)), sizes)
+    order = np.lexsort((y, ids))
+    starts = np.cumsum(sizes) - sizes
+    rank = np.empty(len(y), dtype=np.int64)
+    rank[order] = np.arange(len(y)) - np.repeat(starts, sizes)
+    return (rank * int(k) // np.repeat(sizes, sizes)).astype(np.float32)
+
+
+def dataset(f, ranges=None, columns=None, reference=None, free_raw_data=True, group=False,
+            label_quantiles=None, **params):
     """An ``lightgbm.Dataset`` of the rows of ``ranges`` (default all) of spill file ``f`` (a
     :class:`spillway.SpillFile` or a path): features ``columns`` (default all) as an Arrow table
     over the mapping, label the target column, NaN labels left out. ``params`` are LightGBM
-    dataset parameters (``max_bin=...``); ``reference`` as for ``lgb.Dataset``."""
+    dataset parameters (``max_bin=...``); ``reference`` as for ``lgb.Dataset``.
+
+    ``group=True`` (time-major files only, else SpillError): one query per timestamp, LightGBM's
+    ``group`` set to the cross-sections' row counts (``dataset.spillway_groups``).
+    ``label_quantiles=K`` (time-major files only): the label becomes each row's quantile grade
+    ``0 .. K-1`` of the target within its cross-section (:func:`quantile_grades`), for ranking
+    objectives, which need integer relevance."""
     try:
         import lightgbm as lgb
         import pyarrow as pa
     except ImportError as e:
         raise ImportError("spillway.lightgbm needs lightgbm and pyarrow") from e
     f = spillfile.open(f) if isinstance(f, (str, os.PathLike)) else f
+    if (group or label_quantiles) and f.order != "time":
+        raise spillfile.SpillError(
+            "group=True and label_quantiles need a time-major file (one query per timestamp, its "
+            "rows contiguous): build it with `spillway build --order time`")
     kept, dropped = label_ranges(f, ranges)
     names = f.columns_with_role("feature") if columns is None else list(columns)
     table = f.to_arrow(names, ranges=kept or [(0, 0)])
     y = f.column(f.target_column)
-    label = pa.chunked_array([spillfile._arrow_array(y[a:b]) for a, b in kept or [(0, 0)]])
+    sizes = f._group_runs(kept) if (group or label_quantiles) else None
+    if label_quantiles:
+        values = np.concatenate([y[a:b] for a, b in kept]) if kept else y[:0]
+        label = quantile_grades(values, sizes, int(label_quantiles))
+    else:
+        label = pa.chunked_array([spillfile._arrow_array(y[a:b]) for a, b in kept or [(0, 0)]])
     ds = lgb.Dataset(table, label=label, reference=reference, params=params or None,
-                     free_raw_data=free_raw_data)
+                     free_raw_data=free_raw_data, group=sizes if group else None)
     ds.spillway_dropped = dropped
+    ds.spillway_groups = sizes if group else None
     return ds

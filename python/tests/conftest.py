@@ -90,3 +90,27 @@ def signal_spill(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("sigs") / "signal.spill")
     spillway.build(u, out, target="target")
     return out
+
+
+def time_major(src, dst):
+    """``src`` rewritten time-major at ``dst`` by the spill tests' writer (rows sorted by time,
+    then symbol code): what `spillway build --order time` writes."""
+    import sys
+    import spillway
+    sys.path.insert(0, os.path.join(ROOT, "spill", "python", "tests"))
+    from writer import transpose
+    return transpose(src, dst, spillway.spillfile)
+
+
+@pytest.fixture(scope="session")
+def time_signal_spill(tmp_path_factory):
+    """A time-major file built by `spillway build --order time` from a `spillway gen --signal 0.3`
+    universe (16 symbols, ragged starts on one grid): one query a timestamp."""
+    u = str(tmp_path_factory.mktemp("tsig") / "u")
+    subprocess.run([cli(), "gen", "--output", u, "--symbols", "16", "--rows", "4000",
+                    "--features", "12", "--signal", "0.3", "--seed", "11"],
+                   check=True, capture_output=True)
+    out = str(tmp_path_factory.mktemp("tsigs") / "time.spill")
+    subprocess.run([cli(), "build", "--input", u, "--output", out, "--target", "target",
+                    "--order", "time", "--quiet"], check=True, capture_output=True)
+    return out

@@ -8,6 +8,7 @@ import pytest
 
 import spillway
 from conftest import cli as conftest_cli
+from conftest import time_major
 
 
 
@@ -120,3 +121,22 @@ def test_to_arrow_reads_like_the_export(nan_spill, tmp_path):
             assert a.column(name).to_pylist() == b.column(name).to_pylist()
         else:
             np.testing.assert_array_equal(a.column(name).to_numpy(), b.column(name).to_numpy())
+
+
+def test_export_writes_a_time_major_file_in_stored_order(nan_spill, tmp_path):
+    """Export reads rows in stored order, so a time-major file exports sorted by time."""
+    pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    src = time_major(nan_spill, str(tmp_path / "t.spill"))
+    f = spillway.open(src)
+    assert f.order == "time"
+    r = spillway.export(src, str(tmp_path / "t.parquet"))
+    assert r["rows"] == f.nrows
+    t = pq.read_table(str(tmp_path / "t.parquet"))
+    assert t.column_names == f.columns
+    ts = t.column("ts").cast("int64").to_numpy()
+    np.testing.assert_array_equal(ts, f.column("ts"))
+    assert (np.diff(ts) >= 0).all()
+    assert t.column("symbol").to_pylist() == [f.symbols[c] for c in f.symbol_codes()]
+    np.testing.assert_array_equal(t.column("x").to_numpy(), f.column("x"))
+    assert spillway.verify(src)["ok"]

@@ -4,8 +4,17 @@
     f = spillfile.open("train.spill")
     X = f.features()            # (nrows, nfeatures) float32, read-only, backed by the mmap
     y = f.column("target")      # (nrows,) float32 view
-    for sym, (start, stop) in f.symbol_ranges.items(): ...
+    for sym, (start, stop) in f.symbol_ranges.items(): ...    # symbol-major files
     f.verify()                  # recompute every chunk checksum (raises SpillError on damage)
+
+Time-major files (format 1.2, rows sorted by time, each timestamp's rows contiguous):
+
+    f.order                     # "time" (or "symbol")
+    f.timestamps.times          # int64 ns, one per timestamp; .starts, .counts (numpy, lazily)
+    f.timestamp_ranges[t]       # (start, stop) of the rows at time t
+    a, b = f.time_range("2024-01-01", "2024-07-01")   # ONE row range of whole cross-sections
+    f.group_sizes([(a, b)])     # rows per timestamp (ranking groups); f.qid(...) per row
+    f.batches(65536, ranges=[(a, b)], whole_timestamps=True)   # batches of whole cross-sections
 
 The format is specified byte by byte in ``spill/SPEC.md``; this module performs the same validation
 as the Rust reader, in the same order, before handing out any view. Any corrupt, truncated or
@@ -19,22 +28,24 @@ import os
 import struct
 import sys
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["SpillError", "SpillFile", "open", "DamagedChunk", "splitmix64_permutation", "cut_blocks",
-           "merge_runs"]
+__all__ = ["SpillError", "SpillFile", "Timestamps", "open", "DamagedChunk",
+           "splitmix64_permutation", "cut_blocks", "merge_runs", "pack_units"]
 
 MAGIC = b"\x89SPILL\r\n"
 TRAILER_MAGIC = b"SPILLEND"
 VERSION_MAJOR = 1
-VERSION_MINOR = 1  # the newest minor this reader knows (it reads every minor of major 1)
+VERSION_MINOR = 2  # the newest minor this reader knows (it reads every minor of major 1)
 ALIGN = 4096
 HEADER_LEN = 4096
 TRAILER_LEN = 64
 MIN_FILE_LEN = HEADER_LEN + TRAILER_LEN
 CHECKSUM_CRC32 = 1
-KNOWN_REQUIRED_FEATURES = 0
+FEATURE_TIME_ORDER = 1  # required-feature bit 0 (1.2): the rows are time-major
+KNOWN_REQUIRED_FEATURES = FEATURE_TIME_ORDER
 MAX_METADATA_BYTES = 1 << 30
 MAX_COLUMNS = 1 << 20
 MAX_SYMBOLS = 1 << 26
@@ -43,6 +54,8 @@ MAX_ROWS = 1 << 48
 MIN_CHUNK_BYTES = 4096
 MAX_CHUNK_BYTES = 1 << 30
 MAX_JSON_DEPTH = 128  # serde_json's recursion limit: both readers refuse deeper metadata
+MAX_TIMESTAMP_RUNS = 1 << 24  # runs in each list of the timestamp index
+ORDERS = ("symbol", "time")
 
 DTYPES = {
     "f32": np.dtype("<f4"),
@@ -106,6 +119,9 @@ def _no_constants(name):
     raise SpillError(f"metadata is not valid: {name} is not JSON")
 
 
+_NUMBERS = (int, float, bool, type(None))
+
+
 def _check_tree(v, depth=0):
     """Depth cap and valid Unicode everywhere (lone surrogates are not UTF-8), as serde_json."""
     if depth > MAX_JSON_DEPTH:
@@ -120,8 +136,11 @@ def _check_tree(v, depth=0):
             _check_tree(k, depth + 1)
             _check_tree(x, depth + 1)
     elif isinstance(v, list):
+        if v and depth + 1 > MAX_JSON_DEPTH:
+            raise SpillError("metadata is not valid: nesting deeper than 128")
         for x in v:
-            _check_tree(x, depth + 1)
+            if type(x) not in _NUMBERS:  # numbers need no check: long run lists stay fast
+                _check_tree(x, depth + 1)
 
 
 def _parse_json(raw):
@@ -234,6 +253,42 @@ def merge_runs(blocks):
     return out
 
 
+def cut_sizes(ranges, sizes):
+    """``ranges`` concatenated and cut into consecutive blocks of ``sizes[k]`` rows each (their sum
+    is the rows of ``ranges``): a list of blocks, each a list of ranges."""
+    blocks, pieces = [], iter((a, b) for a, b in ranges if b > a)
+    a = b = 0
+    for size in sizes:
+        cur, room = [], int(size)
+        while room > 0:
+            if a == b:
+                a, b = next(pieces)
+            take = min(room, b - a)
+            cur.append((a, a + take))
+            a += take
+            room -= take
+        blocks.append(cur)
+    return blocks
+
+
+def pack_units(units, limit):
+    """Whole cross-sections packed in order into groups of at most ``limit`` rows: a group takes
+    the next unit (a count of rows, at least 1) while it stays within ``limit``; a unit of more
+    than ``limit`` rows is a group alone. Returns ``(units_per_group, rows_per_group)``, int64
+    arrays. The Rust iterator packs its blocks and batches by the same rule."""
+    units = np.asarray(units, dtype=np.int64)
+    ends = np.cumsum(units)
+    counts, rows = [], []
+    k, at = 0, 0
+    while k < len(units):
+        j = int(np.searchsorted(ends, at + limit, "right"))  # units ending within at + limit
+        j = max(j, k + 1)
+        counts.append(j - k)
+        rows.append(int(ends[j - 1]) - at)
+        k, at = j, int(ends[j - 1])
+    return np.array(counts, dtype=np.int64), np.array(rows, dtype=np.int64)
+
+
 def _block_sequence(ranges, shuffle, block_rows, seed):
     """The (start, stop) runs of file rows that ``batches`` reads, in order."""
     ranges = [(a, b) for a, b in ranges if b > a]
@@ -299,13 +354,15 @@ class _Recycler:
             del self._pool[:-self._keep * max(1, len(arrays))]
 
 
-def _batch_iter(X, cols, k, ones, segments, batch_rows, release):
-    total = sum(b - a for a, b in segments)
+def _fixed_sizes(total, batch_rows):
+    for done in range(0, total, batch_rows):
+        yield min(batch_rows, total - done)
+
+
+def _batch_iter(X, cols, k, ones, segments, sizes, release):
     seg, cur = 0, (segments[0][0] if segments else 0)
-    done = 0
     pool = _Recycler()
-    while done < total:
-        n = min(batch_rows, total - done)
+    for n in sizes:
         Xo = pool.empty((n, k), np.dtype(np.float32))
         outs = [None if v is None else
                 pool.empty((n,), np.dtype(np.float32) if v.dtype.kind == "f" else v.dtype)
@@ -331,11 +388,196 @@ def _batch_iter(X, cols, k, ones, segments, batch_rows, release):
             if cur == b:
                 seg += 1
                 cur = segments[seg][0] if seg < len(segments) else 0
-        done += n
         batch = (Xo, *outs)
         pool.handed_out(batch)
         del Xo, outs
         yield batch
+
+
+def _u64_array(v, what):
+    """A JSON array of unsigned 64-bit integers as a numpy uint64 array."""
+    if not isinstance(v, list) or not all(type(x) is int for x in v):
+        raise SpillError(f"metadata is not valid: {what} is not an array of unsigned integers")
+    if v and (min(v) < 0 or max(v) >= 1 << 64):
+        raise SpillError(f"metadata is not valid: {what} is not an array of unsigned integers")
+    return np.array(v, dtype=np.uint64)
+
+
+def _timestamps_raw(t):
+    """The stored index's fields, typed and within their caps: (count, first, steps, rows)."""
+    if not isinstance(t, dict) or not all(k in t for k in ("count", "first", "steps", "rows")):
+        raise SpillError("metadata is not valid: timestamps is not {count, first, steps, rows}")
+    count = _u64(t["count"], "timestamps count")
+    first = t["first"]
+    if not _is_int(first) or not -(1 << 63) <= first < 1 << 63:
+        raise SpillError("metadata is not valid: timestamps first is not a signed 64-bit integer")
+    steps, rows = _u64_array(t["steps"], "timestamps steps"), _u64_array(t["rows"], "timestamps rows")
+    if count > MAX_ROWS:
+        raise SpillError(f"timestamp count is {count}, over the cap of {MAX_ROWS}")
+    for what, runs in (("step", steps), ("row", rows)):
+        if len(runs) // 2 > MAX_TIMESTAMP_RUNS:
+            raise SpillError(f"timestamp {what} runs is {len(runs) // 2}, over the cap of "
+                             f"{MAX_TIMESTAMP_RUNS}")
+    return count, first, steps, rows
+
+
+def _bad_index(why):
+    return SpillError(f"timestamp index: {why}")
+
+
+class Timestamps:
+    """The timestamp index of a time-major file (format 1.2): ``len(ts)`` distinct times, strictly
+    increasing, and each one's rows, which tile ``[0, nrows)`` in order. Stored run-length encoded
+    (SPEC.md, "Timestamp index"); the numpy arrays are expanded on first use:
+
+    - ``times``: int64 UTC nanoseconds, one per timestamp;
+    - ``starts``, ``counts``: each timestamp's first row and row count (int64);
+    - ``bounds``: ``starts`` followed by ``nrows`` (the cross-section boundaries).
+
+    ``ts[i]`` and iteration give ``(time, (start, stop))``; ``find(t)`` the index of time ``t``."""
+
+    def __init__(self, count, first, steps, rows):
+        """Validates the stored runs (caps already checked), as the Rust reader does."""
+        if len(steps) % 2 or len(rows) % 2:
+            raise _bad_index("steps and rows must each hold (value, n) pairs: an even number of "
+                             "integers")
+        self._len, self._first = count, first
+        self._steps, self._step_n = steps[0::2], steps[1::2]
+        self._rows, self._rows_n = rows[0::2], rows[1::2]
+        self._cache = {}
+        if count == 0:
+            if first != 0 or len(steps) or len(rows):
+                raise _bad_index("an index of 0 timestamps has first 0 and no runs")
+            self.nrows = 0
+            return
+        for what, v, n in (("step", self._steps, self._step_n), ("row", self._rows, self._rows_n)):
+            zero = np.flatnonzero((v == 0) | (n == 0))
+            if len(zero):
+                k = int(zero[0])
+                raise _bad_index(f"{what} run {k} is ({int(v[k])}, {int(n[k])}): a {what} value "
+                                 "and a run length are at least 1")
+            if what == "step":
+                span = sum(map(int.__mul__, v.tolist(), n.tolist()))
+                if first + span >= 1 << 63:
+                    raise _bad_index("the step runs run past the largest int64 time")
+                covered = sum(n.tolist())
+                if covered != count - 1:
+                    raise _bad_index(f"the step runs cover {covered} differences; {count} "
+                                     f"timestamps have {count - 1}")
+        covered = sum(self._rows_n.tolist())
+        if covered != count:
+            raise _bad_index(f"the row runs cover {covered} timestamps; the index has {count}")
+        total = sum(map(int.__mul__, self._rows.tolist(), self._rows_n.tolist()))
+        if total > MAX_ROWS:
+            raise SpillError(f"rows of the timestamp index is {total}, over the cap of {MAX_ROWS}")
+        self.nrows = total
+
+    def __len__(self):
+        return self._len
+
+    def _array(self, name):
+        if name not in self._cache:
+            if name == "times":
+                rel = np.cumsum(np.repeat(self._steps, self._step_n.astype(np.int64)),
+                                dtype=np.uint64)
+                out = np.empty(self._len, dtype=np.int64)
+                if self._len:
+                    out[0] = self._first
+                    # Validated: first + every step stays within int64; wrapping adds exactly.
+                    with np.errstate(over="ignore"):
+                        out[1:] = rel.view(np.int64) + np.int64(self._first)
+            elif name == "counts":
+                out = np.repeat(self._rows.astype(np.int64), self._rows_n.astype(np.int64))
+            else:  # bounds
+                out = np.zeros(self._len + 1, dtype=np.int64)
+                np.cumsum(self._array("counts"), out=out[1:])
+            out.flags.writeable = False
+            self._cache[name] = out
+        return self._cache[name]
+
+    times = property(lambda self: self._array("times"), doc="int64 ns, one per timestamp")
+    counts = property(lambda self: self._array("counts"), doc="rows of each timestamp (int64)")
+    bounds = property(lambda self: self._array("bounds"), doc="starts, then nrows (int64)")
+    starts = property(lambda self: self._array("bounds")[:-1], doc="first row of each timestamp")
+
+    def time(self, i):
+        """The time of timestamp ``i`` (int ns)."""
+        return int(self.times[i])
+
+    def range(self, i):
+        """The rows ``(start, stop)`` of timestamp ``i``."""
+        i = range(self._len)[i]
+        return int(self.bounds[i]), int(self.bounds[i + 1])
+
+    def __getitem__(self, i):
+        return self.time(i), self.range(i)
+
+    def __iter__(self):
+        times, bounds = self.times.tolist(), self.bounds.tolist()
+        for i, t in enumerate(times):
+            yield t, (bounds[i], bounds[i + 1])
+
+    def find(self, t):
+        """The index of the timestamp at exactly ``t`` (int ns), or None."""
+        i = int(np.searchsorted(self.times, t, "left"))
+        return i if i < self._len and int(self.times[i]) == t else None
+
+    def first_at_or_after(self, t):
+        """The first timestamp at or after ``t`` (``len(self)`` if none)."""
+        return int(np.searchsorted(self.times, t, "left"))
+
+    def boundary(self, row):
+        """The timestamp whose rows start at ``row`` (``len(self)`` for ``nrows``); raises
+        SpillError when ``row`` is inside a cross-section."""
+        i = int(np.searchsorted(self.bounds, row, "left"))
+        if i > self._len or int(self.bounds[i]) != row:
+            raise SpillError(f"row {row} is not a timestamp boundary (ranges of whole "
+                             "cross-sections start and stop where a timestamp's rows start, or at "
+                             "the end)")
+        return i
+
+    def _units(self, ranges):
+        """The rows of each timestamp of each non-empty range (ranges on boundaries only)."""
+        parts = [self.counts[self.boundary(a):self.boundary(b)] for a, b in ranges if b > a]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def _pieces(self, ranges):
+        """``(index, rows)`` of each timestamp each non-empty range (any rows) touches, in order."""
+        idx, rows = [], []
+        bounds = self.bounds
+        for a, b in ranges:
+            if b <= a:
+                continue
+            i0 = int(np.searchsorted(bounds, a, "right")) - 1
+            i1 = int(np.searchsorted(bounds, b - 1, "right")) - 1
+            idx.append(np.arange(i0, i1 + 1, dtype=np.int64))
+            rows.append(np.minimum(bounds[i0 + 1:i1 + 2], b) - np.maximum(bounds[i0:i1 + 1], a))
+        if not idx:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(idx), np.concatenate(rows)
+
+    def __repr__(self):
+        return f"Timestamps({self._len} timestamps, {self.nrows} rows)"
+
+
+class _TimestampRanges(Mapping):
+    """``time -> (start, stop)`` over the index, by binary search (nothing built per timestamp).
+    Keys: int ns or any time bound :meth:`SpillFile.time_ranges` takes."""
+
+    def __init__(self, ts, to_ns):
+        self._ts, self._to_ns = ts, to_ns
+
+    def __getitem__(self, t):
+        i = self._ts.find(self._to_ns(t))
+        if i is None:
+            raise KeyError(t)
+        return self._ts.range(i)
+
+    def __iter__(self):
+        return iter(self._ts.times.tolist())
+
+    def __len__(self):
+        return len(self._ts)
 
 
 def _moment(v, column):
@@ -416,11 +658,11 @@ class SpillFile:
         raw = bytes(buf[meta_off:meta_off + meta_len])
         if zlib.crc32(raw) != meta_crc:
             raise SpillError("metadata checksum mismatch: metadata is corrupt")
-        self._parse_metadata(_parse_json(raw), meta_off)
+        self._parse_metadata(_parse_json(raw), meta_off, required)
         self.version = (major, minor)
         self.file_len = size
 
-    def _parse_metadata(self, m, data_end):
+    def _parse_metadata(self, m, data_end, required):
         for key in ("nrows", "chunk_bytes", "columns", "symbols"):
             if key not in m:
                 raise SpillError(f"metadata is not valid: missing field {key!r}")
@@ -438,6 +680,15 @@ class SpillFile:
             raise SpillError(f"symbol count is {len(syms)}, over the cap of {MAX_SYMBOLS}")
         if chunk & (chunk - 1) or not MIN_CHUNK_BYTES <= chunk <= MAX_CHUNK_BYTES:
             raise SpillError(f"chunk_bytes {chunk} is not a power of two between 4096 and 2^30")
+        raw_index = m.get("timestamps")
+        if raw_index is not None:
+            raw_index = _timestamps_raw(raw_index)
+        order = m.get("order", "symbol")
+        if not isinstance(order, str):
+            raise SpillError("metadata is not valid: order is not a string")
+        if order not in ORDERS:
+            raise SpillError(f"row order {order[:80]!r} is unknown (this reader knows \"symbol\" "
+                             "and \"time\")")
 
         columns = []
         for c in cols:
@@ -508,29 +759,54 @@ class SpillFile:
             if a[0] + a[1] > b[0]:
                 raise SpillError(f"columns {a[2][:80]!r} and {b[2][:80]!r} overlap")
 
-        symbols, ranges, nxt = [], {}, 0
+        symbols, ranges, seen, nxt = [], {}, set(), 0
         for s in syms:
-            if not isinstance(s, dict) or not all(k in s for k in ("name", "start", "stop")):
+            if not isinstance(s, dict) or "name" not in s:
                 raise SpillError("metadata is not valid: a symbol is not {name, start, stop}")
             name = _name(s["name"], "symbol")
-            start, stop = _u64(s["start"], "symbol start"), _u64(s["stop"], "symbol stop")
-            if name in ranges:
+            if name in seen:
                 raise SpillError(f"duplicate symbol name {name[:80]!r}")
+            seen.add(name)
+            start, stop = s.get("start"), s.get("stop")
+            if order == "time":
+                if start is not None or stop is not None:
+                    raise SpillError(f"symbol {name[:80]!r} has a row range in a time-major file: "
+                                     "its symbols carry names only")
+                symbols.append(name)
+                continue
+            if start is None or stop is None:
+                raise SpillError(f"metadata is not valid: symbol {name[:80]!r} has no start and "
+                                 "stop")
+            start, stop = _u64(start, "symbol start"), _u64(stop, "symbol stop")
             if start != nxt or stop < start or stop > nrows:
                 raise SpillError(f"symbol {name[:80]!r} range [{start}, {stop}) does not continue the "
                                  f"tiling at row {nxt} of {nrows}")
             symbols.append(name)
             ranges[name] = (start, stop)
             nxt = stop
-        if nxt != nrows:
+        if order == "symbol" and nxt != nrows:
             raise SpillError(f"symbol ranges end at row {nxt}, the file has {nrows} rows")
 
+        if (order == "time") != (raw_index is not None):
+            raise _bad_index("a time-major file has no timestamp index" if order == "time" else
+                             "a symbol-major file has a timestamp index")
+        index = None if raw_index is None else Timestamps(*raw_index)
+        if index is not None and index.nrows != nrows:
+            raise SpillError(f"the timestamp index covers {index.nrows} rows, the file has {nrows}")
+        bit = bool(required & FEATURE_TIME_ORDER)
+        if bit != (order == "time"):
+            raise SpillError(f"the metadata says the rows are {order}-major but required-feature "
+                             f"bit 0 is {'set' if bit else 'clear'}: a time-major file sets it, "
+                             "and only a time-major file")
+
         self.nrows = nrows
+        self.order = order
+        self._timestamps = index
         self.chunk_bytes = chunk
         self._columns = columns
         self._index = {c.name: i for i, c in enumerate(columns)}
         self.symbols = symbols
-        self.symbol_ranges = ranges
+        self._symbol_ranges = ranges
         self.metadata = build
 
     # ------------------------------------------------------------------ access
@@ -617,6 +893,72 @@ class SpillFile:
         t = self.time_column
         return None if t is None else self.column_info(t).timezone
 
+    @property
+    def symbol_ranges(self):
+        """``{symbol: (start, stop)}``: each symbol's rows (symbol-major files). A time-major
+        file has none (a symbol's rows are spread over its timestamps): SpillError there."""
+        if self.order == "time":
+            raise SpillError("a time-major file has no per-symbol row ranges (a symbol's rows are "
+                             "spread over its timestamps): use symbol_codes()")
+        return self._symbol_ranges
+
+    @property
+    def timestamps(self):
+        """The :class:`Timestamps` index of a time-major file (None in a symbol-major one)."""
+        return self._timestamps
+
+    @property
+    def timestamp_ranges(self):
+        """A mapping ``time -> (start, stop)``: the rows of each timestamp of a time-major file
+        (None in a symbol-major one), by binary search over the index's times. Keys are int ns, or
+        any time bound :meth:`time_ranges` takes."""
+        ts = self._timestamps
+        return None if ts is None else _TimestampRanges(ts, self._time_ns)
+
+    def _need_time_major(self, what):
+        if self._timestamps is None:
+            raise SpillError(f"{what} needs a time-major file (rows sorted by time, each "
+                             "timestamp's rows contiguous); this one is symbol-major")
+        return self._timestamps
+
+    def time_range(self, start=None, stop=None):
+        """Time-major files: the ONE row range ``(start_row, stop_row)`` whose times lie in
+        ``[start, stop)`` (None: unbounded; a stop below the start is raised to it), from the
+        timestamp index alone. It holds whole cross-sections. None in a symbol-major file (see
+        :meth:`time_ranges`). Bounds as for :meth:`time_ranges`."""
+        ts = self._timestamps
+        if ts is None:
+            return None
+        a = 0 if start is None else ts.first_at_or_after(self._time_ns(start))
+        b = len(ts) if stop is None else max(ts.first_at_or_after(self._time_ns(stop)), a)
+        return int(ts.bounds[a]), int(ts.bounds[b])
+
+    def group_sizes(self, ranges=None):
+        """Time-major files: the rows of each timestamp within ``ranges`` (default all), in order:
+        LightGBM's ``group``. Every non-empty range must start and stop on a timestamp boundary
+        (:meth:`time_range` gives such ranges); SpillError otherwise, and in a symbol-major file."""
+        ts = self._need_time_major("group sizes")
+        return ts._units(self._ranges(ranges))
+
+    def qid(self, ranges=None):
+        """Time-major files: each row's timestamp index (0 for the first timestamp of the file),
+        for the rows of ``ranges`` (default all; any rows), as int32 (int64 past 2^31 timestamps):
+        XGBoost's ``qid``."""
+        ts = self._need_time_major("qid")
+        idx, rows = ts._pieces(self._ranges(ranges))
+        dtype = np.int32 if len(ts) < 1 << 31 else np.int64
+        return np.repeat(idx.astype(dtype), rows)
+
+    def _group_runs(self, ranges):
+        """Rows per cross-section in the rows of ``ranges`` (any rows: a range may cut a
+        cross-section), pieces of one timestamp that follow each other merged: the group sizes of
+        a selection with some rows left out."""
+        idx, rows = self._need_time_major("group sizes")._pieces(self._ranges(ranges))
+        if not len(idx):
+            return rows
+        first = np.concatenate([[0], np.flatnonzero(np.diff(idx) != 0) + 1])
+        return np.add.reduceat(rows, first)
+
     def _ranges(self, ranges):
         if ranges is None:
             return [(0, self.nrows)]
@@ -652,9 +994,13 @@ class SpillFile:
 
     def time_ranges(self, start=None, stop=None):
         """Row ranges ``[(start_row, stop_row), ...]`` whose time lies in ``[start, stop)``, found by
-        binary search in each symbol's (time-sorted) rows, adjacent ranges merged. Bounds: int
+        binary search in each symbol's (time-sorted) rows, adjacent ranges merged; in a time-major
+        file ONE range (from :meth:`time_range`), or none when it is empty. Bounds: int
         nanoseconds, numpy datetime64, pandas Timestamp, datetime (naive means UTC), ISO string, or
         None for unbounded. Feed the result to :meth:`batches`, :meth:`take` or the adapters."""
+        if self._timestamps is not None:
+            a, b = self.time_range(start, stop)
+            return [(a, b)] if b > a else []
         t = self.time_column
         if t is None:
             raise SpillError("the file has no time column")
@@ -746,7 +1092,7 @@ class SpillFile:
         return pa.Table.from_arrays(cols, names=names)
 
     def batches(self, batch_rows, columns=None, ranges=None, shuffle=None, block_rows=None, seed=0,
-                drop_behind=True, with_time=False, with_symbols=False):
+                drop_behind=True, with_time=False, with_symbols=False, whole_timestamps=False):
         """Iterate over the rows in batches of ``batch_rows`` (the last may be shorter), yielding
         ``(X, y)``: ``X`` a new C-contiguous float32 array (rows, features), ``y`` float32 (None
         without a target); with ``with_time`` the int64 times follow, with ``with_symbols`` the
@@ -758,12 +1104,24 @@ class SpillFile:
         (Fisher-Yates driven by SplitMix64 from ``seed``, see :func:`splitmix64_permutation`); rows
         within a block keep their order. The Rust iterator yields the same batches.
 
+        ``whole_timestamps`` (time-major files): batches of whole cross-sections. The ranges must
+        start and stop on timestamp boundaries; the sequence is then made of units (one
+        timestamp's rows within one range), packed by :func:`pack_units`: blocks of at most
+        ``block_rows`` rows for the shuffle, then batches of at most ``batch_rows`` rows (a
+        cross-section larger than that is a block or batch alone). So every batch ends on a
+        timestamp boundary. Same batches as the Rust iterator's ``whole_timestamps()``.
+
         ``drop_behind`` releases the mapped pages of consumed rows (``madvise(MADV_DONTNEED)``), so
         the resident set stays at about a batch, whatever the size of the file."""
         if int(batch_rows) < 1:
             raise ValueError("batch_rows must be at least 1")
-        segments = _block_sequence(self._ranges(ranges), shuffle, int(block_rows or batch_rows),
-                                   seed)
+        batch_rows, block_rows = int(batch_rows), int(block_rows or batch_rows)
+        ranges = self._ranges(ranges)
+        if whole_timestamps:
+            segments, sizes = self._whole_sequence(ranges, shuffle, block_rows, seed, batch_rows)
+        else:
+            segments = _block_sequence(ranges, shuffle, block_rows, seed)
+            sizes = _fixed_sizes(sum(b - a for a, b in segments), batch_rows)
         names = self.columns_with_role("feature") if columns is None else list(columns)
         try:
             X = self.features(names)  # one strided 2-D view: one copy call per piece
@@ -778,9 +1136,46 @@ class SpillFile:
         ones = [None if n is None else self.column(n) for n in extra]
         infos = [self.column_info(n) for n in names + [n for n in extra if n is not None]]
         release = _Releaser(self._map(), infos) if drop_behind else None
-        return _batch_iter(X, cols, len(names), ones, segments, int(batch_rows), release)
+        return _batch_iter(X, cols, len(names), ones, segments, sizes, release)
+
+    def _whole_sequence(self, ranges, shuffle, block_rows, seed, batch_rows):
+        """The row runs and batch sizes of whole-cross-section batches (see :meth:`batches`)."""
+        units = self._need_time_major("whole-timestamp batches")._units(ranges)
+        segments = [(a, b) for a, b in ranges if b > a]
+        if shuffle == "blocks":
+            if block_rows < 1:
+                raise ValueError("block_rows must be at least 1")
+            per_block, rows = pack_units(units, block_rows)
+            firsts = np.concatenate([[0], np.cumsum(per_block)])
+            blocks = cut_sizes(segments, rows)
+            order = splitmix64_permutation(len(blocks), seed)
+            segments = merge_runs(blocks[k] for k in order)
+            parts = [units[firsts[k]:firsts[k + 1]] for k in order]
+            units = np.concatenate(parts) if parts else units
+        elif shuffle is not None:
+            raise ValueError(f"shuffle must be None or 'blocks', not {shuffle!r}")
+        return segments, pack_units(units, batch_rows)[1].tolist()
 
     # ------------------------------------------------------------------ verify
+    def verify_time_index(self):
+        """Time-major files: raise SpillError unless the time column holds, in every timestamp's
+        rows, exactly that timestamp's time (reads the time column, a million rows at a time).
+        Opening does not check it (it reads the metadata only), nor does :meth:`verify`. Nothing
+        to check in a symbol-major file or one without a time column."""
+        ts, name = self._timestamps, self.time_column
+        if ts is None or name is None:
+            return
+        col, bounds, times = self.column(name), ts.bounds, ts.times
+        step = 1 << 20
+        for r0 in range(0, self.nrows, step):
+            r1 = min(r0 + step, self.nrows)
+            idx = np.searchsorted(bounds, np.arange(r0, r1), "right") - 1
+            bad = np.flatnonzero(col[r0:r1] != times[idx])
+            if len(bad):
+                k = int(bad[0])
+                raise SpillError(f"row {r0 + k} holds time {int(col[r0 + k])} but the timestamp "
+                                 f"index says {int(times[idx[k]])}")
+
     def damaged_chunks(self):
         """Recompute every chunk checksum; return the list of :class:`DamagedChunk` (empty: intact)."""
         damaged = []

@@ -259,6 +259,41 @@ pub enum Error {
         name: String,
     },
 
+    // ---- time-major files (format 1.2) ----
+    /// The metadata's `order` is a string this reader does not know.
+    #[error("row order {order:?} is unknown (this reader knows \"symbol\" and \"time\")")]
+    UnknownOrder {
+        /// The order found (shortened).
+        order: String,
+    },
+    /// The required-feature bit 0 (time-major rows) disagrees with the metadata's `order`.
+    #[error("the metadata says the rows are {order}-major but required-feature bit 0 is {}: a time-major file sets it, and only a time-major file", if *bit { "set" } else { "clear" })]
+    OrderFeature {
+        /// The order the metadata states.
+        order: crate::Order,
+        /// Whether bit 0 is set.
+        bit: bool,
+    },
+    /// The timestamp index is missing, misplaced or malformed.
+    #[error("timestamp index: {0}")]
+    BadTimestamps(String),
+    /// The timestamp index's rows do not add up to the file's rows.
+    #[error("the timestamp index covers {rows} rows, the file has {nrows}")]
+    TimestampsDoNotTile {
+        /// Rows the index covers (saturated at 2^64 - 1).
+        rows: u64,
+        /// Row count.
+        nrows: u64,
+    },
+    /// A symbol of a time-major file carries a row range (a symbol's rows are not contiguous there).
+    #[error(
+        "symbol {symbol:?} has a row range in a time-major file: its symbols carry names only"
+    )]
+    SymbolRangeInTimeMajor {
+        /// Symbol name.
+        symbol: String,
+    },
+
     // ---- access ----
     /// No column with that name.
     #[error("no column named {name:?}")]
@@ -307,6 +342,31 @@ pub enum Error {
     /// The file has no column whose role is `time`.
     #[error("the file has no time column")]
     NoTimeColumn,
+    /// The file has no column whose role is `symbol` (a time-major file's symbol codes are there).
+    #[error("the file has no symbol column")]
+    NoSymbolColumn,
+    /// An operation that needs a time-major file was asked of a symbol-major one.
+    #[error("{what} needs a time-major file (rows sorted by time, each timestamp's rows contiguous); this one is symbol-major")]
+    NotTimeMajor {
+        /// What was asked ("group sizes", "whole-timestamp batches").
+        what: &'static str,
+    },
+    /// A row range that must start and stop on timestamp boundaries does not.
+    #[error("row {row} is not a timestamp boundary (ranges of whole cross-sections start and stop where a timestamp's rows start, or at the end)")]
+    NotOnTimestampBoundary {
+        /// The row.
+        row: u64,
+    },
+    /// `verify_time_index`: the time column disagrees with the timestamp index.
+    #[error("row {row} holds time {found} but the timestamp index says {expected}")]
+    TimeIndexMismatch {
+        /// The first row that disagrees.
+        row: u64,
+        /// Its time in the time column.
+        found: i64,
+        /// Its time in the index.
+        expected: i64,
+    },
 
     // ---- writing ----
     /// A write that does not continue the column where it stands.

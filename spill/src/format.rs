@@ -12,7 +12,7 @@ pub const TRAILER_MAGIC: [u8; 8] = *b"SPILLEND";
 /// Major format version this crate writes and reads. A file with another major is refused.
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor format version this crate writes. Files with a newer minor are read (see SPEC.md).
-pub const VERSION_MINOR: u16 = 1;
+pub const VERSION_MINOR: u16 = 2;
 /// Every column region starts on a multiple of this (the page size; also the O_DIRECT unit).
 pub const ALIGN: u64 = 4096;
 /// Size of the header region at offset 0 (one alignment unit; the first column starts here).
@@ -26,9 +26,12 @@ pub const MIN_FILE_LEN: u64 = HEADER_LEN + TRAILER_LEN;
 
 /// Checksum algorithm id for CRC-32 (IEEE 802.3 polynomial, as zlib's `crc32`). The only one defined.
 pub const CHECKSUM_CRC32: u32 = 1;
-/// Required-feature bits this reader understands. Versions 1.0 and 1.1 define none: any set bit is
+/// Required-feature bit 0 (1.2): the rows are time-major (`"order": "time"`). A reader of 1.0 or
+/// 1.1 knows no bits, so it refuses such a file instead of reading its symbol table as row ranges.
+pub const FEATURE_TIME_ORDER: u64 = 1;
+/// Required-feature bits this reader understands: [`FEATURE_TIME_ORDER`]. Any other set bit is
 /// refused.
-pub const KNOWN_REQUIRED_FEATURES: u64 = 0;
+pub const KNOWN_REQUIRED_FEATURES: u64 = FEATURE_TIME_ORDER;
 
 /// Default bytes per checksummed column chunk (4 MiB: 52 chunks for a 218 MB column, so `verify`
 /// parallelises and names damaged rows to within 1M float32 rows).
@@ -51,6 +54,10 @@ pub mod caps {
     pub const MAX_CHUNK_BYTES: u64 = 1 << 30;
     /// Most rows (2^48: a 1 PiB float32 column; keeps every `rows x 8` product far from overflow).
     pub const MAX_ROWS: u64 = 1 << 48;
+    /// Most runs in each run-length list of the timestamp index (`steps`, `rows`; two integers a
+    /// run): 16 Mi runs (a run is 16 bytes parsed and 32 in the index, so a hostile index costs
+    /// at most 1.5 GiB, and needs 130 MB of metadata to).
+    pub const MAX_TIMESTAMP_RUNS: u64 = 1 << 24;
 }
 
 /// Element type of a column. All values are little-endian.

@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::format::{align_up, caps, DType, Role, DEFAULT_CHUNK_BYTES, HEADER_LEN};
 use crate::meta::{check_chunk_bytes, check_name, Symbol};
+use crate::timestamps::{Order, Timestamps};
 
 /// One column of a layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub struct Layout {
     nrows: u64,
     columns: Vec<ColumnSpec>,
     symbols: Vec<Symbol>,
+    order: Order,
+    timestamps: Option<Timestamps>,
     chunk_bytes: u64,
     offsets: Vec<u64>,
     data_end: u64,
@@ -97,6 +100,8 @@ impl Layout {
             nrows,
             columns,
             symbols,
+            order: Order::Symbol,
+            timestamps: None,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             offsets,
             data_end: at,
@@ -104,6 +109,39 @@ impl Layout {
         // The same checks a reader runs; checksums are not known yet, so check a stand-in.
         layout.skeleton().validate(layout.data_end)?;
         Ok(layout)
+    }
+
+    /// Makes the layout time-major (format 1.2): the rows will be written sorted by (time, symbol
+    /// code), each timestamp's rows contiguous where `timestamps` says. The index must cover
+    /// exactly `nrows` rows ([`Error::TimestampsDoNotTile`] otherwise). The symbols keep their
+    /// names and codes (the `symbol` column holds the codes, as in symbol-major files) and lose
+    /// their ranges (`0..0`): pass [`Layout::new`] the symbol-major ranges of the same rows (or any
+    /// that tile them). The writer writes columns as for any layout; the file gets required-feature
+    /// bit 0 ([`crate::FEATURE_TIME_ORDER`]).
+    pub fn with_time_order(mut self, timestamps: Timestamps) -> Result<Layout> {
+        if timestamps.nrows() != self.nrows {
+            return Err(Error::TimestampsDoNotTile {
+                rows: timestamps.nrows(),
+                nrows: self.nrows,
+            });
+        }
+        for s in &mut self.symbols {
+            (s.start, s.stop) = (0, 0);
+        }
+        self.order = Order::Time;
+        self.timestamps = Some(timestamps);
+        self.skeleton().validate(self.data_end)?;
+        Ok(self)
+    }
+
+    /// How the rows will be ordered.
+    pub fn order(&self) -> Order {
+        self.order
+    }
+
+    /// The timestamp index of a time-major layout.
+    pub fn timestamps(&self) -> Option<&Timestamps> {
+        self.timestamps.as_ref()
     }
 
     /// Sets the checksum chunk size (a power of two from 4096 to 2^30; default 4 MiB).
@@ -173,7 +211,9 @@ impl Layout {
                     stats: Default::default(),
                 })
                 .collect(),
+            order: self.order,
             symbols: self.symbols.clone(),
+            timestamps: self.timestamps.clone(),
             build: Default::default(),
         }
     }
@@ -258,6 +298,24 @@ mod tests {
         assert!(matches!(
             ts(Some(&long), Role::Time),
             Err(Error::BadTimezone { .. })
+        ));
+    }
+
+    #[test]
+    fn time_order_needs_an_index_of_every_row() {
+        let cols = vec![ColumnSpec::new("x", DType::F64, Role::Feature)];
+        let l = Layout::new(5, cols, vec![sym("A", 0, 2), sym("B", 2, 5)]).expect("valid");
+        let ts = |counts: &[u64]| {
+            Timestamps::from_counts(counts.iter().enumerate().map(|(i, &c)| (i as i64, c)))
+                .expect("index")
+        };
+        let t = l.clone().with_time_order(ts(&[2, 1, 2])).expect("valid");
+        assert_eq!(t.order(), Order::Time);
+        assert!(t.symbols().iter().all(|s| (s.start, s.stop) == (0, 0)));
+        assert_eq!(t.timestamps().map(Timestamps::len), Some(3));
+        assert!(matches!(
+            l.with_time_order(ts(&[2, 1])),
+            Err(Error::TimestampsDoNotTile { rows: 3, nrows: 5 })
         ));
     }
 

@@ -1,8 +1,10 @@
 //! # spill: the spill file format
 //!
 //! A spill file holds the rows of a training set as page-aligned little-endian columns, with a
-//! symbol table, per-symbol row ranges, checksums and statistics, so that training jobs can
-//! memory-map it and read columns (or the whole feature matrix) without a copy.
+//! symbol table, checksums and statistics, so that training jobs can memory-map it and read
+//! columns (or the whole feature matrix) without a copy. Its rows are symbol-major (each symbol's
+//! row range in the symbol table) or, from format 1.2, time-major ([`Order::Time`]: rows sorted by
+//! time, each timestamp's rows contiguous where the [`Timestamps`] index says).
 //!
 //! ```text
 //! file := header(4096) column_region* metadata(JSON) trailer(64)
@@ -15,7 +17,9 @@
 //! - [`SpillWriter`] is created from a [`Layout`] (the exact row count, columns and symbol ranges),
 //!   takes column slices in row order, and commits atomically with [`SpillWriter::finish`].
 //! - [`SpillFile::batches`] copies rows into row-major training batches (ranges, a seeded block
-//!   shuffle, pages released behind), the same batches as the numpy reader's.
+//!   shuffle, pages released behind, whole cross-sections in time-major files), the same batches
+//!   as the numpy reader's; [`SpillFile::time_ranges`], [`SpillFile::time_range`] and
+//!   [`SpillFile::group_sizes`] find the rows of a time window and the ranking groups.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), spill::Error> {
@@ -40,21 +44,23 @@ mod meta;
 mod moments;
 mod read;
 mod stats;
+mod timestamps;
 mod verify;
 mod write;
 
 pub use batch::{block_order, Batch, BatchOptions, Batches};
 pub use error::{Error, Result};
 pub use format::{
-    caps, DType, Role, Trailer, ALIGN, CHECKSUM_CRC32, DEFAULT_CHUNK_BYTES, HEADER_LEN, MAGIC,
-    TRAILER_LEN, TRAILER_MAGIC, VERSION_MAJOR, VERSION_MINOR,
+    caps, DType, Role, Trailer, ALIGN, CHECKSUM_CRC32, DEFAULT_CHUNK_BYTES, FEATURE_TIME_ORDER,
+    HEADER_LEN, MAGIC, TRAILER_LEN, TRAILER_MAGIC, VERSION_MAJOR, VERSION_MINOR,
 };
 pub use layout::{ColumnSpec, Layout};
 pub use meta::{Column, Metadata, Scalar, Stats, Symbol, TIME_UNIT};
 pub use read::{open, Backing, Matrix, SpillFile};
 pub use stats::Element;
+pub use timestamps::{Iter as TimestampIter, Order, Timestamps};
 pub use verify::{DamagedChunk, VerifyReport};
 pub use write::{
-    is_temp_name, stale_temps, Committed, SpillWriter, WriteMode, WriteOptions,
+    is_temp_name, stale_temps, temp_path, Committed, SpillWriter, WriteMode, WriteOptions,
     DEFAULT_WRITE_MEMORY,
 };

@@ -11,11 +11,12 @@ use serde_json::{Map, Value};
 
 use crate::error::{short, Error, Result};
 use crate::format::{
-    caps, decode_header, Role, Trailer, CHECKSUM_CRC32, HEADER_FIELDS_LEN, HEADER_LEN,
-    KNOWN_REQUIRED_FEATURES, MIN_FILE_LEN, TRAILER_LEN, VERSION_MAJOR,
+    caps, decode_header, Role, Trailer, CHECKSUM_CRC32, FEATURE_TIME_ORDER, HEADER_FIELDS_LEN,
+    HEADER_LEN, KNOWN_REQUIRED_FEATURES, MIN_FILE_LEN, TRAILER_LEN, VERSION_MAJOR,
 };
 use crate::meta::{Column, Metadata, Symbol};
 use crate::stats::Element;
+use crate::timestamps::{Order, Timestamps};
 
 /// Storage a spill file is read from: any byte buffer. Memory maps also drop pages they are done
 /// with, so that `verify` of a file larger than RAM keeps a small resident set.
@@ -153,6 +154,14 @@ impl<D: Backing> SpillFile<D> {
             });
         }
         let meta = Metadata::parse(meta_bytes, trailer.metadata_offset)?;
+        // Bit 0 is what stops 1.0 and 1.1 readers from reading a time-major file as symbol-major.
+        let bit = trailer.required_features & FEATURE_TIME_ORDER != 0;
+        if bit != (meta.order == Order::Time) {
+            return Err(Error::OrderFeature {
+                order: meta.order,
+                bit,
+            });
+        }
         let index = meta
             .columns
             .iter()
@@ -189,9 +198,21 @@ impl<D: Backing> SpillFile<D> {
             .ok_or_else(|| Error::NoSuchColumn { name: short(name) })
     }
 
-    /// Symbol table: code `i` is `symbols()[i]`, with its row range.
+    /// Symbol table: code `i` is `symbols()[i]`, with its row range (symbol-major files; in a
+    /// time-major file every range is `0..0` and the codes are in the `symbol` column).
     pub fn symbols(&self) -> &[Symbol] {
         &self.meta.symbols
+    }
+
+    /// How the rows are ordered: symbol-major (1.0, 1.1, and 1.2 by default) or time-major.
+    pub fn order(&self) -> Order {
+        self.meta.order
+    }
+
+    /// The timestamp index of a time-major file (`None` in a symbol-major one): each timestamp's
+    /// time and rows, from the metadata alone.
+    pub fn timestamps(&self) -> Option<&Timestamps> {
+        self.meta.timestamps.as_ref()
     }
 
     /// The free-form build metadata.

@@ -17,16 +17,17 @@ use spill::{Committed, SpillWriter, WriteMode, WriteOptions};
 mod inputs;
 
 use crate::cancel::Cancel;
-use crate::config::{self, BuildConfig, OnError};
+use crate::config::{self, BuildConfig, OnError, RowOrder};
 use crate::error::{Error, Result, SymbolError};
 use crate::input::convert::Float;
 use crate::input::discover::discover;
+use crate::order::{transpose, Intermediate};
 use crate::plan::budget::RETURNED;
 use crate::plan::budget::{self, Budget};
 use crate::plan::{plan, Plan};
 use crate::read::{read_unit, Msg, ReadContext, Reader, Source, Spares, Task};
 use crate::report::progress::Progress;
-use crate::report::summary::{BuildSummary, Decoders, WriterStats};
+use crate::report::summary::{BuildSummary, Decoders, TransposeStats, WriterStats};
 use crate::write::{write_all, WriteFailure};
 
 pub(crate) use self::inputs::check_output;
@@ -39,6 +40,7 @@ struct Run {
     commit_seconds: f64,
     writer: WriterStats,
     reader_wait: Duration,
+    transpose: Option<TransposeStats>,
 }
 
 enum Failure {
@@ -108,13 +110,19 @@ fn attempt(
 ) -> Result<(Budget, Run), Failure> {
     let budget = budget::choose(cfg, plan).map_err(Failure::Fatal)?;
     progress.begin(plan);
+    // A time-major build streams into a hidden symbol-major intermediate, then transposes it;
+    // the guard removes the intermediate however this attempt ends.
+    let staging = match (cfg.order, cfg.decode_only) {
+        (RowOrder::Time, false) => Some(Intermediate::beside(&cfg.output).map_err(Failure::Fatal)?),
+        _ => None,
+    };
     let run = if plan.float32 {
-        execute::<f32>(plan, cfg, &budget, progress, cancel)
+        execute::<f32>(plan, cfg, staging.as_ref(), &budget, progress, cancel)
     } else {
-        execute::<f64>(plan, cfg, &budget, progress, cancel)
+        execute::<f64>(plan, cfg, staging.as_ref(), &budget, progress, cancel)
     };
     // Whatever failed once the caller cancelled (a reader stopping mid-unit, say) is the
-    // cancellation; the writer's drop has removed the temporary file.
+    // cancellation; the writers' drops have removed the temporary files.
     match run {
         Err(_) if cancel.is_cancelled() => Err(Failure::Fatal(Error::Cancelled)),
         run => Ok((budget, run?)),
@@ -129,7 +137,7 @@ fn summary(
     plan_seconds: f64,
     attempts: usize,
 ) -> BuildSummary {
-    BuildSummary::new(
+    let summary = BuildSummary::new(
         plan,
         budget,
         run.committed.as_ref(),
@@ -139,7 +147,11 @@ fn summary(
         wall,
         (plan_seconds, run.commit_seconds),
         attempts,
-    )
+    );
+    match &run.transpose {
+        Some(t) => summary.with_transpose(t.clone()),
+        None => summary,
+    }
 }
 
 fn write_mode(mode: config::WriteMode) -> WriteMode {
@@ -153,6 +165,7 @@ fn write_mode(mode: config::WriteMode) -> WriteMode {
 fn execute<O: Float>(
     plan: &Plan,
     cfg: &BuildConfig,
+    staging: Option<&Intermediate>,
     budget: &Budget,
     progress: &Progress,
     user_cancel: &Cancel,
@@ -161,11 +174,10 @@ fn execute<O: Float>(
     let opts = WriteOptions::default()
         .with_memory(budget.writer_memory)
         .with_mode(write_mode(cfg.write_mode));
+    let dest = staging.map_or(cfg.output.as_path(), |s| s.path());
     let mut writer = match cfg.decode_only {
         true => None,
-        false => {
-            Some(SpillWriter::create(&cfg.output, plan.layout.clone(), opts).map_err(spill_error)?)
-        }
+        false => Some(SpillWriter::create(dest, plan.layout.clone(), opts).map_err(spill_error)?),
     };
 
     let cancel = AtomicBool::new(false);
@@ -296,6 +308,26 @@ fn execute<O: Float>(
         }
         Err(WriteFailure::Spawn(source)) => return Err(Failure::Fatal(Error::Spawn { source })),
     };
+    user_cancel.check().map_err(Failure::Fatal)?;
+    let (writer, transpose) = match (writer, staging) {
+        (Some(w), Some(staging)) => {
+            // The intermediate is committed like any spill file (so it is validated when
+            // opened), under its hidden name, with no build metadata.
+            w.finish(Default::default()).map_err(spill_error)?;
+            let (w, t) = transpose(
+                plan,
+                staging,
+                &cfg.output,
+                budget,
+                opts,
+                progress,
+                user_cancel,
+            )
+            .map_err(Failure::Fatal)?;
+            (Some(w), Some(t))
+        }
+        (w, _) => (w, None),
+    };
     progress.phase("committing");
     // The last moment to stop: once renamed, the output is complete.
     user_cancel.check().map_err(Failure::Fatal)?;
@@ -316,5 +348,6 @@ fn execute<O: Float>(
         commit_seconds: tc.elapsed().as_secs_f64(),
         writer: stats,
         reader_wait: Duration::from_nanos(reader_wait_ns.load(Ordering::Relaxed)),
+        transpose,
     })
 }

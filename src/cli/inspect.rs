@@ -124,5 +124,16 @@ fn report(a: Args) -> anyhow::Result<ExitCode> {
         (None, Some(e)) => outln!("memory: {e}")?,
         (None, None) => {}
     }
+    if let Some(t) = &r.time_major {
+        outln!(
+            "--order time would add: {:.1} MiB of disk for the intermediate, I/O amplification {:.2} ({:.1} MiB written and read), {} windows of up to {} rows, transposition peak {:.0} MiB",
+            mib(t.intermediate_bytes),
+            t.io_amplification,
+            mib(t.io_bytes),
+            t.windows,
+            t.memory.window_rows,
+            mib(t.memory.bound_bytes)
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use spillway::config::{BuildOptions, EpochUnit};
+use spillway::config::{BuildOptions, EpochUnit, RowOrder};
 use spillway::gen::GenOptions;
 
 /// A clap parser for a library enum that parses from its names.
@@ -56,6 +56,11 @@ pub struct Selection {
     /// Seed of --max-cs-samples (default 0).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Row order: symbol (each symbol's rows together) or time (rows sorted by time then
+    /// symbol, each timestamp's rows together, for cross-sectional training; built through a
+    /// hidden intermediate file beside the output).
+    #[arg(long, value_parser = choice::<RowOrder>(RowOrder::NAMES))]
+    pub order: Option<RowOrder>,
 }
 
 impl Selection {
@@ -74,6 +79,7 @@ impl Selection {
             min_cs: self.min_cs,
             max_cs_samples: self.max_cs_samples,
             seed: self.seed,
+            order: self.order,
             ..Default::default()
         }
     }

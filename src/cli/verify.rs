@@ -1,4 +1,5 @@
-//! `spillway verify FILE`: structure (on open) and every chunk checksum (in parallel).
+//! `spillway verify FILE`: structure (on open) and every chunk checksum (in parallel); in a
+//! time-major file, also that every row of each timestamp's range holds that time.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,6 +54,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let report = f.verify();
+    // The index is checked against the time column only once the column's bytes are known good.
+    let index_error = match (f.order(), report.is_ok()) {
+        (spill::Order::Time, true) => f.verify_time_index().err().map(|e| e.to_string()),
+        _ => None,
+    };
+    let ok = report.is_ok() && index_error.is_none();
+    let timestamps = f.timestamps().map(|t| t.len());
     let secs = t0.elapsed().as_secs_f64();
     if args.json {
         let damaged: Vec<_> = report
@@ -64,25 +72,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
             .collect();
         let out = json!({
-            "file": path, "ok": report.is_ok(), "nrows": f.nrows(), "columns": f.columns().len(),
+            "file": path, "ok": ok, "nrows": f.nrows(), "columns": f.columns().len(),
             "symbols": f.symbols().len(), "bytes": f.file_len(), "chunks": report.chunks,
-            "seconds": secs, "damaged": damaged,
+            "order": f.order().name(), "timestamps": timestamps,
+            "time_index_error": index_error, "seconds": secs, "damaged": damaged,
         });
         outln!("{out}")?;
-    } else if report.is_ok() {
+    } else if ok {
         outln!(
-            "ok: {}: {} rows, {} columns, {} symbols, {} bytes; {} chunks verified in {:.2}s",
+            "ok: {}: {} rows, {} columns, {} symbols{}, {} bytes; {} chunks verified in {:.2}s",
             path.display(),
             f.nrows(),
             f.columns().len(),
             f.symbols().len(),
+            timestamps.map_or(String::new(), |t| format!(
+                ", time-major ({t} timestamps, index checked)"
+            )),
             f.file_len(),
             report.chunks,
             secs
         )?;
     }
-    if report.is_ok() {
+    if ok {
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(e) = index_error {
+        note!(
+            "spillway: {}: the timestamp index does not match the time column: {e}\n",
+            path.display()
+        );
+        return Ok(ExitCode::FAILURE);
     }
     note!(
         "spillway: {}: {} of {} chunks damaged:\n",

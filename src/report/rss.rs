@@ -12,3 +12,8 @@ fn status_kib(field: &str) -> Option<u64> {
 pub fn peak_rss_bytes() -> Option<u64> {
     status_kib("VmHWM:").map(|k| k * 1024)
 }
+
+/// Current resident set size (VmRSS) in bytes, if the platform reports it.
+pub fn rss_bytes() -> Option<u64> {
+    status_kib("VmRSS:").map(|k| k * 1024)
+}

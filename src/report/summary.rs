@@ -34,6 +34,42 @@ pub struct Decoders {
     pub arrow: u64,
 }
 
+/// How a time-major build's transposition splits its memory (see `order`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TransposeMemory {
+    /// Resident bytes when the transposition began (what the stream pass left).
+    pub in_use_bytes: u64,
+    /// Bytes the transposition's writer keeps.
+    pub writer_bytes: u64,
+    /// Bytes for the runs' time buffers and heap.
+    pub merge_bytes: u64,
+    /// Rows a window takes.
+    pub window_rows: u64,
+    /// The transposition's memory bound: what was in use, writer, merge and window.
+    pub bound_bytes: u64,
+}
+
+/// What a time-major build's transposition did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransposeStats {
+    /// The memory split and bound.
+    pub memory: TransposeMemory,
+    /// Runs merged (one a symbol unless a symbol's time goes backwards).
+    pub runs: usize,
+    /// Distinct timestamps.
+    pub timestamps: u64,
+    /// Windows gathered.
+    pub windows: u64,
+    /// Bytes of the intermediate file (written by the stream pass, then deleted).
+    pub intermediate_bytes: u64,
+    /// Bytes read back from it.
+    pub bytes_read: u64,
+    /// Seconds cutting runs and counting the timestamps (two reads of the time column).
+    pub index_seconds: f64,
+    /// Seconds gathering the windows and writing them.
+    pub gather_seconds: f64,
+}
+
 /// Everything a build reports (`--summary FILE.json` writes it as JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildSummary {
@@ -91,6 +127,14 @@ pub struct BuildSummary {
     pub filters: crate::config::FilterOptions,
     /// Rows each filter removed, distinct timestamps, and the memory of the filter passes.
     pub filter_stats: FilterStats,
+    /// How the rows are ordered: "symbol" or "time".
+    pub order: &'static str,
+    /// Bytes written and read by the build (spill files only, not the parquet input) over the
+    /// output's size: 1 for a symbol-major build; a time-major build writes the intermediate,
+    /// reads it back and writes the output.
+    pub io_amplification: f64,
+    /// The transposition of a time-major build.
+    pub transpose: Option<TransposeStats>,
 }
 
 impl BuildSummary {
@@ -175,7 +219,20 @@ impl BuildSummary {
                 .map(|cs| cs.options())
                 .unwrap_or_default(),
             filter_stats: plan.filter_stats,
+            order: "symbol",
+            io_amplification: if committed.is_some() { 1.0 } else { 0.0 },
+            transpose: None,
         }
+    }
+
+    /// Records the transposition of a time-major build.
+    pub fn with_transpose(mut self, t: TransposeStats) -> BuildSummary {
+        let out = self.output_bytes.max(1) as f64;
+        self.order = "time";
+        self.io_amplification =
+            (t.intermediate_bytes + t.bytes_read + self.output_bytes) as f64 / out;
+        self.transpose = Some(t);
+        self
     }
 
     /// A few human lines (for stderr).
@@ -202,11 +259,24 @@ impl BuildSummary {
             self.budget.capacity,
             mib(self.budget.writer_bytes),
         );
+        let transpose_seconds = self
+            .transpose
+            .as_ref()
+            .map_or(0.0, |t| t.index_seconds + t.gather_seconds);
         s += &format!(
-            "phases: plan {:.2}s, stream {:.2}s (writer busy {:.2}s), commit {:.2}s; files decoded: {} fast, {} arrow-rs\n",
+            "phases: plan {:.2}s, stream {:.2}s (writer busy {:.2}s),{} commit {:.2}s; files decoded: {} fast, {} arrow-rs\n",
             self.plan_seconds,
-            (self.seconds - self.plan_seconds - self.commit_seconds).max(0.0),
+            (self.seconds - self.plan_seconds - self.commit_seconds - transpose_seconds).max(0.0),
             self.writer_busy_seconds,
+            match &self.transpose {
+                Some(t) => format!(
+                    " transpose {:.2}s (index {:.2}s, gather {:.2}s),",
+                    t.index_seconds + t.gather_seconds,
+                    t.index_seconds,
+                    t.gather_seconds
+                ),
+                None => String::new(),
+            },
             self.commit_seconds,
             self.decoders.fast,
             self.decoders.arrow
@@ -215,6 +285,19 @@ impl BuildSummary {
             "waits: readers blocked {:.2}s, writer waited {:.2}s (bottleneck: {})\n",
             self.readers_waited_seconds, self.writer_waited_seconds, self.bottleneck
         );
+        if let Some(t) = &self.transpose {
+            s += &format!(
+                "order: time ({} timestamps, {} runs merged, {} windows of up to {} rows, bound {:.0} MiB); I/O amplification {:.2} ({:.1} MiB intermediate written, {:.1} MiB read back)\n",
+                t.timestamps,
+                t.runs,
+                t.windows,
+                t.memory.window_rows,
+                mib(t.memory.bound_bytes),
+                self.io_amplification,
+                mib(t.intermediate_bytes),
+                mib(t.bytes_read),
+            );
+        }
         if self.filters.active() {
             let f = &self.filter_stats;
             s += &format!(

@@ -2,7 +2,8 @@
 //! the column union with its types and how many symbols have each, symbols missing the target, and
 //! the estimated output size and peak memory; from the time (and target) columns, through the
 //! build's own plan, the symbols whose time goes backwards or repeats and what the filters would
-//! remove; and whether an existing output is current (`--if-changed` would skip the build).
+//! remove; whether an existing output is current (`--if-changed` would skip the build); and what
+//! a time-major build (`--order time`) would cost beyond a symbol-major one.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +20,7 @@ use crate::plan::files::{read_footers, time_column, Interner, FOOTER_EXPANSION};
 use crate::plan::filter::FilterStats;
 use crate::plan::layout::work_bytes;
 use crate::plan::{plan, Disorder, Skipped};
+use crate::report::summary::TransposeMemory;
 
 /// One column of the union.
 #[derive(Debug, Clone, Serialize)]
@@ -31,6 +33,23 @@ pub struct UnionColumn {
     pub types: BTreeMap<String, usize>,
     /// Whether a build would use it as a feature (numeric somewhere, not time/target/excluded).
     pub feature: bool,
+}
+
+/// What a time-major build (`--order time`) would cost beyond a symbol-major one: the
+/// transposition of a symbol-major intermediate (see `order`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeMajorEstimate {
+    /// Extra disk: the intermediate, as large as the output, beside it until the build ends.
+    pub intermediate_bytes: u64,
+    /// Spill bytes written and read: the intermediate written, read back (every column once,
+    /// the time column twice more) and the output written.
+    pub io_bytes: u64,
+    /// `io_bytes` over the output's size (a symbol-major build: 1).
+    pub io_amplification: f64,
+    /// Windows the transposition would gather.
+    pub windows: u64,
+    /// The transposition's memory split and bound.
+    pub memory: TransposeMemory,
 }
 
 /// The inspection report.
@@ -58,6 +77,8 @@ pub struct InspectReport {
     pub estimated_budget: Option<Budget>,
     /// Why no shape fits the budget, if none does.
     pub budget_error: Option<String>,
+    /// The extra cost of `--order time` (when a shape fits the budget).
+    pub time_major: Option<TimeMajorEstimate>,
     /// With filter options: what the filters would remove, the distinct timestamps and the memory
     /// of the filter passes.
     pub filter_stats: Option<FilterStats>,
@@ -200,6 +221,19 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         Err(e @ Error::Budget { .. }) => (None, Some(e.to_string())),
         Err(e) => return Err(e),
     };
+    let time_major = estimated_budget.as_ref().map(|b| {
+        // The stream pass leaves some of its memory with the allocator: assume half its bound.
+        let memory = crate::order::memory(b, rows, b.bound_bytes / 2);
+        let out = estimated_output_bytes.max(1);
+        let io_bytes = 3 * out + 2 * rows * 8;
+        TimeMajorEstimate {
+            intermediate_bytes: out,
+            io_bytes,
+            io_amplification: io_bytes as f64 / out as f64,
+            windows: rows.div_ceil(memory.window_rows.max(1)),
+            memory,
+        }
+    });
     // The build's own plan, skipping what fails: the time scan's disorder and the filters.
     let skip = BuildConfig {
         on_error: OnError::Skip,
@@ -230,6 +264,7 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         estimated_output_bytes,
         estimated_budget,
         budget_error,
+        time_major,
         filter_stats,
         time_disorder,
         plan_error,

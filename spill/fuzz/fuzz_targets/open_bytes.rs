@@ -20,6 +20,12 @@ fuzz_target!(|data: &[u8]| {
     let _ = f.features::<f32>();
     let report = f.verify();
     assert!(report.damaged.len() as u64 <= report.chunks);
+    let _ = f.verify_time_index();
+    if let Some(ts) = f.timestamps() {
+        let rows: u64 = ts.iter().take(64).map(|(_, r)| r.end - r.start).sum();
+        assert!(rows <= f.nrows());
+        let _ = f.time_range(i64::MIN, i64::MAX);
+    }
 });
 
 fn bytemuck_bytes(v: &mut [u64]) -> &mut [u8] {

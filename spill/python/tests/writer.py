@@ -1,5 +1,7 @@
 """A minimal spill file writer for the tests (the format's writer is the Rust crate): columns from
-numpy arrays, page-aligned, with checksums, stats and the 1.1 keys when asked."""
+numpy arrays, page-aligned, with checksums, stats, the 1.1 keys and 1.2's order and timestamp index
+when asked; and `transpose`, which rewrites a symbol-major file time-major (the oracle of what
+`spillway build --order time` writes: the same rows, sorted by (time, symbol code), stably)."""
 import json
 import math
 import struct
@@ -23,8 +25,30 @@ def _stat(v, kind):
     return int(v)
 
 
-def write_spill(path, columns, symbols, minor=1, timezone="UTC", chunk_bytes=1 << 22):
-    """columns: list of (name, role, array); symbols: list of (name, start, stop)."""
+def runs(values):
+    """A flat run-length list [value, n, value, n, ...] of ``values`` (the index's encoding)."""
+    out = []
+    for v in values:
+        v = int(v)
+        if out and out[-2] == v:
+            out[-1] += 1
+        else:
+            out += [v, 1]
+    return out
+
+
+def index(times, counts):
+    """The stored timestamp index of distinct ``times`` (increasing) holding ``counts`` rows."""
+    times = [int(t) for t in times]
+    return {"count": len(times), "first": times[0] if times else 0,
+            "steps": runs(b - a for a, b in zip(times, times[1:])), "rows": runs(counts)}
+
+
+def write_spill(path, columns, symbols, minor=2, timezone="UTC", chunk_bytes=1 << 22, order=None,
+                timestamps=None):
+    """columns: list of (name, role, array); symbols: list of (name, start, stop), or of names
+    for ``order="time"``, whose index is ``timestamps`` (a dict as stored) or computed from the
+    time column. ``order`` is written when given, and by default on minor 2 and later."""
     nrows = len(columns[0][2]) if columns else 0
     out = bytearray(ALIGN)
     struct.pack_into("<8sHHI", out, 0, b"\x89SPILL\r\n", 1, minor, ALIGN)
@@ -56,15 +80,27 @@ def write_spill(path, columns, symbols, minor=1, timezone="UTC", chunk_bytes=1 <
             c["unit"] = "ns"
             c["timezone"] = timezone
         cols.append(c)
-    meta = {"nrows": nrows, "chunk_bytes": chunk_bytes, "columns": cols,
-            "symbols": [{"name": n, "start": a, "stop": b} for n, a, b in symbols],
-            "build": {"tool": "tests/writer.py"}}
+    order = order or ("symbol" if minor >= 2 else None)
+    meta = {"nrows": nrows, "chunk_bytes": chunk_bytes}
+    if order is not None:
+        meta["order"] = order
+    meta["columns"] = cols
+    if order == "time":
+        meta["symbols"] = [{"name": n} for n in symbols]
+        if timestamps is None:
+            t = next(a for _, role, a in columns if role == "time")
+            times, counts = np.unique(t, return_counts=True)
+            timestamps = index(times, counts)
+        meta["timestamps"] = timestamps
+    else:
+        meta["symbols"] = [{"name": n, "start": a, "stop": b} for n, a, b in symbols]
+    meta["build"] = {"tool": "tests/writer.py"}
     raw = json.dumps(meta, separators=(",", ":")).encode()
     meta_off = len(out)
     out += raw
     t = bytearray(64)
-    struct.pack_into("<QQQQHHII", t, 0, meta_off, len(raw), len(out) + 64, 0, 1, minor, 1,
-                     zlib.crc32(raw))
+    struct.pack_into("<QQQQHHII", t, 0, meta_off, len(raw), len(out) + 64, int(order == "time"), 1,
+                     minor, 1, zlib.crc32(raw))
     struct.pack_into("<I", t, 48, zlib.crc32(bytes(t[:48])))
     t[56:64] = b"SPILLEND"
     out += t
@@ -92,3 +128,41 @@ def universe(path, nsym=5, rows=(7, 0, 30, 12, 25), nfeat=4, seed=0, minor=1, ti
     for j in range(nfeat):
         cols.append((f"f{j:03d}", "feature", rng.standard_normal(n).astype(dtype)))
     return write_spill(path, cols, syms, minor=minor, timezone=timezone)
+
+
+def transpose(src, dst, spillfile):
+    """Writes symbol-major spill file ``src`` time-major at ``dst``: every column permuted by
+    (time, symbol code), stably (a symbol's rows keep their order within a timestamp)."""
+    f = spillfile.open(src)
+    ts, codes = f.column(f.time_column), f.symbol_codes()
+    perm = np.lexsort((codes, ts))
+    cols = [(n, f.column_info(n).role, np.asarray(f.column(n))[perm]) for n in f.columns]
+    return write_spill(dst, cols, f.symbols, order="time", timezone=f.timezone)
+
+
+def time_universe(path, nsym=5, grid=40, nfeat=3, seed=0, dup=0.1, keep=0.7, signal=None):
+    """A time-major file written directly: ``nsym`` symbols on a 5-minute grid of ``grid`` steps,
+    each keeping a random share ``keep`` of the grid (missing timestamps, ragged symbols), some
+    rows repeated within a symbol (``dup``). Feature f000 is each row's position in the
+    symbol-major order (exact in float32) so tests can check any permutation; with ``signal``,
+    the target is ``signal * f001 + noise`` (a learnable cross-sectional signal)."""
+    rng = np.random.default_rng(seed)
+    base = 1_700_000_000_000_000_000
+    ts, sym = [], []
+    for k in range(nsym):
+        t = np.flatnonzero(rng.random(grid) < keep)
+        t = np.sort(np.concatenate([t, t[rng.random(len(t)) < dup]]))
+        ts.append(base + t.astype(np.int64) * 300_000_000_000)
+        sym.append(np.full(len(t), k, np.uint32))
+    ts, sym = np.concatenate(ts), np.concatenate(sym)
+    n = len(ts)
+    perm = np.lexsort((sym, ts))
+    X = rng.standard_normal((n, nfeat)).astype(np.float32)
+    X[:, 0] = np.arange(n, dtype=np.float32)
+    y = rng.standard_normal(n).astype(np.float32)
+    if signal is not None:
+        y = (signal * X[:, 1] + y).astype(np.float32)
+    cols = [("ts", "time", ts[perm]), ("symbol", "symbol", sym[perm]),
+            ("target", "target", y[perm])]
+    cols += [(f"f{j:03d}", "feature", X[perm, j]) for j in range(nfeat)]
+    return write_spill(path, cols, [f"S{k:03d}" for k in range(nsym)], order="time")

@@ -1,13 +1,15 @@
 //! Training batches for Rust consumers (no arrow): [`SpillFile::batches`] copies the chosen rows of
 //! the chosen columns into row-major buffers, a batch at a time, in a documented (and optionally
-//! shuffled) order that the numpy reader reproduces exactly; [`SpillFile::time_ranges`] finds each
-//! symbol's rows in a time window.
+//! shuffled) order that the numpy reader reproduces exactly, whole cross-sections at a time on
+//! request (`whole.rs`); `time.rs` finds the rows of a time window and the group sizes.
 //!
 //! The semantics are spelled out on [`BatchOptions`] and in SPEC.md ("Batches").
 
 use std::ops::Range;
 
 mod release;
+mod time;
+mod whole;
 
 use crate::error::{short, Error, Result};
 use crate::format::Role;
@@ -39,11 +41,19 @@ use release::Release;
 ///    be shorter. Batches cross symbol, range and block boundaries. So the permuted sequence does
 ///    not depend on `batch_rows`.
 ///
+/// With [`whole_timestamps`](Self::whole_timestamps) (time-major files), batches hold whole
+/// cross-sections: every non-empty range must start and stop on a timestamp boundary, and the
+/// sequence is then made of *units*, each one timestamp's rows within one range. Units are packed
+/// greedily in order into groups of at most N rows (a group takes the next unit while it stays
+/// within N; a unit of more than N rows is a group alone): blocks with N = `block_rows`, permuted
+/// as in 2, then batches with N = `batch_rows` from the permuted sequence. Without a shuffle the
+/// blocks step is skipped.
+///
 /// Each batch holds, for its rows in sequence order: `x`, the [`columns`](Self::columns) (default:
 /// every `feature` column, in stored order) row-major; `y`, the first `target` column (none if the
 /// file has none); optionally the time column ([`with_time`](Self::with_time)) and the symbol
-/// codes ([`with_symbols`](Self::with_symbols), from the symbol table's ranges); and the source
-/// row ranges it covers.
+/// codes ([`with_symbols`](Self::with_symbols): from the symbol table's ranges in a symbol-major
+/// file, from the `symbol` column in a time-major one); and the source row ranges it covers.
 ///
 /// Memory: one batch (`batch_rows x (columns + 1)` values) plus 8 bytes per shuffled block. With
 /// [`drop_behind`](Self::drop_behind), the file pages the batches read are released from the
@@ -58,6 +68,7 @@ pub struct BatchOptions {
     shuffle: Option<(u64, u64)>,
     time: bool,
     symbols: bool,
+    whole: bool,
     drop_behind: bool,
 }
 
@@ -72,6 +83,7 @@ impl BatchOptions {
             shuffle: None,
             time: false,
             symbols: false,
+            whole: false,
             drop_behind: false,
         }
     }
@@ -108,6 +120,18 @@ impl BatchOptions {
     /// Adds each row's symbol code (its index in the symbol table) to each batch.
     pub fn with_symbols(mut self) -> BatchOptions {
         self.symbols = true;
+        self
+    }
+
+    /// Batches of whole cross-sections (time-major files only, else [`Error::NotTimeMajor`]):
+    /// every batch ends on a timestamp boundary, with at most `batch_rows` rows unless it is one
+    /// timestamp of more; a shuffle permutes blocks of whole cross-sections of at most
+    /// `block_rows` rows (or one larger one). The ranges must start and stop on timestamp
+    /// boundaries ([`Error::NotOnTimestampBoundary`]; [`SpillFile::time_range`] gives such
+    /// ranges). Memory: 8 bytes per cross-section of the selection while planning, then 8 bytes
+    /// per block and per batch.
+    pub fn whole_timestamps(mut self) -> BatchOptions {
+        self.whole = true;
         self
     }
 
@@ -189,13 +213,23 @@ impl<V: Element> Source<'_, V> {
     }
 }
 
+/// Where a batch's symbol codes come from.
+enum Codes<'a> {
+    /// Not asked for.
+    None,
+    /// The symbol table's row ranges (symbol-major files).
+    Ranges,
+    /// The `symbol` column (time-major files).
+    Column(Source<'a, u32>),
+}
+
 /// The iterator of [`SpillFile::batches`]: yields [`Batch`]es until the selection is used up.
 pub struct Batches<'a, D, T> {
     file: &'a SpillFile<D>,
     x: Vec<Source<'a, T>>,
     y: Option<Source<'a, T>>,
     time: Option<Source<'a, i64>>,
-    symbols: bool,
+    symbols: Codes<'a>,
     /// With drop-behind: the pages read, waiting to be released.
     release: Option<Release<'a>>,
     batch_rows: u64,
@@ -203,6 +237,11 @@ pub struct Batches<'a, D, T> {
     ranges: Vec<Range<u64>>,
     starts: Vec<u64>,
     block_rows: u64,
+    /// Whole cross-sections: the blocks' bounds in sequence positions (`None`: fixed blocks of
+    /// `block_rows`), and the size of every batch with the next one's index.
+    bounds: Option<Vec<u64>>,
+    sizes: Option<Vec<u64>>,
+    next_size: usize,
     /// Blocks in the order they are read.
     order: Vec<u64>,
     /// Next block (index into `order`) and rows of it already read.
@@ -278,6 +317,14 @@ impl<D: Backing> SpillFile<D> {
             true => Some(self.source(self.time_index()?)?),
             false => None,
         };
+        let symbols = match (opts.symbols, self.timestamps()) {
+            (false, _) => Codes::None,
+            (true, None) => Codes::Ranges,
+            (true, Some(_)) => match self.columns_with_role(Role::Symbol).first() {
+                Some(&i) => Codes::Column(self.source(i)?),
+                None => return Err(Error::NoSymbolColumn),
+            },
+        };
         let nrows = self.nrows();
         let ranges = opts
             .ranges
@@ -285,13 +332,7 @@ impl<D: Backing> SpillFile<D> {
         let mut starts = Vec::with_capacity(ranges.len() + 1);
         let mut total = 0u64;
         for r in &ranges {
-            if r.start > r.end || r.end > nrows {
-                return Err(Error::BadRowRange {
-                    start: r.start,
-                    stop: r.end,
-                    nrows,
-                });
-            }
+            self.check_range(r)?;
             starts.push(total);
             total = total
                 .checked_add(r.end - r.start)
@@ -300,60 +341,53 @@ impl<D: Backing> SpillFile<D> {
                 ))?;
         }
         starts.push(total);
-        let (block_rows, order) = match opts.shuffle {
-            Some((0, _)) => return Err(Error::BadBatchOptions("block_rows must be at least 1")),
-            Some((block_rows, seed)) => (block_rows, block_order(total.div_ceil(block_rows), seed)),
+        if matches!(opts.shuffle, Some((0, _))) {
+            return Err(Error::BadBatchOptions("block_rows must be at least 1"));
+        }
+        let (block_rows, order, bounds, sizes) = match (opts.whole, opts.shuffle) {
+            (true, shuffle) => {
+                let ts = self.timestamps().ok_or(Error::NotTimeMajor {
+                    what: "whole-timestamp batches",
+                })?;
+                let units = whole::units(ts, &ranges)?;
+                let plan = whole::plan(&units, opts.batch_rows as u64, shuffle);
+                (total.max(1), plan.order, plan.bounds, Some(plan.sizes))
+            }
+            (false, Some((block_rows, seed))) => (
+                block_rows,
+                block_order(total.div_ceil(block_rows), seed),
+                None,
+                None,
+            ),
             // Unshuffled: the whole sequence is one block.
-            None => (total.max(1), if total > 0 { vec![0] } else { vec![] }),
+            (false, None) => (
+                total.max(1),
+                if total > 0 { vec![0] } else { vec![] },
+                None,
+                None,
+            ),
         };
         Ok(Batches {
             file: self,
             x,
             y,
             time,
-            symbols: opts.symbols,
+            symbols,
             release: opts
                 .drop_behind
-                .then(|| Release::new(self.data(), idx.len() + 2)),
+                .then(|| Release::new(self.data(), idx.len() + 3)),
             batch_rows: opts.batch_rows as u64,
             ranges,
             starts,
             block_rows,
+            bounds,
+            sizes,
+            next_size: 0,
             order,
             next_block: 0,
             in_block: 0,
             remaining: total,
         })
-    }
-
-    /// For each symbol (in code order), its rows whose time lies in `[start_ns, stop_ns)`, found
-    /// by binary search of the first time column within the symbol's range (`O(symbols x log
-    /// rows)`; empty ranges included, so `result[code]` is that symbol's).
-    ///
-    /// Assumes each symbol's rows are sorted by time (spillway keeps each symbol's rows in the
-    /// order of its input files; it does not sort them). Where they are not, the range returned
-    /// for that symbol is an unspecified sub-range of the symbol's rows: no error, no panic.
-    pub fn time_ranges(&self, start_ns: i64, stop_ns: i64) -> Result<Vec<Range<u64>>> {
-        let time: &[i64] = self.column_at(self.time_index()?)?;
-        Ok(self
-            .symbols()
-            .iter()
-            .map(|s| {
-                // Validated: symbol ranges tile [0, nrows).
-                let t = &time[s.start as usize..s.stop as usize];
-                let a = t.partition_point(|&v| v < start_ns) as u64;
-                let b = (t.partition_point(|&v| v < stop_ns) as u64).max(a);
-                s.start + a..s.start + b
-            })
-            .collect())
-    }
-
-    /// Index of the first time column.
-    fn time_index(&self) -> Result<usize> {
-        self.columns_with_role(Role::Time)
-            .first()
-            .copied()
-            .ok_or(Error::NoTimeColumn)
     }
 
     fn source<V: Element>(&self, i: usize) -> Result<Source<'_, V>> {
@@ -374,10 +408,14 @@ impl<D: Backing, T: Element> Batches<'_, D, T> {
     /// the selection is used up.
     pub fn next_into(&mut self, batch: &mut Batch<T>) -> bool {
         batch.rows.clear();
-        let mut need = self.batch_rows;
+        let size = match &self.sizes {
+            Some(sizes) => sizes.get(self.next_size).copied().unwrap_or(0),
+            None => self.batch_rows,
+        };
+        self.next_size += 1;
+        let mut need = size;
         while need > 0 && self.next_block < self.order.len() {
-            let start = self.order[self.next_block] * self.block_rows;
-            let end = (start + self.block_rows).min(self.starts[self.ranges.len()]);
+            let Range { start, end } = self.block(self.order[self.next_block]);
             let from = start + self.in_block;
             let take = need.min(end - from);
             self.push_runs(from..from + take, &mut batch.rows);
@@ -388,11 +426,22 @@ impl<D: Backing, T: Element> Batches<'_, D, T> {
                 self.in_block = 0;
             }
         }
-        let n = self.batch_rows - need;
+        let n = size - need;
         self.remaining -= n;
         self.copy(batch, n as usize);
         self.release(&batch.rows);
         n > 0
+    }
+
+    /// Sequence positions of block `b`.
+    fn block(&self, b: u64) -> Range<u64> {
+        match &self.bounds {
+            Some(bounds) => bounds[b as usize]..bounds[b as usize + 1],
+            None => {
+                let start = b * self.block_rows;
+                start..(start + self.block_rows).min(self.starts[self.ranges.len()])
+            }
+        }
     }
 
     /// Appends the source rows of sequence positions `seq` to `runs`, merging adjacent runs.
@@ -456,7 +505,9 @@ impl<D: Backing, T: Element> Batches<'_, D, T> {
             Some(t) => gather(&mut batch.time, t.values, &batch.rows, n),
             None => batch.time = None,
         }
-        if self.symbols {
+        if let Codes::Column(c) = &self.symbols {
+            gather(&mut batch.symbols, c.values, &batch.rows, n);
+        } else if let Codes::Ranges = self.symbols {
             let codes = batch.symbols.get_or_insert_with(Vec::new);
             codes.clear();
             codes.reserve(n);
@@ -494,6 +545,9 @@ impl<D: Backing, T: Element> Batches<'_, D, T> {
             if let Some(t) = &self.time {
                 rel.add(ncols + 1, t.bytes(r));
             }
+            if let Codes::Column(c) = &self.symbols {
+                rel.add(ncols + 2, c.bytes(r));
+            }
         }
         if rel.full() {
             rel.flush(false);
@@ -510,7 +564,10 @@ impl<D: Backing, T: Element> Iterator for Batches<'_, D, T> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = usize::try_from(self.remaining.div_ceil(self.batch_rows)).unwrap_or(usize::MAX);
+        let n = match &self.sizes {
+            Some(sizes) => sizes.len().saturating_sub(self.next_size),
+            None => usize::try_from(self.remaining.div_ceil(self.batch_rows)).unwrap_or(usize::MAX),
+        };
         (n, Some(n))
     }
 }

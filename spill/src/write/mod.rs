@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-pub use temp::{is_temp_name, stale_temps};
+pub use temp::{is_temp_name, stale_temps, temp_path};
 
 use crate::error::{short, Error, Result};
 use crate::format::{
-    encode_header, Trailer, CHECKSUM_CRC32, TRAILER_LEN, VERSION_MAJOR, VERSION_MINOR,
+    encode_header, Trailer, CHECKSUM_CRC32, FEATURE_TIME_ORDER, TRAILER_LEN, VERSION_MAJOR,
+    VERSION_MINOR,
 };
 use crate::layout::Layout;
 use crate::meta::Metadata;
@@ -308,7 +309,10 @@ impl SpillWriter {
             metadata_offset,
             metadata_len,
             file_len,
-            required_features: 0,
+            required_features: match self.layout.order() {
+                crate::Order::Time => FEATURE_TIME_ORDER,
+                _ => 0,
+            },
             major: VERSION_MAJOR,
             minor: VERSION_MINOR,
             checksum_algorithm: CHECKSUM_CRC32,

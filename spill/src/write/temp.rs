@@ -89,6 +89,14 @@ fn stem(name: &OsStr) -> OsString {
     OsString::from(format!("{}~{:08x}", &lossy[..end], crc32fast::hash(bytes)))
 }
 
+/// A fresh temporary name beside `final_path` (nothing is created), the name a writer of
+/// `final_path` would use: for a caller's own scratch file (spillway's time-major intermediate),
+/// which [`stale_temps`] and the next writer of `final_path` then recognise as a leftover once
+/// its process is gone. Errors when `final_path` has no file name.
+pub fn temp_path(final_path: &Path) -> Result<PathBuf> {
+    Ok(TempFile::new(final_path)?.path().to_path_buf())
+}
+
 /// If `name` is a spill temporary file name, the pid of the process that made it.
 pub fn is_temp_name(name: &str) -> Option<u32> {
     let stem = name.strip_prefix('.')?.strip_suffix(SUFFIX)?;

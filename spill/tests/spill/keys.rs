@@ -48,7 +48,7 @@ fn bytes(zone: Option<&str>) -> Vec<u8> {
 fn writers_write_the_1_1_keys_in_table_order() {
     let b = bytes(Some("+05:00"));
     let f = SpillFile::from_bytes(&b[..]).expect("valid");
-    assert_eq!(f.version(), (1, 1));
+    assert_eq!(f.version(), (1, 2));
     let json = String::from_utf8(b[metadata_offset(&b)..b.len() - 64].to_vec()).expect("utf8");
     assert!(
         json.contains(r#"{"name":"ts","dtype":"i64","role":"time","unit":"ns","timezone":"+05:00","offset":4096,"#),

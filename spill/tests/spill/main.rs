@@ -1,5 +1,5 @@
 //! Integration tests of the spill format: round trips, corruption, golden files, crash safety,
-//! the numpy reader, and (ignored, heavy) writer memory.
+//! the numpy reader, time-major files, and (ignored, heavy) writer memory.
 
 mod batches;
 mod common;
@@ -11,3 +11,5 @@ mod keys;
 mod memory;
 mod roundtrip;
 mod stats;
+mod time;
+mod time_errors;

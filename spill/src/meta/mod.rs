@@ -1,14 +1,17 @@
 //! The metadata block: its JSON encoding, and the validation every reader runs before it hands out
 //! a single byte (offsets, lengths, alignment, overlaps, tiling, names, caps).
 
-use std::collections::HashSet;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{short, Error, Result};
-use crate::format::{caps, DType, Role, ALIGN, HEADER_LEN};
-use crate::json::StrictValue;
+use crate::format::{caps, DType, Role};
+use crate::timestamps::{Order, RawTimestamps, Timestamps};
+
+mod check;
+
+use check::{check_cap, check_columns, check_index, check_symbols};
+pub(crate) use check::{check_chunk_bytes, check_name};
 
 /// The unit of every time column's values: nanoseconds since the Unix epoch, UTC.
 pub const TIME_UNIT: &str = "ns";
@@ -67,14 +70,15 @@ pub enum Scalar {
     UInt(u64),
 }
 
-/// A symbol and its rows `[start, stop)`.
+/// A symbol and its rows `[start, stop)`. In a time-major file a symbol's rows are not contiguous
+/// (its code is in the `symbol` column): there `start == stop == 0`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Symbol {
     /// Unique, non-empty name.
     pub name: String,
-    /// First row.
+    /// First row (0 in a time-major file).
     pub start: u64,
-    /// One past the last row.
+    /// One past the last row (0 in a time-major file).
     pub stop: u64,
 }
 
@@ -99,8 +103,14 @@ pub struct Metadata {
     pub chunk_bytes: u64,
     /// Columns in stored order.
     pub columns: Vec<Column>,
-    /// Symbol table; code `i` is `symbols[i]`. Ranges tile `[0, nrows)` in order.
+    /// How the rows are ordered (format 1.2; earlier files are symbol-major).
+    pub order: Order,
+    /// Symbol table; code `i` is `symbols[i]`. Symbol-major: the ranges tile `[0, nrows)` in
+    /// order; time-major: names only (every range `0..0`).
     pub symbols: Vec<Symbol>,
+    /// Time-major files: where each timestamp's rows lie (they tile `[0, nrows)`). `None` in
+    /// symbol-major files.
+    pub timestamps: Option<Timestamps>,
     /// Free-form build metadata (tool version, options, input fingerprints).
     pub build: Map<String, Value>,
 }
@@ -109,8 +119,16 @@ pub struct Metadata {
 struct RawMeta {
     nrows: u64,
     chunk_bytes: u64,
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    order: Option<Value>,
     columns: Vec<RawColumn>,
     symbols: Vec<RawSymbol>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timestamps: Option<RawTimestamps>,
     #[serde(default)]
     build: Map<String, Value>,
 }
@@ -161,8 +179,11 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option
 #[derive(Serialize, Deserialize)]
 struct RawSymbol {
     name: String,
-    start: u64,
-    stop: u64,
+    // Symbol-major files only (time-major symbols carry names only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stop: Option<u64>,
 }
 
 /// Number of checksum chunks of a region of `length` bytes.
@@ -173,9 +194,11 @@ pub fn chunk_count(length: u64, chunk_bytes: u64) -> u64 {
 impl Metadata {
     /// Serializes to the stored JSON (compact; same metadata, same bytes).
     pub fn to_json(&self) -> Result<Vec<u8>> {
+        let ranges = self.order == Order::Symbol;
         let raw = RawMeta {
             nrows: self.nrows,
             chunk_bytes: self.chunk_bytes,
+            order: Some(Value::from(self.order.name())),
             columns: self
                 .columns
                 .iter()
@@ -210,10 +233,11 @@ impl Metadata {
                 .iter()
                 .map(|s| RawSymbol {
                     name: s.name.clone(),
-                    start: s.start,
-                    stop: s.stop,
+                    start: ranges.then_some(s.start),
+                    stop: ranges.then_some(s.stop),
                 })
                 .collect(),
+            timestamps: self.timestamps.as_ref().map(Timestamps::to_raw),
             build: self.build.clone(),
         };
         serde_json::to_vec(&raw).map_err(|e| Error::BuildMetadata(e.to_string()))
@@ -222,11 +246,10 @@ impl Metadata {
     /// Parses and validates metadata read from a file whose data area ends at `data_end` (the
     /// metadata offset). Nothing is trusted: every field is checked before it is used.
     pub fn parse(bytes: &[u8], data_end: u64) -> Result<Metadata> {
-        // Parse to a tree first, refusing duplicate keys anywhere.
-        let tree: StrictValue =
-            serde_json::from_slice(bytes).map_err(|e| Error::MetadataJson(e.to_string()))?;
-        let raw: RawMeta =
-            serde_json::from_value(tree.0).map_err(|e| Error::MetadataJson(e.to_string()))?;
+        // A strict pass refusing duplicate keys anywhere, then the typed parse.
+        let json = |e: serde_json::Error| Error::MetadataJson(e.to_string());
+        crate::json::check_strict(bytes).map_err(json)?;
+        let raw: RawMeta = serde_json::from_slice(bytes).map_err(json)?;
         check_cap("row count", raw.nrows, caps::MAX_ROWS)?;
         check_cap(
             "column count",
@@ -239,6 +262,13 @@ impl Metadata {
             caps::MAX_SYMBOLS as u64,
         )?;
         check_chunk_bytes(raw.chunk_bytes)?;
+        if let Some(ts) = &raw.timestamps {
+            check_cap("timestamp count", ts.count, caps::MAX_ROWS)?;
+            let runs = 2 * caps::MAX_TIMESTAMP_RUNS;
+            check_cap("timestamp step runs", ts.steps.len / 2, runs / 2)?;
+            check_cap("timestamp row runs", ts.rows.len / 2, runs / 2)?;
+        }
+        let order = parse_order(raw.order)?;
 
         let mut columns = Vec::with_capacity(raw.columns.len());
         for c in raw.columns {
@@ -264,169 +294,68 @@ impl Metadata {
                 stats,
             });
         }
+        check_columns(&columns, raw.nrows, raw.chunk_bytes, data_end)?;
+        let stored = raw
+            .symbols
+            .iter()
+            .map(|s| (s.name.as_str(), s.start, s.stop));
+        check_symbols(stored, raw.nrows, order)?;
+        let timestamps = match raw.timestamps {
+            Some(t) => Some(Timestamps::from_runs(
+                t.count,
+                t.first,
+                &t.steps.values,
+                &t.rows.values,
+            )?),
+            None => None,
+        };
+        check_index(order, timestamps.as_ref(), raw.nrows)?;
         let symbols = raw
             .symbols
             .into_iter()
             .map(|s| Symbol {
                 name: s.name,
-                start: s.start,
-                stop: s.stop,
+                start: s.start.unwrap_or(0),
+                stop: s.stop.unwrap_or(0),
             })
             .collect();
-        let meta = Metadata {
+        Ok(Metadata {
             nrows: raw.nrows,
             chunk_bytes: raw.chunk_bytes,
+            order,
             columns,
             symbols,
+            timestamps,
             build: raw.build,
-        };
-        meta.validate(data_end)?;
-        Ok(meta)
+        })
     }
 
     /// Checks every structural rule of SPEC.md against a data area ending at `data_end`.
     pub fn validate(&self, data_end: u64) -> Result<()> {
         check_columns(&self.columns, self.nrows, self.chunk_bytes, data_end)?;
-        check_symbols(&self.symbols, self.nrows)
-    }
-}
-
-fn check_cap(what: &'static str, value: u64, cap: u64) -> Result<()> {
-    if value > cap {
-        return Err(Error::OverCap { what, value, cap });
-    }
-    Ok(())
-}
-
-/// Checks the chunk size rule: a power of two in `[4096, 2^30]`.
-pub(crate) fn check_chunk_bytes(chunk_bytes: u64) -> Result<()> {
-    if !chunk_bytes.is_power_of_two()
-        || !(caps::MIN_CHUNK_BYTES..=caps::MAX_CHUNK_BYTES).contains(&chunk_bytes)
-    {
-        return Err(Error::BadChunkBytes(chunk_bytes));
-    }
-    Ok(())
-}
-
-/// Checks a name is non-empty and within the cap.
-pub(crate) fn check_name(what: &'static str, name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > caps::MAX_NAME_BYTES {
-        return Err(Error::BadName {
-            what,
-            name: short(name),
-            max: caps::MAX_NAME_BYTES,
+        let ranges = self.order == Order::Symbol;
+        let symbols = self.symbols.iter().map(|s| {
+            // A time-major symbol's range is 0..0; anything else is a range it may not have.
+            let range = ranges || (s.start, s.stop) != (0, 0);
+            (
+                s.name.as_str(),
+                range.then_some(s.start),
+                range.then_some(s.stop),
+            )
         });
+        check_symbols(symbols, self.nrows, self.order)?;
+        check_index(self.order, self.timestamps.as_ref(), self.nrows)
     }
-    Ok(())
 }
 
-fn check_columns(columns: &[Column], nrows: u64, chunk_bytes: u64, data_end: u64) -> Result<()> {
-    let mut names = HashSet::with_capacity(columns.len());
-    for c in columns {
-        check_name("column", &c.name)?;
-        if !names.insert(c.name.as_str()) {
-            return Err(Error::DuplicateColumn {
-                name: short(&c.name),
-            });
+/// The `order` key: absent is symbol-major; else the string `"symbol"` or `"time"`.
+fn parse_order(v: Option<Value>) -> Result<Order> {
+    match v {
+        None => Ok(Order::Symbol),
+        Some(Value::String(s)) => {
+            Order::from_name(&s).ok_or_else(|| Error::UnknownOrder { order: short(&s) })
         }
-        check_time_keys(c)?;
-        if c.offset % ALIGN != 0 {
-            return Err(Error::Misaligned {
-                column: short(&c.name),
-                offset: c.offset,
-            });
-        }
-        // nrows <= 2^48 and size <= 8, so this cannot overflow.
-        let expected = nrows * c.dtype.size();
-        if c.length != expected {
-            return Err(Error::ColumnLength {
-                column: short(&c.name),
-                length: c.length,
-                expected,
-                nrows,
-                dtype: c.dtype,
-            });
-        }
-        let end = c.offset.saturating_add(c.length);
-        if c.offset < HEADER_LEN || end > data_end {
-            return Err(Error::ColumnBounds {
-                column: short(&c.name),
-                offset: c.offset,
-                end,
-                data_end,
-            });
-        }
-        let expected_chunks = chunk_count(c.length, chunk_bytes);
-        if c.checksums.len() as u64 != expected_chunks {
-            return Err(Error::ChunkCount {
-                column: short(&c.name),
-                found: c.checksums.len() as u64,
-                expected: expected_chunks,
-            });
-        }
-    }
-    // Overlaps: sort the non-empty regions by offset; each must end before the next starts.
-    let mut regions: Vec<&Column> = columns.iter().filter(|c| c.length > 0).collect();
-    regions.sort_by_key(|c| c.offset);
-    for pair in regions.windows(2) {
-        if pair[0].offset + pair[0].length > pair[1].offset {
-            return Err(Error::Overlap {
-                a: short(&pair[0].name),
-                b: short(&pair[1].name),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn check_symbols(symbols: &[Symbol], nrows: u64) -> Result<()> {
-    let mut names = HashSet::with_capacity(symbols.len());
-    let mut next = 0u64;
-    for s in symbols {
-        check_name("symbol", &s.name)?;
-        if !names.insert(s.name.as_str()) {
-            return Err(Error::DuplicateSymbol {
-                name: short(&s.name),
-            });
-        }
-        if s.start != next || s.stop < s.start || s.stop > nrows {
-            return Err(Error::RangesDoNotTile {
-                symbol: short(&s.name),
-                start: s.start,
-                stop: s.stop,
-                expected_start: next,
-                nrows,
-            });
-        }
-        next = s.stop;
-    }
-    if next != nrows {
-        return Err(Error::RangesShort { end: next, nrows });
-    }
-    Ok(())
-}
-
-/// `unit` and `timezone`: only on time columns, `"ns"`, and a zone of 1..4096 bytes.
-fn check_time_keys(c: &Column) -> Result<()> {
-    let bad_zone = |reason| Error::BadTimezone {
-        column: short(&c.name),
-        reason,
-    };
-    if c.role != Role::Time && c.timezone.is_some() {
-        return Err(bad_zone("is set on a column whose role is not time"));
-    }
-    if let Some(unit) = &c.unit {
-        if c.role != Role::Time || unit != TIME_UNIT {
-            return Err(Error::TimeUnit {
-                column: short(&c.name),
-                unit: short(unit),
-            });
-        }
-    }
-    match c.timezone.as_deref() {
-        Some("") => Err(bad_zone("is empty")),
-        Some(z) if z.len() > caps::MAX_NAME_BYTES => Err(bad_zone("is longer than 4096 bytes")),
-        _ => Ok(()),
+        Some(_) => Err(Error::MetadataJson("order is not a string".into())),
     }
 }
 
