@@ -88,12 +88,15 @@ impl Drop for Intermediate {
     }
 }
 
-/// The split for `budget` and `nrows` output rows, when the process already holds `in_use`
-/// bytes (its resident set after the stream pass: the allocator keeps some of what the readers
-/// freed; at least [`FIXED`] is assumed).
-pub fn memory(budget: &Budget, nrows: u64, in_use: u64) -> Memory {
+/// The split for `budget` and `nrows` output rows of `ncols` columns, when the process already
+/// holds `in_use` bytes (its resident set after the stream pass: the allocator keeps some of what
+/// the readers freed; at least [`FIXED`] is assumed).
+pub fn memory(budget: &Budget, nrows: u64, ncols: usize, in_use: u64) -> Memory {
     let in_use = in_use.max(FIXED);
-    let writer_bytes = budget.writer_bytes.min(MAX_WRITER_BYTES);
+    let writer_memory = budget.writer_memory.min(MAX_WRITER_BYTES);
+    let writer_bytes = WriteOptions::default()
+        .with_memory(writer_memory)
+        .resident_bytes(ncols);
     let free = budget
         .budget_bytes
         .saturating_sub(in_use + writer_bytes + MARGIN);
@@ -105,6 +108,7 @@ pub fn memory(budget: &Budget, nrows: u64, in_use: u64) -> Memory {
     Memory {
         in_use_bytes: in_use,
         writer_bytes,
+        writer_memory,
         merge_bytes,
         window_rows,
         bound_bytes: in_use + writer_bytes + merge_bytes + window_rows * ROW_BYTES,
@@ -136,14 +140,15 @@ pub fn transpose(
 ) -> Result<(SpillWriter, TransposeStats)> {
     progress.phase("time-major: transposing");
     let in_use = crate::report::rss::rss_bytes().unwrap_or(budget.bound_bytes / 2);
-    let memory = memory(budget, plan.layout.nrows(), in_use);
+    let ncols = plan.layout.columns().len();
+    let memory = memory(budget, plan.layout.nrows(), ncols, in_use);
     let job = Job {
         layout: &plan.layout,
         staging: staging.path(),
         output,
         memory,
         budget_bytes: budget.budget_bytes,
-        opts: opts.with_memory(memory.writer_bytes),
+        opts: opts.with_memory(memory.writer_memory),
     };
     job.run(cancel)
 }

@@ -97,6 +97,7 @@ fn check_every_window_size(
             memory: Memory {
                 in_use_bytes: 0,
                 writer_bytes: 0,
+                writer_memory: 0,
                 merge_bytes: runs as u64 * (RUN_BYTES + 8 * MIN_BUFFER_ROWS as u64),
                 window_rows,
                 bound_bytes: 0,
@@ -141,6 +142,7 @@ fn too_many_runs_for_the_merge_is_an_error() {
         memory: Memory {
             in_use_bytes: 0,
             writer_bytes: 0,
+            writer_memory: 0,
             merge_bytes: 4 * (RUN_BYTES + 8 * MIN_BUFFER_ROWS as u64),
             window_rows: 10,
             bound_bytes: 0,
@@ -169,16 +171,18 @@ fn the_memory_split_stays_within_the_budget_and_caps() {
         readers: 2,
         batch_rows: 8192,
         capacity: 4,
-        writer_bytes: 52 << 20,
+        writer_bytes: 58 << 20,
+        writer_memory: 52 << 20,
         bound_bytes: 255 << 20,
         budget_bytes: 256 << 20,
     };
     // What the stream pass leaves resident on the M universe: about 100 MiB.
-    let m = memory(&budget, 46_000_000, 100 << 20);
+    let m = memory(&budget, 46_000_000, 103, 100 << 20);
     assert!(m.bound_bytes + MARGIN <= budget.budget_bytes, "{m:?}");
-    assert_eq!(m.writer_bytes, 32 << 20);
+    assert_eq!(m.writer_memory, 32 << 20);
+    assert!(m.writer_bytes > m.writer_memory, "{m:?}");
     assert_eq!(m.window_rows, (48 << 20) / ROW_BYTES);
     assert!(max_runs(&m) >= 50_000, "{}", max_runs(&m));
     // Small files take windows of their own size.
-    assert_eq!(memory(&budget, 1000, 0).window_rows, 1000);
+    assert_eq!(memory(&budget, 1000, 103, 0).window_rows, 1000);
 }

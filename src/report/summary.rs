@@ -39,8 +39,11 @@ pub struct Decoders {
 pub struct TransposeMemory {
     /// Resident bytes when the transposition began (what the stream pass left).
     pub in_use_bytes: u64,
-    /// Bytes the transposition's writer keeps.
+    /// Bytes the transposition's writer keeps resident (its buffers, their alignment and its
+    /// bounce buffers).
     pub writer_bytes: u64,
+    /// The writer's memory option: what its buffers share (`spill::WriteOptions::with_memory`).
+    pub writer_memory: u64,
     /// Bytes for the runs' time buffers and heap.
     pub merge_bytes: u64,
     /// Rows a window takes.

@@ -223,7 +223,7 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
     };
     let time_major = estimated_budget.as_ref().map(|b| {
         // The stream pass leaves some of its memory with the allocator: assume half its bound.
-        let memory = crate::order::memory(b, rows, b.bound_bytes / 2);
+        let memory = crate::order::memory(b, rows, value_columns + 2, b.bound_bytes / 2);
         let out = estimated_output_bytes.max(1);
         let io_bytes = 3 * out + 2 * rows * 8;
         TimeMajorEstimate {
