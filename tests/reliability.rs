@@ -459,3 +459,30 @@ fn many_tiny_files_under_a_low_descriptor_limit() {
     assert_eq!(f.symbols().len(), n);
     assert_eq!(f.nrows(), 20 * n as u64);
 }
+
+/// Planning thousands of files leaves memory with the allocator (the parsed footers) beyond the
+/// plan's own estimate; the planned bound must still cover the measured peak.
+#[test]
+fn the_planned_bound_covers_the_peak_on_thousands_of_small_files() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let u = d.path().join("u");
+    let args = ["--symbols", "3000", "--rows", "20", "--features", "100"];
+    gen(&u, &[&args[..], &["--ragged", "0"]].concat());
+    let (out, sum) = (d.path().join("o.spill"), d.path().join("s.json"));
+    ok(&run(&[
+        "build",
+        "--input",
+        s(&u),
+        "--output",
+        s(&out),
+        "--target",
+        "target",
+        "--summary",
+        s(&sum),
+        "--quiet",
+    ]));
+    let j: Value = serde_json::from_slice(&std::fs::read(&sum).expect("summary")).expect("json");
+    let peak = j["peak_rss_bytes"].as_u64().unwrap_or(u64::MAX);
+    let bound = j["budget"]["bound_bytes"].as_u64().unwrap_or(0);
+    assert!(peak <= bound, "peak {peak} above the planned bound {bound}");
+}

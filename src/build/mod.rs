@@ -27,6 +27,7 @@ use crate::plan::budget::{self, Budget};
 use crate::plan::{plan, Plan};
 use crate::read::{read_unit, Msg, ReadContext, Reader, Source, Spares, Task};
 use crate::report::progress::Progress;
+use crate::report::rss;
 use crate::report::summary::{BuildSummary, Decoders, TransposeStats, WriterStats};
 use crate::write::{write_all, WriteFailure};
 
@@ -58,6 +59,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
 /// [`build`], stopping with [`Error::Cancelled`] once `cancel` is cancelled.
 pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Result<BuildSummary> {
     let t0 = Instant::now();
+    let rss_at_start = rss::rss_bytes();
     progress.phase("discovering");
     let universe = discover(&cfg.input)?;
     inputs::check_output(cfg, &universe)?;
@@ -72,7 +74,12 @@ pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Re
             Err(e) => break Err(e),
         };
         let plan_seconds = tp.elapsed().as_secs_f64();
-        match attempt(&plan, cfg, progress, cancel) {
+        // What planning added to the resident set (the plan, and what the allocator kept of the
+        // footers it parsed): the budget charges it if it exceeds the plan's own estimate.
+        let retained = rss::rss_bytes()
+            .zip(rss_at_start)
+            .map_or(0, |(now, start)| now.saturating_sub(start));
+        match attempt(&plan, cfg, retained, progress, cancel) {
             Ok((budget, run)) => {
                 let wall = t0.elapsed();
                 break Ok(summary(&plan, &budget, &run, wall, plan_seconds, attempts));
@@ -93,7 +100,7 @@ pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Re
 /// when files change between planning and reading).
 pub fn execute_plan(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
     let t0 = Instant::now();
-    let result = match attempt(plan, cfg, progress, &Cancel::new()) {
+    let result = match attempt(plan, cfg, 0, progress, &Cancel::new()) {
         Ok((budget, run)) => Ok(summary(plan, &budget, &run, t0.elapsed(), 0.0, 1)),
         Err(Failure::Unit(e)) => Err(Error::Symbol(e)),
         Err(Failure::Fatal(e)) => Err(e),
@@ -105,10 +112,11 @@ pub fn execute_plan(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> Resu
 fn attempt(
     plan: &Plan,
     cfg: &BuildConfig,
+    retained: u64,
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<(Budget, Run), Failure> {
-    let budget = budget::choose(cfg, plan).map_err(Failure::Fatal)?;
+    let budget = budget::choose(cfg, plan, retained).map_err(Failure::Fatal)?;
     progress.begin(plan);
     // A time-major build streams into a hidden symbol-major intermediate, then transposes it;
     // the guard removes the intermediate however this attempt ends.
