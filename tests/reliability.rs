@@ -469,18 +469,7 @@ fn the_planned_bound_covers_the_peak_on_thousands_of_small_files() {
     let args = ["--symbols", "3000", "--rows", "20", "--features", "100"];
     gen(&u, &[&args[..], &["--ragged", "0"]].concat());
     let (out, sum) = (d.path().join("o.spill"), d.path().join("s.json"));
-    ok(&run(&[
-        "build",
-        "--input",
-        s(&u),
-        "--output",
-        s(&out),
-        "--target",
-        "target",
-        "--summary",
-        s(&sum),
-        "--quiet",
-    ]));
+    ok(&build(&u, &out, &["--summary", s(&sum)]));
     let j: Value = serde_json::from_slice(&std::fs::read(&sum).expect("summary")).expect("json");
     let peak = j["peak_rss_bytes"].as_u64().unwrap_or(u64::MAX);
     let bound = j["budget"]["bound_bytes"].as_u64().unwrap_or(0);

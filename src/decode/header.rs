@@ -349,18 +349,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<(Header, usize), Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn varint(mut v: u64, out: &mut Vec<u8>) {
-        loop {
-            let b = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                out.push(b);
-                return;
-            }
-            out.push(b | 0x80);
-        }
-    }
+    use crate::decode::hybrid::tests::varint;
 
     fn i32_field(delta: u8, v: i32, out: &mut Vec<u8>) {
         out.push(delta << 4 | I32);

@@ -230,11 +230,12 @@ fn unpack_groups_of<const W: usize>(packed: &[u8], out: &mut [u32]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn varint(mut v: u64, out: &mut Vec<u8>) {
+    /// Appends `v` as a ULEB128 varint (hybrid run headers, thrift compact integers).
+    pub(in crate::decode) fn varint(mut v: u64, out: &mut Vec<u8>) {
         loop {
             let b = (v & 0x7f) as u8;
             v >>= 7;
