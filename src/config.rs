@@ -92,12 +92,26 @@ pub enum Decoder {
     Arrow,
 }
 
+/// What `--if-changed` compares of the input files (and what the build records for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Freshness {
+    /// Path, size, modification time and footer bytes: a `stat` and a footer read per file.
+    #[default]
+    Stamp,
+    /// Also a CRC-32 of every file's bytes, recorded by the build: sees a rewrite that keeps
+    /// size, footer and modification time (`cp -p`, `rsync -a`), at the cost of reading every
+    /// input once more.
+    Content,
+}
+
 pub(crate) use named;
 
 named!(OnError { Fail = "fail", Skip = "skip" });
 named!(WriteMode { Auto = "auto", Mmap = "mmap", Direct = "direct" });
 named!(Decoder { Auto = "auto", Arrow = "arrow" });
 named!(RowOrder { Symbol = "symbol", Time = "time" });
+named!(Freshness { Stamp = "stamp", Content = "content" });
 
 /// The unit of an integer time column (`--time-unit`): seconds, milli-, micro- or nanoseconds
 /// since the Unix epoch, UTC.
@@ -163,6 +177,8 @@ pub struct BuildOptions {
     pub output: Option<PathBuf>,
     /// Target column.
     pub target: Option<String>,
+    /// Build without a target column (a build names its target or says it has none).
+    pub no_target: Option<bool>,
     /// Feature columns, in output order.
     pub features: Option<Vec<String>>,
     /// Time column name.
@@ -201,6 +217,8 @@ pub struct BuildOptions {
     pub cs_plan: Option<PathBuf>,
     /// symbol | time: how the output's rows are ordered.
     pub order: Option<RowOrder>,
+    /// Where the build writes its JSON summary (`-`: standard output).
+    pub summary: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -209,7 +227,16 @@ impl BuildOptions {
         BuildOptions {
             input: over.input.or(self.input),
             output: over.output.or(self.output),
-            target: over.target.or(self.target),
+            // A flag's --no-target overrides the file's target, and a flag's --target the
+            // file's no-target.
+            no_target: match over.target {
+                Some(_) => over.no_target,
+                None => over.no_target.or(self.no_target),
+            },
+            target: match over.no_target {
+                Some(true) => over.target,
+                _ => over.target.or(self.target),
+            },
             features: over.features.or(self.features),
             time_col: over.time_col.or(self.time_col),
             time_unit: over.time_unit.or(self.time_unit),
@@ -229,6 +256,7 @@ impl BuildOptions {
             symbols: over.symbols.or(self.symbols),
             cs_plan: over.cs_plan.or(self.cs_plan),
             order: over.order.or(self.order),
+            summary: over.summary.or(self.summary),
         }
     }
 
@@ -272,6 +300,21 @@ impl BuildOptions {
         };
         if filters.drop_null_target && self.target.is_none() {
             return Err(Error::Config("--drop-null-target needs --target".into()));
+        }
+        match (&self.target, self.no_target.unwrap_or(false)) {
+            (Some(t), true) => {
+                return Err(Error::Config(format!(
+                    "--target {t:?} and --no-target both given: give one"
+                )))
+            }
+            (None, false) => {
+                return Err(Error::Config(
+                    "name the target column with --target NAME, or say --no-target: without \
+                     one, a column meant as the label would become a feature"
+                        .into(),
+                ))
+            }
+            _ => {}
         }
         if filters.max_cs_samples == Some(0) {
             return Err(Error::Config("--max-cs-samples must be at least 1".into()));
@@ -324,6 +367,9 @@ impl BuildOptions {
             decode_only: false,
             scope,
             cs_plan: self.cs_plan,
+            config_file: None,
+            summary: self.summary,
+            freshness: Freshness::Stamp,
         })
     }
 }
@@ -371,6 +417,12 @@ pub struct BuildConfig {
     pub scope: Option<Scope>,
     /// The cross-section plan of a shard build.
     pub cs_plan: Option<PathBuf>,
+    /// The TOML file the options were read from, if any: an output never replaces it.
+    pub config_file: Option<PathBuf>,
+    /// Where the build writes its JSON summary (`-`: standard output), checked before any work.
+    pub summary: Option<PathBuf>,
+    /// What the file records of its inputs for `--if-changed` (content hashes cost a read).
+    pub freshness: Freshness,
 }
 
 /// Which symbols of the universe a shard build (or count) takes.
@@ -509,9 +561,10 @@ mod tests {
 
     #[test]
     fn flags_override_the_file() {
-        let file =
-            BuildOptions::from_toml("input = \"a\"\noutput = \"o\"\nthreads = 3\nmax-rows = 10\n")
-                .expect("valid toml");
+        let file = BuildOptions::from_toml(
+            "input = \"a\"\noutput = \"o\"\nno-target = true\nthreads = 3\nmax-rows = 10\n",
+        )
+        .expect("valid toml");
         let flags = BuildOptions {
             threads: Some(1),
             ..Default::default()
@@ -529,6 +582,7 @@ mod tests {
         let base = || BuildOptions {
             input: Some("i".into()),
             output: Some("o".into()),
+            no_target: Some(true),
             ..Default::default()
         };
         assert!(BuildOptions {
@@ -555,5 +609,47 @@ mod tests {
         }
         .resolve()
         .is_err());
+    }
+
+    #[test]
+    fn a_build_names_its_target_or_says_it_has_none() {
+        let base = || BuildOptions {
+            input: Some("i".into()),
+            output: Some("o".into()),
+            ..Default::default()
+        };
+        let e = base().resolve().expect_err("no target, no --no-target");
+        assert!(e.to_string().contains("--no-target"), "{e}");
+        let both = BuildOptions {
+            target: Some("y".into()),
+            no_target: Some(true),
+            ..base()
+        };
+        assert!(both.resolve().is_err());
+        // A flag overrides the file either way.
+        let file = BuildOptions {
+            target: Some("y".into()),
+            ..base()
+        };
+        let flags = BuildOptions {
+            no_target: Some(true),
+            ..Default::default()
+        };
+        let cfg = file
+            .clone()
+            .merge(flags)
+            .resolve()
+            .expect("--no-target wins");
+        assert_eq!(cfg.target, None);
+        let file = BuildOptions {
+            no_target: Some(true),
+            ..base()
+        };
+        let flags = BuildOptions {
+            target: Some("y".into()),
+            ..Default::default()
+        };
+        let cfg = file.merge(flags).resolve().expect("--target wins");
+        assert_eq!(cfg.target.as_deref(), Some("y"));
     }
 }

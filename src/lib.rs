@@ -9,6 +9,8 @@
 //!        commits) ; tools (gen, inspect)
 //! ```
 //!
+//! - `output`: what an output path may replace (never a special file, a directory or anything
+//!   the command reads), for every command;
 //! - `config`: [`BuildOptions`] (flags or TOML) resolved into one validated [`BuildConfig`];
 //! - `input`: discovering the symbols and their files, opening parquet files, footers, column
 //!   types, time values, numeric conversion;
@@ -34,6 +36,7 @@
 mod error;
 mod guard;
 mod cancel;
+pub mod output;
 pub mod config;
 mod input;
 mod decode;
@@ -45,15 +48,18 @@ mod order;
 mod build;
 mod tools;
 
-pub use build::{build, build_with, up_to_date, UpToDate};
+pub use build::{build, build_with, up_to_date, write_current_summary, UpToDate};
 pub use cancel::Cancel;
-pub use config::{BuildConfig, BuildOptions};
+pub use config::{BuildConfig, BuildOptions, Freshness};
 pub use error::{DecodeError, Error, ErrorKind, Problem, Result, SymbolError, SymbolErrorKind};
 pub use plan::budget::Budget;
 pub use plan::filter::FilterStats;
 pub use plan::Skipped;
 pub use report::progress::Progress;
-pub use report::summary::{BuildSummary, Decoders, TransposeMemory, TransposeStats};
+pub use report::summary::{
+    BuildSummary, CurrentSummary, Decoders, TransposeMemory, TransposeStats,
+};
+pub use report::tool::{Tool, SEMANTICS_VERSION};
 pub use tools::dataset;
 pub use tools::export;
 pub use tools::gen;

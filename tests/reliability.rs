@@ -450,6 +450,7 @@ fn many_tiny_files_under_a_low_descriptor_limit() {
             s(&u),
             "--output",
             s(&out),
+            "--no-target",
             "--quiet",
         ])
         .output()

@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod build_contract;
 mod filters;
+mod golden;
 mod order;
 mod regression;
 mod reliability;

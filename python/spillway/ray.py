@@ -100,7 +100,7 @@ def _shard_name(i, n):
 
 # ---------------------------------------------------------------------- tasks (plain functions)
 #: The options ``spillway count`` takes (the rest, e.g. ``threads``, only shape a build).
-COUNT_OPTIONS = {"target", "features", "time_col", "time_unit", "max_rows", "no_float32",
+COUNT_OPTIONS = {"target", "no_target", "features", "time_col", "time_unit", "max_rows", "no_float32",
                  "memory_budget", "drop_null_target", "min_cs", "max_cs_samples", "seed",
                  "on_error"}
 
@@ -444,7 +444,7 @@ def main(argv=None):
         p.add_argument("--" + flag)
     for flag in ("max-rows", "min-cs", "max-cs-samples", "seed", "threads"):
         p.add_argument("--" + flag, type=int)
-    for flag in ("drop-null-target", "no-float32"):
+    for flag in ("drop-null-target", "no-float32", "no-target"):
         p.add_argument("--" + flag, action="store_true")
     p.add_argument("--quiet", action="store_true", help="no phase timings on stderr")
     a = vars(p.parse_args(argv))

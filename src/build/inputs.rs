@@ -6,17 +6,24 @@
 //! Skipped symbols leave no trace, so that a build that skips a symbol equals a build of the
 //! universe without it.
 //!
-//! An output is current when it opens as a complete spill file, was made by this version with the
-//! same options, every file it read is unchanged, and every symbol it did not read would be
-//! skipped again (planned alone under `--on-error skip`; under `fail` a symbol it did not read is
-//! a change, so the build runs and fails on it). Then a rebuild would produce the same bytes, and
+//! An output is current when it opens as a complete spill file, was made by this version and
+//! [`SEMANTICS_VERSION`] with the same options, every file it read is unchanged, and every symbol
+//! it did not read would be skipped again (planned alone under `--on-error skip`; under `fail` a
+//! symbol it did not read is a change, so the build runs and fails on it). A shard also checks
+//! that the universe's footers and its own symbol range (and cross-section plan) are those it was
+//! cut from, and looks only at its own symbols. Then a rebuild would produce the same bytes, and
 //! `--if-changed` skips it. Stamping costs a `stat` and one read of each file's footer bytes.
 //!
-//! Also the checks of the output path made before any work: not a directory, not one of the
-//! inputs, in a directory that exists.
+//! What a stamp cannot see: a file rewritten with the same size, the same footer and the same
+//! modification time (`cp -p`, `rsync -a` of other content). [`Freshness::Content`]
+//! (`--if-changed=content`) also records and compares a CRC-32 of every file's bytes, at the
+//! cost of reading every input once more.
+//!
+//! Also the check of the output path made before any work ([`check_output`]).
 
 use std::collections::HashSet;
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -24,30 +31,32 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::cancel::Cancel;
-use crate::config::{BuildConfig, OnError};
+use crate::config::{BuildConfig, Freshness, OnError, Scope};
 use crate::error::{Error, Result};
 use crate::input::discover::{discover, Universe};
 use crate::input::footer::footer_crc;
+use crate::output::{self, Special};
+use crate::plan::cs_file::crc_text;
+use crate::plan::shard::{self, ShardMeta};
 use crate::plan::{plan, Plan};
+use crate::report::sink::SummarySink;
+use crate::report::summary::CurrentSummary;
+use crate::report::tool::{SEMANTICS_VERSION, TOOL};
 
-/// The tool that writes spill files, as recorded in them.
-const TOOL: &str = concat!("spillway ", env!("CARGO_PKG_VERSION"));
-
-/// One input file's identity: relative path, size, modification time in ns since the epoch, and
-/// the CRC-32 of its footer bytes (`None` where there is no readable footer).
-pub(crate) type FileStamp = (String, u64, Option<u64>, Option<u32>);
+/// One input file's identity: `[relative path, size, modification time in ns since the epoch,
+/// CRC-32 of its footer bytes]` (null where there is no readable footer), and with
+/// [`Freshness::Content`] a fifth element, `"crc32:…"` of the file's bytes.
+type FileStamp = Value;
 
 /// The stamp of `files`, sorted by relative path.
-pub(crate) fn stamp<'a>(
-    cfg: &BuildConfig,
-    files: impl Iterator<Item = &'a Path>,
-) -> Vec<FileStamp> {
-    let mut stamps: Vec<FileStamp> = files
+fn stamp<'a>(cfg: &BuildConfig, files: impl Iterator<Item = &'a Path>) -> Vec<FileStamp> {
+    let content = cfg.freshness == Freshness::Content;
+    let mut stamps: Vec<(String, FileStamp)> = files
         .map(|path| {
             let rel = path.strip_prefix(&cfg.input).unwrap_or(path);
             let rel = rel.to_string_lossy().into_owned();
             let Ok(file) = File::open(path) else {
-                return (rel, 0, None, None);
+                return (rel.clone(), json!([rel, 0, null, null]));
             };
             let meta = file.metadata().ok();
             let size = meta.as_ref().map_or(0, |m| m.len());
@@ -56,11 +65,31 @@ pub(crate) fn stamp<'a>(
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
             let crc = footer_crc(&file, size).ok().map(|(crc, _)| crc);
-            (rel, size, mtime, crc)
+            let mut v = json!([rel, size, mtime, crc]);
+            if content {
+                let hash = content_crc(file).map(|c| format!("crc32:{c:08x}")).ok();
+                if let Some(a) = v.as_array_mut() {
+                    a.push(json!(hash));
+                }
+            }
+            (rel, v)
         })
         .collect();
     stamps.sort_by(|a, b| a.0.cmp(&b.0));
-    stamps
+    stamps.into_iter().map(|(_, v)| v).collect()
+}
+
+/// CRC-32 of a file's bytes, read 1 MiB at a time.
+fn content_crc(mut file: File) -> std::io::Result<u32> {
+    use std::io::Read;
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf)? {
+            0 => return Ok(h.finalize()),
+            n => h.update(&buf[..n]),
+        }
+    }
 }
 
 /// The build metadata stored in the spill file: only what does not vary between identical runs,
@@ -69,6 +98,7 @@ pub(crate) fn build_metadata(plan: &Plan, cfg: &BuildConfig) -> Map<String, Valu
     let stamp = stamp(cfg, plan.units.iter().map(|u| u.path.as_path()));
     let mut m = Map::new();
     m.insert("tool".into(), json!(TOOL));
+    m.insert("semantics_version".into(), json!(SEMANTICS_VERSION));
     m.insert("options".into(), cfg.output_options());
     m.insert(
         "inputs".into(),
@@ -121,6 +151,18 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
         }
     };
     let build = file.build_metadata();
+    let semantics = build
+        .get("semantics_version")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    if semantics != SEMANTICS_VERSION {
+        return Ok(answer(
+            false,
+            format!(
+                "it was made with output semantics {semantics}, this spillway writes {SEMANTICS_VERSION}"
+            ),
+        ));
+    }
     if build.get("tool") != Some(&json!(TOOL)) {
         return Ok(answer(
             false,
@@ -145,6 +187,20 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
         .filter_map(|e| e.get(0).and_then(Value::as_str))
         .collect();
     let universe = discover(&cfg.input)?;
+    // A shard: cut from the same universe, the same range, the same cross-section plan?
+    let range = match &cfg.scope {
+        None => 0..universe.symbols.len(),
+        Some(scope) => match same_shard(&universe, cfg, scope, build.get("shard")) {
+            Ok(range) => range,
+            Err(why) => return Ok(answer(false, why)),
+        },
+    };
+    if cfg.freshness == Freshness::Content && then.iter().any(|s| s.get(4).is_none()) {
+        return Ok(answer(
+            false,
+            "it records no content hashes (it was not built with --if-changed=content)".into(),
+        ));
+    }
     let rel = |p: &Path| {
         p.strip_prefix(&cfg.input)
             .unwrap_or(p)
@@ -157,15 +213,24 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
         .flat_map(|s| &s.files)
         .filter(|f| read.contains(rel(f).as_str()))
         .map(PathBuf::as_path);
-    let now = serde_json::to_value(stamp(cfg, files_read)).unwrap_or(Value::Null);
-    if Some(then) != now.as_array() {
+    let now = stamp(cfg, files_read);
+    // A stamp of another freshness compares on what both record: path, size, time and footer.
+    let width = if cfg.freshness == Freshness::Content {
+        5
+    } else {
+        4
+    };
+    let cut = |v: &Value| json!(v.as_array().map(|a| &a[..a.len().min(width)]));
+    if then.len() != now.len() || then.iter().zip(&now).any(|(a, b)| cut(a) != cut(b)) {
         return Ok(answer(false, describe_change(then, &now)));
     }
-    // Symbols it did not read: skipped then, and skipped again now?
+    // Symbols of its range it did not read: skipped then, and skipped again now?
     let others = Universe {
         symbols: universe
             .symbols
             .into_iter()
+            .skip(range.start)
+            .take(range.len())
             .filter(|s| s.files.iter().any(|f| !read.contains(rel(f).as_str())))
             .collect(),
         broken: universe.broken,
@@ -174,8 +239,12 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
         let new = match cfg.on_error {
             OnError::Fail => Some(first),
             OnError::Skip => {
+                // Planned alone, as a whole build of just them: would they fail again?
                 let skip = BuildConfig {
                     on_error: OnError::Skip,
+                    scope: None,
+                    cs_plan: None,
+                    filters: Default::default(),
                     ..cfg.clone()
                 };
                 match plan(&others, &skip, &Default::default(), &Cancel::new()) {
@@ -199,62 +268,121 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
 }
 
 /// The first difference between the recorded stamp and today's, for the message.
-fn describe_change(then: &[Value], now: &Value) -> String {
+fn describe_change(then: &[Value], now: &[Value]) -> String {
     let path = |v: &Value| v.get(0).and_then(Value::as_str).unwrap_or("?").to_string();
-    let now: std::collections::HashMap<String, &Value> = now
-        .as_array()
-        .map(|a| a.iter().map(|v| (path(v), v)).collect())
-        .unwrap_or_default();
+    let now: std::collections::HashMap<String, &Value> = now.iter().map(|v| (path(v), v)).collect();
     for old in then {
         let name = path(old);
-        match now.get(&name) {
-            None => return format!("{name} is gone"),
-            Some(new) if *new != old => {
-                let what = match (old.get(1) != new.get(1), old.get(3) != new.get(3)) {
-                    (true, _) => "its size",
-                    (false, true) => "its footer",
-                    (false, false) => "its modification time",
-                };
-                return format!("{name} changed ({what})");
-            }
-            Some(_) => {}
-        }
+        let Some(new) = now.get(&name) else {
+            return format!("{name} is gone");
+        };
+        let differs = |i: usize| old.get(i) != new.get(i);
+        let what = if differs(1) {
+            "its size"
+        } else if differs(3) {
+            "its footer"
+        } else if differs(2) {
+            "its modification time"
+        } else if new.get(4).is_some() && differs(4) {
+            "its content"
+        } else {
+            continue;
+        };
+        return format!("{name} changed ({what})");
     }
-    "its inputs changed".into()
+    "its input files changed (one is new)".into()
 }
 
-/// Refuses, before any work, an output that is a directory, one of the input files, or in a
-/// directory that does not exist.
-pub(crate) fn check_output(cfg: &BuildConfig, universe: &Universe) -> Result<()> {
-    let out = &cfg.output;
-    let bad = |why: String| {
-        Err(Error::OutputPath(format!(
-            "--output {}: {why}",
-            out.display()
-        )))
+/// The symbol range of the shard `scope` when the file's recorded `shard` identity is today's:
+/// the same universe (every symbol's name and footers), the same range, the same plan. Else why
+/// not.
+fn same_shard(
+    universe: &Universe,
+    cfg: &BuildConfig,
+    scope: &Scope,
+    recorded: Option<&Value>,
+) -> std::result::Result<Range<usize>, String> {
+    let Some(recorded) = recorded else {
+        return Err("it is not a shard".into());
     };
-    if out.is_dir() {
-        return bad("is a directory".into());
-    }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+    let g = shard::global(universe, cfg, &Cancel::new()).map_err(|e| format!("planning: {e}"))?;
+    let range = g.range(scope).map_err(|e| e.to_string())?;
+    let cs_plan = match &cfg.cs_plan {
+        Some(p) => Some(shard::plan_crc(p, cfg, &g, range.clone()).map_err(|e| e.to_string())?),
+        None => None,
     };
-    if !parent.is_dir() {
-        return bad(format!("directory {} does not exist", parent.display()));
-    }
-    let Some(name) = out.file_name() else {
-        return bad("has no file name".into());
+    let now = ShardMeta {
+        scope: scope.to_string(),
+        symbols: [range.start as u64, range.end as u64],
+        universe: g.universe(),
+        fingerprint: crc_text(g.fingerprint()),
+        cs_plan,
     };
-    // Compare real paths: `./u/A.parquet`, `u/../u/A.parquet` and a symlink are the same file.
-    let Ok(real) = parent.canonicalize().map(|p| p.join(name)) else {
-        return Ok(());
-    };
-    let real = real.canonicalize().unwrap_or(real);
-    for f in universe.symbols.iter().flat_map(|s| &s.files) {
-        if f.canonicalize().is_ok_and(|f| f == real) {
-            return bad(format!("is one of the input files ({})", f.display()));
+    let field = |k: &str| recorded.get(k).cloned().unwrap_or(Value::Null);
+    let now = json!(now);
+    for (key, what) in [
+        ("universe", "the universe's symbols changed"),
+        (
+            "fingerprint",
+            "a file of the universe changed (size or footer)",
+        ),
+        ("scope", "it is another shard"),
+        ("symbols", "the shard's symbol range moved"),
+        ("cs_plan", "the cross-section plan changed"),
+    ] {
+        if field(key) != now[key] {
+            return Err(what.into());
         }
+    }
+    Ok(range)
+}
+
+/// What a build reads besides its output, for the output checks: every input file, the config
+/// file and the cross-section plan, each with what it is.
+fn reads<'a>(cfg: &'a BuildConfig, universe: &'a Universe) -> Vec<(&'static str, &'a Path)> {
+    let mut reads: Vec<(&str, &Path)> = universe
+        .symbols
+        .iter()
+        .flat_map(|s| &s.files)
+        .map(|f| ("one of the input files", f.as_path()))
+        .collect();
+    reads.extend(cfg.config_file.as_deref().map(|p| ("the --config file", p)));
+    reads.extend(cfg.cs_plan.as_deref().map(|p| ("the --cs-plan file", p)));
+    reads
+}
+
+/// Refuses, before any work, an output that is not a regular file (a directory, a device, a
+/// FIFO), that is any file the build reads (an input, the config file, the cross-section plan),
+/// or whose directory does not exist (see [`crate::output`]).
+pub(crate) fn check_output(cfg: &BuildConfig, universe: &Universe) -> Result<()> {
+    output::check(
+        "--output",
+        &cfg.output,
+        &reads(cfg, universe),
+        Special::Refuse,
+    )
+    .map(drop)
+}
+
+/// Opens the summary destination, if any: not the output, not anything the build reads.
+pub(crate) fn open_summary(cfg: &BuildConfig, universe: &Universe) -> Result<Option<SummarySink>> {
+    let Some(path) = &cfg.summary else {
+        return Ok(None);
+    };
+    let mut reads = reads(cfg, universe);
+    reads.push(("the --output file", &cfg.output));
+    SummarySink::open(path, &reads).map(Some)
+}
+
+/// Writes the summary of a build that `--if-changed` found current (nothing built) to
+/// `cfg.summary`, if set.
+pub fn write_current_summary(cfg: &BuildConfig, current: &UpToDate) -> Result<()> {
+    let universe = discover(&cfg.input)?;
+    if let Some(sink) = open_summary(cfg, &universe)? {
+        sink.write(&CurrentSummary::new(
+            current.path.clone(),
+            current.reason.clone(),
+        ))?;
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ use crate::report::summary::{BuildSummary, Decoders, TransposeStats, WriterStats
 use crate::write::{write_all, WriteFailure};
 
 pub(crate) use self::inputs::check_output;
-pub use self::inputs::{up_to_date, UpToDate};
+pub use self::inputs::{up_to_date, write_current_summary, UpToDate};
 
 /// What one attempt at writing produced.
 struct Run {
@@ -63,6 +63,7 @@ pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Re
     progress.phase("discovering");
     let universe = discover(&cfg.input)?;
     inputs::check_output(cfg, &universe)?;
+    let sink = inputs::open_summary(cfg, &universe)?;
     let mut excluded: BTreeMap<String, String> = BTreeMap::new();
     let mut attempts = 0;
     let result = loop {
@@ -92,7 +93,11 @@ pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Re
         }
     };
     progress.finish();
-    result
+    let summary = result?;
+    if let Some(sink) = sink {
+        sink.write(&summary)?;
+    }
+    Ok(summary)
 }
 
 /// Executes `plan` once, as planned: no re-planning, so a symbol failing mid-decode is an error

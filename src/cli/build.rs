@@ -1,13 +1,12 @@
 //! `spillway build`: flags over an optional TOML config file, then the library's build.
 //!
-//! Before any work: the config is read, the options resolved, the output path checked by the
-//! library, the summary path checked here (not the output, not an input, in a directory that
-//! exists; a special file such as `/dev/stdout` or `-` is written directly, a regular file
-//! atomically), and SIGINT, SIGTERM and SIGHUP are turned into a cancellation: the build stops
-//! within a batch, removes its temporary file, and the command exits 128 + the signal. A second
-//! signal kills at once (a leftover temporary is then `spillway clean`'s).
+//! Before any work: the config is read, the options resolved, the output and summary paths
+//! checked by the library (`spillway::output`: never a file the build reads; the output never a
+//! special file; a special file such as `/dev/stdout` or `-` takes the summary directly, a
+//! regular file atomically), and SIGINT, SIGTERM and SIGHUP are turned into a cancellation: the
+//! build stops within a batch, removes its temporary file, and the command exits 128 + the
+//! signal. A second signal kills at once (a leftover temporary is then `spillway clean`'s).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use spillway::config::{BuildOptions, Decoder, OnError, WriteMode};
-use spillway::{BuildConfig, BuildSummary, Cancel, Progress};
+use spillway::{Cancel, Freshness, Progress};
 
 use super::options::{choice, Selection};
 use super::out::{note, Interrupted, Usage};
@@ -49,10 +48,19 @@ pub struct Args {
     /// Read options from this TOML file (flags override it; see examples/build.toml).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Do nothing (exit 0) when the output exists, is intact and was built from the same inputs
-    /// and options; build otherwise.
-    #[arg(long)]
-    if_changed: bool,
+    /// Do nothing (exit 0) when the output exists, is intact and was built by this spillway from
+    /// the same inputs and options; build otherwise. `stamp` compares each input's path, size,
+    /// modification time and footer; `content` also a CRC-32 of its bytes (recorded by the
+    /// build; costs a read of every input), which sees a rewrite `cp -p` or `rsync -a` hides.
+    #[arg(
+        long,
+        value_name = "WHAT",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "stamp",
+        value_parser = choice::<Freshness>(Freshness::NAMES)
+    )]
+    if_changed: Option<Freshness>,
     /// Build shard I of N (from 0): contiguous ranges of the sorted symbol list, balanced by
     /// planned rows; the file keeps the universe's symbol table.
     #[arg(long, value_name = "I/N")]
@@ -75,23 +83,11 @@ pub struct Args {
     quiet: Option<bool>,
 }
 
-/// What a config file holds besides build options.
-#[derive(Debug, Default)]
-struct Extras {
-    summary: Option<PathBuf>,
-    quiet: Option<bool>,
-}
-
-/// Loads a TOML config file: build options, plus `summary` and `quiet`.
-fn load_config(path: &Path) -> anyhow::Result<(BuildOptions, Extras)> {
+/// Loads a TOML config file: build options, plus `quiet` (returned beside them).
+fn load_config(path: &Path) -> anyhow::Result<(BuildOptions, Option<bool>)> {
     let usage = |e: &dyn std::fmt::Display| Usage(format!("config {}: {e}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| usage(&e))?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| usage(&e))?;
-    let summary = match table.remove("summary") {
-        Some(toml::Value::String(s)) => Some(PathBuf::from(s)),
-        Some(_) => return Err(usage(&"`summary` must be a path").into()),
-        None => None,
-    };
     let quiet = match table.remove("quiet") {
         Some(toml::Value::Boolean(b)) => Some(b),
         Some(_) => return Err(usage(&"`quiet` must be true or false").into()),
@@ -100,92 +96,7 @@ fn load_config(path: &Path) -> anyhow::Result<(BuildOptions, Extras)> {
     let options = toml::Value::Table(table)
         .try_into::<BuildOptions>()
         .map_err(|e| usage(&e))?;
-    Ok((options, Extras { summary, quiet }))
-}
-
-/// Where the summary goes, opened (or checked) before the build so that a bad path fails first.
-enum SummarySink {
-    Stdout,
-    /// A file that is not a regular file (a device, a pipe): written directly.
-    Special(std::fs::File),
-    /// A regular file: a temporary beside it, renamed over it.
-    Atomic(tempfile::NamedTempFile, PathBuf),
-}
-
-impl SummarySink {
-    fn open(path: &Path, cfg: &BuildConfig) -> anyhow::Result<SummarySink> {
-        if path.as_os_str() == "-" {
-            return Ok(SummarySink::Stdout);
-        }
-        let bad = |why: String| Usage(format!("--summary {}: {why}", path.display()));
-        if same_file(path, &cfg.output) {
-            return Err(bad("is the --output file".into()).into());
-        }
-        if is_input_file(path, &cfg.input) {
-            return Err(bad("is one of the input files".into()).into());
-        }
-        match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => Err(bad("is a directory".into()).into()),
-            Ok(m) if !m.is_file() => {
-                let f = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| bad(e.to_string()))?;
-                Ok(SummarySink::Special(f))
-            }
-            _ => {
-                // Through a symlink, the file it points to is replaced, never the link.
-                let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-                let dir = match target.parent() {
-                    Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-                    _ => PathBuf::from("."),
-                };
-                let tmp = tempfile::Builder::new()
-                    .prefix(".spillway-summary")
-                    .tempfile_in(&dir)
-                    .map_err(|e| bad(format!("cannot write in {}: {e}", dir.display())))?;
-                Ok(SummarySink::Atomic(tmp, target))
-            }
-        }
-    }
-
-    fn write(self, summary: &BuildSummary) -> anyhow::Result<()> {
-        let mut json = serde_json::to_vec_pretty(summary)?;
-        json.push(b'\n');
-        match self {
-            SummarySink::Stdout => std::io::stdout().lock().write_all(&json)?,
-            SummarySink::Special(mut f) => f.write_all(&json)?,
-            SummarySink::Atomic(mut tmp, path) => {
-                tmp.write_all(&json)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                tmp.persist(&path)
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Whether `path` is an existing parquet file under the input directory.
-fn is_input_file(path: &Path, input: &Path) -> bool {
-    let (Ok(p), Ok(dir)) = (std::fs::canonicalize(path), std::fs::canonicalize(input)) else {
-        return false;
-    };
-    p.starts_with(dir) && p.extension().is_some_and(|e| e == "parquet")
-}
-
-/// Whether two paths name the same file (or would: the same directory and name).
-fn same_file(a: &Path, b: &Path) -> bool {
-    let real = |p: &Path| {
-        std::fs::canonicalize(p).ok().or_else(|| {
-            let dir = match p.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            Some(std::fs::canonicalize(dir).ok()?.join(p.file_name()?))
-        })
-    };
-    matches!((real(a), real(b)), (Some(x), Some(y)) if x == y)
+    Ok((options, quiet))
 }
 
 /// Turns SIGINT, SIGTERM and SIGHUP into `cancel`, remembering which signal came; a second one
@@ -214,7 +125,7 @@ fn signal_name(sig: i32) -> &'static str {
 
 /// Runs the build.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (file, extras) = match &args.config {
+    let (file, file_quiet) = match &args.config {
         Some(p) => load_config(p)?,
         None => Default::default(),
     };
@@ -228,15 +139,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         shard: args.shard.clone(),
         symbols: args.symbols.clone(),
         cs_plan: args.cs_plan.clone(),
+        summary: args.summary.clone(),
         ..args.selection.options()
     };
     let mut cfg = file.merge(flags).resolve()?;
     cfg.decode_only = args.decode_only;
     cfg.decoder = args.decoder.unwrap_or_default();
-    let quiet = args.quiet.or(extras.quiet).unwrap_or(false);
-    if args.if_changed {
+    cfg.config_file = args.config.clone();
+    // A missing plan named by the flag is a usage error, found before any work.
+    if let Some(p) = &cfg.cs_plan {
+        if let Err(e) = std::fs::metadata(p) {
+            return Err(Usage(format!("--cs-plan {}: {e}", p.display())).into());
+        }
+    }
+    let quiet = args.quiet.or(file_quiet).unwrap_or(false);
+    if let Some(freshness) = args.if_changed {
+        cfg.freshness = freshness;
         let current = spillway::up_to_date(&cfg)?;
         if current.current {
+            spillway::write_current_summary(&cfg, &current)?;
             if !quiet {
                 note!(
                     "{} is current ({}); nothing to do\n",
@@ -250,10 +171,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             note!("building {}: {}\n", cfg.output.display(), current.reason);
         }
     }
-    let sink = match args.summary.or(extras.summary) {
-        Some(p) => Some(SummarySink::open(&p, &cfg)?),
-        None => None,
-    };
     let cancel = Cancel::new();
     let signal = on_signals(&cancel)?;
     let progress = Progress::new(!quiet);
@@ -278,9 +195,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             summary.budget.bound_bytes >> 20,
             summary.budget.budget_bytes >> 20
         );
-    }
-    if let Some(sink) = sink {
-        sink.write(&summary)?;
     }
     if !quiet {
         note!("{}", summary.human());

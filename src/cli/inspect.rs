@@ -37,11 +37,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn report(a: Args) -> anyhow::Result<ExitCode> {
-    let cfg = BuildOptions {
+    let mut options = BuildOptions {
         output: Some(a.output.unwrap_or_default()),
         ..a.selection.options()
+    };
+    // A look at the footers needs no decision on the target (a build does).
+    if options.target.is_none() {
+        options.no_target.get_or_insert(true);
     }
-    .resolve()?;
+    let cfg = options.resolve()?;
     let r = inspect(&cfg)?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&r)?)?;

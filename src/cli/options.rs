@@ -23,9 +23,13 @@ pub struct Selection {
     /// Input directory: DIR/<SYMBOL>.parquet and/or DIR/symbol=<SYMBOL>/*.parquet.
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Target column; symbols without it are skipped and reported.
+    /// Target column; symbols without it are skipped and reported. A build names its target or
+    /// says --no-target.
     #[arg(long)]
     pub target: Option<String>,
+    /// Build without a target column (`=false` undoes a config file's true).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub no_target: Option<bool>,
     /// Feature columns in output order (default: every numeric column).
     #[arg(long, value_delimiter = ',')]
     pub features: Option<Vec<String>>,
@@ -69,6 +73,7 @@ impl Selection {
         BuildOptions {
             input: self.input.clone(),
             target: self.target.clone(),
+            no_target: self.no_target,
             features: self.features.clone(),
             time_col: self.time_col.clone(),
             time_unit: self.time_unit,

@@ -292,6 +292,7 @@ mod tests {
         let mut cfg = BuildOptions {
             input: Some("in".into()),
             output: Some("out.spill".into()),
+            no_target: Some(true),
             threads: Some(threads),
             ..Default::default()
         }

@@ -186,13 +186,36 @@ pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileIn
             work[root] = (work[root].0.max(fast), work[root].1.max(arrow));
         }
     }
-    let rows = pq.file_metadata().num_rows();
-    let rows = u64::try_from(rows).map_err(|_| {
+    let corrupt = |message: String| {
         err(SymbolErrorKind::Parquet {
-            context: "reading the footer".into(),
-            message: format!("negative row count {rows}"),
+            context: "reading the footer (corrupt)".into(),
+            message,
         })
-    })?;
+    };
+    let rows = pq.file_metadata().num_rows();
+    let rows = u64::try_from(rows).map_err(|_| corrupt(format!("negative row count {rows}")))?;
+    // The row count is a claim that sizes work: it must agree with the row groups, and each flat
+    // column chunk must hold its row group's rows.
+    let mut grouped = 0u64;
+    for (i, rg) in pq.row_groups().iter().enumerate() {
+        let n = u64::try_from(rg.num_rows())
+            .map_err(|_| corrupt(format!("row group {i} claims {} rows", rg.num_rows())))?;
+        grouped = grouped.saturating_add(n);
+        for c in rg.columns() {
+            if c.column_descr().max_rep_level() == 0 && c.num_values() != rg.num_rows() {
+                return Err(corrupt(format!(
+                    "row group {i} claims {n} rows, its column chunk {:?} {} values",
+                    c.column_path().string(),
+                    c.num_values()
+                )));
+            }
+        }
+    }
+    if grouped != rows {
+        return Err(corrupt(format!(
+            "the footer claims {rows} rows, its row groups hold {grouped}"
+        )));
+    }
     let leaves = single_leaves(&meta);
     let fast = |root: usize, role| fast_reading(&meta, &leaves, root as u32, role).map(|(_, p)| p);
     let row_groups: Vec<usize> = pq

@@ -172,6 +172,7 @@ pub(super) fn build(
         units,
         skipped: Vec::new(),
         disorder: Disorder::default(),
+        warnings: Vec::new(),
         input_bytes,
         fingerprint: fp.finalize(),
         largest_footer,

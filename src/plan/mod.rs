@@ -3,7 +3,7 @@
 //! its output row range, its column mapping and which decoder reads it.
 //!
 //! In order: footers (`files`), per-symbol checks and the time scan that orders a symbol's parts
-//! by time (`symbols`), the feature union (`features`), the layout with `--max-rows` and the
+//! by time (`symbols`), the feature union (`features`), what to warn about (`warnings`), the layout with `--max-rows` and the
 //! cross-sectional filters (`layout`, `filter`). `budget` then sizes the pipeline for the plan.
 
 pub mod budget;
@@ -15,6 +15,7 @@ mod features;
 pub mod layout;
 pub mod shard;
 mod symbols;
+mod warnings;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -195,6 +196,8 @@ pub struct Plan {
     pub skipped: Vec<Skipped>,
     /// Symbols whose time goes backwards or repeats.
     pub disorder: Disorder,
+    /// What planning warns about (a target-like feature, time zones mixed across symbols).
+    pub warnings: Vec<String>,
     /// Input bytes of the files read.
     pub input_bytes: u64,
     /// Combined CRC-32 of every file's path, size and footer bytes.
@@ -339,11 +342,13 @@ fn plan_in(
     let mut skipped = skips.list;
     skipped.sort_by(|a, b| a.symbol.cmp(&b.symbol));
     let disorder = disorder(&cands);
+    let warnings = warnings::warnings(&cands, &features, &names);
 
     // 4. Units, the filters, the layout.
     let mut plan = layout::build(cfg, cands, features, &names, time_col, scoped, cancel)?;
     plan.skipped = skipped;
     plan.disorder = disorder;
+    plan.warnings = warnings;
     Ok(plan)
 }
 

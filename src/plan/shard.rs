@@ -305,6 +305,17 @@ pub(crate) fn plan_part(
     super::plan_in(&sub, &shared, excluded, Some(&scoped), cancel)
 }
 
+/// The `crc32:` text of the cross-section plan at `path`, as a shard built with it records it
+/// (the plan is read and checked as a build would).
+pub(crate) fn plan_crc(
+    path: &std::path::Path,
+    cfg: &BuildConfig,
+    g: &Global,
+    range: Range<usize>,
+) -> Result<String> {
+    load(path, cfg, g, range).map(|(_, crc)| crc_text(crc))
+}
+
 /// Loads the cross-section plan at `path` for the shard `range` of `g`, refusing one made with
 /// other options, for another universe, or before the shard's files changed.
 fn load(

@@ -12,6 +12,7 @@ use crate::plan::budget::Budget;
 use crate::plan::filter::FilterStats;
 use crate::plan::{Disorder, Plan, Skipped};
 use crate::report::rss::peak_rss_bytes;
+use crate::report::tool::{Tool, THIS};
 
 /// What the writer measured.
 #[derive(Debug, Clone, Copy, Default)]
@@ -73,9 +74,38 @@ pub struct TransposeStats {
     pub gather_seconds: f64,
 }
 
+/// What `--if-changed` reports when the output is current and nothing was built.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurrentSummary {
+    /// "current": the build was skipped.
+    pub status: &'static str,
+    /// Which spillway looked.
+    pub tool: Tool,
+    /// The spill file, left as it was.
+    pub output: PathBuf,
+    /// Why it is current.
+    pub reason: String,
+}
+
+impl CurrentSummary {
+    /// The report of a skipped build of `output`.
+    pub fn new(output: PathBuf, reason: String) -> CurrentSummary {
+        CurrentSummary {
+            status: "current",
+            tool: THIS,
+            output,
+            reason,
+        }
+    }
+}
+
 /// Everything a build reports (`--summary FILE.json` writes it as JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct BuildSummary {
+    /// "built" (a `--if-changed` build that had nothing to do writes a [`CurrentSummary`]).
+    pub status: &'static str,
+    /// Which spillway built it.
+    pub tool: Tool,
     /// The spill file.
     pub output: PathBuf,
     /// Its size.
@@ -156,7 +186,7 @@ impl BuildSummary {
     ) -> BuildSummary {
         let secs = wall.as_secs_f64().max(1e-9);
         let rows = plan.layout.nrows();
-        let mut warnings = Vec::new();
+        let mut warnings = plan.warnings.clone();
         if rows == 0 {
             warnings.push(match (plan.filters.is_some(), plan.input_rows() > 0) {
                 (true, _) => "the output has 0 rows: the filters removed every row".to_string(),
@@ -182,6 +212,8 @@ impl BuildSummary {
         }
         let per_reader_wait = reader_wait.as_secs_f64() / budget.readers.max(1) as f64;
         BuildSummary {
+            status: "built",
+            tool: THIS,
             output: committed.map_or_else(PathBuf::new, |c| c.path.clone()),
             output_bytes: committed.map_or(0, |c| c.file_len),
             symbols_read: plan.layout.symbols().len(),

@@ -26,7 +26,7 @@ use crate::input::discover::discover;
 use crate::plan::cs_file::{self, crc_text, Reader, PLAN_MAGIC};
 use crate::plan::shard::global;
 
-use super::atomic::{parent, write_atomic, writing};
+use crate::output::{self, parent, write_atomic, writing, Special};
 
 /// The manifest's `format`.
 pub const FORMAT: &str = "spillway-dataset";
@@ -61,6 +61,41 @@ pub struct ShardEntry {
     pub symbols: [u64; 2],
     /// Smallest and largest time (ns), `None` for an empty shard.
     pub time_range: Option<[i64; 2]>,
+}
+
+impl ShardEntry {
+    /// The first field in which the file `now` differs from this entry, said plainly.
+    fn difference(&self, now: &ShardEntry) -> Option<String> {
+        let range =
+            |r: Option<[i64; 2]>| r.map_or("none".into(), |[a, b]| format!("[{a}, {b}] ns"));
+        let field = |name: &str, then: String, now: String| {
+            (then != now).then(|| format!("{name} is {now}, the manifest says {then}"))
+        };
+        field(
+            "its length",
+            format!("{} bytes", self.bytes),
+            format!("{} bytes", now.bytes),
+        )
+        .or_else(|| field("its row count", self.rows.to_string(), now.rows.to_string()))
+        .or_else(|| {
+            field(
+                "its metadata checksum",
+                self.checksum.clone(),
+                now.checksum.clone(),
+            )
+        })
+        .or_else(|| {
+            let codes = |s: [u64; 2]| format!("symbols [{}, {})", s[0], s[1]);
+            field("its symbol range", codes(self.symbols), codes(now.symbols))
+        })
+        .or_else(|| {
+            field(
+                "its time range",
+                range(self.time_range),
+                range(now.time_range),
+            )
+        })
+    }
 }
 
 /// The cross-section plan a dataset was filtered with.
@@ -208,6 +243,12 @@ fn relative(path: &Path, dir: &Path) -> String {
 /// Checks that `shards` (spill files built with `--shard`) form one dataset filtered by `cs_plan`,
 /// and writes the manifest `output` atomically (see the module docs).
 pub fn manifest(shards: &[PathBuf], cs_plan: Option<&Path>, output: &Path) -> Result<Manifest> {
+    let mut reads: Vec<(&str, &Path)> = shards
+        .iter()
+        .map(|p| ("one of the shards", p.as_path()))
+        .collect();
+    reads.extend(cs_plan.map(|p| ("the --cs-plan file", p)));
+    output::check("--output", output, &reads, Special::Refuse)?;
     let dir = parent(output);
     let mut opened = shards
         .iter()
@@ -400,12 +441,10 @@ pub fn verify_dataset(path: &Path, chunks: bool) -> Result<DatasetReport> {
                 continue;
             }
         };
-        if o.entry != *e {
+        if let Some(diff) = e.difference(&o.entry) {
             report.problems.push(format!(
-                "{}: the file does not match the manifest (manifest {:?}, file {:?})",
-                p.display(),
-                e,
-                o.entry
+                "{}: the file does not match the manifest: {diff}",
+                p.display()
             ));
         }
         if chunks {

@@ -8,12 +8,14 @@
 //! before writing it. Values are read with positioned reads (`pread`), not through the mapping, so
 //! the resident set holds about one batch and never grows with the file (and no `unsafe` is needed
 //! to drop mapped pages). The output is written to a temporary name in its directory and renamed
-//! when complete, as builds are.
+//! when complete, as builds are; a FIFO or a device at the output path is written directly
+//! (`--to /dev/stdout`), and the output is never the exported file itself (see `output`).
 
 use std::fs::File;
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow_array::types::UInt32Type;
@@ -30,6 +32,7 @@ use serde::Serialize;
 use spill::{DType, Role, SpillFile};
 
 use crate::error::{Error, Result};
+use crate::output::{self, Special, Target};
 
 /// Bytes of values per Parquet row group (the writer buffers one row group, encoded).
 pub const ROW_GROUP_BYTES: u64 = 64 << 20;
@@ -116,6 +119,8 @@ pub fn export(input: &Path, output: &Path, opts: &ExportOptions) -> Result<Expor
         )))
         }
     };
+    let reads = [("the spill file being exported", input)];
+    let target = output::check("--to", output, &reads, Special::Stream)?;
     // Values are read from this handle; the mapping validates the file and serves its metadata.
     let data = File::open(input).map_err(|e| Error::io("opening", input, e))?;
     let f = spill::open(input)?;
@@ -149,20 +154,31 @@ pub fn export(input: &Path, output: &Path, opts: &ExportOptions) -> Result<Expor
     let group_rows = (ROW_GROUP_BYTES / row_bytes).clamp(1024, 1 << 20);
     let batch_rows = BATCH_ROWS.min(group_rows);
 
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     // Written beside the output and renamed over it when complete (rename is atomic only within
-    // one filesystem), so a failed or interrupted export leaves no partial file under its name.
-    let tmp = tempfile::Builder::new()
-        .prefix(".spillway-export-")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io("creating a temporary file in", &dir, e))?;
-    let file = tmp
-        .as_file()
-        .try_clone()
-        .map_err(|e| Error::io("opening", tmp.path(), e))?;
+    // one filesystem), so a failed or interrupted export leaves no partial file under its name;
+    // a FIFO or a device is written directly (never replaced).
+    let (tmp, file) = match target {
+        Target::Replace => {
+            let tmp = output::temp_beside(output)?;
+            let file = tmp
+                .as_file()
+                .try_clone()
+                .map_err(|e| Error::io("opening", tmp.path(), e))?;
+            (Some(tmp), file)
+        }
+        Target::Stream => {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(output)
+                .map_err(|e| Error::io("opening", output, e))?;
+            (None, file)
+        }
+    };
+    let written = Arc::new(AtomicU64::new(0));
+    let file = Counted {
+        file,
+        bytes: Arc::clone(&written),
+    };
     let werr = |e: String| Error::io("writing", output, std::io::Error::other(e));
     let mut sink = match format {
         Format::Parquet => {
@@ -188,16 +204,13 @@ pub fn export(input: &Path, output: &Path, opts: &ExportOptions) -> Result<Expor
         at = end;
     }
     sink.finish().map_err(werr)?;
-    let bytes = tmp
-        .as_file()
-        .metadata()
-        .map_err(|e| Error::io("reading the size of", tmp.path(), e))?
-        .len();
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io("syncing", tmp.path(), e))?;
-    tmp.persist(output)
-        .map_err(|e| Error::io("renaming the export to", output, e.error))?;
+    let bytes = written.load(Ordering::Relaxed);
+    if let Some(tmp) = tmp {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io("syncing", tmp.path(), e))?;
+        output::persist(tmp, output)?;
+    }
     Ok(ExportReport {
         output: output.to_path_buf(),
         format,
@@ -208,8 +221,26 @@ pub fn export(input: &Path, output: &Path, opts: &ExportOptions) -> Result<Expor
 }
 
 enum Sink {
-    Parquet(Box<ArrowWriter<File>>),
-    Arrow(Box<arrow_ipc::writer::FileWriter<File>>),
+    Parquet(Box<ArrowWriter<Counted>>),
+    Arrow(Box<arrow_ipc::writer::FileWriter<Counted>>),
+}
+
+/// The output file, counting the bytes written into it (a FIFO or a device has no size to ask).
+struct Counted {
+    file: File,
+    bytes: Arc<AtomicU64>,
+}
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 impl Sink {

@@ -3,7 +3,6 @@
 //! of a spill file to Parquet or Arrow IPC (`export`); the sharded cross-section's map and
 //! reduce (`sharded`) and the dataset manifest of a sharded build (`dataset`).
 
-pub mod atomic;
 pub mod dataset;
 pub mod export;
 pub mod gen;

@@ -33,7 +33,7 @@ use crate::plan::cs_file::{
 };
 use crate::plan::shard::{global, plan_part};
 
-use super::atomic::{write_atomic, writing};
+use crate::output::{self, write_atomic, writing, Special};
 
 /// What [`count`] wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -171,6 +171,11 @@ struct Input {
 /// docs. Refuses count files made with other options or for another universe, overlapping ones,
 /// and (for a plan) a set that leaves symbols uncounted.
 pub fn plan_cs(counts: &[PathBuf], opts: &PlanCsOptions) -> Result<PlanCsSummary> {
+    let reads: Vec<(&str, &Path)> = counts
+        .iter()
+        .map(|p| ("one of the count files", p.as_path()))
+        .collect();
+    output::check("--output", &opts.output, &reads, Special::Refuse)?;
     let mut inputs = Vec::with_capacity(counts.len());
     for path in counts {
         inputs.push(open_count(path)?);

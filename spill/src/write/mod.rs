@@ -155,7 +155,8 @@ impl SpillWriter {
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(0o644)
+            // Like any file a program creates: the umask decides (0644 under the usual 022).
+            .mode(0o666)
             .open(temp.path())
             .map_err(|e| Error::io("creating a temporary file for", &final_path, e))?;
         temp.arm();
@@ -330,6 +331,20 @@ impl SpillWriter {
         self.file
             .sync_all()
             .map_err(|e| Error::io("syncing", &path, e))?;
+        // Renaming over a device, a FIFO or a directory would replace it (`/dev/null`): only a
+        // regular file (or nothing) may be at the path.
+        if let Ok(m) = std::fs::metadata(&path) {
+            if !m.is_file() {
+                return Err(Error::io(
+                    "renaming to",
+                    &path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "not a regular file: a spill file replaces only a regular file",
+                    ),
+                ));
+            }
+        }
         // rename(2) within one directory is atomic: readers see the old file or the new one.
         std::fs::rename(self.temp.path(), &path).map_err(|e| Error::io("renaming to", &path, e))?;
         self.temp.disarm();

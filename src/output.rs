@@ -1,0 +1,248 @@
+//! What an output path may be, checked before any work, for every command's every output.
+//!
+//! An output is written to a temporary beside it and renamed over it, so it may only replace a
+//! regular file (or nothing). It never replaces:
+//! - a directory, a device, a FIFO or a socket (also through a symlink): renaming over
+//!   `/dev/null` would replace the machine's `/dev/null`. Outputs that can stream (exports, the
+//!   build summary) write into such a file directly instead ([`Target::Stream`]); the others are
+//!   refused;
+//! - any file the command reads (its inputs, config file, plan, counts, shards): compared by
+//!   device and inode, so a symlink, a hard link or `dir/../name` is seen through.
+//!
+//! Every refusal is [`Error::OutputPath`], a usage error (exit 2).
+//!
+//! Small outputs are written whole or not at all by [`write_atomic`]: a temporary beside the
+//! target (rename is atomic only within one filesystem), written, fsynced, renamed over the
+//! target, then the directory fsynced so the rename itself survives a crash. Files are created
+//! with mode 0666 less the umask, as any program's files are (0644 under the usual 022).
+
+use std::fs::{File, Metadata};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// How an output path is to be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Nothing is there, or a regular file (also through a symlink): write a temporary beside it
+    /// and rename it over the path.
+    Replace,
+    /// A FIFO, a character or block device or a socket (an output that may stream, only): open
+    /// it and write into it directly; nothing is renamed.
+    Stream,
+}
+
+/// What an output may do with a special file at its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Special {
+    /// Write into it directly (exports, summaries).
+    Stream,
+    /// Refuse it: the output can only be renamed into place (spill files, plans, manifests).
+    Refuse,
+}
+
+/// Checks the output `path` (named `flag` in messages, e.g. `--output`) against what is at the
+/// path and against `reads`, the files the command reads, each with what it is for the message
+/// ("an input file", "the --config file"). A read that does not exist yet (another output of
+/// the same command) is compared by its real path instead.
+pub fn check(flag: &str, path: &Path, reads: &[(&str, &Path)], special: Special) -> Result<Target> {
+    let bad = |why: String| {
+        Err(Error::OutputPath(format!(
+            "{flag} {}: {why}",
+            path.display()
+        )))
+    };
+    let meta = std::fs::metadata(path).ok();
+    for (what, read) in reads {
+        let hit = match (std::fs::metadata(read), &meta) {
+            (Ok(r), Some(m)) => same(&r, m),
+            (Ok(_), None) => false,
+            (Err(_), _) => real(read).is_some_and(|r| Some(r) == real(path)),
+        };
+        if hit {
+            let how = if read == &path {
+                String::new()
+            } else {
+                format!(" ({})", read.display())
+            };
+            return bad(format!(
+                "is {what}{how}; an output never replaces what the command reads"
+            ));
+        }
+    }
+    let Some(meta) = meta else {
+        return check_parent(flag, path).map(|()| Target::Replace);
+    };
+    let kind = meta.file_type();
+    if kind.is_file() {
+        return check_parent(flag, path).map(|()| Target::Replace);
+    }
+    if kind.is_dir() {
+        return bad("is a directory".into());
+    }
+    let what = if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    match special {
+        Special::Stream => Ok(Target::Stream),
+        Special::Refuse => bad(format!(
+            "is {what}; this output is written to a temporary file and renamed into place, which \
+             would replace it: name a regular file"
+        )),
+    }
+}
+
+/// A temporary file beside `path`, to be renamed over it: created with mode 0666 less the umask
+/// (tempfile's default is 0600).
+pub fn temp_beside(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = parent(path);
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io("creating a temporary file in", dir, e))
+}
+
+/// Renames the complete, synced temporary `tmp` over `path` (refusing anything but a regular
+/// file there, again: the path may have changed since it was checked) and syncs the directory.
+pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(Error::OutputPath(format!(
+            "{} is no longer a regular file; not replaced",
+            path.display()
+        )));
+    }
+    tmp.persist(path)
+        .map_err(|e| Error::io("renaming into", path, e.error))?;
+    // The rename is durable once the directory is synced.
+    if let Ok(d) = File::open(parent(path)) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Writes `path` through `fill`, atomically; returns what `fill` returns. `fill` maps its I/O
+/// errors with [`writing`].
+pub fn write_atomic<T>(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<&mut File>) -> Result<T>,
+) -> Result<T> {
+    let mut tmp = temp_beside(path)?;
+    let out = {
+        let mut w = BufWriter::new(tmp.as_file_mut());
+        let out = fill(&mut w)?;
+        w.flush().map_err(writing(path))?;
+        out
+    };
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("syncing", path, e))?;
+    persist(tmp, path)?;
+    Ok(out)
+}
+
+/// The directory of `path` (`.` for a bare name).
+pub fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// An error writing `path`.
+pub fn writing(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        op: "writing",
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Whether two files are one (device and inode).
+fn same(a: &Metadata, b: &Metadata) -> bool {
+    (a.dev(), a.ino()) == (b.dev(), b.ino())
+}
+
+/// The real path of `p` (symlinks resolved), or of its directory joined with its name when `p`
+/// does not exist.
+fn real(p: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(p).ok().or_else(|| {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        Some(std::fs::canonicalize(dir).ok()?.join(p.file_name()?))
+    })
+}
+
+/// Refuses an output whose directory does not exist or that has no file name.
+fn check_parent(flag: &str, path: &Path) -> Result<()> {
+    let bad = |why: String| {
+        Err(Error::OutputPath(format!(
+            "{flag} {}: {why}",
+            path.display()
+        )))
+    };
+    if path.file_name().is_none() {
+        return bad("has no file name".into());
+    }
+    let parent = parent(path);
+    if !parent.is_dir() {
+        return bad(format!("directory {} does not exist", parent.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_what_it_reads_through_links_and_special_files() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let input = d.path().join("in.toml");
+        std::fs::write(&input, "x").expect("write");
+        let reads = [("the --config file", input.as_path())];
+        let fresh = d.path().join("new.spill");
+        assert_eq!(
+            check("--output", &fresh, &reads, Special::Refuse).ok(),
+            Some(Target::Replace)
+        );
+
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&input, &link).expect("symlink");
+        let hard = d.path().join("hard");
+        std::fs::hard_link(&input, &hard).expect("hard link");
+        let dotted = d.path().join("sub/../in.toml");
+        std::fs::create_dir(d.path().join("sub")).expect("mkdir");
+        for p in [&input, &link, &hard, &dotted] {
+            let e = check("--output", p, &reads, Special::Stream).expect_err("refused");
+            assert!(e.to_string().contains("is the --config file"), "{e}");
+        }
+
+        let null = Path::new("/dev/null");
+        assert_eq!(
+            check("--to", null, &[], Special::Stream).ok(),
+            Some(Target::Stream)
+        );
+        let e = check("--output", null, &[], Special::Refuse).expect_err("refused");
+        assert!(e.to_string().contains("a character device"), "{e}");
+        let e = check("--output", d.path(), &[], Special::Stream).expect_err("refused");
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        let e =
+            check("--output", &d.path().join("no/x"), &[], Special::Refuse).expect_err("no dir");
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+}
