@@ -147,9 +147,9 @@ pub enum Error {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CsFileError {
-    /// Reading failed.
+    /// Reading failed (the I/O error is in the message, not a source: printed once).
     #[error("reading: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// Not this kind of file.
     #[error("not a spillway {0} file (bad magic)")]
     Magic(&'static str),
@@ -180,6 +180,12 @@ pub enum CsFileError {
         /// Of the bytes.
         actual: u32,
     },
+}
+
+impl From<std::io::Error> for CsFileError {
+    fn from(e: std::io::Error) -> CsFileError {
+        CsFileError::Io(e)
+    }
 }
 
 /// A failure confined to one symbol's files.

@@ -29,7 +29,14 @@ fn unreadable_file_is_an_error_naming_it() {
         Command::new(env!("CARGO_BIN_EXE_spillway"))
     };
     let o = cmd
-        .args(["build", "--input", s(&u), "--output", s(&out), "--no-target"])
+        .args([
+            "build",
+            "--input",
+            s(&u),
+            "--output",
+            s(&out),
+            "--no-target",
+        ])
         .output()
         .expect("run");
     if root && o.status.code() != Some(1) && stderr(&o).contains("setpriv") {
@@ -132,7 +139,14 @@ fn unwritable_and_missing_output_directories() {
     gen(&u, &["--symbols", "2", "--rows", "100", "--features", "2"]);
     let missing = d.path().join("no/such/dir/o.spill");
     usage_error(
-        &run(&["build", "--input", s(&u), "--output", s(&missing), "--no-target"]),
+        &run(&[
+            "build",
+            "--input",
+            s(&u),
+            "--output",
+            s(&missing),
+            "--no-target",
+        ]),
         &["no/such/dir/o.spill", "does not exist"],
     );
     if let Some(m) = tmpfs(d.path(), "1m") {
@@ -142,7 +156,14 @@ fn unwritable_and_missing_output_directories() {
         if remount.is_ok_and(|s| s.success()) {
             let out = m.0.join("o.spill");
             fails_with(
-                &run(&["build", "--input", s(&u), "--output", s(&out), "--no-target"]),
+                &run(&[
+                    "build",
+                    "--input",
+                    s(&u),
+                    "--output",
+                    s(&out),
+                    "--no-target",
+                ]),
                 &["o.spill", "Read-only file system"],
             );
         }
