@@ -33,8 +33,7 @@ use crate::input::open::{open, Projection};
 use crate::input::time::for_each_ns;
 use crate::plan::Unit;
 
-use super::key::{self, Key, Repeats};
-pub(crate) use super::key::{name_hash, KEEP_ALL};
+use super::key::{self, name_hash, Key, Repeats, KEEP_ALL};
 
 /// Bytes per entry of the counting map (key, count, hash-table overhead).
 const COUNT_ENTRY: u64 = 48;

@@ -81,7 +81,7 @@ impl Repeats {
             self.latest = Some(t);
             return 0;
         }
-        self.earlier_rows.wrapping_add(row).wrapping_add(1)
+        self.earlier_rows.saturating_add(row).saturating_add(1)
     }
 }
 
