@@ -154,7 +154,10 @@ pub enum CsFileError {
     #[error("not a spillway {0} file (bad magic)")]
     Magic(&'static str),
     /// A major version this build does not read.
-    #[error("format version {0}.{1} is not supported (this spillway reads 1.x)")]
+    #[error(
+        "format version {0}.{1} is not supported (this spillway reads {major}.x: count and plan again with it)",
+        major = crate::plan::cs_file::VERSION.0
+    )]
     Version(u16, u16),
     /// The file ends early or its parts do not add up to its length.
     #[error("truncated or malformed: {0}")]

@@ -32,10 +32,12 @@ fn oracle_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
 
-    /// Random filter settings on pyarrow- and polars-written universes match pandas.
+    /// Random filter settings on pyarrow- and polars-written universes, whose symbols may repeat
+    /// timestamps, match pandas.
     #[test]
     fn filters_match_an_independent_pandas_computation(
         polars in any::<bool>(),
+        repeat in any::<bool>(),
         drop in any::<bool>(),
         min_cs in prop::option::of(0u64..9),
         k in prop::option::of(1u64..6),
@@ -46,8 +48,11 @@ proptest! {
         let d = tempfile::tempdir().expect("tempdir");
         let u = d.path().join("u");
         let writer = if polars { "polars" } else { "pyarrow" };
-        make(&py, &u, writer, &["--seed", &seed.to_string()]);
-        let (m, kk, mr, sd) = (min_cs.map(|v| v.to_string()), k.map(|v| v.to_string()), max_rows.map(|v| v.to_string()), seed.to_string());
+        let sd = seed.to_string();
+        let mut opts = vec!["--seed", sd.as_str()];
+        if repeat { opts.push("--repeat"); }
+        make(&py, &u, writer, &opts);
+        let (m, kk, mr) = (min_cs.map(|v| v.to_string()), k.map(|v| v.to_string()), max_rows.map(|v| v.to_string()));
         let mut extra: Vec<&str> = Vec::new();
         if drop { extra.push("--drop-null-target"); }
         if let Some(v) = &m { extra.extend(["--min-cs", v]); }

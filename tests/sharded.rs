@@ -196,6 +196,61 @@ fn a_hive_universe_with_max_rows_shards_exactly() {
     assert_same_rows(&single, &shards);
 }
 
+/// 12 symbols whose times repeat (1 to 3 rows a time), go backwards within a file, and overlap
+/// across the parts of a hive symbol; some targets NaN.
+fn repeated_universe(d: &Path) -> PathBuf {
+    const MIN: i64 = 60_000_000_000;
+    let u = d.join("rep");
+    let write = |path: PathBuf, ts: Vec<i64>, salt: usize| {
+        let target: Vec<f64> = (0..ts.len())
+            .map(|i| match (i * 7 + salt) % 11 {
+                0 => f64::NAN,
+                v => v as f64 + salt as f64 * 0.001,
+            })
+            .collect();
+        let ns = ts.iter().map(|t| t * MIN).collect();
+        write_parquet(
+            &path,
+            vec![("ts", ts_ns(ns)), ("target", f64s(target))],
+            false,
+        );
+    };
+    for i in 0..11 {
+        let mut ts: Vec<i64> = (i as i64..120)
+            .flat_map(|t| std::iter::repeat_n(t, 1 + (t as usize + i) % 3))
+            .collect();
+        if i % 4 == 1 {
+            // Time going backwards: a stretch written in reverse.
+            ts[10..40].reverse();
+        }
+        write(u.join(format!("S{i:02}.parquet")), ts, i);
+    }
+    let p0: Vec<i64> = (0..140).map(|i| i / 2).collect();
+    let p1: Vec<i64> = (100..240).map(|i| i / 2).collect();
+    write(u.join("symbol=S11/p0.parquet"), p0, 11);
+    write(u.join("symbol=S11/p1.parquet"), p1, 12);
+    u
+}
+
+/// Issue 21 item 4: where symbols repeat timestamps, every row has its own sampling key, the
+/// same in every shard: the shards still equal the single build, which keeps exactly K rows.
+#[test]
+fn repeated_times_shard_exactly() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let u = repeated_universe(d.path());
+    let single = d.path().join("single.spill");
+    ok(&build(&u, &single, &FILTERS));
+    let f = spill::open(&single).expect("open");
+    let mut per_time = std::collections::BTreeMap::<i64, u32>::new();
+    for &t in f.column::<i64>("ts").expect("ts") {
+        *per_time.entry(t).or_default() += 1;
+    }
+    assert!(per_time.values().all(|&n| n == 4), "{per_time:?}");
+    for n in [2, 5] {
+        assert_same_rows(&single, &sharded(d.path(), &u, n, n == 5));
+    }
+}
+
 #[test]
 fn mismatched_damaged_or_missing_count_files_are_refused() {
     let d = tempfile::tempdir().expect("tempdir");

@@ -358,17 +358,22 @@ impl<T: Decoded> ColumnDecoder<T> {
     }
 
     /// After the row group's last row: no page may hold more. Gives the buffers back.
+    ///
+    /// A chunk of no rows is never read, so its dictionary page (pyarrow writes an empty one for
+    /// an empty table) is still ahead: it holds no rows and is passed over.
     pub fn finish(mut self, file: &File) -> Result<Buffers, DecodeError> {
-        let more = self.left > 0
-            || self.rows_left > 0
-            || self
-                .window
-                .next_page(file)
-                .map_err(|p| DecodeError {
-                    page: Some(self.page_no),
-                    problem: p,
-                })?
-                .is_some_and(|(h, _)| !matches!(h.kind, Kind::Other));
+        let mut more = self.left > 0 || self.rows_left > 0;
+        while !more {
+            let page = self.window.next_page(file).map_err(|p| DecodeError {
+                page: Some(self.page_no),
+                problem: p,
+            })?;
+            match page.map(|(h, _)| h.kind) {
+                None | Some(Kind::Other) => break,
+                Some(Kind::Dictionary { .. }) if self.page_no == 0 => self.page_no += 1,
+                Some(_) => more = true,
+            }
+        }
         if more {
             return Err(self.at(Problem::MoreValues));
         }

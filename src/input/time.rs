@@ -89,6 +89,8 @@ pub struct TimeScan {
     pub first: Option<i64>,
     /// See `first`.
     pub last: Option<i64>,
+    /// The latest non-null time.
+    pub max: Option<i64>,
     /// Non-null times that are not after the one before them in the file (time going backwards,
     /// or repeating).
     pub disorder: u64,
@@ -101,6 +103,7 @@ impl TimeScan {
         }
         self.first.get_or_insert(ns);
         self.last = Some(ns);
+        self.max = self.max.max(Some(ns));
         self.survivors += 1;
     }
 }

@@ -1,11 +1,12 @@
 //! `spillway count`'s passes over one shard: rows per timestamp and, when sampling, the K smallest
-//! sampling keys `(priority, global code)` of every timestamp, after the per-symbol steps (null
-//! times, `--max-rows`) and `--drop-null-target`: the map half of the cross-section's map-reduce.
+//! sampling keys `(priority, global code, repeat)` of every timestamp, after the per-symbol steps
+//! (null times, `--max-rows`) and `--drop-null-target`: the map half of the cross-section's
+//! map-reduce.
 //!
 //! The same passes as the single-machine filters (`filter`), over the shard's files only, with
-//! the same priorities: a row's key is `priority(seed, t, name_hash(name))` and its symbol's
-//! code in the global table, so the K smallest keys of the union of all shards are the K smallest
-//! a single machine would keep. Unlike the single machine, a shard cannot know which timestamps
+//! the same keys ([`super::key`]: a symbol's files are all in its shard, so each row's tag is the
+//! one a single machine gives it; codes are the global table's), so the K smallest keys of the
+//! union of all shards are the K smallest a single machine would keep. Unlike the single machine, a shard cannot know which timestamps
 //! are over K across the universe, so it keeps `min(rows, K)` keys of every timestamp; the memory
 //! (16 bytes a key, 16 a timestamp) is checked against half the budget before it is taken.
 
@@ -18,13 +19,14 @@ use crate::config::FilterOptions;
 use crate::error::{Error, Result, SymbolError};
 
 use super::cs_file::CountRecord;
-use super::filter::{count_rows, name_hash, priority, scanner, Heaps};
+use super::filter::{count_rows, scanner, Heaps};
+use super::key::{key, name_hash, Key};
 use super::Unit;
 
 /// Bytes per timestamp of the sorted table (time, count).
 const TIME_ENTRY: u64 = 16;
 /// Bytes per kept key.
-const KEY_SLOT: u64 = 16;
+const KEY_SLOT: u64 = std::mem::size_of::<Key>() as u64;
 
 /// One shard's counts, ready to write.
 pub struct Counted {
@@ -102,15 +104,13 @@ pub fn count_units(
     units.par_iter().try_for_each(|u| {
         let mut cursor = 0usize;
         let mut mine = Vec::new();
-        scan(u, &mut |t, ok| {
+        let name = names[u.symbol as usize];
+        scan(u, &mut |t, ok, tag| {
             if opts.drop_null_target && !ok {
                 return;
             }
             if let Some(slot) = find(&times, t, &mut cursor) {
-                mine.push((
-                    slot,
-                    (priority(seed, t, names[u.symbol as usize]), u.symbol),
-                ));
+                mine.push((slot, key(seed, t, name, u.symbol, tag)));
             }
         })?;
         let mut h = heaps.lock().unwrap_or_else(|p| p.into_inner());

@@ -6,13 +6,15 @@
 //! file    := magic[8] major:u16 minor:u16 header_len:u32 header body trailer      (little endian)
 //! header  := UTF-8 JSON object, header_len <= 1 MiB (options, universe, symbol ranges)
 //! body    := fingerprint:u32 * symbols_covered  record*
-//! count record := t:i64 count:u64 nkeys:u32 (priority:u64 code:u32) * nkeys      (keys ascending)
-//! plan record  := t:i64 priority:u64 code:u32          (u64::MAX, u32::MAX: keep every row)
+//! count record := t:i64 count:u64 nkeys:u32 key * nkeys                   (keys ascending)
+//! plan record  := t:i64 key                      (u64::MAX, u32::MAX, 1: keep every row)
+//! key     := priority:u64 code:u32 repeat:u8     (repeat 0 or 1; see `key`)
 //! trailer := records:u64 keys:u64 crc32:u32 "SPWE"     crc32 of every byte before it
 //! ```
 //!
-//! Magic `SPWCOUNT` or `SPWCSPLN`; version 1.0 (a newer minor may add header keys, which readers
-//! ignore; another major is refused). Readers stream (a count file can hold millions of keys),
+//! Magic `SPWCOUNT` or `SPWCSPLN`; version 2.0 (a newer minor may add header keys, which readers
+//! ignore; another major is refused). Version 1 keys had no `repeat` and gave every row of a
+//! symbol at one time the same priority (issue 21): its files are refused. Readers stream (a count file can hold millions of keys),
 //! check every record as it comes (times strictly increasing, exactly `min(count, K)` keys in
 //! order, codes inside the file's symbol ranges) and trust nothing until the trailer's CRC holds:
 //! callers discard what they built from a file whose trailer fails.
@@ -29,7 +31,7 @@ pub const COUNT_MAGIC: [u8; 8] = *b"SPWCOUNT";
 pub const PLAN_MAGIC: [u8; 8] = *b"SPWCSPLN";
 const END: [u8; 4] = *b"SPWE";
 /// The format version written.
-pub const VERSION: (u16, u16) = (1, 0);
+pub const VERSION: (u16, u16) = (2, 0);
 const PREFIX: u64 = 16;
 const TRAILER: u64 = 24;
 /// Largest header accepted.
@@ -38,8 +40,11 @@ pub const MAX_HEADER: u32 = 1 << 20;
 pub const MAX_K: u64 = 1 << 16;
 /// Most symbols a universe may have here (the spill format's own cap).
 pub const MAX_SYMBOLS: u64 = 1 << 24;
-/// "Keep every row at this timestamp".
-pub const KEEP_ALL: (u64, u32) = (u64::MAX, u32::MAX);
+/// Bytes of a key in a record.
+const KEY_BYTES: u64 = 13;
+/// Bytes of a plan record.
+pub const PLAN_RECORD: u64 = 8 + KEY_BYTES;
+pub use super::key::{Key, KEEP_ALL};
 
 type Res<T> = Result<T, CsFileError>;
 
@@ -184,8 +189,8 @@ pub struct CountRecord {
     pub t: i64,
     /// Rows at it.
     pub count: u64,
-    /// The `min(count, K)` smallest (priority, code), ascending.
-    pub keys: Vec<(u64, u32)>,
+    /// The `min(count, K)` smallest keys, ascending.
+    pub keys: Vec<Key>,
 }
 
 /// CRC-32 of `names`, each followed by a 0 byte.
@@ -251,20 +256,24 @@ impl<W: Write> Framed<W> {
         self.put(&r.t.to_le_bytes())?;
         self.put(&r.count.to_le_bytes())?;
         self.put(&(r.keys.len() as u32).to_le_bytes())?;
-        for (p, c) in &r.keys {
-            self.put(&p.to_le_bytes())?;
-            self.put(&c.to_le_bytes())?;
+        for &key in &r.keys {
+            self.key(key)?;
         }
         self.records += 1;
         self.keys += r.keys.len() as u64;
         Ok(())
     }
 
-    /// Writes a plan record.
-    pub fn threshold(&mut self, t: i64, (p, c): (u64, u32)) -> std::io::Result<()> {
-        self.put(&t.to_le_bytes())?;
+    fn key(&mut self, (p, c, repeat): Key) -> std::io::Result<()> {
         self.put(&p.to_le_bytes())?;
         self.put(&c.to_le_bytes())?;
+        self.put(&[u8::from(repeat)])
+    }
+
+    /// Writes a plan record.
+    pub fn threshold(&mut self, t: i64, key: Key) -> std::io::Result<()> {
+        self.put(&t.to_le_bytes())?;
+        self.key(key)?;
         self.records += 1;
         Ok(())
     }
@@ -357,6 +366,16 @@ impl<R: Read> Reader<R> {
         Ok(u64::from_le_bytes(b))
     }
 
+    fn key(&mut self) -> Res<Key> {
+        let (p, c) = (self.u64()?, self.u32()?);
+        let mut b = [0u8; 1];
+        self.take(&mut b)?;
+        match b[0] {
+            0 | 1 => Ok((p, c, b[0] == 1)),
+            r => Err(self.bad(format!("key repeat byte {r} is neither 0 nor 1"))),
+        }
+    }
+
     /// Body bytes left.
     pub fn left(&self) -> u64 {
         self.left
@@ -398,12 +417,12 @@ impl<R: Read> Reader<R> {
         if rec.count == 0 || n != want {
             return Err(self.bad(format!("{n} keys for {} rows (want {want})", rec.count)));
         }
-        if n.saturating_mul(12) > self.left {
+        if n.saturating_mul(KEY_BYTES) > self.left {
             return Err(CsFileError::Length("keys run past the trailer".into()));
         }
         rec.keys.clear();
         for _ in 0..n {
-            let key = (self.u64()?, self.u32()?);
+            let key = self.key()?;
             if rec.keys.last().is_some_and(|&last| key < last) || !h.contains(key.1) {
                 return Err(self.bad(format!(
                     "key {key:?} is out of order or of a symbol not counted here"
@@ -417,12 +436,12 @@ impl<R: Read> Reader<R> {
     }
 
     /// The next plan record `(t, threshold)`, or `None` at the trailer.
-    pub fn next_threshold(&mut self, symbols: u64) -> Res<Option<(i64, (u64, u32))>> {
+    pub fn next_threshold(&mut self, symbols: u64) -> Res<Option<(i64, Key)>> {
         if self.left == 0 {
             return Ok(None);
         }
         let t = self.time()?;
-        let key = (self.u64()?, self.u32()?);
+        let key = self.key()?;
         if key != KEEP_ALL && u64::from(key.1) >= symbols {
             return Err(self.bad(format!("threshold code {} is not a symbol", key.1)));
         }
@@ -499,14 +518,14 @@ pub fn parse_counts(bytes: &[u8]) -> Res<(CountHeader, Vec<u32>, Vec<CountRecord
 
 /// Parses a whole plan held in memory: header, fingerprints, `(t, threshold)` records.
 #[allow(clippy::type_complexity)]
-pub fn parse_plan(bytes: &[u8]) -> Res<(PlanHeader, Vec<u32>, Vec<(i64, (u64, u32))>)> {
+pub fn parse_plan(bytes: &[u8]) -> Res<(PlanHeader, Vec<u32>, Vec<(i64, Key)>)> {
     let (mut r, v) = Reader::open(bytes, bytes.len() as u64, PLAN_MAGIC, "cross-section plan")?;
     let h = plan_header(v)?;
     let fps = r.fingerprints(h.universe.symbols)?;
-    if r.left() % 20 != 0 {
+    if r.left() % PLAN_RECORD != 0 {
         return Err(CsFileError::Length("the records are not whole".into()));
     }
-    let mut out = Vec::with_capacity((r.left() / 20) as usize);
+    let mut out = Vec::with_capacity((r.left() / PLAN_RECORD) as usize);
     while let Some(rec) = r.next_threshold(h.universe.symbols)? {
         out.push(rec);
     }

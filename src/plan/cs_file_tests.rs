@@ -26,12 +26,12 @@ fn records() -> Vec<CountRecord> {
         CountRecord {
             t: 10,
             count: 1,
-            keys: vec![(5, 1)],
+            keys: vec![(5, 1, false)],
         },
         CountRecord {
             t: 20,
             count: 3,
-            keys: vec![(1, 2), (9, 1)],
+            keys: vec![(1, 2, false), (9, 1, true)],
         },
     ]
 }
@@ -74,12 +74,12 @@ fn plans_round_trip() {
     let mut f = Framed::new(Vec::new(), PLAN_MAGIC, &h).expect("header");
     f.fingerprints(&[1, 2, 3, 4]).expect("fps");
     f.threshold(10, KEEP_ALL).expect("record");
-    f.threshold(20, (9, 1)).expect("record");
+    f.threshold(20, (9, 1, true)).expect("record");
     let b = f.finish().expect("trailer").0;
     let (back, fps, recs) = parse_plan(&b).expect("parses");
     assert_eq!(back, h);
     assert_eq!(fps, vec![1, 2, 3, 4]);
-    assert_eq!(recs, vec![(10, KEEP_ALL), (20, (9, 1))]);
+    assert_eq!(recs, vec![(10, KEEP_ALL), (20, (9, 1, true))]);
     assert!(
         matches!(parse_counts(&b), Err(CsFileError::Magic(_))),
         "a plan is no count file"
@@ -90,8 +90,11 @@ fn plans_round_trip() {
 fn every_error_is_reported() {
     let good = counts(&header(), &records());
     let mut v = good.clone();
-    v[8] = 2;
-    assert!(matches!(parse_counts(&v), Err(CsFileError::Version(2, 0))));
+    v[8] = 1;
+    assert!(
+        matches!(parse_counts(&v), Err(CsFileError::Version(1, 0))),
+        "version 1 keys tell no repeated rows apart"
+    );
     assert!(matches!(
         parse_counts(&good[..good.len() - 30]),
         Err(CsFileError::Checksum { .. } | CsFileError::Length(_))
@@ -117,22 +120,39 @@ fn every_error_is_reported() {
     let mut h = header();
     let bad = |recs: Vec<CountRecord>, h: &CountHeader| parse_counts(&reseal(counts(h, &recs)));
     let rec = |t, count, keys| CountRecord { t, count, keys };
-    let unordered = vec![rec(20, 1, vec![(1, 1)]), rec(10, 1, vec![(1, 1)])];
+    let unordered = vec![
+        rec(20, 1, vec![(1, 1, false)]),
+        rec(10, 1, vec![(1, 1, false)]),
+    ];
     assert!(matches!(
         bad(unordered, &h),
         Err(CsFileError::Record { index: 1, .. })
     ));
-    let few_keys = vec![rec(10, 3, vec![(1, 1)])];
+    let few_keys = vec![rec(10, 3, vec![(1, 1, false)])];
     assert!(matches!(
         bad(few_keys, &h),
         Err(CsFileError::Record { index: 0, .. })
     ));
-    let foreign = vec![rec(10, 1, vec![(1, 3)])];
+    let foreign = vec![rec(10, 1, vec![(1, 3, false)])];
     assert!(matches!(bad(foreign, &h), Err(CsFileError::Record { .. })));
-    let keys_unsorted = vec![rec(10, 2, vec![(5, 1), (1, 1)])];
+    let keys_unsorted = vec![rec(10, 2, vec![(5, 1, false), (1, 1, false)])];
     assert!(matches!(
         bad(keys_unsorted, &h),
         Err(CsFileError::Record { .. })
+    ));
+    let repeats_unsorted = vec![rec(10, 2, vec![(5, 1, true), (5, 1, false)])];
+    assert!(matches!(
+        bad(repeats_unsorted, &h),
+        Err(CsFileError::Record { .. })
+    ));
+    // A repeat byte that is neither 0 nor 1: the last key's, of the last record.
+    let mut v = counts(&header(), &records());
+    let at = v.len() - 25;
+    assert_eq!(v[at], 1, "the repeat byte of (9, 1, true)");
+    v[at] = 2;
+    assert!(matches!(
+        parse_counts(&reseal(v)),
+        Err(CsFileError::Record { index: 1, .. })
     ));
     h.ranges = vec![[3, 9]];
     assert!(matches!(bad(records(), &h), Err(CsFileError::Header(_))));

@@ -296,10 +296,16 @@ pub type SymbolFooters<'a> = (&'a SymbolFiles, Result<Vec<FileInfo>, SymbolError
 
 /// Where a column chunk's pages are, from its footer entry: from the dictionary page (or the first
 /// data page) over its stored size. `None` for an entry no writer would make.
+///
+/// A chunk of no rows may have no data page: pyarrow then writes its empty dictionary page and
+/// a data page offset of 0, inside the file's leading magic where no page can start. The chunk
+/// starts at its dictionary page then.
 pub fn chunk_of(c: &ColumnChunkMetaData, rows: i64, file_len: u64) -> Option<Chunk> {
+    /// Bytes of the leading magic `PAR1`: no page starts before.
+    const MAGIC: u64 = 4;
     let data = u64::try_from(c.data_page_offset()).ok()?;
     let start = match c.dictionary_page_offset().map(u64::try_from) {
-        Some(Ok(d)) if d > 0 && d < data => d,
+        Some(Ok(d)) if d > 0 && (d < data || data < MAGIC) => d,
         _ => data,
     };
     Some(Chunk {

@@ -4,14 +4,14 @@
 //! 2. `--min-cs N`: rows at a timestamp with fewer than N rows across the universe go;
 //! 3. `--max-cs-samples K --seed S`: at a timestamp with more than K rows, exactly K stay.
 //!
-//! Sampling is order-free: row (t, symbol) gets the priority `hash(seed, t, symbol name)` and a
-//! timestamp keeps its K smallest priorities (ties, at 2^-64, by symbol code). Every symbol at a
-//! timestamp has the same chance, and the choice depends on neither thread count, input order nor
-//! batch sizes.
+//! Sampling is order-free: every row gets a distinct key ([`key`]: `hash(seed, t, symbol name)`,
+//! mixed with a tag that tells apart a symbol's rows at one time, then the symbol code) and a
+//! timestamp keeps its K smallest keys. Every row at a timestamp has the same chance, and the
+//! choice depends on neither thread count, input order nor batch sizes.
 //!
 //! Passes over the time (and target) columns only, so the plan still knows every row's offset:
 //! count rows per timestamp (a sorted table, O(distinct timestamps)); for sampling, keep a bounded
-//! max-heap of K priorities per over-full timestamp (O(over-full timestamps x K)) and store only
+//! max-heap of K keys per over-full timestamp (O(over-full timestamps x K)) and store only
 //! the K-th as that timestamp's threshold; then count each file's surviving rows. Readers apply
 //! the same [`CrossSection::keep`] row by row. The memory is checked against the budget before it
 //! is taken.
@@ -33,14 +33,14 @@ use crate::input::open::{open, Projection};
 use crate::input::time::for_each_ns;
 use crate::plan::Unit;
 
+use super::key::{self, name_hash, Key, Repeats, KEEP_ALL};
+
 /// Bytes per entry of the counting map (key, count, hash-table overhead).
 const COUNT_ENTRY: u64 = 48;
 /// Bytes per distinct timestamp in the final table (time, threshold).
 const TABLE_ENTRY: u64 = 24;
-/// Bytes per sampling heap slot (priority, code).
-const HEAP_SLOT: u64 = 16;
-/// Threshold meaning "keep every row at this timestamp".
-pub(crate) const KEEP_ALL: (u64, u32) = (u64::MAX, u32::MAX);
+/// Bytes per sampling heap slot (a [`Key`]).
+const HEAP_SLOT: u64 = std::mem::size_of::<Key>() as u64;
 
 /// Rows each filter removed, and what the table cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -65,17 +65,17 @@ pub struct CrossSection {
     opts: FilterOptions,
     /// Sorted timestamps that survive `--min-cs` (empty when no table is needed).
     times: Vec<i64>,
-    /// Per timestamp: the largest (priority, code) kept, or `KEEP_ALL`.
-    thresholds: Vec<(u64, u32)>,
+    /// Per timestamp: the largest key kept, or `KEEP_ALL`.
+    thresholds: Vec<Key>,
     /// Per symbol code: hash of its name.
     names: Vec<u64>,
 }
 
 impl CrossSection {
-    /// Whether the row at time `t` of symbol `code` stays. `target_ok`: its target is neither
-    /// null nor NaN. `cursor` remembers the last table position (rows of a file are usually in
-    /// time order, so most lookups are O(1)).
-    pub fn keep(&self, t: i64, target_ok: bool, code: u32, cursor: &mut usize) -> bool {
+    /// Whether the row at time `t` of symbol `code`, with [`Repeats`] tag `tag`, stays.
+    /// `target_ok`: its target is neither null nor NaN. `cursor` remembers the last table
+    /// position (rows of a file are usually in time order, so most lookups are O(1)).
+    pub fn keep(&self, t: i64, target_ok: bool, code: u32, tag: u64, cursor: &mut usize) -> bool {
         if self.opts.drop_null_target && !target_ok {
             return false;
         }
@@ -86,7 +86,7 @@ impl CrossSection {
             return false;
         };
         let th = self.thresholds[i];
-        th == KEEP_ALL || (self.priority(t, code), code) <= th
+        th == KEEP_ALL || self.key(t, code, tag) <= th
     }
 
     fn find(&self, t: i64, cursor: &mut usize) -> Option<usize> {
@@ -101,8 +101,8 @@ impl CrossSection {
         Some(i)
     }
 
-    fn priority(&self, t: i64, code: u32) -> u64 {
-        priority(self.opts.seed, t, self.names[code as usize])
+    fn key(&self, t: i64, code: u32, tag: u64) -> Key {
+        key::key(self.opts.seed, t, self.names[code as usize], code, tag)
     }
 
     /// The settings.
@@ -116,32 +116,10 @@ impl CrossSection {
     }
 }
 
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Stable hash of a symbol name (FNV-1a, then mixed): the same on every platform and release.
-pub fn name_hash(name: &str) -> u64 {
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    mix(h)
-}
-
-/// Sampling priority of (seed, timestamp, symbol).
-pub fn priority(seed: u64, t: i64, name: u64) -> u64 {
-    mix(mix(seed.wrapping_add(0x9E37_79B9_7F4A_7C15) ^ name).wrapping_add(t as u64))
-}
-
-/// Calls `visit(t, target_ok)` for every row of `unit` that the per-symbol steps keep (non-null
-/// time, past the `--max-rows` cut), reading only the time and target columns.
-pub fn scan_unit(
-    unit: &Unit,
-    symbol: &str,
-    visit: &mut dyn FnMut(i64, bool),
-) -> Result<(), SymbolError> {
+/// Calls `visit(t, target_ok, tag)` for every row of `unit` that the per-symbol steps keep
+/// (non-null time, past the `--max-rows` cut), in file order, reading only the time and target
+/// columns; `tag` is the row's [`Repeats`] tag.
+pub fn scan_unit(unit: &Unit, symbol: &str, visit: &mut Visit<'_>) -> Result<(), SymbolError> {
     let err = |kind| SymbolError::new(symbol, &unit.path, kind);
     let file = File::open(&unit.path).map_err(|e| err(io_kind("opening", &e)))?;
     let time_root = unit.time.0 as usize;
@@ -159,7 +137,7 @@ pub fn scan_unit(
     let mut batches = open(file, None, projection).map_err(err)?;
     let name =
         |pos: usize, batch: &arrow_array::RecordBatch| batch.schema().field(pos).name().clone();
-    let (mut cut, mut row) = (unit.cut(), 0u64);
+    let (mut cut, mut row, mut repeats) = (unit.cut(), 0u64, Repeats::new(unit));
     let mut target = Vec::new();
     while let Some(batch) = batches.next_batch().map_err(err)? {
         let n = batch.num_rows();
@@ -182,7 +160,7 @@ pub fn scan_unit(
         }
         for_each_ns(batch.column(time_pos), unit.time.1, |i, ns| {
             if cut.keep() {
-                visit(ns, !target[i].is_nan());
+                visit(ns, !target[i].is_nan(), repeats.tag(ns, row + i as u64));
             }
         })
         .map_err(|(i, value)| {
@@ -202,7 +180,7 @@ pub fn scan_unit(
 pub(crate) fn scanner<'a>(
     symbols: &'a [String],
     cancel: &'a Cancel,
-) -> impl Fn(&Unit, &mut dyn FnMut(i64, bool)) -> Result<(), SymbolError> + Sync + 'a {
+) -> impl Fn(&Unit, &mut Visit<'_>) -> Result<(), SymbolError> + Sync + 'a {
     move |u, visit| match cancel.is_cancelled() {
         true => Ok(()),
         false => scan_unit(u, &symbols[u.symbol as usize], visit),
@@ -248,7 +226,7 @@ pub fn apply(
         cs.thresholds = vec![KEEP_ALL; table.len()];
         stats.memory_bytes = count_bytes;
 
-        // Pass 2: the K smallest priorities of every over-full timestamp.
+        // Pass 2: the K smallest keys of every over-full timestamp.
         if let Some(k) = opts.max_cs_samples {
             let slots: Vec<usize> = (0..table.len())
                 .filter(|&i| u64::from(table[i].1) > k)
@@ -272,13 +250,13 @@ pub fn apply(
             units.par_iter().try_for_each(|u| {
                 let mut cursor = 0usize;
                 let mut mine = Vec::new();
-                scan(u, &mut |t, ok| {
+                scan(u, &mut |t, ok, tag| {
                     if opts.drop_null_target && !ok {
                         return;
                     }
                     if let Some(i) = cs.find(t, &mut cursor) {
                         if slot_of[i] != u32::MAX {
-                            mine.push((slot_of[i], (cs.priority(t, u.symbol), u.symbol)));
+                            mine.push((slot_of[i], cs.key(t, u.symbol, tag)));
                         }
                     }
                 })?;
@@ -311,8 +289,8 @@ pub fn apply(
 pub struct Decided {
     /// Timestamps that survive `--min-cs`, increasing.
     pub times: Vec<i64>,
-    /// Per timestamp: the largest (priority, code) kept, or `None` for every row.
-    pub thresholds: Vec<Option<(u64, u32)>>,
+    /// Per timestamp: the largest key kept, or `None` for every row.
+    pub thresholds: Vec<Option<Key>>,
     /// Distinct timestamps across the universe (after the target filter).
     pub distinct: u64,
     /// Timestamps over `--max-cs-samples` across the universe.
@@ -374,7 +352,7 @@ pub(crate) fn count_rows(
     let counts = units
         .par_iter()
         .try_fold(HashMap::<i64, u32>::new, |mut m, u| {
-            scan(u, &mut |t, ok| {
+            scan(u, &mut |t, ok, _| {
                 if ok || !opts.drop_null_target {
                     *m.entry(t).or_default() += 1;
                 }
@@ -411,8 +389,10 @@ struct Tally {
     after_min_cs: u64,
 }
 
-pub(crate) type Scan<'a> =
-    dyn Fn(&Unit, &mut dyn FnMut(i64, bool)) -> Result<(), SymbolError> + Sync + 'a;
+/// What a scan calls for each row: `(t, target_ok, tag)`.
+pub type Visit<'a> = dyn FnMut(i64, bool, u64) + 'a;
+
+pub(crate) type Scan<'a> = dyn Fn(&Unit, &mut Visit<'_>) -> Result<(), SymbolError> + Sync + 'a;
 
 /// The last pass: every file's surviving rows (into `out`), and what each filter removed.
 fn survivors(
@@ -426,7 +406,7 @@ fn survivors(
         .map(|u| {
             let mut t = Tally::default();
             let mut cursor = 0usize;
-            scan(u, &mut |time, ok| {
+            scan(u, &mut |time, ok, tag| {
                 if opts.drop_null_target && !ok {
                     t.null_target += 1;
                     return;
@@ -435,7 +415,7 @@ fn survivors(
                 if opts.needs_table() && cs.find(time, &mut cursor).is_some() {
                     t.after_min_cs += 1;
                 }
-                if cs.keep(time, ok, u.symbol, &mut cursor) {
+                if cs.keep(time, ok, u.symbol, tag, &mut cursor) {
                     t.kept += 1;
                 }
             })?;
@@ -453,11 +433,11 @@ fn survivors(
     Ok(sum)
 }
 
-/// One bounded max-heap of (priority, code) per slot, in one flat array: slot `s` holds at most
+/// One bounded max-heap of keys per slot, in one flat array: slot `s` holds at most
 /// `off[s + 1] - off[s]` keys, the smallest pushed.
 pub(crate) struct Heaps {
     off: Vec<usize>,
-    keys: Vec<(u64, u32)>,
+    keys: Vec<Key>,
     len: Vec<u32>,
 }
 
@@ -482,7 +462,7 @@ impl Heaps {
     }
 
     /// Offers `key` to heap `slot`.
-    pub(crate) fn push(&mut self, slot: usize, key: (u64, u32)) {
+    pub(crate) fn push(&mut self, slot: usize, key: Key) {
         let heap = &mut self.keys[self.off[slot]..self.off[slot + 1]];
         let n = self.len[slot] as usize;
         if n < heap.len() {
@@ -517,12 +497,12 @@ impl Heaps {
     }
 
     /// The largest key kept in `slot` (its threshold).
-    fn max(&self, slot: usize) -> (u64, u32) {
+    fn max(&self, slot: usize) -> Key {
         self.keys[self.off[slot]]
     }
 
     /// The keys kept in `slot`, sorted ascending.
-    pub(crate) fn sorted(&mut self, slot: usize) -> &[(u64, u32)] {
+    pub(crate) fn sorted(&mut self, slot: usize) -> &[Key] {
         let a = self.off[slot];
         let keys = &mut self.keys[a..a + self.len[slot] as usize];
         keys.sort_unstable();
@@ -538,32 +518,8 @@ mod tests {
     fn heaps_keep_the_k_smallest() {
         let mut h = Heaps::uniform(1, 3);
         for v in [50u64, 10, 40, 30, 20, 60, 5] {
-            h.push(0, (v, 0));
+            h.push(0, (v, 0, false));
         }
-        assert_eq!(h.max(0), (20, 0), "the 3 smallest are 5, 10, 20");
-    }
-
-    /// `name_hash("AAPL")` and `priority(1, 100, name_hash("AAPL"))`, computed independently
-    /// (FNV-1a and SplitMix64's mixer, in Python).
-    const PINNED_AAPL: u64 = 0xcedc_d565_6acd_33a8;
-    const PINNED_PRIORITY: u64 = 0x6238_4435_6a2a_d23e;
-
-    #[test]
-    fn priorities_are_stable_and_seed_dependent() {
-        // Pinned values: a change here changes which rows every sampled build keeps.
-        assert_eq!(name_hash("AAPL"), PINNED_AAPL);
-        assert_eq!(priority(1, 100, name_hash("AAPL")), PINNED_PRIORITY);
-        assert_ne!(
-            priority(1, 100, name_hash("AAPL")),
-            priority(2, 100, name_hash("AAPL"))
-        );
-        assert_ne!(
-            priority(1, 100, name_hash("AAPL")),
-            priority(1, 100, name_hash("MSFT"))
-        );
-        assert_ne!(
-            priority(1, 100, name_hash("AAPL")),
-            priority(1, 101, name_hash("AAPL"))
-        );
+        assert_eq!(h.max(0), (20, 0, false), "the 3 smallest are 5, 10, 20");
     }
 }

@@ -50,6 +50,7 @@ pub(super) fn build(
         let survivors: u64 = c.scans.iter().map(|s| s.survivors).sum();
         let keep = cfg.max_rows.map_or(survivors, |m| m.min(survivors));
         let mut to_skip = survivors - keep;
+        let (mut earlier_max, mut earlier_rows) = (None, 0u64);
         for (i, f) in c.files.into_iter().enumerate() {
             let s = c.scans[i];
             let skip = to_skip.min(s.survivors);
@@ -98,8 +99,12 @@ pub(super) fn build(
                 row_start: 0,
                 fast,
                 out: s.survivors - skip,
+                earlier_max,
+                earlier_rows,
                 path: f.path,
             });
+            earlier_max = earlier_max.max(s.max);
+            earlier_rows = earlier_rows.saturating_add(f.rows);
         }
         if scoped.is_none() {
             symbol_names.push(c.sym.name.clone());

@@ -12,6 +12,7 @@ pub mod cs_file;
 pub mod files;
 pub mod filter;
 mod features;
+pub mod key;
 pub mod layout;
 pub mod shard;
 mod symbols;
@@ -107,6 +108,10 @@ pub struct Unit {
     pub fast: Option<FastPlan>,
     /// Rows this file contributes to the output (after `--max-rows` and the filters).
     pub out: u64,
+    /// The latest time in its symbol's earlier files (for sampling keys: [`key::Repeats`]).
+    pub earlier_max: Option<i64>,
+    /// Rows in its symbol's earlier files.
+    pub earlier_rows: u64,
 }
 
 /// The rows `--max-rows` drops at the start of a file (of its rows with a time), counted off as

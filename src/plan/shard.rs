@@ -334,8 +334,8 @@ fn load(
     };
     let file = std::fs::File::open(path).map_err(|e| file_err(e.into()))?;
     let len = file.metadata().map_err(|e| file_err(e.into()))?.len();
-    // The table costs about 24 bytes a timestamp, and a record is 20 bytes on disk.
-    let table = Decided::table_bytes(len / 20);
+    // The table costs about 24 bytes a timestamp, and a record is 21 bytes on disk.
+    let table = Decided::table_bytes(len / cs_file::PLAN_RECORD);
     if table > cfg.memory_budget / 2 {
         return Err(Error::FilterMemory(format!(
             "--cs-plan {}: its table needs about {} MiB, over half the memory budget; raise --memory-budget",

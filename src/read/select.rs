@@ -3,6 +3,7 @@
 //! file order, from the time (and, for `--drop-null-target`, the target) alone.
 
 use crate::plan::filter::CrossSection;
+use crate::plan::key::Repeats;
 use crate::plan::{Cut, Unit};
 
 /// The row decisions of one file, in file order.
@@ -11,6 +12,9 @@ pub struct Selector<'a> {
     filters: Option<&'a CrossSection>,
     symbol: u32,
     cursor: usize,
+    /// The next row's index in the file.
+    row: u64,
+    repeats: Repeats,
 }
 
 impl<'a> Selector<'a> {
@@ -21,6 +25,8 @@ impl<'a> Selector<'a> {
             filters,
             symbol: unit.symbol,
             cursor: 0,
+            row: 0,
+            repeats: Repeats::new(unit),
         }
     }
 
@@ -37,19 +43,24 @@ impl<'a> Selector<'a> {
 
     /// The next row: its time (`None`: null) and whether its target is a number. Whether it stays.
     pub fn keep(&mut self, time: Option<i64>, target_ok: bool) -> bool {
+        let row = self.row;
+        self.row += 1;
         let Some(t) = time else { return false };
         if !self.cut.keep() {
             return false;
         }
         match self.filters {
             None => true,
-            Some(cs) => cs.keep(t, target_ok, self.symbol, &mut self.cursor),
+            Some(cs) => {
+                let tag = self.repeats.tag(t, row);
+                cs.keep(t, target_ok, self.symbol, tag, &mut self.cursor)
+            }
         }
     }
 
-    /// Of the next `n` rows (all with a time, and no filters), how many the cut drops from the
-    /// front.
+    /// Of the next `n` rows (all with a time), how many the cut drops from the front.
     pub fn drop_front(&mut self, n: u64) -> u64 {
+        self.row += n;
         self.cut.drop_front(n)
     }
 }

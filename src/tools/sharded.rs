@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::input::discover::discover;
 use crate::plan::count::count_units;
 use crate::plan::cs_file::{
-    self, crc_text, CountHeader, CountRecord, Framed, PlanHeader, Reader, COUNT_MAGIC, KEEP_ALL,
-    MAX_K, PLAN_MAGIC,
+    self, crc_text, CountHeader, CountRecord, Framed, Key, PlanHeader, Reader, COUNT_MAGIC,
+    KEEP_ALL, MAX_K, PLAN_MAGIC,
 };
 use crate::plan::shard::{global, plan_part};
 
@@ -295,7 +295,7 @@ pub fn plan_cs(counts: &[PathBuf], opts: &PlanCsOptions) -> Result<PlanCsSummary
         });
     }
     let min = opts.min_cs.max(1);
-    let mut table: Vec<(i64, (u64, u32))> = Vec::new();
+    let mut table: Vec<(i64, Key)> = Vec::new();
     let (mut sampled, mut kept_rows) = (0u64, 0u64);
     let (distinct, rows) = merge(&mut inputs, k, |rec| {
         if rec.count >= min {

@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """Cross-sectional filter universes and an independent pandas check of spillway's output.
 
-    cs_oracle.py make OUT_DIR --writer pyarrow|polars [--symbols 9] [--steps 400] [--seed 1]
+    cs_oracle.py make OUT_DIR --writer pyarrow|polars [--symbols 9] [--steps 400] [--seed 1] [--repeat]
     cs_oracle.py check INPUT SPILL --target target [--drop-null-target] [--min-cs N]
                        [--max-cs-samples K] [--max-rows M]
 
 `make`: symbols on one shared 5-minute grid with ragged starts and ends (so cross-sections vary
-from 1 to all symbols), a few null times, null and NaN targets, float and int features.
+from 1 to all symbols), a few null times, null and NaN targets, float and int features. With
+--repeat, a symbol holds 1 to 3 rows at each of its times, and some symbols write a stretch of
+their times in reverse (time going backwards).
 
 `check`: recomputes the expected rows with pandas (per symbol: null times dropped, last M rows;
 then null/NaN targets dropped; then timestamps with fewer than N rows dropped) and compares with
 the spill file. With --max-cs-samples K the output must be a subset of that, in the same order,
-with exactly min(K, n_t) rows at every timestamp and identical values. Prints "OK ..." or fails.
+with exactly min(K, n_t) rows at every timestamp and identical values (rows are told apart by
+symbol, time and f0, which is random per row). Prints "OK ..." or fails.
 """
 import argparse
 import glob
@@ -25,14 +28,19 @@ T0 = np.datetime64("2021-03-01T00:00:00", "ns").astype(np.int64)
 STEP = 300_000_000_000
 
 
-def make(out, writer, symbols, steps, seed):
+def make(out, writer, symbols, steps, seed, repeat=False):
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(symbols):
         start = int(rng.integers(0, steps // 3))
         stop = steps - int(rng.integers(0, steps // 3))
-        n = stop - start
         ts = T0 + np.arange(start, stop, dtype=np.int64) * STEP
+        if repeat:
+            ts = np.repeat(ts, rng.integers(1, 4, len(ts)))
+            if i % 3 == 1:
+                a = int(rng.integers(0, len(ts) // 2))
+                ts[a:a + 40] = ts[a:a + 40][::-1].copy()
+        n = len(ts)
         ts_null = rng.random(n) < 0.01
         target = rng.standard_normal(n)
         target[rng.random(n) < 0.05] = np.nan  # NaN targets
@@ -98,9 +106,12 @@ def check(inp, spill_path, a):
         chosen = exp
     else:
         # The output must be an order-preserving subset of the expected rows.
-        key = list(zip(exp["symbol"], exp["ts_ns"]))
+        f0 = lambda d: d["f0"].astype("float64").to_numpy().astype(np.float32)
+        key = list(zip(exp["symbol"], exp["ts_ns"], f0(exp)))
         pos = {k: i for i, k in enumerate(key)}
-        idx = [pos.get((s, t)) for s, t in zip(got["symbol"], got["ts_ns"])]
+        if len(pos) != len(key):
+            sys.exit("the oracle cannot tell two input rows apart")
+        idx = [pos.get(k) for k in zip(got["symbol"], got["ts_ns"], f0(got))]
         if any(i is None for i in idx):
             sys.exit("sampled output has rows the filters before sampling removed")
         if idx != sorted(idx) or len(set(idx)) != len(idx):
@@ -141,6 +152,7 @@ def main():
     m.add_argument("--symbols", type=int, default=9)
     m.add_argument("--steps", type=int, default=400)
     m.add_argument("--seed", type=int, default=1)
+    m.add_argument("--repeat", action="store_true")
     c = sub.add_parser("check")
     c.add_argument("input")
     c.add_argument("spill")
@@ -151,7 +163,7 @@ def main():
     c.add_argument("--max-rows", type=int)
     a = ap.parse_args()
     if a.cmd == "make":
-        make(a.out, a.writer, a.symbols, a.steps, a.seed)
+        make(a.out, a.writer, a.symbols, a.steps, a.seed, a.repeat)
     else:
         check(a.input, a.spill, a)
 
