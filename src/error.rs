@@ -66,15 +66,19 @@ pub enum Error {
     /// The output path would overwrite an input, the summary, or a directory.
     #[error("{0}")]
     OutputPath(String),
-    /// The memory budget cannot be met even with one reader and the smallest batch.
-    #[error("memory budget of {} MiB cannot be met: about {} MiB are needed with one reader and {batch_rows}-row batches (the writer's buffers for {columns} columns take {} MiB, the plan and parsed footers {} MiB; largest file: {}); raise --memory-budget", budget >> 20, needed >> 20, writer >> 20, held >> 20, file.display())]
+    /// The memory budget cannot be met even with the smallest shape the flags allow.
+    #[error("memory budget of {} MiB cannot be met: about {} MiB are needed with {readers} reader(s), {batch_rows}-row batches and channel capacity {capacity} (the writer's buffers for {columns} columns take {} MiB, the plan and parsed footers {} MiB; largest file: {}); raise --memory-budget", budget >> 20, needed >> 20, writer >> 20, held >> 20, file.display())]
     Budget {
         /// The budget.
         budget: u64,
         /// The smallest bound the plan could reach.
         needed: u64,
+        /// Readers at that bound (one, or `--threads`).
+        readers: usize,
         /// Rows per batch at that bound.
         batch_rows: usize,
+        /// Channel capacity at that bound (one, or `--channel-capacity`).
+        capacity: usize,
         /// Output columns.
         columns: usize,
         /// Of `needed`, the writer's smallest buffers.
