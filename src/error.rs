@@ -21,9 +21,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// `--order time`: the symbols' times go backwards so often that the transposition's merge
-    /// (one entry per run of rows in time order) does not fit the memory budget.
-    #[error("--order time: the symbols' times go backwards often enough to make at least {runs} runs of rows in time order, more than the {max} a {budget}-byte memory budget lets the transposition merge; sort the inputs by time or raise --memory-budget")]
+    /// `--order time`: the symbols' times turn back so often that the transposition's merge
+    /// (one entry per run of rows whose time only rises or only falls) does not fit the memory
+    /// budget.
+    #[error("--order time: the symbols' times turn back often enough to make at least {runs} runs of rows whose time only rises or only falls, more than the {max} a {budget}-byte memory budget lets the transposition merge; sort the inputs by time or raise --memory-budget (the cap grows with it)")]
     OrderRuns {
         /// Runs found so far.
         runs: usize,
