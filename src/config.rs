@@ -263,7 +263,7 @@ impl BuildOptions {
             .ok_or_else(|| Error::Config("--output is required".into()))?;
         let within = |name: &str, v: Option<usize>, max: usize| match v {
             Some(n) if n == 0 || n > max => Err(Error::Config(format!(
-                "{name} must be between 1 and {max} (got {n})"
+                "{name} must be at least 1 and at most {max} (got {n})"
             ))),
             other => Ok(other),
         };

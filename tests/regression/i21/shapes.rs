@@ -21,9 +21,9 @@ fn i21_08_shape_flags_out_of_range_are_usage_errors_naming_the_range() {
     let u = d.path().join("u");
     small_universe(&u);
     let out = d.path().join("o.spill");
-    let capacity = ["--channel-capacity", "between 1 and 65536"];
-    let threads = ["--threads", "between 1 and 1024"];
-    let batch = ["--batch-rows", "between 1 and 16777216"];
+    let capacity = ["--channel-capacity", "at least 1 and at most 65536"];
+    let threads = ["--threads", "at least 1 and at most 1024"];
+    let batch = ["--batch-rows", "at least 1 and at most 16777216"];
     let budget = ["--memory-budget", "1 byte to 1e18 bytes"];
     let cases: [(&[&str], &[&str]); 12] = [
         (&["--channel-capacity", "4611686018427387904"], &capacity),
@@ -67,10 +67,16 @@ fn i21_08_the_config_file_has_the_same_limits() {
     for (line, needles) in [
         (
             "channel-capacity = 4611686018427387904",
-            ["--channel-capacity", "between 1 and 65536"],
+            ["--channel-capacity", "at least 1 and at most 65536"],
         ),
-        ("threads = 100000", ["--threads", "between 1 and 1024"]),
-        ("batch-rows = 0", ["--batch-rows", "between 1 and 16777216"]),
+        (
+            "threads = 100000",
+            ["--threads", "at least 1 and at most 1024"],
+        ),
+        (
+            "batch-rows = 0",
+            ["--batch-rows", "at least 1 and at most 16777216"],
+        ),
         ("memory-budget = \"0\"", ["--memory-budget", "1e18 bytes"]),
     ] {
         let text = format!(
