@@ -12,6 +12,22 @@ use crate::error::{Error, Result};
 /// Default `--memory-budget`.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
 
+/// The most `--threads`. Each reader holds its own codecs, working set and `capacity` slices, so
+/// readers beyond the cores only add memory; 1024 is above the hardware threads of the largest
+/// machines (2 x 192 cores x 2 = 768), and keeps `readers x (capacity + 1)` channel slots and the
+/// budget's byte estimates far inside `u64`.
+pub const MAX_THREADS: usize = 1024;
+
+/// The most `--channel-capacity`: the most slices a reader may queue (what the budget itself
+/// chooses at most). A channel allocates all its slots up front, so a larger capacity would
+/// allocate memory no slice uses.
+pub const MAX_CHANNEL_CAPACITY: usize = 1 << 16;
+
+/// The most `--batch-rows` (16 Mi rows: a 128 MiB float64 slice). With [`MAX_THREADS`] and
+/// [`MAX_CHANNEL_CAPACITY`], the largest byte estimate (readers x slices x rows x 8 bytes, 2^10 x
+/// 2^16 x 2^24 x 2^3 = 2^53) stays far inside `u64`.
+pub const MAX_BATCH_ROWS: usize = 1 << 24;
+
 /// The time column's name when none is given: the first of these the first file has.
 pub const DEFAULT_TIME_COLUMNS: [&str; 2] = ["ts", "timestamp"];
 
@@ -273,8 +289,10 @@ impl BuildOptions {
         let output = self
             .output
             .ok_or_else(|| Error::Config("--output is required".into()))?;
-        let positive = |name: &str, v: Option<usize>| match v {
-            Some(0) => Err(Error::Config(format!("{name} must be at least 1"))),
+        let within = |name: &str, v: Option<usize>, max: usize| match v {
+            Some(n) if n == 0 || n > max => Err(Error::Config(format!(
+                "{name} must be at least 1 and at most {max} (got {n})"
+            ))),
             other => Ok(other),
         };
         let features = match self.features {
@@ -343,7 +361,8 @@ impl BuildOptions {
             ));
         }
         let memory_budget = match self.memory_budget {
-            Some(s) => parse_size(&s)?,
+            Some(s) => parse_size(&s)
+                .map_err(|e| Error::Config(format!("--memory-budget: {}", config_message(e))))?,
             None => DEFAULT_MEMORY_BUDGET,
         };
         Ok(BuildConfig {
@@ -355,9 +374,13 @@ impl BuildOptions {
             time_unit: self.time_unit,
             max_rows: self.max_rows,
             float32: !self.no_float32.unwrap_or(false),
-            threads: positive("--threads", self.threads)?,
-            channel_capacity: positive("--channel-capacity", self.channel_capacity)?,
-            batch_rows: positive("--batch-rows", self.batch_rows)?,
+            threads: within("--threads", self.threads, MAX_THREADS)?,
+            channel_capacity: within(
+                "--channel-capacity",
+                self.channel_capacity,
+                MAX_CHANNEL_CAPACITY,
+            )?,
+            batch_rows: within("--batch-rows", self.batch_rows, MAX_BATCH_ROWS)?,
             memory_budget,
             on_error: self.on_error.unwrap_or_default(),
             write_mode: self.write_mode.unwrap_or_default(),
@@ -509,6 +532,14 @@ impl BuildConfig {
     }
 }
 
+/// The message of a configuration error (others as they display).
+fn config_message(e: Error) -> String {
+    match e {
+        Error::Config(m) => m,
+        other => other.to_string(),
+    }
+}
+
 /// Parses a byte size: `268435456`, `256MiB`, `256M`, `1.5GiB`, `512k` (K/M/G/T are powers of 1024;
 /// `KB`/`MB`/`GB`/`TB` powers of 1000).
 pub fn parse_size(s: &str) -> Result<u64> {
@@ -538,7 +569,9 @@ pub fn parse_size(s: &str) -> Result<u64> {
     };
     let bytes = value * mult;
     if !bytes.is_finite() || !(1.0..=1e18).contains(&bytes) {
-        return Err(Error::Config(format!("size {s:?} is out of range")));
+        return Err(Error::Config(format!(
+            "size {s:?} is out of range (1 byte to 1e18 bytes)"
+        )));
     }
     Ok(bytes as u64)
 }

@@ -21,9 +21,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// `--order time`: the symbols' times go backwards so often that the transposition's merge
-    /// (one entry per run of rows in time order) does not fit the memory budget.
-    #[error("--order time: the symbols' times go backwards often enough to make at least {runs} runs of rows in time order, more than the {max} a {budget}-byte memory budget lets the transposition merge; sort the inputs by time or raise --memory-budget")]
+    /// `--order time`: the symbols' times turn back so often that the transposition's merge
+    /// (one entry per run of rows whose time only rises or only falls) does not fit the memory
+    /// budget.
+    #[error("--order time: the symbols' times turn back often enough to make at least {runs} runs of rows whose time only rises or only falls, more than the {max} a {budget}-byte memory budget lets the transposition merge; sort the inputs by time or raise --memory-budget (the cap grows with it)")]
     OrderRuns {
         /// Runs found so far.
         runs: usize,
@@ -66,15 +67,19 @@ pub enum Error {
     /// The output path would overwrite an input, the summary, or a directory.
     #[error("{0}")]
     OutputPath(String),
-    /// The memory budget cannot be met even with one reader and the smallest batch.
-    #[error("memory budget of {} MiB cannot be met: about {} MiB are needed with one reader and {batch_rows}-row batches (the writer's buffers for {columns} columns take {} MiB, the plan and parsed footers {} MiB; largest file: {}); raise --memory-budget", budget >> 20, needed >> 20, writer >> 20, held >> 20, file.display())]
+    /// The memory budget cannot be met even with the smallest shape the flags allow.
+    #[error("memory budget of {} MiB cannot be met: about {} MiB are needed with {readers} reader(s), {batch_rows}-row batches and channel capacity {capacity} (the writer's buffers for {columns} columns take {} MiB, the plan and parsed footers {} MiB; largest file: {}); raise --memory-budget", budget >> 20, needed >> 20, writer >> 20, held >> 20, file.display())]
     Budget {
         /// The budget.
         budget: u64,
         /// The smallest bound the plan could reach.
         needed: u64,
+        /// Readers at that bound (one, or `--threads`).
+        readers: usize,
         /// Rows per batch at that bound.
         batch_rows: usize,
+        /// Channel capacity at that bound (one, or `--channel-capacity`).
+        capacity: usize,
         /// Output columns.
         columns: usize,
         /// Of `needed`, the writer's smallest buffers.

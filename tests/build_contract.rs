@@ -19,6 +19,9 @@ fn check(py: &Path, dir: &Path, kind: &str, opts: &[&str]) {
     let out = dir.join(format!("{kind}.spill"));
     let mut args = vec!["build", "--input", s(&u), "--output", s(&out), "--quiet"];
     args.extend_from_slice(opts);
+    if !opts.contains(&"--target") {
+        args.push("--no-target");
+    }
     ok(&run(&args));
     let mut oracle = vec!["check", s(&u), s(&out)];
     oracle.extend_from_slice(opts);

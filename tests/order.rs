@@ -52,31 +52,62 @@ fn universe(dir: &Path, symbols: usize, seed: u64) {
             let i = rng.below(ts.len() as u64 - 1) as usize;
             ts.swap(i, i + 1);
         }
-        let n = ts.len();
-        let mut col = |nan: bool| -> ArrayRef {
-            Arc::new(Float64Array::from(
-                (0..n)
-                    .map(|_| match rng.below(12) {
-                        0 if nan => None,
-                        1 if nan => Some(f64::NAN),
-                        _ => Some(rng.below(1000) as f64 / 7.0 - 50.0),
-                    })
-                    .collect::<Vec<_>>(),
-            ))
-        };
-        let (target, f0, f1) = (col(true), col(true), col(false));
-        let ts: ArrayRef = Arc::new(TimestampNanosecondArray::from(ts).with_timezone("UTC"));
-        write_parquet(
-            &dir.join(format!("S{s:02}.parquet")),
-            vec![("ts", ts), ("target", target), ("f0", f0), ("f1", f1)],
-            false,
-        );
+        write_symbol(dir, s, ts, &mut rng);
     }
+}
+
+/// Like [`universe`], but each symbol stored newest-first (issue 21): the grid walked backwards,
+/// with repeated times (ties inside the falling stretch), null times, and in some symbols a few
+/// steps forward (adjacent rows swapped).
+fn newest_first_universe(dir: &Path, symbols: usize, seed: u64) {
+    let mut rng = Rng(seed);
+    for s in 0..symbols {
+        let (a, b) = (rng.below(20), 20 + rng.below(21));
+        let mut ts: Vec<Option<i64>> = Vec::new();
+        for k in (a..b).rev() {
+            match rng.below(10) {
+                0 => {}
+                1 | 2 => ts.extend([Some(T0 + k as i64 * STEP); 2]),
+                3 if k % 3 == 0 => ts.push(None),
+                _ => ts.push(Some(T0 + k as i64 * STEP)),
+            }
+        }
+        for _ in 0..rng.below(4) {
+            if ts.len() > 3 {
+                let i = rng.below(ts.len() as u64 - 1) as usize;
+                ts.swap(i, i + 1);
+            }
+        }
+        write_symbol(dir, s, ts, &mut rng);
+    }
+}
+
+/// Writes symbol `S{s}` with times `ts`, a target with NaN and nulls, and two features.
+fn write_symbol(dir: &Path, s: usize, ts: Vec<Option<i64>>, rng: &mut Rng) {
+    let n = ts.len();
+    let mut col = |nan: bool| -> ArrayRef {
+        Arc::new(Float64Array::from(
+            (0..n)
+                .map(|_| match rng.below(12) {
+                    0 if nan => None,
+                    1 if nan => Some(f64::NAN),
+                    _ => Some(rng.below(1000) as f64 / 7.0 - 50.0),
+                })
+                .collect::<Vec<_>>(),
+        ))
+    };
+    let (target, f0, f1) = (col(true), col(true), col(false));
+    let ts: ArrayRef = Arc::new(TimestampNanosecondArray::from(ts).with_timezone("UTC"));
+    write_parquet(
+        &dir.join(format!("S{s:02}.parquet")),
+        vec![("ts", ts), ("target", target), ("f0", f0), ("f1", f1)],
+        false,
+    );
 }
 
 /// Asserts that `time` is `sym` permuted stably by (time, symbol code), column by column, with
 /// the same symbol names and a timestamp index that tiles the rows and matches the time column.
-fn assert_permuted(sym: &Path, time: &Path) {
+pub(crate) fn assert_permuted(sym: &Path, time: &Path) {
     let s = spill::open(sym).expect("symbol-major opens");
     let t = spill::open(time).expect("time-major opens");
     assert_eq!(s.order(), spill::Order::Symbol);
@@ -131,6 +162,29 @@ fn assert_only(dir: &Path, names: &[&str]) {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Symbols stored newest-first, read backwards as one run each (or a few where a step goes
+    /// forward), give the same permutation.
+    #[test]
+    fn a_newest_first_universe_is_permuted_the_same_way(
+        seed in any::<u64>(),
+        symbols in 1usize..6,
+        min_cs in prop::option::of(1u64..4),
+        max_rows in prop::option::of(5u64..30),
+    ) {
+        let d = tempfile::tempdir().expect("tempdir");
+        let u = d.path().join("u");
+        newest_first_universe(&u, symbols, seed);
+        let (m, mr) = (min_cs.map(|v| v.to_string()), max_rows.map(|v| v.to_string()));
+        let mut extra: Vec<&str> = Vec::new();
+        if let Some(v) = &m { extra.extend(["--min-cs", v]); }
+        if let Some(v) = &mr { extra.extend(["--max-rows", v]); }
+        let (sym, time) = (d.path().join("s.spill"), d.path().join("t.spill"));
+        ok(&build(&u, &sym, &extra));
+        extra.extend(["--order", "time"]);
+        ok(&build(&u, &time, &extra));
+        assert_permuted(&sym, &time);
+    }
 
     #[test]
     fn a_time_major_file_is_the_symbol_major_file_permuted_by_time_and_symbol(
@@ -245,12 +299,14 @@ fn the_summary_reports_the_order_and_the_io_amplification() {
 fn a_failed_transposition_leaves_no_output_and_no_intermediate() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = d.path().join("u");
-    // 6000 rows whose time always goes backwards: 6000 runs, more than a 1 MiB merge holds.
-    let n = 6000i64;
+    // 16000 rows whose time turns back every other row (0, 10, 5, 15, 10, 20, ...): 8000 runs,
+    // more than the smallest merge holds (a symbol stored newest-first would be one run).
+    let n = 16_000i64;
+    let zigzag = |i: i64| T0 + ((i / 2) * 5 + (i % 2) * 10) * STEP;
     write_parquet(
-        &u.join("DOWN.parquet"),
+        &u.join("ZIGZAG.parquet"),
         vec![
-            ("ts", ts_ns((0..n).map(|i| T0 - i * STEP).collect())),
+            ("ts", ts_ns((0..n).map(zigzag).collect())),
             ("target", f64s((0..n).map(|i| i as f64).collect())),
         ],
         false,
@@ -272,7 +328,7 @@ fn a_failed_transposition_leaves_no_output_and_no_intermediate() {
     let o = build(&u, &out.join("t.spill"), &tiny);
     fails_with(&o, &["--order time", "runs", "--memory-budget"]);
     assert_only(&out, &[]);
-    // With the default budget the same universe builds, reversed.
+    // With the default budget the same universe builds.
     ok(&build(&u, &out.join("t.spill"), &["--order", "time"]));
     ok(&build(&u, &out.join("s.spill"), &[]));
     assert_permuted(&out.join("s.spill"), &out.join("t.spill"));

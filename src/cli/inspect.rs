@@ -138,6 +138,15 @@ fn report(a: Args) -> anyhow::Result<ExitCode> {
             t.memory.window_rows,
             mib(t.memory.bound_bytes)
         )?;
+        if let Some(runs) = t.runs {
+            outln!(
+                "--order time would merge at most {runs} runs of rows in time order (the budget allows {})",
+                t.max_runs
+            )?;
+        }
+        if let Some(refusal) = &t.refusal {
+            outln!("--order time would fail: {refusal}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

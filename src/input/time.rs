@@ -78,6 +78,69 @@ pub fn for_each_ns(
     }
 }
 
+/// Which way the run being cut goes, once a time differs from the one before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// Every time so far equal.
+    Flat,
+    /// Times rose (and never fell).
+    Rising,
+    /// Times fell (and never rose).
+    Falling,
+}
+
+impl Way {
+    /// The way after `prev -> t`, or `None` when `t` turns back (a new run starts at `t`).
+    pub fn step(self, prev: i64, t: i64) -> Option<Way> {
+        match self {
+            Way::Flat if t > prev => Some(Way::Rising),
+            Way::Flat if t < prev => Some(Way::Falling),
+            Way::Rising if t < prev => None,
+            Way::Falling if t > prev => None,
+            way => Some(way),
+        }
+    }
+}
+
+/// Counts the runs a stream of one symbol's times is cut into, as a time-major build's merge cuts
+/// them (stretches whose time only rises or only falls, each as long as it can be): the planning
+/// scan sees each file's times in order, so `inspect` predicts the merge's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunCounter {
+    way: Way,
+    prev: Option<i64>,
+    runs: u64,
+}
+
+impl Default for RunCounter {
+    fn default() -> Self {
+        RunCounter {
+            way: Way::Flat,
+            prev: None,
+            runs: 0,
+        }
+    }
+}
+
+impl RunCounter {
+    /// Sees the next time.
+    pub fn see(&mut self, t: i64) {
+        match self.prev {
+            None => self.runs += 1,
+            Some(prev) => match self.way.step(prev, t) {
+                Some(way) => self.way = way,
+                None => (self.way, self.runs) = (Way::Flat, self.runs + 1),
+            },
+        }
+        self.prev = Some(t);
+    }
+
+    /// Runs so far.
+    pub fn runs(&self) -> u64 {
+        self.runs
+    }
+}
+
 /// What the planning scan learned about one file's time column.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TimeScan {
@@ -94,6 +157,8 @@ pub struct TimeScan {
     /// Non-null times that are not after the one before them in the file (time going backwards,
     /// or repeating).
     pub disorder: u64,
+    /// The file's non-null times cut into stretches that only rise or only fall.
+    pub runs: RunCounter,
 }
 
 impl TimeScan {
@@ -104,6 +169,7 @@ impl TimeScan {
         self.first.get_or_insert(ns);
         self.last = Some(ns);
         self.max = self.max.max(Some(ns));
+        self.runs.see(ns);
         self.survivors += 1;
     }
 }

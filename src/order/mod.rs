@@ -5,7 +5,8 @@
 //! output remove it if the process dies; [`Intermediate`] removes it on success and on every
 //! error). Then, reading the intermediate with positioned reads:
 //!
-//! 1. `merge::find_runs` cuts each symbol's rows into runs whose time never goes backwards;
+//! 1. `merge::find_runs` cuts each symbol's rows into runs whose time only rises or only falls
+//!    (a symbol stored newest-first is one run, read backwards);
 //! 2. the rows of each distinct time, counted on the way (`counts`, a hash map of at most the
 //!    merge's memory; past that, `merge::count_timestamps` merges the runs once to count them):
 //!    the timestamp index, so the output's layout is exact before a value is written;
@@ -16,7 +17,8 @@
 //! Memory is fixed by the budget, never by the row count: on top of what the stream pass left
 //! resident, a writer of at most 32 MiB, a window of [`window::ROW_BYTES`] a row and a time
 //! buffer a run, split by [`memory`]; the timestamp index keeps runs of steps and counts (capped
-//! by the format at 2^24 each).
+//! by the format at 2^24 each). The runs the merge may hold ([`max_runs`]) follow the budget:
+//! up to three quarters of what is free, the window keeping the rest.
 //! The output depends on the intermediate alone (itself independent of threads, capacity, batch
 //! rows and write mode) and the writer's bytes do not depend on how writes are sliced, so neither
 //! the window size nor the budget changes a byte.
@@ -33,7 +35,7 @@ mod window;
 
 use self::counts::{TimeCounts, TIME_BYTES};
 use self::merge::{
-    count_timestamps, find_runs, Merge, MAX_BUFFER_ROWS, MIN_BUFFER_ROWS, RUN_BYTES,
+    count_timestamps, find_runs, Merge, MAX_BUFFER_ROWS, MIN_BUFFER_ROWS, RUN_BYTES, RUN_MIN_BYTES,
 };
 use self::source::Source;
 use self::window::{Window, ROW_BYTES};
@@ -55,8 +57,12 @@ const MAX_WINDOW_BYTES: u64 = 48 << 20;
 const MAX_WRITER_BYTES: u64 = 32 << 20;
 /// Kept free for what the estimate misses (allocator slack, the reading threads' stacks).
 const MARGIN: u64 = 16 << 20;
-/// The most the merge's run buffers take.
+/// The most the merge's run buffers take while its runs fit in less (more runs take what they
+/// need, up to [`max_runs`]).
 const MAX_MERGE_BYTES: u64 = 32 << 20;
+/// The merge's least share when the budget sets the run cap: 2 MiB, so the cap is never below
+/// the 4096 runs the first version's smallest merge held.
+const MIN_CAP_MERGE_BYTES: u64 = 2 << 20;
 /// The least either gets, whatever the budget says (the bound is then reported over it).
 const MIN_PART_BYTES: u64 = 1 << 20;
 
@@ -88,10 +94,15 @@ impl Drop for Intermediate {
     }
 }
 
-/// The split for `budget` and `nrows` output rows of `ncols` columns, when the process already
-/// holds `in_use` bytes (its resident set after the stream pass: the allocator keeps some of what
-/// the readers freed; at least [`FIXED`] is assumed).
-pub fn memory(budget: &Budget, nrows: u64, ncols: usize, in_use: u64) -> Memory {
+/// What the transposition's writer takes, and what the budget leaves free beside it.
+struct Free {
+    in_use: u64,
+    writer_memory: u64,
+    writer_bytes: u64,
+    free: u64,
+}
+
+fn free(budget: &Budget, ncols: usize, in_use: u64) -> Free {
     let in_use = in_use.max(FIXED);
     let writer_memory = budget.writer_memory.min(MAX_WRITER_BYTES);
     let writer_bytes = WriteOptions::default()
@@ -99,8 +110,31 @@ pub fn memory(budget: &Budget, nrows: u64, ncols: usize, in_use: u64) -> Memory 
         .resident_bytes(ncols);
     let free = budget
         .budget_bytes
-        .saturating_sub(in_use + writer_bytes + MARGIN);
-    let merge_bytes = (free / 4).clamp(MIN_PART_BYTES, MAX_MERGE_BYTES);
+        .saturating_sub(in_use.saturating_add(writer_bytes).saturating_add(MARGIN));
+    Free {
+        in_use,
+        writer_memory,
+        writer_bytes,
+        free,
+    }
+}
+
+/// The split for `budget`, `nrows` output rows of `ncols` columns and `runs` runs to merge (0
+/// while they are being found), when the process already holds `in_use` bytes (its resident set
+/// after the stream pass: the allocator keeps some of what the readers freed; at least [`FIXED`]
+/// is assumed). The merge takes a quarter of what is free (at most 32 MiB) or what its runs
+/// need, whichever is more; the window the rest (at most 48 MiB).
+pub fn memory(budget: &Budget, nrows: u64, ncols: usize, in_use: u64, runs: usize) -> Memory {
+    let Free {
+        in_use,
+        writer_memory,
+        writer_bytes,
+        free,
+    } = free(budget, ncols, in_use);
+    let needed = (runs as u64).saturating_mul(RUN_MIN_BYTES);
+    let merge_bytes = (free / 4)
+        .clamp(MIN_PART_BYTES, MAX_MERGE_BYTES)
+        .max(needed);
     let window_bytes = free
         .saturating_sub(merge_bytes)
         .clamp(MIN_PART_BYTES, MAX_WINDOW_BYTES);
@@ -111,13 +145,20 @@ pub fn memory(budget: &Budget, nrows: u64, ncols: usize, in_use: u64) -> Memory 
         writer_memory,
         merge_bytes,
         window_rows,
-        bound_bytes: in_use + writer_bytes + merge_bytes + window_rows * ROW_BYTES,
+        bound_bytes: in_use
+            .saturating_add(writer_bytes)
+            .saturating_add(merge_bytes)
+            .saturating_add(window_rows * ROW_BYTES),
     }
 }
 
-/// The most runs a merge of `memory` can hold.
-pub fn max_runs(memory: &Memory) -> usize {
-    (memory.merge_bytes / (RUN_BYTES + 8 * MIN_BUFFER_ROWS as u64)) as usize
+/// The most runs the merge may hold under `budget`: three quarters of what is free beside the
+/// writer (the window keeps a quarter), at least [`MIN_CAP_MERGE_BYTES`]; so a larger budget
+/// lifts the cap.
+pub fn max_runs(budget: &Budget, ncols: usize, in_use: u64) -> usize {
+    let free = free(budget, ncols, in_use).free;
+    let merge = (free - free / 4).max(MIN_CAP_MERGE_BYTES);
+    usize::try_from(merge / RUN_MIN_BYTES).unwrap_or(usize::MAX)
 }
 
 /// Times each of `runs` runs buffers.
@@ -140,15 +181,16 @@ pub fn transpose(
 ) -> Result<(SpillWriter, TransposeStats)> {
     progress.phase("time-major: transposing");
     let in_use = crate::report::rss::rss_bytes().unwrap_or(budget.bound_bytes / 2);
-    let ncols = plan.layout.columns().len();
-    let memory = memory(budget, plan.layout.nrows(), ncols, in_use);
+    let (nrows, ncols) = (plan.layout.nrows(), plan.layout.columns().len());
+    let split = |runs: usize| memory(budget, nrows, ncols, in_use, runs);
     let job = Job {
         layout: &plan.layout,
         staging: staging.path(),
         output,
-        memory,
+        split: &split,
+        max_runs: max_runs(budget, ncols, in_use),
         budget_bytes: budget.budget_bytes,
-        opts: opts.with_memory(memory.writer_memory),
+        opts,
     };
     job.run(cancel)
 }
@@ -158,7 +200,9 @@ struct Job<'a> {
     layout: &'a Layout,
     staging: &'a Path,
     output: &'a Path,
-    memory: Memory,
+    /// The memory split for a number of runs (0 while they are being found).
+    split: &'a dyn Fn(usize) -> Memory,
+    max_runs: usize,
     budget_bytes: u64,
     opts: WriteOptions,
 }
@@ -171,10 +215,13 @@ impl Job<'_> {
             .len();
         let src = Source::open(self.staging, self.layout)?;
         let nrows = self.layout.nrows();
-        let memory = self.memory;
+        let ncols = self.layout.columns().len();
         // The map of counts uses the merge's memory, which is not in use yet.
-        let mut counts = TimeCounts::new((memory.merge_bytes / TIME_BYTES) as usize);
-        let runs = find_runs(&src, max_runs(&memory), self.budget_bytes, &mut counts)?;
+        let counting = (self.split)(0);
+        let mut counts = TimeCounts::new((counting.merge_bytes / TIME_BYTES) as usize);
+        let runs = find_runs(&src, self.max_runs, self.budget_bytes, &mut counts)?;
+        // The split again, now that the runs are known (many take memory from the window).
+        let memory = (self.split)(runs.len());
         let buffer_rows = buffer_rows(&memory, runs.len());
         let index = match counts.into_sorted() {
             Some(counted) => spill::Timestamps::from_counts(counted)?,
@@ -186,10 +233,10 @@ impl Job<'_> {
         let index_seconds = t0.elapsed().as_secs_f64();
 
         let t1 = Instant::now();
-        let mut writer = SpillWriter::create(self.output, layout, self.opts)?;
+        let opts = self.opts.with_memory(memory.writer_memory);
+        let mut writer = SpillWriter::create(self.output, layout, opts)?;
         let mut merge = Merge::new(&runs, &src, buffer_rows)?;
         let mut window = Window::new(memory.window_rows as usize, merge.runs());
-        let ncols = self.layout.columns().len();
         let (mut row, mut windows) = (0u64, 0u64);
         loop {
             cancel.check()?;

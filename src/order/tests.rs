@@ -61,6 +61,25 @@ fn every_window_size_gives_the_stable_permutation_by_time_and_symbol() {
     check_every_window_size(d.path(), &staging, &layout, rows, 5);
 }
 
+/// Symbols stored newest-first (strictly, and with ties: groups of equal times, which keep their
+/// row order), mostly falling with a step up and a tie, rising then falling, empty, and flat:
+/// 1 + 1 + 2 + 2 + 0 + 1 runs, the same stable permutation at every window size.
+#[test]
+fn falling_runs_read_backwards_give_the_stable_permutation() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let staging = d.path().join("mid.spill");
+    let newest_first: Vec<i64> = (0..50).rev().map(|i| i * 10).collect();
+    let ties: Vec<i64> = (0..40).rev().map(|i| (i / 3) * 10).collect();
+    let mut mostly: Vec<i64> = (0..45).rev().map(|i| i * 20).collect();
+    mostly[10] = 1000; // a step up: a second run from here
+    mostly[30] = mostly[29]; // a tie inside the falling stretch
+    let tent: Vec<i64> = (0..20).chain((0..20).rev()).map(|i| i * 15 + 5).collect();
+    let flat = vec![200i64; 10];
+    let per = vec![newest_first, ties, mostly, tent, Vec::new(), flat];
+    let (layout, rows) = intermediate(&staging, per);
+    check_every_window_size(d.path(), &staging, &layout, rows, 7);
+}
+
 /// Sparse cross-sections: 40 symbols on disjoint times, one row a timestamp, so the merge leaves
 /// its sweep for the heap after the first sweeps; the order is the same.
 #[test]
@@ -89,19 +108,21 @@ fn check_every_window_size(
     let mut first: Option<Vec<u8>> = None;
     for window_rows in [1, 2, 3, 7, 64, 10_000] {
         let output = dir.join(format!("out{window_rows}.spill"));
+        // 16 times a run: the buffers refill every 16 rows.
+        let split = |_| Memory {
+            in_use_bytes: 0,
+            writer_bytes: 0,
+            writer_memory: 0,
+            merge_bytes: runs as u64 * RUN_MIN_BYTES,
+            window_rows,
+            bound_bytes: 0,
+        };
         let job = Job {
             layout,
             staging,
             output: &output,
-            // 16 times a run: the buffers refill every 16 rows.
-            memory: Memory {
-                in_use_bytes: 0,
-                writer_bytes: 0,
-                writer_memory: 0,
-                merge_bytes: runs as u64 * (RUN_BYTES + 8 * MIN_BUFFER_ROWS as u64),
-                window_rows,
-                bound_bytes: 0,
-            },
+            split: &split,
+            max_runs: runs,
             budget_bytes: 0,
             opts: WriteOptions::default(),
         };
@@ -134,19 +155,21 @@ fn too_many_runs_for_the_merge_is_an_error() {
     let staging = d.path().join("mid.spill");
     let (layout, _) = intermediate(&staging, times());
     let output = d.path().join("out.spill");
+    let split = |_| Memory {
+        in_use_bytes: 0,
+        writer_bytes: 0,
+        writer_memory: 0,
+        merge_bytes: 4 * RUN_MIN_BYTES,
+        window_rows: 10,
+        bound_bytes: 0,
+    };
     let job = Job {
         layout: &layout,
         staging: &staging,
         output: &output,
-        // Room for 4 runs of 16 times: the universe has 5.
-        memory: Memory {
-            in_use_bytes: 0,
-            writer_bytes: 0,
-            writer_memory: 0,
-            merge_bytes: 4 * (RUN_BYTES + 8 * MIN_BUFFER_ROWS as u64),
-            window_rows: 10,
-            bound_bytes: 0,
-        },
+        // Room for 4 runs: the universe has 5.
+        split: &split,
+        max_runs: 4,
         budget_bytes: 123,
         opts: WriteOptions::default(),
     };
@@ -177,12 +200,17 @@ fn the_memory_split_stays_within_the_budget_and_caps() {
         budget_bytes: 256 << 20,
     };
     // What the stream pass leaves resident on the M universe: about 100 MiB.
-    let m = memory(&budget, 46_000_000, 103, 100 << 20);
+    let m = memory(&budget, 46_000_000, 103, 100 << 20, 0);
     assert!(m.bound_bytes + MARGIN <= budget.budget_bytes, "{m:?}");
     assert_eq!(m.writer_memory, 32 << 20);
     assert!(m.writer_bytes > m.writer_memory, "{m:?}");
     assert_eq!(m.window_rows, (48 << 20) / ROW_BYTES);
-    assert!(max_runs(&m) >= 50_000, "{}", max_runs(&m));
+    let cap = max_runs(&budget, 103, 100 << 20);
+    assert!(cap >= 131_072, "{cap}");
+    // As many runs as the cap allows still fit the budget, the window shrinking for them.
+    let full = memory(&budget, 46_000_000, 103, 100 << 20, cap);
+    assert!(full.bound_bytes + MARGIN <= budget.budget_bytes, "{full:?}");
+    assert!(full.window_rows < m.window_rows, "{full:?}");
     // Small files take windows of their own size.
-    assert_eq!(memory(&budget, 1000, 103, 0).window_rows, 1000);
+    assert_eq!(memory(&budget, 1000, 103, 0, 0).window_rows, 1000);
 }

@@ -1,10 +1,13 @@
 //! One output window of the transposition: the next `cap` rows in output order, gathered column
 //! by column from the intermediate.
 //!
-//! Filling a window runs the merge for `cap` rows and records, for each output row, its run and
-//! its place in that run's stretch of the window. Each run's stretch is contiguous in the
-//! intermediate, so a column is gathered with ONE positioned read per run that has rows in the
-//! window (into `stage`, the stretches back to back), then one pass `out[p] = stage[idx[p]]`.
+//! Filling a window runs the merge for `cap` rows and records, for each output row, its *stretch*
+//! (rows of one run contiguous in the intermediate) and its place in it. A rising run's chunks
+//! extend its stretch upwards; a falling run's (read backwards, a group of equal times at a
+//! time) extend it downwards, so a run has one stretch in a window, or three when a window
+//! boundary cuts a group (the cut group's rest, the whole groups, the cut group's first rows):
+//! at most the runs plus two. A column is gathered with ONE positioned read per stretch (into
+//! `stage`, the stretches back to back in row order), then one pass `out[p] = stage[idx[p]]`.
 //! Memory: 24 bytes a window row (two u32 indices, two 8-byte value buffers), plus a few words a
 //! run.
 
@@ -17,30 +20,40 @@ use crate::error::{Error, Result};
 /// Bytes a window row costs.
 pub const ROW_BYTES: u64 = 4 + 4 + 8 + 8;
 
-/// A run's stretch of the current window.
+/// Bytes a run costs the window at most: its current stretch, the stretch, its place in the
+/// read order and its read job (`merge::RUN_BYTES` counts them).
+pub const RUN_STRETCH_BYTES: u64 = 80;
+
+/// No stretch yet.
+const NONE: u32 = u32::MAX;
+
+/// Rows `[lo, hi)` of one run in the intermediate, taken by the current window.
 #[derive(Debug, Clone, Copy)]
 struct Stretch {
-    /// First row in the intermediate.
-    start: u64,
-    /// Rows (its place in `stage` follows the previous stretch's).
-    len: u32,
+    lo: u64,
+    hi: u64,
+    /// The row its offsets were recorded from (its first chunk's start).
+    anchor: u64,
+    /// Added (wrapping) to a recorded offset to give the row's place in `stage`.
+    shift: u32,
 }
 
 /// The buffers of one window, reused from window to window.
 pub struct Window {
     cap: usize,
-    /// Per output row: its run, then (after `fill`) its index into `stage`.
-    run_of: Vec<u32>,
+    /// Per output row: its stretch, and its offset from the stretch's anchor (wrapping), then
+    /// (after `fill`) its index into `stage`.
+    stretch_of: Vec<u32>,
     idx: Vec<u32>,
     /// Values of the window's stretches, back to back (8-byte words, viewed as the column type).
     stage: Vec<u64>,
     /// The window's values in output order.
     out: Vec<u64>,
-    /// Where each run stood when the window began.
-    begin: Vec<u64>,
-    /// Each run's place in `stage`.
-    bases: Vec<u32>,
+    /// Each run's current stretch ([`NONE`] before its first chunk in the window).
+    current: Vec<u32>,
     stretches: Vec<Stretch>,
+    /// Stretch indices in row order: the reads, back to back in `stage`.
+    reads: Vec<u32>,
     rows: usize,
 }
 
@@ -50,57 +63,81 @@ impl Window {
         let cap = cap.clamp(1, u32::MAX as usize);
         Window {
             cap,
-            run_of: vec![0; cap],
+            stretch_of: vec![0; cap],
             idx: vec![0; cap],
             stage: vec![0; cap],
             out: vec![0; cap],
-            begin: vec![0; runs],
-            bases: vec![0; runs],
+            current: vec![NONE; runs],
             stretches: Vec::new(),
+            reads: Vec::new(),
             rows: 0,
         }
     }
 
     /// Takes the next rows in output order (at most `cap`); 0 at the end.
     pub fn fill(&mut self, merge: &mut Merge, src: &Source) -> Result<usize> {
-        for (r, b) in self.begin.iter_mut().enumerate() {
-            *b = merge.position(r);
-        }
+        self.current.fill(NONE);
+        self.stretches.clear();
         let mut filled = 0usize;
         while filled < self.cap {
             let Some(chunk) = merge.next(src, (self.cap - filled) as u64)? else {
                 break;
             };
-            let rows = chunk.rows as usize;
-            let first = chunk.start - self.begin[chunk.run as usize];
+            let (start, rows) = (chunk.start, chunk.rows as usize);
+            let cur = self.current[chunk.run as usize];
+            let k = match self.stretches.get_mut(cur as usize) {
+                Some(s) if s.hi == start => {
+                    s.hi += rows as u64;
+                    cur
+                }
+                Some(s) if start + rows as u64 == s.lo => {
+                    s.lo = start;
+                    cur
+                }
+                _ => {
+                    let k = u32::try_from(self.stretches.len())
+                        .map_err(|_| Error::Internal("window stretches".into()))?;
+                    self.stretches.push(Stretch {
+                        lo: start,
+                        hi: start + rows as u64,
+                        anchor: start,
+                        shift: 0,
+                    });
+                    self.current[chunk.run as usize] = k;
+                    k
+                }
+            };
+            // Offsets lie within the stretch, below `cap` (u32) in either direction of the
+            // anchor: wrapping u32 arithmetic gives the exact place once the shift is added.
+            let first = start.wrapping_sub(self.stretches[k as usize].anchor) as u32;
             for j in 0..rows {
-                self.run_of[filled + j] = chunk.run;
-                // Below `cap`, which fits u32.
-                self.idx[filled + j] = (first + j as u64) as u32;
+                self.stretch_of[filled + j] = k;
+                self.idx[filled + j] = first.wrapping_add(j as u32);
             }
             filled += rows;
         }
-        // Stage places, in run order (the intermediate's row order).
-        self.stretches.clear();
+        // Stage places, in the intermediate's row order.
+        self.reads.clear();
+        self.reads.extend(0..self.stretches.len() as u32);
+        let stretches = &mut self.stretches;
+        self.reads
+            .sort_unstable_by_key(|&k| stretches[k as usize].lo);
         let mut base = 0u64;
-        for (r, &b) in self.begin.iter().enumerate() {
-            let len = merge.position(r) - b;
-            self.bases[r] = base as u32;
-            if len > 0 {
-                self.stretches.push(Stretch {
-                    start: b,
-                    len: len as u32,
-                });
-            }
-            base += len;
+        for &k in &self.reads {
+            let s = &mut stretches[k as usize];
+            s.shift = (base as u32).wrapping_add((s.anchor - s.lo) as u32);
+            base += s.hi - s.lo;
         }
         if base != filled as u64 {
             return Err(Error::Internal(format!(
                 "a window of {filled} rows took {base} rows from its runs"
             )));
         }
-        for (i, &r) in self.idx[..filled].iter_mut().zip(&self.run_of[..filled]) {
-            *i += self.bases[r as usize];
+        for (i, &k) in self.idx[..filled]
+            .iter_mut()
+            .zip(&self.stretch_of[..filled])
+        {
+            *i = i.wrapping_add(stretches[k as usize].shift);
         }
         self.rows = filled;
         Ok(filled)
@@ -140,9 +177,10 @@ impl Window {
         // The stretches lie back to back in `stage`, in order: cut it into one slice each.
         let mut jobs = Vec::with_capacity(self.stretches.len());
         let mut rest: &mut [u8] = bytemuck::cast_slice_mut(&mut stage[..n]);
-        for s in &self.stretches {
-            let (head, tail) = rest.split_at_mut(s.len as usize * size);
-            jobs.push((s.start, head));
+        for &k in &self.reads {
+            let s = self.stretches[k as usize];
+            let (head, tail) = rest.split_at_mut((s.hi - s.lo) as usize * size);
+            jobs.push((s.lo, head));
             rest = tail;
         }
         src.read_all(col, &mut jobs)?;
@@ -154,5 +192,17 @@ impl Window {
         }
         writer.write(col, row, &out[..n])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_window_state_fits_run_stretch_bytes() {
+        let job = std::mem::size_of::<(u64, &mut [u8])>();
+        let bytes = 4 + std::mem::size_of::<Stretch>() + 4 + job;
+        assert!(bytes as u64 <= RUN_STRETCH_BYTES, "{bytes}");
     }
 }

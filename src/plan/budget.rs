@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use spill::WriteOptions;
 
-use crate::config::BuildConfig;
+use crate::config::{BuildConfig, MAX_CHANNEL_CAPACITY};
 use crate::decode::STEP_SCRATCH;
 use crate::error::{Error, Result};
 use crate::plan::Plan;
@@ -40,8 +40,8 @@ pub const RETURNED: usize = 2;
 const WRITER_MAX_PER_COLUMN: u64 = 1 << 20;
 /// The per-column writer buffer the budget gives first (when a quarter of it allows).
 const WRITER_FLOOR: u64 = 128 << 10;
-/// Most slices a reader's channel may hold.
-const MAX_CAPACITY: usize = 1 << 16;
+/// Most slices a reader's channel may hold (also the most `--channel-capacity` accepts).
+const MAX_CAPACITY: usize = MAX_CHANNEL_CAPACITY;
 /// Bytes of the smallest slice preferred. The writer pays a fixed cost per slice (a channel
 /// receive, the statistics' and checksum's setup, a staging copy); in 2 KiB slices (512 rows of a
 /// 4000-column file, the deepest lookahead) it was 16.5 s of writer time for a 4.3 GB output,
@@ -91,14 +91,24 @@ struct Costs {
 }
 
 impl Costs {
+    /// Saturating: a bound past `u64::MAX` is over any budget, not a wrapped small number.
     fn bound(&self, readers: usize, batch: usize, capacity: usize) -> u64 {
-        let slice = batch as u64 * self.slice_row;
+        let slice = (batch as u64).saturating_mul(self.slice_row);
         // In flight per reader: the channel, the returned buffers, one being filled, and the
         // fast decoder's gathering of up to a second slice.
-        let slices = (capacity + RETURNED + 2) as u64 * slice;
-        let per_reader = self.work + batch as u64 * self.decode_row + slices;
+        let slices = (capacity as u64)
+            .saturating_add(RETURNED as u64 + 2)
+            .saturating_mul(slice);
+        let per_reader = (batch as u64)
+            .saturating_mul(self.decode_row)
+            .saturating_add(self.work)
+            .saturating_add(slices);
         // The writer holds one slice while it writes it.
-        self.fixed + self.writer + slice + readers as u64 * per_reader
+        (readers as u64)
+            .saturating_mul(per_reader)
+            .saturating_add(self.fixed)
+            .saturating_add(self.writer)
+            .saturating_add(slice)
     }
 }
 
@@ -215,9 +225,12 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
             return vec![c];
         }
         let groups = (r as u64).min(values).max(1);
-        let task = shape_in.longest_rows * values.div_ceil(groups) * value_size;
+        let task = shape_in
+            .longest_rows
+            .saturating_mul(values.div_ceil(groups))
+            .saturating_mul(value_size);
         let slice = (b as u64 * value_size).max(1);
-        let full = (task.div_ceil(slice) as usize).clamp(4, MAX_CAPACITY);
+        let full = task.div_ceil(slice).clamp(4, MAX_CAPACITY as u64) as usize;
         let mut tiers: Vec<usize> =
             std::iter::successors(Some(full), |&c| (c > 4).then(|| (c / 2).max(4))).collect();
         tiers.extend([2, 1]);
@@ -269,12 +282,16 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
     if let (Some(r), Some(b), Some(c)) = (cfg.threads, cfg.batch_rows, cfg.channel_capacity) {
         return Ok(shape(&costs, r, b, c));
     }
+    // The smallest shape tried: the explicit flags' values, the smallest of the others.
     let smallest = *batches.last().unwrap_or(&512);
     let r = *readers.last().unwrap_or(&1);
+    let c = cfg.channel_capacity.unwrap_or(1);
     Err(Error::Budget {
         budget,
-        needed: costs.bound(r, smallest, 1),
+        needed: costs.bound(r, smallest, c),
+        readers: r,
         batch_rows: smallest,
+        capacity: c,
         columns: ncols,
         writer: costs.writer,
         held: shape_in.held_bytes,

@@ -179,6 +179,10 @@ pub struct Disorder {
     /// The first few of them (in symbol order), with how many of their rows are not after the
     /// row before.
     pub first: Vec<(String, u64)>,
+    /// The runs a time-major build's merge would cut every symbol's rows into (stretches whose
+    /// time only rises or only falls), at most: counted file by file, before filters (a file
+    /// boundary or a row filtered out never makes more runs). 0 when the times were not scanned.
+    pub runs: u64,
 }
 
 /// How many disordered symbols [`Disorder`] names.
@@ -367,5 +371,10 @@ fn disorder(cands: &[symbols::Candidate<'_>]) -> Disorder {
     Disorder {
         symbols: bad.len(),
         first: bad.into_iter().take(DISORDER_NAMED).collect(),
+        runs: cands
+            .iter()
+            .flat_map(|c| &c.scans)
+            .map(|s| s.runs.runs())
+            .sum(),
     }
 }

@@ -58,7 +58,8 @@ pub struct TransposeMemory {
 pub struct TransposeStats {
     /// The memory split and bound.
     pub memory: TransposeMemory,
-    /// Runs merged (one a symbol unless a symbol's time goes backwards).
+    /// Runs merged: stretches whose time only rises or only falls (one a symbol whose time is
+    /// sorted either way, oldest- or newest-first).
     pub runs: usize,
     /// Distinct timestamps.
     pub timestamps: u64,

@@ -48,6 +48,13 @@ pub struct TimeMajorEstimate {
     pub io_amplification: f64,
     /// Windows the transposition would gather.
     pub windows: u64,
+    /// Runs its merge would cut the rows into (stretches whose time only rises or only falls), at
+    /// most (see [`Disorder::runs`]); `None` when planning failed.
+    pub runs: Option<u64>,
+    /// The most runs the merge may hold under the budget.
+    pub max_runs: u64,
+    /// Why the build would refuse to transpose (too many runs), as the build would say it.
+    pub refusal: Option<String>,
     /// The transposition's memory split and bound.
     pub memory: TransposeMemory,
 }
@@ -221,19 +228,6 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         Err(e @ Error::Budget { .. }) => (None, Some(e.to_string())),
         Err(e) => return Err(e),
     };
-    let time_major = estimated_budget.as_ref().map(|b| {
-        // The stream pass leaves some of its memory with the allocator: assume half its bound.
-        let memory = crate::order::memory(b, rows, value_columns + 2, b.bound_bytes / 2);
-        let out = estimated_output_bytes.max(1);
-        let io_bytes = 3 * out + 2 * rows * 8;
-        TimeMajorEstimate {
-            intermediate_bytes: out,
-            io_bytes,
-            io_amplification: io_bytes as f64 / out as f64,
-            windows: rows.div_ceil(memory.window_rows.max(1)),
-            memory,
-        }
-    });
     // The build's own plan, skipping what fails: the time scan's disorder and the filters.
     let skip = BuildConfig {
         on_error: OnError::Skip,
@@ -248,6 +242,37 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
             ),
             Err(e) => (None, None, Some(e.to_string())),
         };
+    let time_major = estimated_budget.as_ref().map(|b| {
+        // The stream pass leaves some of its memory with the allocator: assume half its bound.
+        let (in_use, ncols) = (b.bound_bytes / 2, value_columns + 2);
+        let cap = crate::order::max_runs(b, ncols, in_use);
+        let runs = time_disorder.as_ref().map(|d| d.runs);
+        let over = runs
+            .filter(|&r| r > cap as u64)
+            .map(|r| usize::try_from(r).unwrap_or(usize::MAX));
+        let fitting = runs.map_or(0, |r| usize::try_from(r).unwrap_or(usize::MAX).min(cap));
+        let memory = crate::order::memory(b, rows, ncols, in_use, fitting);
+        let refusal = over.map(|runs| {
+            Error::OrderRuns {
+                runs,
+                max: cap,
+                budget: b.budget_bytes,
+            }
+            .to_string()
+        });
+        let out = estimated_output_bytes.max(1);
+        let io_bytes = 3 * out + 2 * rows * 8;
+        TimeMajorEstimate {
+            intermediate_bytes: out,
+            io_bytes,
+            io_amplification: io_bytes as f64 / out as f64,
+            windows: rows.div_ceil(memory.window_rows.max(1)),
+            runs,
+            max_runs: cap as u64,
+            refusal,
+            memory,
+        }
+    });
     let output = match cfg.output.as_os_str().is_empty() {
         true => None,
         false => Some(up_to_date(cfg)?),
