@@ -150,6 +150,7 @@ fn time_column_named_timestamp_or_given() {
         s(&u),
         "--output",
         s(&d.path().join("x.spill")),
+        "--no-target",
         "--time-col",
         "when",
     ]);
