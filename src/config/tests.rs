@@ -1,0 +1,109 @@
+//! Unit tests of option parsing, merging and resolution.
+
+use super::*;
+
+#[test]
+fn sizes() {
+    assert_eq!(parse_size("256MiB").ok(), Some(256 << 20));
+    assert_eq!(parse_size("256M").ok(), Some(256 << 20));
+    assert_eq!(parse_size("1.5GiB").ok(), Some(3 << 29));
+    assert_eq!(parse_size("100MB").ok(), Some(100_000_000));
+    assert_eq!(parse_size("4096").ok(), Some(4096));
+    assert!(parse_size("lots").is_err());
+    assert!(parse_size("12 parsecs").is_err());
+    assert!(parse_size("0").is_err());
+}
+
+#[test]
+fn flags_override_the_file() {
+    let file = BuildOptions::from_toml(
+        "input = \"a\"\noutput = \"o\"\nno-target = true\nthreads = 3\nmax-rows = 10\n",
+    )
+    .expect("valid toml");
+    let flags = BuildOptions {
+        threads: Some(1),
+        ..Default::default()
+    };
+    let cfg = file.merge(flags).resolve().expect("valid");
+    assert_eq!((cfg.threads, cfg.max_rows), (Some(1), Some(10)));
+    assert!(
+        BuildOptions::from_toml("thread = 3").is_err(),
+        "unknown keys are refused"
+    );
+}
+
+#[test]
+fn bad_values_are_refused() {
+    let base = || BuildOptions {
+        input: Some("i".into()),
+        output: Some("o".into()),
+        no_target: Some(true),
+        ..Default::default()
+    };
+    assert!(BuildOptions {
+        threads: Some(0),
+        ..base()
+    }
+    .resolve()
+    .is_err());
+    assert!(BuildOptions {
+        features: Some(vec![]),
+        ..base()
+    }
+    .resolve()
+    .is_err());
+    assert!(BuildOptions {
+        features: Some(vec!["a".into(), "a".into()]),
+        ..base()
+    }
+    .resolve()
+    .is_err());
+    assert!(BuildOptions {
+        input: None,
+        ..base()
+    }
+    .resolve()
+    .is_err());
+}
+
+#[test]
+fn a_build_names_its_target_or_says_it_has_none() {
+    let base = || BuildOptions {
+        input: Some("i".into()),
+        output: Some("o".into()),
+        ..Default::default()
+    };
+    let e = base().resolve().expect_err("no target, no --no-target");
+    assert!(e.to_string().contains("--no-target"), "{e}");
+    let both = BuildOptions {
+        target: Some("y".into()),
+        no_target: Some(true),
+        ..base()
+    };
+    assert!(both.resolve().is_err());
+    // A flag overrides the file either way.
+    let file = BuildOptions {
+        target: Some("y".into()),
+        ..base()
+    };
+    let flags = BuildOptions {
+        no_target: Some(true),
+        ..Default::default()
+    };
+    let cfg = file
+        .clone()
+        .merge(flags)
+        .resolve()
+        .expect("--no-target wins");
+    assert_eq!(cfg.target, None);
+    let file = BuildOptions {
+        no_target: Some(true),
+        ..base()
+    };
+    let flags = BuildOptions {
+        target: Some("y".into()),
+        ..Default::default()
+    };
+    let cfg = file.merge(flags).resolve().expect("--target wins");
+    assert_eq!(cfg.target.as_deref(), Some("y"));
+}
