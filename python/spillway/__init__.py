@@ -114,8 +114,9 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
 
     Options the library gains later pass through ``**more``. An unknown keyword or a value of
     the wrong type is a TypeError, a bad value (out of range, an unknown choice) a UsageError (a
-    ``ValueError``), each naming the option. The build runs with the GIL released. Ctrl-C (KeyboardInterrupt) cancels it: the temporary
-    file is removed, a previous output is untouched, and the KeyboardInterrupt is re-raised.
+    ``ValueError``), each naming the option. The build runs with the GIL released. Ctrl-C
+    (KeyboardInterrupt) cancels it: the temporary file is removed, a previous output is
+    untouched, and the KeyboardInterrupt is re-raised.
     Raises :class:`DataError` (bad input), :class:`UsageError` (bad option), :class:`InternalError`.
     """
     opts = _options(input=input, output=output, target=target, features=features,

@@ -43,10 +43,11 @@ def test_i21_10_the_extension_names_options_without_json_positions(small, tmp_pa
     # What the package does not check itself (options the library gains later) the extension
     # refuses the same way: the keyword's name, no JSON position, TypeError for a type.
     base = {"input": small, "output": str(tmp_path / "x.spill")}
+    usage = spillway.UsageError
     for extra, cls, text in [({"time-unit": 5}, TypeError, "option 'time_unit': invalid type"),
                              ({"min-cs": 1.5}, TypeError, "option 'min_cs': invalid type"),
-                             ({"min-cs": -1}, spillway.UsageError, "option 'min_cs': invalid value"),
-                             ({"order": "random"}, spillway.UsageError, "option 'order'")]:
+                             ({"min-cs": -1}, usage, "option 'min_cs': invalid value"),
+                             ({"order": "random"}, usage, "option 'order'")]:
         with pytest.raises(cls, match=text) as e:
             spillway._native.build(json.dumps({**base, **extra}))
         _no_position(e)
@@ -180,7 +181,7 @@ def test_i21_10_dataset_take_refuses_row_indices_and_says_so(dataset, rows):
     (dict(batch_rows=10, ranges=[(0, 1, 2)]), ValueError, "has 3 values"),
     (dict(batch_rows=10, ranges=[(0.0, 5.0)]), TypeError, "not ints"),
     (dict(batch_rows=10, shuffle="blocks", seed="1"), TypeError, "seed must be an int"),
-    (dict(batch_rows=10, shuffle="blocks", block_rows=0), ValueError, "block_rows must be at least 1"),
+    (dict(batch_rows=10, shuffle="blocks", block_rows=0), ValueError, "block_rows must be at"),
 ])
 def test_i21_10_dataset_batches_checks_its_arguments(dataset, kw, cls, text):
     with pytest.raises(cls, match=text):
