@@ -23,6 +23,8 @@ import os
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 from . import spillfile
+from ._options import check_flag, check_path
+from ._options import options_json as _options
 from .errors import DataError, InternalError, SpillwayError, UsageError
 from .spillfile import SpillError, SpillFile, open  # noqa: A004 - the reader's entry point
 from .dataset import Dataset, open_dataset
@@ -69,24 +71,6 @@ def _need_native():
     return _native
 
 
-def _options(**kw):
-    """A JSON object of the library's BuildOptions: kebab-case keys, unset options left out."""
-    out = {}
-    for key, value in kw.items():
-        if value is None or value is False:
-            continue
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if key == "features" and isinstance(value, str):
-            value = [c for c in value.split(",")]  # as the CLI's --features a,b,c
-        elif key == "features":
-            value = [str(c) for c in value]
-        if key == "memory_budget" and isinstance(value, int):
-            value = str(value)
-        out[key.replace("_", "-")] = value
-    return json.dumps(out)
-
-
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -98,7 +82,8 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
           write_mode: Optional[str] = None, drop_null_target: bool = False,
           min_cs: Optional[int] = None, max_cs_samples: Optional[int] = None,
           seed: Optional[int] = None, order: Optional[str] = None,
-          config: Optional[PathLike] = None, progress: bool = False,
+          config: Optional[PathLike] = None, summary: Optional[PathLike] = None,
+          quiet: Optional[bool] = None, progress: bool = False,
           **more: Any) -> Dict[str, Any]:
     """Build a spill file from a universe of parquet files, in this process, and return the build
     summary as a dict (the JSON of ``spillway build --summary``).
@@ -117,12 +102,21 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
       see :mod:`spillway.lightgbm` ``group=`` and :mod:`spillway.xgboost` ``qid=``); a time-major
       build writes a hidden symbol-major intermediate beside the output and transposes it, in the
       same memory budget;
-    - ``config``: a TOML file of the same options, which the keywords override;
+    - ``config``: a TOML file of the same options (``summary`` and ``quiet`` included), which the
+      keywords override;
+    - ``summary``: also write the summary as JSON to this path, as ``--summary`` does: a regular
+      file (or a new name) is written atomically, a FIFO or a device directly (never replaced),
+      ``"-"`` to ``sys.stdout``; the output, an input, the config or the plan is refused
+      (UsageError), before the build starts;
+    - ``quiet``: no progress bar, even with ``progress=True`` (``quiet=False`` undoes a config
+      file's ``quiet = true``); the build prints nothing else: its warnings are in the summary;
     - ``progress``: show the progress bar on stderr (when it is a terminal).
 
-    Options the library gains later pass through ``**more``; an unknown keyword is a TypeError.
-    The build runs with the GIL released. Ctrl-C (KeyboardInterrupt) cancels it: the temporary
-    file is removed, a previous output is untouched, and the KeyboardInterrupt is re-raised.
+    Options the library gains later pass through ``**more``. An unknown keyword or a value of
+    the wrong type is a TypeError, a bad value (out of range, an unknown choice) a UsageError (a
+    ``ValueError``), each naming the option. The build runs with the GIL released. Ctrl-C
+    (KeyboardInterrupt) cancels it: the temporary file is removed, a previous output is
+    untouched, and the KeyboardInterrupt is re-raised.
     Raises :class:`DataError` (bad input), :class:`UsageError` (bad option), :class:`InternalError`.
     """
     opts = _options(input=input, output=output, target=target, features=features,
@@ -131,8 +125,11 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
                     memory_budget=memory_budget, on_error=on_error, write_mode=write_mode,
                     drop_null_target=drop_null_target, min_cs=min_cs,
                     max_cs_samples=max_cs_samples, seed=seed, order=order, **more)
-    config = None if config is None else os.fspath(config)
-    return json.loads(_need_native().build(opts, config, bool(progress)))
+    config = None if config is None else check_path("config", config)
+    summary = None if summary is None else check_path("summary", summary)
+    quiet = None if quiet is None else check_flag("quiet", quiet)
+    return json.loads(_need_native().build(opts, config, check_flag("progress", progress),
+                                           summary, quiet))
 
 
 def inspect(input: PathLike, *, target: Optional[str] = None,

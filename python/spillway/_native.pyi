@@ -3,8 +3,10 @@ from typing import Any, List, Optional, Tuple
 
 __version__: str
 
-def build(options_json: str, config: Optional[str] = None, progress: bool = False) -> str:
-    """Build from a JSON object of BuildOptions (kebab-case keys); returns the summary as JSON."""
+def build(options_json: str, config: Optional[str] = None, progress: bool = False,
+          summary: Optional[str] = None, quiet: Optional[bool] = None) -> str:
+    """Build from a JSON object of BuildOptions (kebab-case keys) over the config file's; also
+    write the summary to ``summary`` (as ``--summary``); returns the summary as JSON."""
 
 def inspect(options_json: str) -> str:
     """Inspect an input directory; returns the report as JSON."""

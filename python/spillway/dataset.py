@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import spillfile
-from .spillfile import SpillError
+from .spillfile import RowRanges, SpillError
 
 FORMAT = "spillway-dataset"
 
@@ -140,22 +140,13 @@ class Dataset:
         i = bisect.bisect_right(self.offsets, row) - 1
         return i, row - self.offsets[i]
 
-    def _ranges(self, ranges):
-        if ranges is None:
-            return [(0, self.nrows)]
-        if len(ranges) == 2 and all(isinstance(v, (int, np.integer)) for v in ranges):
-            ranges = [ranges]
-        out = []
-        for r in ranges:
-            a, b = int(r[0]), int(r[1])
-            if not 0 <= a <= b <= self.nrows:
-                raise ValueError(f"row range ({a}, {b}) is not within [0, {self.nrows}]")
-            out.append((a, b))
-        return out
+    def _ranges(self, ranges, caller=None):
+        """Global row ranges checked as the reader checks its own (see ``take``)."""
+        return spillfile._row_ranges(ranges, self.nrows, caller)
 
-    def _pieces(self, ranges):
+    def _pieces(self, ranges, caller=None):
         """Global ranges as ``(shard, local_start, local_stop)`` pieces, in order."""
-        for a, b in self._ranges(ranges):
+        for a, b in self._ranges(ranges, caller):
             while a < b:
                 i, la = self.locate(a)
                 take = min(b - a, self.shards[i].nrows - la)
@@ -189,10 +180,13 @@ class Dataset:
         parts = [self.shards[i].column(name)[a:b] for i, a, b in self._pieces(ranges)]
         return np.concatenate(parts) if parts else self.shards[0].column(name)[:0].copy()
 
-    def take(self, ranges, columns=None):
-        """``(X, y)`` copies of the rows of ``ranges`` (features, target), across shards."""
+    def take(self, ranges: RowRanges,
+             columns: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """``(X, y)`` copies of the rows of ``ranges`` (features, target), across shards.
+        ``ranges``: global ``[(start, stop), ...]`` or one ``(start, stop)`` tuple; a list of row
+        indices is a TypeError (arbitrary rows get a method of their own, ``take_rows``)."""
         parts = [self.shards[i].take([(a, b)], columns=columns, copy=True)
-                 for i, a, b in self._pieces(ranges)]
+                 for i, a, b in self._pieces(ranges, "take")]
         if not parts:
             return self.shards[0].take([(0, 0)], columns=columns, copy=True)
         X = np.concatenate([p[0] for p in parts])
@@ -229,16 +223,19 @@ class Dataset:
         return self.time_ranges(None, cut), self.time_ranges(cut, None)
 
     # ------------------------------------------------------------------ training
-    def batches(self, batch_rows, columns=None, ranges=None, shuffle=None, block_rows=None,
-                seed=0, drop_behind=True, with_time=False, with_symbols=False) -> Iterator[tuple]:
+    def batches(self, batch_rows: int, columns: Optional[Sequence[str]] = None,
+                ranges: Optional[RowRanges] = None, shuffle: Optional[str] = None,
+                block_rows: Optional[int] = None, seed: int = 0, drop_behind: bool = True,
+                with_time: bool = False, with_symbols: bool = False) -> Iterator[tuple]:
         """As :meth:`SpillFile.batches`, across shards: the rows of ``ranges`` (global), cut into
         blocks and permuted exactly as the reader does on one file, so the single-machine file
         gives the same batches. Each run of blocks within one shard is read by that shard's
-        reader; pieces are joined so every batch but the last has ``batch_rows`` rows."""
-        if int(batch_rows) < 1:
-            raise ValueError("batch_rows must be at least 1")
-        segments = spillfile._block_sequence(self._ranges(ranges), shuffle,
-                                             int(block_rows or batch_rows), seed)
+        reader; pieces are joined so every batch but the last has ``batch_rows`` rows. The
+        arguments are checked as the reader's are, by this call: a wrong type is a TypeError, a
+        bad value a ValueError."""
+        batch_rows, block_rows, seed = spillfile._batch_args(batch_rows, block_rows, shuffle, seed)
+        segments = spillfile._block_sequence(self._ranges(ranges, "batches"), shuffle,
+                                             block_rows, seed)
         runs: List[Tuple[int, List[Tuple[int, int]]]] = []
         for i, a, b in self._pieces(segments):
             if runs and runs[-1][0] == i:
@@ -255,7 +252,7 @@ class Dataset:
                 yield from self.shards[i].batches(batch_rows, columns=columns, ranges=local,
                                                   drop_behind=drop_behind, with_time=with_time,
                                                   with_symbols=with_symbols)
-        return _rechunk(pieces(), int(batch_rows))
+        return _rechunk(pieces(), batch_rows)
 
     def to_arrow(self, columns=None, ranges=None):
         """One ``pyarrow.Table`` (chunked per shard, zero-copy over each mapping)."""

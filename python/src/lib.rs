@@ -17,6 +17,9 @@ use pyo3::prelude::*;
 use spillway::{BuildOptions, Cancel, Error, ErrorKind, Progress};
 
 mod sharded;
+mod summary;
+
+use summary::{load_config, SummarySink};
 
 /// How often the waiting thread takes the GIL back to run Python's signal handlers.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -51,35 +54,51 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
     raise(py, e.kind(), msg)
 }
 
-/// `BuildOptions` from a JSON object of options; unknown keys or wrong types are a `TypeError`.
-pub(crate) fn options(options_json: &str) -> PyResult<BuildOptions> {
-    serde_json::from_str(options_json).map_err(|e| PyTypeError::new_err(e.to_string()))
+/// `BuildOptions` from a JSON object of options (kebab-case keys). Each key is tried alone first,
+/// so that an error names its option (the Python keyword, with underscores) and carries no JSON
+/// position: an unknown option or a wrong type is a `TypeError`, a bad value (an unknown choice,
+/// a negative number) a `UsageError`.
+pub(crate) fn options(py: Python<'_>, options_json: &str) -> PyResult<BuildOptions> {
+    use serde_json::{Map, Value};
+    let map: Map<String, Value> = serde_json::from_str(options_json)
+        .map_err(|e| PyTypeError::new_err(format!("options must be a JSON object: {e}")))?;
+    for (key, value) in &map {
+        let one = Value::Object(Map::from_iter([(key.clone(), value.clone())]));
+        if let Err(e) = serde_json::from_value::<BuildOptions>(one) {
+            return Err(option_error(py, key, &e.to_string()));
+        }
+    }
+    serde_json::from_value(Value::Object(map)).map_err(|e| PyTypeError::new_err(e.to_string()))
 }
 
-/// Flags (`over`) laid over a TOML config file, as the CLI's `--config` does.
-fn with_config(
-    py: Python<'_>,
-    config: Option<PathBuf>,
-    over: BuildOptions,
-) -> PyResult<BuildOptions> {
-    let Some(path) = config else {
-        return Ok(over);
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        raise(
-            py,
-            ErrorKind::Usage,
-            format!("reading config {}: {e}", path.display()),
-        )
-    })?;
-    let file = BuildOptions::from_toml(&text).map_err(|e| {
-        raise(
-            py,
-            ErrorKind::Usage,
-            format!("config {}: {e}", path.display()),
-        )
-    })?;
-    Ok(file.merge(over))
+/// The exception for option `key` that serde refused with `message` (one key alone, so the
+/// message has no position and the field is `key`).
+fn option_error(py: Python<'_>, key: &str, message: &str) -> PyErr {
+    let name = key.replace('-', "_");
+    if message.starts_with("unknown field") {
+        let known = message
+            .split_once("expected one of ")
+            .map(|(_, k)| {
+                format!(
+                    " (the options are: {})",
+                    k.replace('`', "").replace('-', "_")
+                )
+            })
+            .unwrap_or_default();
+        return PyTypeError::new_err(format!("unknown option '{name}'{known}"));
+    }
+    // serde names Rust types; say what a Python caller passes.
+    let message = message
+        .replace("expected u64", "expected an integer from 0 to 2**64 - 1")
+        .replace("expected usize", "expected an integer from 0 to 2**64 - 1")
+        .replace("expected a sequence", "expected a list")
+        .replace('`', "");
+    let message = format!("option '{name}': {message}");
+    if message.contains(": invalid type: ") {
+        PyTypeError::new_err(message)
+    } else {
+        raise(py, ErrorKind::Usage, message)
+    }
 }
 
 /// Runs `work` on its own thread with the GIL released, taking it back every 50 ms to run
@@ -118,32 +137,55 @@ pub(crate) fn run_cancellable<T: Send + 'static>(
 }
 
 /// Builds a spill file. `options_json`: a JSON object of `BuildOptions` (kebab-case keys, as in
-/// the TOML config). Returns the build summary as JSON.
+/// the TOML config), laid over the `config` file's. `summary` (else the config's `summary`):
+/// where the summary is also written as JSON, as the CLI's `--summary` (see [`summary`]);
+/// `quiet` (else the config's `quiet`) turns the progress bar off. Returns the build summary as
+/// JSON.
 #[pyfunction]
-#[pyo3(signature = (options_json, config=None, progress=false))]
+#[pyo3(signature = (options_json, config=None, progress=false, summary=None, quiet=None))]
 fn build(
     py: Python<'_>,
     options_json: &str,
     config: Option<PathBuf>,
     progress: bool,
+    summary: Option<PathBuf>,
+    quiet: Option<bool>,
 ) -> PyResult<String> {
-    let cfg = with_config(py, config, options(options_json)?)?
-        .resolve()
-        .map_err(|e| to_py(py, &e))?;
+    let flags = options(py, options_json)?;
+    let (file, extras) = match &config {
+        Some(path) => load_config(path).map_err(|m| raise(py, ErrorKind::Usage, m))?,
+        None => Default::default(),
+    };
+    let cfg = file.merge(flags).resolve().map_err(|e| to_py(py, &e))?;
+    let quiet = quiet.or(extras.quiet).unwrap_or(false);
+    let sink = match summary.or(extras.summary) {
+        // Without the GIL: opening a FIFO waits for its reader, which may be a Python thread.
+        Some(path) => Some(
+            py.detach(|| SummarySink::open(&path, &cfg, config.as_deref()))
+                .map_err(|m| raise(py, ErrorKind::Usage, m))?,
+        ),
+        None => None,
+    };
     let cancel = Cancel::new();
     let worker = cancel.clone();
     let result = run_cancellable(py, &cancel, move || {
-        spillway::build_with(&cfg, &Progress::new(progress), &worker)
+        spillway::build_with(&cfg, &Progress::new(progress && !quiet), &worker)
     })?;
     let summary = result.map_err(|e| to_py(py, &e))?;
-    serde_json::to_string(&summary).map_err(|e| raise(py, ErrorKind::Internal, e.to_string()))
+    let internal = |e: serde_json::Error| raise(py, ErrorKind::Internal, e.to_string());
+    if let Some(sink) = sink {
+        let mut pretty = serde_json::to_string_pretty(&summary).map_err(internal)?;
+        pretty.push('\n');
+        sink.write(py, &pretty)?;
+    }
+    serde_json::to_string(&summary).map_err(internal)
 }
 
 /// Inspects an input directory from its footers (and, with filter options, its time columns).
 /// `options_json` as for [`build`] (no output needed). Returns the report as JSON.
 #[pyfunction]
 fn inspect(py: Python<'_>, options_json: &str) -> PyResult<String> {
-    let mut opts = options(options_json)?;
+    let mut opts = options(py, options_json)?;
     opts.output.get_or_insert_with(|| PathBuf::from("(none)"));
     let cfg = opts.resolve().map_err(|e| to_py(py, &e))?;
     let report = py

@@ -16,7 +16,7 @@ fn json<T: serde::Serialize>(py: Python<'_>, v: &T) -> PyResult<String> {
 /// Returns the count summary as JSON; Ctrl-C cancels.
 #[pyfunction]
 fn count(py: Python<'_>, options_json: &str) -> PyResult<String> {
-    let cfg = options(options_json)?
+    let cfg = options(py, options_json)?
         .resolve()
         .map_err(|e| to_py(py, &e))?;
     let cancel = Cancel::new();
@@ -78,7 +78,7 @@ fn verify_dataset(py: Python<'_>, path: PathBuf, chunks: bool) -> PyResult<Strin
 /// The universe's identity as shards record it (reads every footer).
 #[pyfunction]
 fn universe(py: Python<'_>, options_json: &str) -> PyResult<String> {
-    let mut opts = options(options_json)?;
+    let mut opts = options(py, options_json)?;
     opts.output.get_or_insert_with(|| PathBuf::from("(none)"));
     let cfg = opts.resolve().map_err(|e| to_py(py, &e))?;
     let u = py

@@ -29,6 +29,7 @@ import struct
 import sys
 import zlib
 from collections.abc import Mapping
+from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -68,6 +69,9 @@ DTYPES = {
 FLOAT_DTYPES = ("f32", "f64")
 UNSIGNED_DTYPES = ("u32", "u8")
 ROLES = ("time", "symbol", "target", "feature")
+
+# Row ranges as the methods take them: [(start, stop), ...], or one (start, stop) tuple.
+RowRanges = Union[Sequence[Tuple[int, int]], Tuple[int, int]]
 
 
 class SpillError(ValueError):
@@ -287,6 +291,62 @@ def pack_units(units, limit):
         rows.append(int(ends[j - 1]) - at)
         k, at = j, int(ends[j - 1])
     return np.array(counts, dtype=np.int64), np.array(rows, dtype=np.int64)
+
+
+def _is_row(v):
+    """Whether ``v`` is an int (numpy's too), not a bool or a float."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+_RANGES = "row ranges [(start, stop), ...]"
+_TAKE_ROWS = ("; arbitrary row indices get a method of their own (take_rows, coming with the "
+              "training loaders)")
+
+
+def _row_ranges(ranges, nrows, caller):
+    """``ranges`` (None: every row; one ``(start, stop)`` tuple; or an iterable of such pairs)
+    as a list of ``(start, stop)`` ints within ``[0, nrows]``. TypeError for what is not row
+    ranges (a list of row indices, floats), ValueError for a bad range, naming ``caller``."""
+    if ranges is None:
+        return [(0, nrows)]
+    want = f"ranges must be {_RANGES}" if caller is None else f"{caller}() takes {_RANGES}"
+    hint = _TAKE_ROWS if caller == "take" else ""
+    if isinstance(ranges, tuple) and len(ranges) == 2 and all(map(_is_row, ranges)):
+        ranges = [ranges]  # one (start, stop) pair
+    elif isinstance(ranges, (str, bytes, dict)) or not hasattr(ranges, "__iter__"):
+        raise TypeError(f"{want}, not {type(ranges).__name__} ({ranges!r:.80}){hint}")
+    out = []
+    for r in ranges:
+        if _is_row(r):
+            raise TypeError(f"{want}, not a list of row indices{hint}")
+        if isinstance(r, (str, bytes, dict)) or not hasattr(r, "__len__"):
+            raise TypeError(f"{want}; {r!r:.80} is not a (start, stop) pair")
+        if len(r) != 2:
+            raise ValueError(f"{want}; {tuple(r)!r:.80} has {len(r)} values, not (start, stop)")
+        if not (_is_row(r[0]) and _is_row(r[1])):
+            raise TypeError(f"{want}; the range {tuple(r)!r:.80} holds "
+                            f"{type(r[0]).__name__} and {type(r[1]).__name__}, not ints")
+        start, stop = int(r[0]), int(r[1])
+        if not 0 <= start <= stop <= nrows:
+            raise ValueError(f"row range ({start}, {stop}) is not within [0, {nrows}]")
+        out.append((start, stop))
+    return out
+
+
+def _batch_args(batch_rows, block_rows, shuffle, seed):
+    """``batches``' arguments checked: ``(batch_rows, block_rows, seed)`` as ints (block_rows
+    defaults to batch_rows). TypeError for a wrong type (a float, a str), ValueError for a bad
+    value."""
+    for name, v in (("batch_rows", batch_rows), ("block_rows", block_rows), ("seed", seed)):
+        if not _is_row(v) and not (v is None and name == "block_rows"):
+            raise TypeError(f"{name} must be an int, not {type(v).__name__} ({v!r:.80})")
+    if shuffle not in (None, "blocks"):
+        raise ValueError(f"shuffle must be None or 'blocks', not {shuffle!r:.80}")
+    block_rows = batch_rows if block_rows is None else block_rows
+    for name, v in (("batch_rows", batch_rows), ("block_rows", block_rows)):
+        if v < 1:
+            raise ValueError(f"{name} must be at least 1, not {int(v)}")
+    return int(batch_rows), int(block_rows), int(seed)
 
 
 def _block_sequence(ranges, shuffle, block_rows, seed):
@@ -959,18 +1019,8 @@ class SpillFile:
         first = np.concatenate([[0], np.flatnonzero(np.diff(idx) != 0) + 1])
         return np.add.reduceat(rows, first)
 
-    def _ranges(self, ranges):
-        if ranges is None:
-            return [(0, self.nrows)]
-        if len(ranges) == 2 and all(isinstance(v, (int, np.integer)) for v in ranges):
-            ranges = [ranges]  # one (start, stop) pair
-        out = []
-        for r in ranges:
-            start, stop = int(r[0]), int(r[1])
-            if not 0 <= start <= stop <= self.nrows:
-                raise ValueError(f"row range ({start}, {stop}) is not within [0, {self.nrows}]")
-            out.append((start, stop))
-        return out
+    def _ranges(self, ranges, caller=None):
+        return _row_ranges(ranges, self.nrows, caller)
 
     def _time_ns(self, v):
         """A time bound as int64 UTC nanoseconds: int (ns), numpy datetime64, pandas Timestamp,
@@ -1024,11 +1074,13 @@ class SpillFile:
         """``(before, after)``: the row ranges with time ``< cut`` and ``>= cut``."""
         return self.time_ranges(None, cut), self.time_ranges(cut, None)
 
-    def take(self, ranges, columns=None, copy=False):
+    def take(self, ranges: RowRanges, columns: Optional[Sequence[str]] = None,
+             copy: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """``(X, y)`` for the rows of ``ranges``: with ``copy=False`` and one range, read-only
         zero-copy views of the mapping; with ``copy=True``, new C-contiguous writable arrays (X in
-        the file's dtype). Several ranges need ``copy=True``."""
-        ranges = self._ranges(ranges)
+        the file's dtype). Several ranges need ``copy=True``. ``ranges``: ``[(start, stop), ...]``
+        or one ``(start, stop)`` tuple; a list of row indices is a TypeError."""
+        ranges = self._ranges(ranges, "take")
         X = self.features(columns, copy=True)
         tname = self.target_column
         y = self.column(tname) if tname is not None else None
@@ -1091,8 +1143,11 @@ class SpillFile:
             cols.append(pa.chunked_array(chunks) if len(chunks) != 1 else chunks[0])
         return pa.Table.from_arrays(cols, names=names)
 
-    def batches(self, batch_rows, columns=None, ranges=None, shuffle=None, block_rows=None, seed=0,
-                drop_behind=True, with_time=False, with_symbols=False, whole_timestamps=False):
+    def batches(self, batch_rows: int, columns: Optional[Sequence[str]] = None,
+                ranges: Optional[RowRanges] = None, shuffle: Optional[str] = None,
+                block_rows: Optional[int] = None, seed: int = 0, drop_behind: bool = True,
+                with_time: bool = False, with_symbols: bool = False,
+                whole_timestamps: bool = False) -> Iterator[tuple]:
         """Iterate over the rows in batches of ``batch_rows`` (the last may be shorter), yielding
         ``(X, y)``: ``X`` a new C-contiguous float32 array (rows, features), ``y`` float32 (None
         without a target); with ``with_time`` the int64 times follow, with ``with_symbols`` the
@@ -1112,11 +1167,13 @@ class SpillFile:
         timestamp boundary. Same batches as the Rust iterator's ``whole_timestamps()``.
 
         ``drop_behind`` releases the mapped pages of consumed rows (``madvise(MADV_DONTNEED)``), so
-        the resident set stays at about a batch, whatever the size of the file."""
-        if int(batch_rows) < 1:
-            raise ValueError("batch_rows must be at least 1")
-        batch_rows, block_rows = int(batch_rows), int(block_rows or batch_rows)
-        ranges = self._ranges(ranges)
+        the resident set stays at about a batch, whatever the size of the file.
+
+        ``batch_rows``, ``block_rows`` (at least 1) and ``seed`` are ints, ``ranges`` row ranges
+        (``[(start, stop), ...]`` or one ``(start, stop)`` tuple): a wrong type is a TypeError, a
+        bad value a ValueError, raised by this call."""
+        batch_rows, block_rows, seed = _batch_args(batch_rows, block_rows, shuffle, seed)
+        ranges = self._ranges(ranges, "batches")
         if whole_timestamps:
             segments, sizes = self._whole_sequence(ranges, shuffle, block_rows, seed, batch_rows)
         else:

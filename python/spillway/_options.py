@@ -1,0 +1,132 @@
+"""Keyword options of :func:`spillway.build` (and ``inspect``, ``dataset.count``) checked and
+turned into the JSON object of the library's ``BuildOptions``.
+
+The options the package knows are checked here, so that a wrong type is a ``TypeError`` and a
+bad value a :class:`~spillway.errors.UsageError` (a ``ValueError``), each naming the keyword.
+Options the library gains later pass through unchecked, and the extension names them in its
+errors the same way (``python/src/lib.rs``).
+"""
+from __future__ import annotations
+
+import json
+import numbers
+import os
+from typing import Any, Dict
+
+from .errors import UsageError
+
+__all__ = ["options_json", "check_path", "check_flag"]
+
+U64_MAX = (1 << 64) - 1
+
+# Every integer option of BuildOptions is a u64 (or a usize: the same on 64-bit platforms).
+_INTS = ("max_rows", "threads", "channel_capacity", "batch_rows", "min_cs", "max_cs_samples",
+         "seed")
+_STRS = ("target", "time_col", "time_unit", "on_error", "write_mode", "order", "shard", "symbols")
+_FLAGS = ("no_float32", "drop_null_target")
+_PATHS = ("input", "output", "cs_plan")
+
+
+def _type(value: Any) -> str:
+    return type(value).__name__
+
+
+def check_int(name: str, value: Any) -> int:
+    """``value`` as an int from 0 to 2**64 - 1 (numpy integers too, not bools): TypeError for
+    another type, UsageError out of range, reported as the integer given."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, not {_type(value)} ({value!r})")
+    value = int(value)
+    if value < 0:
+        raise UsageError(f"{name}={value} is out of range: it must be at least 0")
+    if value > U64_MAX:
+        raise UsageError(f"{name}={value} is out of range: the largest value is 2**64 - 1 "
+                         f"({U64_MAX}), an unsigned 64-bit integer")
+    return value
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` as a bool (numpy's too): TypeError for anything else."""
+    if not isinstance(value, (bool, _np_bool())):
+        raise TypeError(f"{name} must be True or False, not {_type(value)} ({value!r})")
+    return bool(value)
+
+
+def check_path(name: str, value: Any) -> str:
+    """``value`` (a str or an ``os.PathLike`` of str) as a str: TypeError for anything else."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a path (str or os.PathLike), not {_type(value)} "
+                        f"({value!r})")
+    return value
+
+
+def _check_str(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {_type(value)} ({value!r})")
+    return value
+
+
+def _check_features(value: Any) -> list:
+    if isinstance(value, str):
+        return value.split(",")  # as the CLI's --features a,b,c
+    if isinstance(value, (bytes, dict)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"features must be a list of column names or 'a,b,c', not "
+                        f"{_type(value)} ({value!r})")
+    return [str(c) for c in value]
+
+
+def _check_size(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(check_int("memory_budget", value))
+    raise TypeError(f"memory_budget must be a size such as '256MiB' or an int of bytes, not "
+                    f"{_type(value)} ({value!r})")
+
+
+def _np_bool():
+    try:
+        import numpy as np
+    except ImportError:  # numpy is a requirement; without it, bool alone
+        return bool
+    return np.bool_
+
+
+def _value(name: str, value: Any) -> Any:
+    """One option checked (known ones) or made JSON-ready (the others)."""
+    if name in _INTS:
+        return check_int(name, value)
+    if name in _STRS:
+        return _check_str(name, value)
+    if name in _FLAGS:
+        return check_flag(name, value)
+    if name in _PATHS:
+        return check_path(name, value)
+    if name == "features":
+        return _check_features(value)
+    if name == "memory_budget":
+        return _check_size(value)
+    # An option the library gained after this module: JSON-ready, checked by the extension.
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, _np_bool()):
+        return bool(value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return check_int(name, value)
+    return value
+
+
+def options_json(**kw: Any) -> str:
+    """A JSON object of the library's BuildOptions: kebab-case keys, unset options (None or
+    False) left out. Raises TypeError or UsageError naming the keyword."""
+    out: Dict[str, Any] = {}
+    for name, value in kw.items():
+        if value is None or value is False:
+            continue
+        out[name.replace("_", "-")] = _value(name, value)
+    try:
+        return json.dumps(out)
+    except (TypeError, ValueError) as e:  # a value of an unchecked option json cannot write
+        raise TypeError(f"an option value is not a str, number, bool or list: {e}") from None
