@@ -24,13 +24,13 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// How an output path is to be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Nothing is there, or a regular file (also through a symlink): write a temporary beside it
-    /// and rename it over the path.
-    Replace,
-    /// A FIFO, a character or block device or a socket (an output that may stream, only): open
-    /// it and write into it directly; nothing is renamed.
+    /// Nothing is there, or a regular file: write a temporary beside this path and rename it
+    /// over it. Through a symlink, this is the file the link points to (the link stays).
+    Replace(PathBuf),
+    /// A FIFO or a character or block device (an output that may stream, only): open it and
+    /// write into it directly; nothing is renamed.
     Stream,
 }
 
@@ -54,6 +54,9 @@ pub fn check(flag: &str, path: &Path, reads: &[(&str, &Path)], special: Special)
             path.display()
         )))
     };
+    if path.as_os_str() == "-" {
+        return bad("standard output cannot take this output (it is renamed into place)".into());
+    }
     let meta = std::fs::metadata(path).ok();
     for (what, read) in reads {
         let hit = match (std::fs::metadata(read), &meta) {
@@ -67,20 +70,23 @@ pub fn check(flag: &str, path: &Path, reads: &[(&str, &Path)], special: Special)
             } else {
                 format!(" ({})", read.display())
             };
-            return bad(format!(
-                "is {what}{how}; an output never replaces what the command reads"
-            ));
+            return bad(format!("is {what}{how}: name another path"));
         }
     }
     let Some(meta) = meta else {
-        return check_parent(flag, path).map(|()| Target::Replace);
+        let real = resolve(flag, path)?;
+        return check_parent(flag, &real).map(|()| Target::Replace(real));
     };
     let kind = meta.file_type();
     if kind.is_file() {
-        return check_parent(flag, path).map(|()| Target::Replace);
+        let real = resolve(flag, path)?;
+        return check_parent(flag, &real).map(|()| Target::Replace(real));
     }
     if kind.is_dir() {
         return bad("is a directory".into());
+    }
+    if kind.is_socket() {
+        return bad("is a socket, which cannot be opened for writing".into());
     }
     let what = if kind.is_fifo() {
         "a FIFO"
@@ -88,8 +94,6 @@ pub fn check(flag: &str, path: &Path, reads: &[(&str, &Path)], special: Special)
         "a character device"
     } else if kind.is_block_device() {
         "a block device"
-    } else if kind.is_socket() {
-        "a socket"
     } else {
         "not a regular file"
     };
@@ -99,6 +103,21 @@ pub fn check(flag: &str, path: &Path, reads: &[(&str, &Path)], special: Special)
             "is {what}; this output is written to a temporary file and renamed into place, which \
              would replace it: name a regular file"
         )),
+    }
+}
+
+/// The path a rename onto `path` must target: `path` itself, or the file a symlink there points
+/// to (a rename over the link would replace the link, leaving the file it names stale). A link
+/// to nothing is refused: name the file itself.
+pub fn resolve(flag: &str, path: &Path) -> Result<PathBuf> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).map_err(|_| {
+            Error::OutputPath(format!(
+                "{flag} {}: is a symlink to a missing file: name the file itself",
+                path.display()
+            ))
+        }),
+        _ => Ok(path.to_path_buf()),
     }
 }
 
@@ -133,12 +152,13 @@ pub fn persist(tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `path` through `fill`, atomically; returns what `fill` returns. `fill` maps its I/O
-/// errors with [`writing`].
+/// Writes `path` through `fill`, atomically (through a symlink, the file it points to); returns
+/// what `fill` returns. `fill` maps its I/O errors with [`writing`].
 pub fn write_atomic<T>(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<&mut File>) -> Result<T>,
 ) -> Result<T> {
+    let path = &resolve("output", path)?;
     let mut tmp = temp_beside(path)?;
     let out = {
         let mut w = BufWriter::new(tmp.as_file_mut());

@@ -2,6 +2,8 @@
 from typing import Any, List, Optional, Tuple
 
 __version__: str
+#: Bumped by every change to the bytes spillway writes for the same inputs and options.
+SEMANTICS_VERSION: int
 
 def build(options_json: str, config: Optional[str] = None, progress: bool = False,
           summary: Optional[str] = None, quiet: Optional[bool] = None) -> str:

@@ -23,8 +23,8 @@ U64_MAX = (1 << 64) - 1
 _INTS = ("max_rows", "threads", "channel_capacity", "batch_rows", "min_cs", "max_cs_samples",
          "seed")
 _STRS = ("target", "time_col", "time_unit", "on_error", "write_mode", "order", "shard", "symbols")
-_FLAGS = ("no_float32", "drop_null_target")
-_PATHS = ("input", "output", "cs_plan")
+_FLAGS = ("no_float32", "drop_null_target", "no_target")
+_PATHS = ("input", "output", "cs_plan", "summary")
 
 
 def _type(value: Any) -> str:

@@ -216,6 +216,10 @@ def _current(path, i, n, plan_crc, universe, options):
     except Exception:
         return False
     shard = meta.get("shard") or {}
+    # Written by a spillway whose output bytes differ (a fix since): rebuild.
+    from . import _need_native
+    if meta.get("semantics_version", 1) != _need_native().SEMANTICS_VERSION:
+        return False
     return (shard.get("scope") == f"{i}/{n}" and shard.get("cs_plan") == plan_crc
             and shard.get("fingerprint") == universe["fingerprint"]
             and _same_options(meta.get("options") or {}, options))

@@ -6,7 +6,7 @@
 //! the Python side). Errors become the exception classes of `spillway.errors`, one per
 //! [`ErrorKind`]: `DataError` (exit code 1), `UsageError` (2), `InternalError` (3).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -17,9 +17,6 @@ use pyo3::prelude::*;
 use spillway::{BuildOptions, Cancel, Error, ErrorKind, Progress};
 
 mod sharded;
-mod summary;
-
-use summary::{load_config, SummarySink};
 
 /// How often the waiting thread takes the GIL back to run Python's signal handlers.
 const SIGNAL_POLL: Duration = Duration::from_millis(50);
@@ -138,7 +135,8 @@ pub(crate) fn run_cancellable<T: Send + 'static>(
 
 /// Builds a spill file. `options_json`: a JSON object of `BuildOptions` (kebab-case keys, as in
 /// the TOML config), laid over the `config` file's. `summary` (else the config's `summary`):
-/// where the summary is also written as JSON, as the CLI's `--summary` (see [`summary`]);
+/// where the library also writes the summary as JSON, as the CLI's `--summary` (checked before
+/// the build: never the output nor a file the build reads; `-` is Python's `sys.stdout`);
 /// `quiet` (else the config's `quiet`) turns the progress bar off. Returns the build summary as
 /// JSON.
 #[pyfunction]
@@ -151,21 +149,20 @@ fn build(
     summary: Option<PathBuf>,
     quiet: Option<bool>,
 ) -> PyResult<String> {
-    let flags = options(py, options_json)?;
-    let (file, extras) = match &config {
-        Some(path) => load_config(path).map_err(|m| raise(py, ErrorKind::Usage, m))?,
+    let mut flags = options(py, options_json)?;
+    flags.summary = summary.or(flags.summary);
+    let (file, file_quiet) = match &config {
+        Some(path) => BuildOptions::load(path).map_err(|e| to_py(py, &e))?,
         None => Default::default(),
     };
-    let cfg = file.merge(flags).resolve().map_err(|e| to_py(py, &e))?;
-    let quiet = quiet.or(extras.quiet).unwrap_or(false);
-    let sink = match summary.or(extras.summary) {
-        // Without the GIL: opening a FIFO waits for its reader, which may be a Python thread.
-        Some(path) => Some(
-            py.detach(|| SummarySink::open(&path, &cfg, config.as_deref()))
-                .map_err(|m| raise(py, ErrorKind::Usage, m))?,
-        ),
-        None => None,
-    };
+    let mut cfg = file.merge(flags).resolve().map_err(|e| to_py(py, &e))?;
+    cfg.config_file = config;
+    // `-` is the caller's sys.stdout (a notebook's is not the process's standard output).
+    let to_stdout = cfg.summary.as_deref() == Some(Path::new("-"));
+    if to_stdout {
+        cfg.summary = None;
+    }
+    let quiet = quiet.or(file_quiet).unwrap_or(false);
     let cancel = Cancel::new();
     let worker = cancel.clone();
     let result = run_cancellable(py, &cancel, move || {
@@ -173,10 +170,12 @@ fn build(
     })?;
     let summary = result.map_err(|e| to_py(py, &e))?;
     let internal = |e: serde_json::Error| raise(py, ErrorKind::Internal, e.to_string());
-    if let Some(sink) = sink {
+    if to_stdout {
         let mut pretty = serde_json::to_string_pretty(&summary).map_err(internal)?;
         pretty.push('\n');
-        sink.write(py, &pretty)?;
+        py.import("sys")?
+            .getattr("stdout")?
+            .call_method1("write", (pretty,))?;
     }
     serde_json::to_string(&summary).map_err(internal)
 }
@@ -187,6 +186,10 @@ fn build(
 fn inspect(py: Python<'_>, options_json: &str) -> PyResult<String> {
     let mut opts = options(py, options_json)?;
     opts.output.get_or_insert_with(|| PathBuf::from("(none)"));
+    // A look at the footers needs no decision on the target (a build does).
+    if opts.target.is_none() {
+        opts.no_target.get_or_insert(true);
+    }
     let cfg = opts.resolve().map_err(|e| to_py(py, &e))?;
     let report = py
         .detach(|| spillway::inspect(&cfg))
@@ -380,6 +383,7 @@ fn gather_rows(
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("SEMANTICS_VERSION", spillway::SEMANTICS_VERSION)?;
     m.add_function(wrap_pyfunction!(build, m)?)?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;

@@ -136,8 +136,8 @@ def test_i21_10_summary_may_not_be_the_output_or_a_file_the_build_reads(small, t
     before = open(parquet, "rb").read()
     hard = tmp_path / "hard.json"
     os.link(parquet, hard)
-    cases = [(out, "is the output file"), (parquet, "is one of the input files"),
-             (hard, "is one of the input files"), (cfg, "is the config file"),
+    cases = [(out, "is the --output file"), (parquet, "is one of the input files"),
+             (hard, "is one of the input files"), (cfg, "is the --config file"),
              (tmp_path, "is a directory")]
     for path, why in cases:
         with pytest.raises(spillway.UsageError, match=why):

@@ -81,7 +81,7 @@ def test_unknown_keyword_is_a_type_error(universe, tmp_path):
 ])
 def test_errors_are_typed(universe, tmp_path, kw, cls, code, match):
     with pytest.raises(cls, match=match) as e:
-        spillway.build(universe, tmp_path / "x.spill", **kw)
+        spillway.build(universe, tmp_path / "x.spill", **({} if "target" in kw else {"no_target": True}), **kw)
     if code is not None:
         assert isinstance(e.value, spillway.SpillwayError) and e.value.exit_code == code
     assert not os.listdir(tmp_path)
@@ -89,7 +89,7 @@ def test_errors_are_typed(universe, tmp_path, kw, cls, code, match):
 
 def test_missing_input_is_a_data_error(tmp_path):
     with pytest.raises(spillway.DataError, match="nowhere"):
-        spillway.build(tmp_path / "nowhere", tmp_path / "x.spill")
+        spillway.build(tmp_path / "nowhere", tmp_path / "x.spill", target="target")
     assert issubclass(spillway.InternalError, spillway.SpillwayError)
     assert spillway.InternalError.exit_code == 3
 

@@ -35,7 +35,7 @@ use crate::config::{BuildConfig, Freshness, OnError, Scope};
 use crate::error::{Error, Result};
 use crate::input::discover::{discover, Universe};
 use crate::input::footer::footer_crc;
-use crate::output::{self, Special};
+use crate::output::{self, Special, Target};
 use crate::plan::cs_file::crc_text;
 use crate::plan::shard::{self, ShardMeta};
 use crate::plan::{plan, Plan};
@@ -135,6 +135,10 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
         current,
         reason,
     };
+    // A FIFO or a device is refused before it is opened (opening a FIFO waits for a writer).
+    if std::fs::metadata(&cfg.output).is_ok_and(|m| !m.is_file()) {
+        output::check("--output", &cfg.output, &[], Special::Refuse)?;
+    }
     let file = match spill::open(&cfg.output) {
         Ok(f) => f,
         Err(e)
@@ -213,12 +217,17 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
         .flat_map(|s| &s.files)
         .filter(|f| read.contains(rel(f).as_str()))
         .map(PathBuf::as_path);
-    let now = stamp(cfg, files_read);
-    // A stamp of another freshness compares on what both record: path, size, time and footer.
-    let width = if cfg.freshness == Freshness::Content {
-        5
+    // A file that records content hashes is compared on them whatever was asked (`inspect`
+    // too); a stamp of another freshness compares on what both record.
+    let recorded = then.iter().all(|s| s.get(4).is_some()) && !then.is_empty();
+    let (now, width) = if recorded || cfg.freshness == Freshness::Content {
+        let content = BuildConfig {
+            freshness: Freshness::Content,
+            ..cfg.clone()
+        };
+        (stamp(&content, files_read), 5)
     } else {
-        4
+        (stamp(cfg, files_read), 4)
     };
     let cut = |v: &Value| json!(v.as_array().map(|a| &a[..a.len().min(width)]));
     if then.len() != now.len() || then.iter().zip(&now).any(|(a, b)| cut(a) != cut(b)) {
@@ -353,15 +362,24 @@ fn reads<'a>(cfg: &'a BuildConfig, universe: &'a Universe) -> Vec<(&'static str,
 
 /// Refuses, before any work, an output that is not a regular file (a directory, a device, a
 /// FIFO), that is any file the build reads (an input, the config file, the cross-section plan),
-/// or whose directory does not exist (see [`crate::output`]).
-pub(crate) fn check_output(cfg: &BuildConfig, universe: &Universe) -> Result<()> {
-    output::check(
+/// or whose directory does not exist (see [`crate::output`]). Returns the path to write: the
+/// output, or the file a symlink there points to.
+pub(crate) fn check_output(cfg: &BuildConfig, universe: &Universe) -> Result<PathBuf> {
+    // A missing plan, or a FIFO, is a usage error before any work.
+    if let Some(p) = &cfg.cs_plan {
+        crate::input::regular_file("--cs-plan", p)?;
+    }
+    match output::check(
         "--output",
         &cfg.output,
         &reads(cfg, universe),
         Special::Refuse,
-    )
-    .map(drop)
+    )? {
+        Target::Replace(path) => Ok(path),
+        Target::Stream => Err(Error::Internal(
+            "a refused special file was accepted".into(),
+        )),
+    }
 }
 
 /// Opens the summary destination, if any: not the output, not anything the build reads.

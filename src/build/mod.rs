@@ -62,7 +62,18 @@ pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Re
     let rss_at_start = rss::rss_bytes();
     progress.phase("discovering");
     let universe = discover(&cfg.input)?;
-    inputs::check_output(cfg, &universe)?;
+    // Through a symlink, the build writes the file it points to.
+    let real = inputs::check_output(cfg, &universe)?;
+    let resolved;
+    let cfg = if real == cfg.output {
+        cfg
+    } else {
+        resolved = BuildConfig {
+            output: real,
+            ..cfg.clone()
+        };
+        &resolved
+    };
     let sink = inputs::open_summary(cfg, &universe)?;
     let mut excluded: BTreeMap<String, String> = BTreeMap::new();
     let mut attempts = 0;

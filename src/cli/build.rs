@@ -7,7 +7,7 @@
 //! build stops within a batch, removes its temporary file, and the command exits 128 + the
 //! signal. A second signal kills at once (a leftover temporary is then `spillway clean`'s).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use spillway::config::{BuildOptions, Decoder, OnError, WriteMode};
 use spillway::{Cancel, Freshness, Progress};
 
 use super::options::{choice, Selection};
-use super::out::{note, Interrupted, Usage};
+use super::out::{note, Interrupted};
 
 /// Arguments of `spillway build`.
 #[derive(Debug, clap::Args)]
@@ -83,22 +83,6 @@ pub struct Args {
     quiet: Option<bool>,
 }
 
-/// Loads a TOML config file: build options, plus `quiet` (returned beside them).
-fn load_config(path: &Path) -> anyhow::Result<(BuildOptions, Option<bool>)> {
-    let usage = |e: &dyn std::fmt::Display| Usage(format!("config {}: {e}", path.display()));
-    let text = std::fs::read_to_string(path).map_err(|e| usage(&e))?;
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| usage(&e))?;
-    let quiet = match table.remove("quiet") {
-        Some(toml::Value::Boolean(b)) => Some(b),
-        Some(_) => return Err(usage(&"`quiet` must be true or false").into()),
-        None => None,
-    };
-    let options = toml::Value::Table(table)
-        .try_into::<BuildOptions>()
-        .map_err(|e| usage(&e))?;
-    Ok((options, quiet))
-}
-
 /// Turns SIGINT, SIGTERM and SIGHUP into `cancel`, remembering which signal came; a second one
 /// takes the default action (the process dies at once).
 fn on_signals(cancel: &Cancel) -> anyhow::Result<Arc<AtomicUsize>> {
@@ -126,7 +110,7 @@ fn signal_name(sig: i32) -> &'static str {
 /// Runs the build.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (file, file_quiet) = match &args.config {
-        Some(p) => load_config(p)?,
+        Some(p) => BuildOptions::load(p)?,
         None => Default::default(),
     };
     let flags = BuildOptions {
@@ -146,12 +130,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cfg.decode_only = args.decode_only;
     cfg.decoder = args.decoder.unwrap_or_default();
     cfg.config_file = args.config.clone();
-    // A missing plan named by the flag is a usage error, found before any work.
-    if let Some(p) = &cfg.cs_plan {
-        if let Err(e) = std::fs::metadata(p) {
-            return Err(Usage(format!("--cs-plan {}: {e}", p.display())).into());
-        }
-    }
     let quiet = args.quiet.or(file_quiet).unwrap_or(false);
     if let Some(freshness) = args.if_changed {
         cfg.freshness = freshness;

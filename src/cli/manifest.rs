@@ -45,7 +45,22 @@ pub fn is_manifest(path: &Path) -> bool {
 
 /// `spillway verify dataset.json`: every shard, the plan, and every chunk checksum.
 pub fn verify(path: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let r = dataset::verify_dataset(path, true)?;
+    let r = match dataset::verify_dataset(path, true) {
+        Ok(r) => r,
+        Err(e) => {
+            // With --json, stdout holds one JSON object whatever happens.
+            if json {
+                let error = format!("{:#}", anyhow::Error::from(e));
+                outln!(
+                    "{}",
+                    serde_json::json!({"file": path, "ok": false, "error": error})
+                )?;
+                note!("spillway: {error}\n");
+                return Ok(ExitCode::FAILURE);
+            }
+            return Err(e.into());
+        }
+    };
     if json {
         outln!("{}", serde_json::to_string(&r)?)?;
     } else if r.is_ok() {

@@ -3,7 +3,7 @@
 //! knows the command line: the enums parse from their names ([`std::str::FromStr`]) and list them
 //! in `NAMES`, which the CLI hands to clap.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -157,6 +157,24 @@ impl BuildOptions {
     /// Parses a TOML config file's text.
     pub fn from_toml(text: &str) -> Result<BuildOptions> {
         toml::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Reads a TOML config file (`--config`): its build options and its `quiet` key (not a build
+    /// option: the caller's progress display). Any error names the file.
+    pub fn load(path: &Path) -> Result<(BuildOptions, Option<bool>)> {
+        let usage =
+            |e: &dyn std::fmt::Display| Error::Config(format!("config {}: {e}", path.display()));
+        let text = std::fs::read_to_string(path).map_err(|e| usage(&e))?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| usage(&e))?;
+        let quiet = match table.remove("quiet") {
+            Some(toml::Value::Boolean(b)) => Some(b),
+            Some(_) => return Err(usage(&"`quiet` must be true or false")),
+            None => None,
+        };
+        let options = toml::Value::Table(table)
+            .try_into::<BuildOptions>()
+            .map_err(|e| usage(&e))?;
+        Ok((options, quiet))
     }
 
     /// Applies defaults and validates.

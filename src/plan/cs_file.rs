@@ -22,6 +22,7 @@
 use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 pub use crate::error::CsFileError;
 
@@ -71,37 +72,40 @@ pub struct CountOptions {
 impl CountOptions {
     /// The first option where `self` and `other` differ, as `(name, self's, other's)`.
     pub fn difference(&self, other: &CountOptions) -> Option<(&'static str, String, String)> {
-        let d = |name, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
-            Some((name, format!("{a:?}"), format!("{b:?}")))
+        // Values as a user types them: `none` for an unset option, names quoted.
+        let show = |v: serde_json::Value| match v {
+            serde_json::Value::Null => "none".to_string(),
+            v => v.to_string(),
         };
+        let d = |name, a: serde_json::Value, b: serde_json::Value| Some((name, show(a), show(b)));
         if self.target != other.target {
-            return d("--target", &self.target, &other.target);
+            return d("--target", json!(self.target), json!(other.target));
         }
         if self.time_col != other.time_col {
-            return d("--time-col", &self.time_col, &other.time_col);
+            return d("--time-col", json!(self.time_col), json!(other.time_col));
         }
         if self.time_unit != other.time_unit {
-            return d("--time-unit", &self.time_unit, &other.time_unit);
+            return d("--time-unit", json!(self.time_unit), json!(other.time_unit));
         }
         if self.max_rows != other.max_rows {
-            return d("--max-rows", &self.max_rows, &other.max_rows);
+            return d("--max-rows", json!(self.max_rows), json!(other.max_rows));
         }
         if self.drop_null_target != other.drop_null_target {
             return d(
                 "--drop-null-target",
-                &self.drop_null_target,
-                &other.drop_null_target,
+                json!(self.drop_null_target),
+                json!(other.drop_null_target),
             );
         }
         if self.max_cs_samples != other.max_cs_samples {
             return d(
                 "--max-cs-samples",
-                &self.max_cs_samples,
-                &other.max_cs_samples,
+                json!(self.max_cs_samples),
+                json!(other.max_cs_samples),
             );
         }
         if self.max_cs_samples.is_some() && self.seed != other.seed {
-            return d("--seed", &self.seed, &other.seed);
+            return d("--seed", json!(self.seed), json!(other.seed));
         }
         None
     }

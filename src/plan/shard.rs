@@ -332,6 +332,7 @@ fn load(
         path: path.to_path_buf(),
         what,
     };
+    crate::input::regular_file("--cs-plan", path)?;
     let file = std::fs::File::open(path).map_err(|e| file_err(e.into()))?;
     let len = file.metadata().map_err(|e| file_err(e.into()))?.len();
     // The table costs about 24 bytes a timestamp, and a record is 21 bytes on disk.

@@ -38,8 +38,7 @@ impl SummarySink {
                     .map_err(|e| bad(e.to_string()))?;
                 Ok(SummarySink::Special(f, path.to_path_buf()))
             }
-            Target::Replace => {
-                let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+            Target::Replace(target) => {
                 let tmp = output::temp_beside(&target).map_err(|e| bad(e.to_string()))?;
                 Ok(SummarySink::Atomic(tmp, target))
             }

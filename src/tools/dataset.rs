@@ -26,7 +26,7 @@ use crate::input::discover::discover;
 use crate::plan::cs_file::{self, crc_text, Reader, PLAN_MAGIC};
 use crate::plan::shard::global;
 
-use crate::output::{self, parent, write_atomic, writing, Special};
+use crate::output::{self, parent, write_atomic, writing, Special, Target};
 
 /// The manifest's `format`.
 pub const FORMAT: &str = "spillway-dataset";
@@ -243,12 +243,27 @@ fn relative(path: &Path, dir: &Path) -> String {
 /// Checks that `shards` (spill files built with `--shard`) form one dataset filtered by `cs_plan`,
 /// and writes the manifest `output` atomically (see the module docs).
 pub fn manifest(shards: &[PathBuf], cs_plan: Option<&Path>, output: &Path) -> Result<Manifest> {
+    for p in shards {
+        crate::input::regular_file("shard", p)?;
+    }
+    if let Some(p) = cs_plan {
+        crate::input::regular_file("--cs-plan", p)?;
+    }
     let mut reads: Vec<(&str, &Path)> = shards
         .iter()
         .map(|p| ("one of the shards", p.as_path()))
         .collect();
     reads.extend(cs_plan.map(|p| ("the --cs-plan file", p)));
-    output::check("--output", output, &reads, Special::Refuse)?;
+    // Through a symlink, the manifest is written where the link points, and shard paths are
+    // relative to that directory.
+    let output = &match output::check("--output", output, &reads, Special::Refuse)? {
+        Target::Replace(real) => real,
+        Target::Stream => {
+            return Err(Error::Internal(
+                "a refused special file was accepted".into(),
+            ))
+        }
+    };
     let dir = parent(output);
     let mut opened = shards
         .iter()

@@ -120,7 +120,15 @@ pub fn export(input: &Path, output: &Path, opts: &ExportOptions) -> Result<Expor
         }
     };
     let reads = [("the spill file being exported", input)];
-    let target = output::check("--to", output, &reads, Special::Stream)?;
+    // `-` is standard output, streamed as a device is.
+    let (output, target) = if output.as_os_str() == "-" {
+        (Path::new("/dev/stdout"), Target::Stream)
+    } else {
+        (
+            output,
+            output::check("--to", output, &reads, Special::Stream)?,
+        )
+    };
     // Values are read from this handle; the mapping validates the file and serves its metadata.
     let data = File::open(input).map_err(|e| Error::io("opening", input, e))?;
     let f = spill::open(input)?;
@@ -158,13 +166,13 @@ pub fn export(input: &Path, output: &Path, opts: &ExportOptions) -> Result<Expor
     // one filesystem), so a failed or interrupted export leaves no partial file under its name;
     // a FIFO or a device is written directly (never replaced).
     let (tmp, file) = match target {
-        Target::Replace => {
-            let tmp = output::temp_beside(output)?;
+        Target::Replace(real) => {
+            let tmp = output::temp_beside(&real)?;
             let file = tmp
                 .as_file()
                 .try_clone()
                 .map_err(|e| Error::io("opening", tmp.path(), e))?;
-            (Some(tmp), file)
+            (Some((tmp, real)), file)
         }
         Target::Stream => {
             let file = std::fs::OpenOptions::new()
@@ -205,11 +213,11 @@ pub fn export(input: &Path, output: &Path, opts: &ExportOptions) -> Result<Expor
     }
     sink.finish().map_err(werr)?;
     let bytes = written.load(Ordering::Relaxed);
-    if let Some(tmp) = tmp {
+    if let Some((tmp, real)) = tmp {
         tmp.as_file()
             .sync_all()
             .map_err(|e| Error::io("syncing", tmp.path(), e))?;
-        output::persist(tmp, output)?;
+        output::persist(tmp, &real)?;
     }
     Ok(ExportReport {
         output: output.to_path_buf(),

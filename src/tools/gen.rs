@@ -246,6 +246,12 @@ pub fn generate(opts: &GenOptions) -> Result<GenReport> {
 /// mixes their symbols), or with `replace` removes what a build would read there: `*.parquet`
 /// files and `symbol=*` directories (and hidden leftovers of an interrupted `gen`).
 fn clear_output(dir: &Path, replace: bool) -> Result<()> {
+    if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(Error::Config(format!(
+            "--output {}: not a directory (a universe is a directory of parquet files)",
+            dir.display()
+        )));
+    }
     let entries = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .collect::<std::io::Result<Vec<_>>>()

@@ -15,11 +15,12 @@ use crate::config::{BuildConfig, Decoder, OnError};
 use crate::error::{Error, Result};
 use crate::input::discover::discover;
 use crate::input::schema::{excluded_by_name, Kind};
-use crate::plan::budget::{choose_for, planning_threads, Budget, Shape};
+use crate::plan::budget::{choose, choose_for, planning_threads, Budget, Shape};
 use crate::plan::files::{read_footers, time_column, Interner, FOOTER_EXPANSION};
 use crate::plan::filter::FilterStats;
 use crate::plan::layout::work_bytes;
 use crate::plan::{plan, Disorder, Skipped};
+use crate::report::rss;
 use crate::report::summary::TransposeMemory;
 
 /// One column of the union.
@@ -101,6 +102,9 @@ pub struct InspectReport {
 /// Inspects `cfg.input` (only the input, target, time column, features, float32, max-rows and
 /// budget options matter).
 pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
+    // Measured from here, as a build measures from its start (a little more, so the prediction
+    // errs on the side of refusing).
+    let rss_at_start = rss::rss_bytes();
     let universe = discover(&cfg.input)?;
     let names = Interner::default();
     let cancel = Cancel::new();
@@ -223,23 +227,32 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         held_bytes: planning_threads() as u64 * largest_footer,
         arrow_decoding,
     };
-    let (estimated_budget, budget_error) = match choose_for(cfg, &shape) {
-        Ok(b) => (Some(b), None),
-        Err(e @ Error::Budget { .. }) => (None, Some(e.to_string())),
-        Err(e) => return Err(e),
+    let budget_of = |r: Result<Budget>| match r {
+        Ok(b) => Ok((Some(b), None)),
+        Err(e @ Error::Budget { .. }) => Ok((None, Some(e.to_string()))),
+        Err(e) => Err(e),
     };
-    // The build's own plan, skipping what fails: the time scan's disorder and the filters.
+    let (mut estimated_budget, mut budget_error) = budget_of(choose_for(cfg, &shape))?;
+    // The build's own plan, skipping what fails: the time scan's disorder and the filters. When
+    // it plans, the budget is chosen from it as the build chooses it, charging what planning
+    // left resident as the build does.
     let skip = BuildConfig {
         on_error: OnError::Skip,
         ..cfg.clone()
     };
     let (filter_stats, time_disorder, plan_error) =
         match plan(&universe, &skip, &Default::default(), &cancel) {
-            Ok(p) => (
-                cfg.filters.active().then_some(p.filter_stats),
-                Some(p.disorder),
-                None,
-            ),
+            Ok(p) => {
+                let retained = rss::rss_bytes()
+                    .zip(rss_at_start)
+                    .map_or(0, |(now, start)| now.saturating_sub(start));
+                (estimated_budget, budget_error) = budget_of(choose(cfg, &p, retained))?;
+                (
+                    cfg.filters.active().then_some(p.filter_stats),
+                    Some(p.disorder),
+                    None,
+                )
+            }
             Err(e) => (None, None, Some(e.to_string())),
         };
     let time_major = estimated_budget.as_ref().map(|b| {

@@ -171,6 +171,9 @@ struct Input {
 /// docs. Refuses count files made with other options or for another universe, overlapping ones,
 /// and (for a plan) a set that leaves symbols uncounted.
 pub fn plan_cs(counts: &[PathBuf], opts: &PlanCsOptions) -> Result<PlanCsSummary> {
+    if opts.max_cs_samples == Some(0) {
+        return Err(Error::Config("--max-cs-samples must be at least 1".into()));
+    }
     let reads: Vec<(&str, &Path)> = counts
         .iter()
         .map(|p| ("one of the count files", p.as_path()))
@@ -196,11 +199,16 @@ pub fn plan_cs(counts: &[PathBuf], opts: &PlanCsOptions) -> Result<PlanCsSummary
         options.max_cs_samples.map(|_| options.seed),
     );
     if asked != counted {
+        let said = |k: Option<u64>, seed: u64| match k {
+            Some(k) => format!("--max-cs-samples {k} --seed {seed}"),
+            None => "no --max-cs-samples".to_string(),
+        };
         return Err(mismatch(
             &first.path,
             format!(
-                "it was counted with --max-cs-samples {:?} --seed {}, plan-cs was given --max-cs-samples {:?} --seed {}",
-                options.max_cs_samples, options.seed, opts.max_cs_samples, opts.seed
+                "it was counted with {}, plan-cs was given {}",
+                said(options.max_cs_samples, options.seed),
+                said(opts.max_cs_samples, opts.seed)
             ),
         ));
     }
@@ -354,6 +362,7 @@ fn cs_err(path: &Path, source: cs_file::CsFileError) -> Error {
 }
 
 fn open_count(path: &Path) -> Result<Input> {
+    crate::input::regular_file("count file", path)?;
     let err = |e: std::io::Error| cs_err(path, e.into());
     let file = File::open(path).map_err(err)?;
     let len = file.metadata().map_err(err)?.len();
