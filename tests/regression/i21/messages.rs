@@ -180,3 +180,46 @@ fn i21_10_mixed_naive_and_zoned_times_warn() {
     let w = j["warnings"].to_string();
     assert!(w.contains("naive in 1 file(s) and zone-aware (UTC)"), "{w}");
 }
+
+/// Re-probe of item 10: plan-cs says option values as typed (no `Some(..)`), and refuses
+/// `--max-cs-samples 0`; `verify --json` prints JSON for a manifest that does not parse; `gen`
+/// refuses a file as its output directory (exit 2).
+#[test]
+fn i21_10_plan_cs_verify_json_and_gen_messages() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let u = small(d.path());
+    let c = d.path().join("c0");
+    ok(&run(&[
+        "count",
+        "--input",
+        s(&u),
+        "--shard",
+        "0/1",
+        "--output",
+        s(&c),
+        "--target",
+        "target",
+        "--max-cs-samples",
+        "1",
+    ]));
+    let p = d.path().join("p");
+    let o = run(&["plan-cs", s(&c), "--max-cs-samples", "2", "--output", s(&p)]);
+    usage_error(
+        &o,
+        &["--max-cs-samples 1 --seed 0", "--max-cs-samples 2 --seed 0"],
+    );
+    assert!(!stderr(&o).contains("Some("), "{}", stderr(&o));
+    let o = run(&["plan-cs", s(&c), "--max-cs-samples", "0", "--output", s(&p)]);
+    usage_error(&o, &["--max-cs-samples must be at least 1"]);
+
+    let m = d.path().join("dataset.json");
+    std::fs::write(&m, "{").expect("write");
+    let o = run(&["verify", "--json", s(&m)]);
+    assert_eq!(o.status.code(), Some(1));
+    let j: Value = serde_json::from_str(&stdout(&o)).expect("one JSON object on stdout");
+    assert_eq!(j["ok"], false);
+
+    let file = d.path().join("afile");
+    std::fs::write(&file, "x").expect("write");
+    usage_error(&run(&["gen", "--output", s(&file)]), &["not a directory"]);
+}

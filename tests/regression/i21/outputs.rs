@@ -230,3 +230,75 @@ fn i21_03_outputs_never_replace_config_plan_counts_or_shards() {
     usage_error(&o, &["--output", "the --cs-plan file"]);
     unchanged(&plan, &plan_bytes);
 }
+
+/// Runs `args`, killing it after 20 s: `None` when it had to be killed (it hung).
+fn run_bounded(args: &[&str]) -> Option<std::process::Output> {
+    let mut child = spillway()
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(20) {
+        if child.try_wait().expect("wait").is_some() {
+            return Some(child.wait_with_output().expect("output"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Re-probe of items 1-3: a symlink at the output path is written through (the link stays), a
+/// dangling one refused; a socket and `-` refused for renamed outputs; `export --to -` streams;
+/// `--if-changed` on a FIFO output and a FIFO `--cs-plan` are refused at once, never waited on.
+#[test]
+fn i21_01_symlinks_sockets_stdout_and_fifos_that_would_block() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let u = small(d.path());
+    let real = d.path().join("real.spill");
+    std::fs::write(&real, "old").expect("write");
+    let link = d.path().join("link.spill");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    ok(&build(&u, &link, &[]));
+    assert!(std::fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()));
+    assert!(
+        spill::open(&real).is_ok(),
+        "the file the link names was written"
+    );
+    let dangling = d.path().join("dangling.spill");
+    std::os::unix::fs::symlink(d.path().join("nothing"), &dangling).expect("symlink");
+    usage_error(&build(&u, &dangling, &[]), &["symlink to a missing file"]);
+    assert!(std::fs::symlink_metadata(&dangling).is_ok_and(|m| m.file_type().is_symlink()));
+
+    let sock = d.path().join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("socket");
+    usage_error(&build(&u, &sock, &[]), &["is a socket"]);
+    let o = run(&["export", s(&real), "--to", s(&sock), "--format", "arrow"]);
+    usage_error(&o, &["is a socket"]);
+    usage_error(&build(&u, Path::new("-"), &[]), &["standard output"]);
+    let file = d.path().join("o.arrow");
+    ok(&run(&["export", s(&real), "--to", s(&file)]));
+    let o = run(&["export", s(&real), "--to", "-", "--format", "arrow"]);
+    ok(&o);
+    assert_eq!(
+        o.stdout,
+        std::fs::read(&file).expect("read"),
+        "streamed to stdout"
+    );
+    assert!(!Path::new("-").exists());
+
+    let fifo = d.path().join("fifo");
+    mkfifo(&fifo);
+    let mut args = build_args(&u, &fifo, &["--if-changed", "--quiet"]);
+    let o = run_bounded(&args).expect("--if-changed on a FIFO returns");
+    usage_error(&o, &["is a FIFO"]);
+    args = build_args(&u, &real, &["--shard", "0/2", "--cs-plan", s(&fifo)]);
+    args.extend(["--max-cs-samples", "2", "--quiet"]);
+    let o = run_bounded(&args).expect("a FIFO plan returns");
+    usage_error(&o, &["--cs-plan", "not a regular file"]);
+    let o = run_bounded(&["inspect", "--input", s(&u), "--output", s(&fifo)]).expect("returns");
+    usage_error(&o, &["is a FIFO"]);
+}
