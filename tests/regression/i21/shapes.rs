@@ -220,3 +220,44 @@ fn i21_09_the_run_cap_follows_the_budget_and_inspect_predicts_it() {
     ok(&build(&u, &sym, &[]));
     assert_permuted(&sym, &time);
 }
+
+/// Item 9 (re-probe): `inspect --order time` chooses the memory shape as the build does, charging
+/// what planning left resident, so it never predicts a build that the budget then refuses.
+#[test]
+fn i21_09_inspect_refuses_the_budgets_the_build_refuses() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let u = d.path().join("u");
+    symbol(&u, "A", 300_000, |i| (300_000 - i) * 1000);
+    symbol(&u, "B", 300_000, |i| i * 1000);
+    for mib in [36, 40, 44, 48] {
+        let budget = format!("{mib}MiB");
+        let o = build(
+            &u,
+            &d.path().join("o.spill"),
+            &["--order", "time", "--memory-budget", &budget],
+        );
+        let refused = o.status.code() == Some(1) && stderr(&o).contains("cannot be met");
+        let i = run(&[
+            "inspect",
+            "--input",
+            s(&u),
+            "--target",
+            "target",
+            "--order",
+            "time",
+            "--memory-budget",
+            &budget,
+            "--json",
+        ]);
+        ok(&i);
+        let j: serde_json::Value = serde_json::from_str(&stdout(&i)).expect("json");
+        if refused {
+            assert!(
+                j["budget_error"].is_string(),
+                "{budget}: the build refused ({}) but inspect predicted {}",
+                stderr(&o),
+                j["estimated_budget"]
+            );
+        }
+    }
+}
