@@ -238,7 +238,7 @@ mod tests {
         let fresh = d.path().join("new.spill");
         assert_eq!(
             check("--output", &fresh, &reads, Special::Refuse).ok(),
-            Some(Target::Replace)
+            Some(Target::Replace(fresh.clone()))
         );
 
         let link = d.path().join("link");
@@ -264,5 +264,22 @@ mod tests {
         let e =
             check("--output", &d.path().join("no/x"), &[], Special::Refuse).expect_err("no dir");
         assert!(e.to_string().contains("does not exist"), "{e}");
+
+        // Through a symlink, the file it names is the one replaced; a dangling link is refused.
+        let real = d.path().join("real.spill");
+        std::fs::write(&real, "old").expect("write");
+        let to_real = d.path().join("to-real.spill");
+        std::os::unix::fs::symlink(&real, &to_real).expect("symlink");
+        let want = std::fs::canonicalize(&real).expect("canonical");
+        assert_eq!(
+            check("--output", &to_real, &[], Special::Refuse).ok(),
+            Some(Target::Replace(want))
+        );
+        let dangling = d.path().join("dangling.spill");
+        std::os::unix::fs::symlink(d.path().join("nothing"), &dangling).expect("symlink");
+        let e = check("--output", &dangling, &[], Special::Refuse).expect_err("dangling");
+        assert!(e.to_string().contains("symlink to a missing file"), "{e}");
+        let e = check("--output", Path::new("-"), &[], Special::Refuse).expect_err("stdout");
+        assert!(e.to_string().contains("standard output"), "{e}");
     }
 }

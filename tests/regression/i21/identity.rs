@@ -1,18 +1,13 @@
 //! Items 5 and 6: what `--if-changed` trusts of a build's identity (semantics version, shard,
 //! content), the summary of a skipped build; a build names its target or says it has none.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use super::small;
 use crate::common::*;
-
-fn small(d: &Path) -> PathBuf {
-    let u = d.join("u");
-    gen(&u, &["--symbols", "4", "--rows", "300", "--features", "3"]);
-    u
-}
 
 /// The build metadata of a spill file.
 fn build_metadata(p: &Path) -> Value {
@@ -48,7 +43,7 @@ fn patch_metadata(p: &Path, from: &str, to: &str) {
 #[test]
 fn i21_05_if_changed_checks_the_semantics_version_and_writes_the_summary() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = small(d.path());
+    let u = small(d.path(), "4", "300");
     let out = d.path().join("o.spill");
     let sum = d.path().join("s.json");
     ok(&build(&u, &out, &["--summary", s(&sum)]));
@@ -97,7 +92,7 @@ fn i21_05_if_changed_checks_the_semantics_version_and_writes_the_summary() {
 #[test]
 fn i21_05_a_shard_is_current_when_nothing_changed() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = small(d.path());
+    let u = small(d.path(), "4", "300");
     for i in 0..2 {
         let out = d.path().join(format!("s{i}.spill"));
         let shard = format!("{i}/2");
@@ -209,7 +204,7 @@ fn i21_05_if_changed_content_sees_what_a_stamp_cannot() {
 #[test]
 fn i21_06_a_build_names_its_target_or_says_it_has_none() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = small(d.path());
+    let u = small(d.path(), "4", "300");
     let out = d.path().join("o.spill");
     let o = run(&["build", "--input", s(&u), "--output", s(&out), "--quiet"]);
     usage_error(&o, &["--target", "--no-target"]);

@@ -1,24 +1,18 @@
 //! Item 10 (command line): messages and small contracts.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
 
+use super::small;
 use crate::common::*;
-
-fn small(d: &Path) -> PathBuf {
-    let u = d.join("u");
-    gen(&u, &["--symbols", "2", "--rows", "200", "--features", "3"]);
-    u
-}
 
 /// `verify dataset.json` names what differs, never a Rust `Debug` struct.
 #[test]
 fn i21_10_verify_of_a_dataset_says_what_differs() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = small(d.path());
+    let u = small(d.path(), "2", "200");
     let mut shards = Vec::new();
     for i in 0..2 {
         let out = d.path().join(format!("s{i}.spill"));
@@ -56,7 +50,7 @@ fn i21_10_verify_of_a_dataset_says_what_differs() {
 #[test]
 fn i21_10_a_missing_cs_plan_is_a_usage_error_printed_once() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = small(d.path());
+    let u = small(d.path(), "2", "200");
     let missing = d.path().join("nope.plan");
     let o = build(
         &u,
@@ -78,7 +72,7 @@ fn i21_10_a_missing_cs_plan_is_a_usage_error_printed_once() {
 #[test]
 fn i21_10_outputs_follow_the_umask() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = small(d.path());
+    let u = small(d.path(), "2", "200");
     let bin = env!("CARGO_BIN_EXE_spillway");
     let (out, sum, arrow) = (
         d.path().join("o.spill"),
@@ -187,7 +181,7 @@ fn i21_10_mixed_naive_and_zoned_times_warn() {
 #[test]
 fn i21_10_plan_cs_verify_json_and_gen_messages() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = small(d.path());
+    let u = small(d.path(), "2", "200");
     let c = d.path().join("c0");
     ok(&run(&[
         "count",

@@ -2,16 +2,11 @@
 //! file the command reads (config, plan, counts, shards), through symlinks and hard links.
 
 use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use super::small;
 use crate::common::*;
-
-fn small(d: &Path) -> PathBuf {
-    let u = d.join("u");
-    gen(&u, &["--symbols", "3", "--rows", "200", "--features", "3"]);
-    u
-}
 
 /// A character device like /dev/null at `path` (`mknod`, root only): `None` when it cannot be
 /// made, and the caller skips saying so.
@@ -44,7 +39,7 @@ fn is_fifo(p: &Path) -> bool {
 #[test]
 fn i21_01_outputs_never_replace_devices_or_fifos() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = small(d.path());
+    let u = small(d.path(), "3", "200");
     let fifo = d.path().join("fifo");
     mkfifo(&fifo);
     usage_error(&build(&u, &fifo, &[]), &["--output", "is a FIFO"]);
@@ -91,7 +86,7 @@ fn i21_01_outputs_never_replace_devices_or_fifos() {
 #[test]
 fn i21_02_export_never_replaces_its_input() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = small(d.path());
+    let u = small(d.path(), "3", "200");
     let spill = d.path().join("s.spill");
     ok(&build(&u, &spill, &[]));
     let before = std::fs::read(&spill).expect("read");
@@ -120,7 +115,7 @@ fn i21_02_export_never_replaces_its_input() {
 #[test]
 fn i21_03_outputs_never_replace_config_plan_counts_or_shards() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = small(d.path());
+    let u = small(d.path(), "3", "200");
     let unchanged = |p: &Path, before: &[u8]| {
         assert_eq!(
             std::fs::read(p).expect("read"),
@@ -257,7 +252,7 @@ fn run_bounded(args: &[&str]) -> Option<std::process::Output> {
 #[test]
 fn i21_01_symlinks_sockets_stdout_and_fifos_that_would_block() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = small(d.path());
+    let u = small(d.path(), "3", "200");
     let real = d.path().join("real.spill");
     std::fs::write(&real, "old").expect("write");
     let link = d.path().join("link.spill");
