@@ -4,8 +4,10 @@
 //! regular file (or nothing). It never replaces:
 //! - a directory, a device, a FIFO or a socket (also through a symlink): renaming over
 //!   `/dev/null` would replace the machine's `/dev/null`. Outputs that can stream (exports, the
-//!   build summary) write into such a file directly instead ([`Target::Stream`]); the others are
-//!   refused;
+//!   build summary) write into a device or FIFO directly instead ([`Target::Stream`]); the others
+//!   are refused, as is a socket (it cannot be opened for writing) and `-`;
+//! - a symlink: through one, the file it points to is written and the link stays (a link to
+//!   nothing is refused);
 //! - any file the command reads (its inputs, config file, plan, counts, shards): compared by
 //!   device and inode, so a symlink, a hard link or `dir/../name` is seen through.
 //!
