@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn a_key_takes_16_bytes() {
-        // The README's memory bound: 16 bytes a key, 24 a timestamp of the decided table.
+        // The documented memory bound (docs/book/src/building.md): 16 bytes a key, 24 a timestamp of the decided table.
         assert_eq!(std::mem::size_of::<Key>(), 16);
     }
 
