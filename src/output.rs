@@ -36,20 +36,41 @@ pub enum Target {
     Stream,
 }
 
-/// What an output may do with a special file at its path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Special {
-    /// Write into it directly (exports, summaries).
-    Stream,
-    /// Refuse it: the output can only be renamed into place (spill files, plans, manifests).
-    Refuse,
+/// What [`examine`] found at an output path.
+enum Found {
+    /// Nothing, or a regular file: rename onto this path (through a symlink, the file it names).
+    Rename(PathBuf),
+    /// A FIFO or a device, named for the message.
+    Special(&'static str),
 }
 
-/// Checks the output `path` (named `flag` in messages, e.g. `--output`) against what is at the
-/// path and against `reads`, the files the command reads, each with what it is for the message
-/// ("an input file", "the --config file"). A read that does not exist yet (another output of
-/// the same command) is compared by its real path instead.
-pub fn check(flag: &str, path: &Path, reads: &[(&str, &Path)], special: Special) -> Result<Target> {
+/// Checks the path of an output that is renamed into place (a spill file, a plan, a count file,
+/// a manifest), named `flag` in messages (`--output`), against what is at the path and against
+/// `reads`, the files the command reads, each with what it is for the message ("one of the input
+/// files", "the --config file"). Returns the path to rename onto. A special file is refused.
+pub fn check(flag: &str, path: &Path, reads: &[(&str, &Path)]) -> Result<PathBuf> {
+    match examine(flag, path, reads)? {
+        Found::Rename(real) => Ok(real),
+        Found::Special(what) => Err(Error::OutputPath(format!(
+            "{flag} {}: is {what}; this output is written to a temporary file and renamed into \
+             place, which would replace it: name a regular file",
+            path.display()
+        ))),
+    }
+}
+
+/// [`check`] for an output that may stream (an export, a summary): a FIFO or a device is written
+/// into directly ([`Target::Stream`]), never replaced.
+pub fn check_stream(flag: &str, path: &Path, reads: &[(&str, &Path)]) -> Result<Target> {
+    Ok(match examine(flag, path, reads)? {
+        Found::Rename(real) => Target::Replace(real),
+        Found::Special(_) => Target::Stream,
+    })
+}
+
+/// The checks both share. A read that does not exist yet (another output of the same command)
+/// is compared by its real path.
+fn examine(flag: &str, path: &Path, reads: &[(&str, &Path)]) -> Result<Found> {
     let bad = |why: String| {
         Err(Error::OutputPath(format!(
             "{flag} {}: {why}",
@@ -75,22 +96,20 @@ pub fn check(flag: &str, path: &Path, reads: &[(&str, &Path)], special: Special)
             return bad(format!("is {what}{how}: name another path"));
         }
     }
-    let Some(meta) = meta else {
-        let real = resolve(flag, path)?;
-        return check_parent(flag, &real).map(|()| Target::Replace(real));
+    let kind = match meta {
+        Some(m) if !m.is_file() => m.file_type(),
+        _ => {
+            let real = resolve(flag, path)?;
+            return check_parent(flag, &real).map(|()| Found::Rename(real));
+        }
     };
-    let kind = meta.file_type();
-    if kind.is_file() {
-        let real = resolve(flag, path)?;
-        return check_parent(flag, &real).map(|()| Target::Replace(real));
-    }
     if kind.is_dir() {
         return bad("is a directory".into());
     }
     if kind.is_socket() {
         return bad("is a socket, which cannot be opened for writing".into());
     }
-    let what = if kind.is_fifo() {
+    Ok(Found::Special(if kind.is_fifo() {
         "a FIFO"
     } else if kind.is_char_device() {
         "a character device"
@@ -98,14 +117,7 @@ pub fn check(flag: &str, path: &Path, reads: &[(&str, &Path)], special: Special)
         "a block device"
     } else {
         "not a regular file"
-    };
-    match special {
-        Special::Stream => Ok(Target::Stream),
-        Special::Refuse => bad(format!(
-            "is {what}; this output is written to a temporary file and renamed into place, which \
-             would replace it: name a regular file"
-        )),
-    }
+    }))
 }
 
 /// The path a rename onto `path` must target: `path` itself, or the file a symlink there points
@@ -238,10 +250,7 @@ mod tests {
         std::fs::write(&input, "x").expect("write");
         let reads = [("the --config file", input.as_path())];
         let fresh = d.path().join("new.spill");
-        assert_eq!(
-            check("--output", &fresh, &reads, Special::Refuse).ok(),
-            Some(Target::Replace(fresh.clone()))
-        );
+        assert_eq!(check("--output", &fresh, &reads).ok(), Some(fresh.clone()));
 
         let link = d.path().join("link");
         std::os::unix::fs::symlink(&input, &link).expect("symlink");
@@ -250,21 +259,17 @@ mod tests {
         let dotted = d.path().join("sub/../in.toml");
         std::fs::create_dir(d.path().join("sub")).expect("mkdir");
         for p in [&input, &link, &hard, &dotted] {
-            let e = check("--output", p, &reads, Special::Stream).expect_err("refused");
+            let e = check_stream("--output", p, &reads).expect_err("refused");
             assert!(e.to_string().contains("is the --config file"), "{e}");
         }
 
         let null = Path::new("/dev/null");
-        assert_eq!(
-            check("--to", null, &[], Special::Stream).ok(),
-            Some(Target::Stream)
-        );
-        let e = check("--output", null, &[], Special::Refuse).expect_err("refused");
+        assert_eq!(check_stream("--to", null, &[]).ok(), Some(Target::Stream));
+        let e = check("--output", null, &[]).expect_err("refused");
         assert!(e.to_string().contains("a character device"), "{e}");
-        let e = check("--output", d.path(), &[], Special::Stream).expect_err("refused");
+        let e = check_stream("--output", d.path(), &[]).expect_err("refused");
         assert!(e.to_string().contains("is a directory"), "{e}");
-        let e =
-            check("--output", &d.path().join("no/x"), &[], Special::Refuse).expect_err("no dir");
+        let e = check("--output", &d.path().join("no/x"), &[]).expect_err("no dir");
         assert!(e.to_string().contains("does not exist"), "{e}");
 
         // Through a symlink, the file it names is the one replaced; a dangling link is refused.
@@ -273,15 +278,12 @@ mod tests {
         let to_real = d.path().join("to-real.spill");
         std::os::unix::fs::symlink(&real, &to_real).expect("symlink");
         let want = std::fs::canonicalize(&real).expect("canonical");
-        assert_eq!(
-            check("--output", &to_real, &[], Special::Refuse).ok(),
-            Some(Target::Replace(want))
-        );
+        assert_eq!(check("--output", &to_real, &[]).ok(), Some(want));
         let dangling = d.path().join("dangling.spill");
         std::os::unix::fs::symlink(d.path().join("nothing"), &dangling).expect("symlink");
-        let e = check("--output", &dangling, &[], Special::Refuse).expect_err("dangling");
+        let e = check("--output", &dangling, &[]).expect_err("dangling");
         assert!(e.to_string().contains("symlink to a missing file"), "{e}");
-        let e = check("--output", Path::new("-"), &[], Special::Refuse).expect_err("stdout");
+        let e = check("--output", Path::new("-"), &[]).expect_err("stdout");
         assert!(e.to_string().contains("standard output"), "{e}");
     }
 }

@@ -184,13 +184,9 @@ fn build(
 /// `options_json` as for [`build`] (no output needed). Returns the report as JSON.
 #[pyfunction]
 fn inspect(py: Python<'_>, options_json: &str) -> PyResult<String> {
-    let mut opts = options(py, options_json)?;
-    opts.output.get_or_insert_with(|| PathBuf::from("(none)"));
-    // A look at the footers needs no decision on the target (a build does).
-    if opts.target.is_none() {
-        opts.no_target.get_or_insert(true);
-    }
-    let cfg = opts.resolve().map_err(|e| to_py(py, &e))?;
+    let cfg = options(py, options_json)?
+        .resolve_to_inspect()
+        .map_err(|e| to_py(py, &e))?;
     let report = py
         .detach(|| spillway::inspect(&cfg))
         .map_err(|e| to_py(py, &e))?;

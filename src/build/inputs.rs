@@ -35,7 +35,7 @@ use crate::config::{BuildConfig, Freshness, OnError, Scope};
 use crate::error::{Error, Result};
 use crate::input::discover::{discover, Universe};
 use crate::input::footer::footer_crc;
-use crate::output::{self, Special, Target};
+use crate::output;
 use crate::plan::cs_file::crc_text;
 use crate::plan::shard::{self, ShardMeta};
 use crate::plan::{plan, Plan};
@@ -137,7 +137,7 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
     };
     // A FIFO or a device is refused before it is opened (opening a FIFO waits for a writer).
     if std::fs::metadata(&cfg.output).is_ok_and(|m| !m.is_file()) {
-        output::check("--output", &cfg.output, &[], Special::Refuse)?;
+        output::check("--output", &cfg.output, &[])?;
     }
     let file = match spill::open(&cfg.output) {
         Ok(f) => f,
@@ -365,21 +365,7 @@ fn reads<'a>(cfg: &'a BuildConfig, universe: &'a Universe) -> Vec<(&'static str,
 /// or whose directory does not exist (see [`crate::output`]). Returns the path to write: the
 /// output, or the file a symlink there points to.
 pub(crate) fn check_output(cfg: &BuildConfig, universe: &Universe) -> Result<PathBuf> {
-    // A missing plan, or a FIFO, is a usage error before any work.
-    if let Some(p) = &cfg.cs_plan {
-        crate::input::regular_file("--cs-plan", p)?;
-    }
-    match output::check(
-        "--output",
-        &cfg.output,
-        &reads(cfg, universe),
-        Special::Refuse,
-    )? {
-        Target::Replace(path) => Ok(path),
-        Target::Stream => Err(Error::Internal(
-            "a refused special file was accepted".into(),
-        )),
-    }
+    output::check("--output", &cfg.output, &reads(cfg, universe))
 }
 
 /// Opens the summary destination, if any: not the output, not anything the build reads.

@@ -37,15 +37,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn report(a: Args) -> anyhow::Result<ExitCode> {
-    let mut options = BuildOptions {
-        output: Some(a.output.unwrap_or_default()),
+    let cfg = BuildOptions {
+        output: a.output,
         ..a.selection.options()
-    };
-    // A look at the footers needs no decision on the target (a build does).
-    if options.target.is_none() {
-        options.no_target.get_or_insert(true);
     }
-    let cfg = options.resolve()?;
+    .resolve_to_inspect()?;
     let r = inspect(&cfg)?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&r)?)?;

@@ -177,6 +177,16 @@ impl BuildOptions {
         Ok((options, quiet))
     }
 
+    /// [`resolve`](Self::resolve) for a look at the universe (`inspect`): the output is optional
+    /// (empty: none to check), and so is a decision on the target, which a build must make.
+    pub fn resolve_to_inspect(mut self) -> Result<BuildConfig> {
+        self.output.get_or_insert_with(PathBuf::new);
+        if self.target.is_none() {
+            self.no_target.get_or_insert(true);
+        }
+        self.resolve()
+    }
+
     /// Applies defaults and validates.
     pub fn resolve(self) -> Result<BuildConfig> {
         let input = self

@@ -6,9 +6,10 @@
 //! The same passes as the single-machine filters (`filter`), over the shard's files only, with
 //! the same keys ([`super::key`]: a symbol's files are all in its shard, so each row's tag is the
 //! one a single machine gives it; codes are the global table's), so the K smallest keys of the
-//! union of all shards are the K smallest a single machine would keep. Unlike the single machine, a shard cannot know which timestamps
-//! are over K across the universe, so it keeps `min(rows, K)` keys of every timestamp; the memory
-//! (16 bytes a key, 16 a timestamp) is checked against half the budget before it is taken.
+//! union of all shards are the K smallest a single machine would keep. Unlike the single machine,
+//! a shard cannot know which timestamps are over K across the universe, so it keeps
+//! `min(rows, K)` keys of every timestamp; the memory (16 bytes a key, 16 a timestamp) is checked
+//! against half the budget before it is taken.
 
 use std::sync::Mutex;
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::output::{self, Special, Target};
+use crate::output::{self, Target};
 
 /// An opened summary destination.
 pub enum SummarySink {
@@ -30,7 +30,7 @@ impl SummarySink {
         }
         let flag = "--summary";
         let bad = |why: String| Error::OutputPath(format!("{flag} {}: {why}", path.display()));
-        match output::check(flag, path, reads, Special::Stream)? {
+        match output::check_stream(flag, path, reads)? {
             Target::Stream => {
                 let f = std::fs::OpenOptions::new()
                     .write(true)

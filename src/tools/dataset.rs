@@ -26,7 +26,7 @@ use crate::input::discover::discover;
 use crate::plan::cs_file::{self, crc_text, Reader, PLAN_MAGIC};
 use crate::plan::shard::global;
 
-use crate::output::{self, parent, write_atomic, writing, Special, Target};
+use crate::output::{self, parent, write_atomic, writing};
 
 /// The manifest's `format`.
 pub const FORMAT: &str = "spillway-dataset";
@@ -256,14 +256,7 @@ pub fn manifest(shards: &[PathBuf], cs_plan: Option<&Path>, output: &Path) -> Re
     reads.extend(cs_plan.map(|p| ("the --cs-plan file", p)));
     // Through a symlink, the manifest is written where the link points, and shard paths are
     // relative to that directory.
-    let output = &match output::check("--output", output, &reads, Special::Refuse)? {
-        Target::Replace(real) => real,
-        Target::Stream => {
-            return Err(Error::Internal(
-                "a refused special file was accepted".into(),
-            ))
-        }
-    };
+    let output = &output::check("--output", output, &reads)?;
     let dir = parent(output);
     let mut opened = shards
         .iter()

@@ -32,7 +32,7 @@ use serde::Serialize;
 use spill::{DType, Role, SpillFile};
 
 use crate::error::{Error, Result};
-use crate::output::{self, Special, Target};
+use crate::output::{self, Target};
 
 /// Bytes of values per Parquet row group (the writer buffers one row group, encoded).
 pub const ROW_GROUP_BYTES: u64 = 64 << 20;
@@ -124,10 +124,7 @@ pub fn export(input: &Path, output: &Path, opts: &ExportOptions) -> Result<Expor
     let (output, target) = if output.as_os_str() == "-" {
         (Path::new("/dev/stdout"), Target::Stream)
     } else {
-        (
-            output,
-            output::check("--to", output, &reads, Special::Stream)?,
-        )
+        (output, output::check_stream("--to", output, &reads)?)
     };
     // Values are read from this handle; the mapping validates the file and serves its metadata.
     let data = File::open(input).map_err(|e| Error::io("opening", input, e))?;

@@ -33,7 +33,7 @@ use crate::plan::cs_file::{
 };
 use crate::plan::shard::{global, plan_part};
 
-use crate::output::{self, write_atomic, writing, Special};
+use crate::output::{self, write_atomic, writing};
 
 /// What [`count`] wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -178,7 +178,7 @@ pub fn plan_cs(counts: &[PathBuf], opts: &PlanCsOptions) -> Result<PlanCsSummary
         .iter()
         .map(|p| ("one of the count files", p.as_path()))
         .collect();
-    output::check("--output", &opts.output, &reads, Special::Refuse)?;
+    output::check("--output", &opts.output, &reads)?;
     let mut inputs = Vec::with_capacity(counts.len());
     for path in counts {
         inputs.push(open_count(path)?);

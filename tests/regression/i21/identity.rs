@@ -206,32 +206,20 @@ fn i21_06_a_build_names_its_target_or_says_it_has_none() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = small(d.path(), "4", "300");
     let out = d.path().join("o.spill");
-    let o = run(&["build", "--input", s(&u), "--output", s(&out), "--quiet"]);
-    usage_error(&o, &["--target", "--no-target"]);
+    // The build's arguments without a target, then `extra`.
+    let untargeted = |extra: &[&str]| {
+        let mut args = vec!["build", "--input", s(&u), "--output", s(&out)];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    usage_error(&untargeted(&["--quiet"]), &["--target", "--no-target"]);
     assert!(!out.exists());
-    let o = run(&[
-        "build",
-        "--input",
-        s(&u),
-        "--output",
-        s(&out),
-        "--target",
-        "target",
-        "--no-target",
-    ]);
-    usage_error(&o, &["both"]);
+    usage_error(
+        &untargeted(&["--target", "target", "--no-target"]),
+        &["both"],
+    );
     let sum = d.path().join("s.json");
-    let o = run(&[
-        "build",
-        "--input",
-        s(&u),
-        "--output",
-        s(&out),
-        "--no-target",
-        "--quiet",
-        "--summary",
-        s(&sum),
-    ]);
+    let o = untargeted(&["--no-target", "--quiet", "--summary", s(&sum)]);
     ok(&o);
     let j: Value =
         serde_json::from_str(&std::fs::read_to_string(&sum).expect("read")).expect("json");
@@ -244,15 +232,7 @@ fn i21_06_a_build_names_its_target_or_says_it_has_none() {
         stderr(&o).contains("named like a target"),
         "quiet still prints warnings"
     );
-    let o = run(&[
-        "build",
-        "--input",
-        s(&u),
-        "--output",
-        s(&out),
-        "--target",
-        "target",
-    ]);
+    let o = untargeted(&["--target", "target"]);
     ok(&o);
     assert!(!stderr(&o).contains("named like a target"));
 }

@@ -5,21 +5,17 @@
 
 use std::path::Path;
 
+use super::small;
 use crate::common::*;
 use crate::order::assert_permuted;
 
 const T0: i64 = 1_700_000_000_000_000_000;
 const STEP: i64 = 60_000_000_000;
 
-fn small_universe(u: &Path) {
-    gen(u, &["--symbols", "2", "--rows", "100", "--features", "2"]);
-}
-
 #[test]
 fn i21_08_shape_flags_out_of_range_are_usage_errors_naming_the_range() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = d.path().join("u");
-    small_universe(&u);
+    let u = small(d.path(), "2", "100");
     let out = d.path().join("o.spill");
     let capacity = ["--channel-capacity", "at least 1 and at most 65536"];
     let threads = ["--threads", "at least 1 and at most 1024"];
@@ -60,8 +56,7 @@ fn i21_08_shape_flags_out_of_range_are_usage_errors_naming_the_range() {
 #[test]
 fn i21_08_the_config_file_has_the_same_limits() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = d.path().join("u");
-    small_universe(&u);
+    let u = small(d.path(), "2", "100");
     let out = d.path().join("o.spill");
     let cfg = d.path().join("b.toml");
     for (line, needles) in [
@@ -96,8 +91,7 @@ fn i21_08_the_config_file_has_the_same_limits() {
 #[test]
 fn i21_08_a_refused_budget_prices_the_capacity_asked_for() {
     let d = tempfile::tempdir().expect("tempdir");
-    let u = d.path().join("u");
-    small_universe(&u);
+    let u = small(d.path(), "2", "100");
     let out = d.path().join("o.spill");
     let o = build(
         &u,
