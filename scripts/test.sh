@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/venv
-if ! "$venv/bin/python" -c 'import numpy, pytest, pyarrow, polars, duckdb, pandas, maturin, lightgbm, xgboost, ray' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import numpy, pytest, pyarrow, polars, duckdb, pandas, maturin, lightgbm, xgboost, ray, moto' 2>/dev/null; then
   echo "setting up $venv (scripts/requirements-test.txt)" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt

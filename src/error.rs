@@ -92,6 +92,16 @@ pub enum Error {
     /// An option is invalid.
     #[error("invalid option: {0}")]
     Config(String),
+
+    /// Object storage refused or failed a request about the universe as a whole (a missing
+    /// bucket, credentials it refuses, retries exhausted while listing). Secrets are scrubbed.
+    #[error("{url}: {what}")]
+    Remote {
+        /// The URL, without credentials.
+        url: String,
+        /// What went wrong, and the store's own message.
+        what: String,
+    },
     /// The cross-sectional filters' tables do not fit the memory budget.
     #[error("{0}")]
     FilterMemory(String),

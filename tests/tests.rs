@@ -13,3 +13,4 @@ mod reliability;
 mod filesystem;
 mod decoders;
 mod sharded;
+mod object_storage;

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 from . import spillfile
 from ._options import check_flag, check_path
@@ -84,14 +84,21 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
           seed: Optional[int] = None, order: Optional[str] = None,
           config: Optional[PathLike] = None, summary: Optional[PathLike] = None,
           quiet: Optional[bool] = None, progress: bool = False,
+          storage_options: Optional[Mapping[str, Any]] = None,
           **more: Any) -> Dict[str, Any]:
     """Build a spill file from a universe of parquet files, in this process, and return the build
     summary as a dict (the JSON of ``spillway build --summary``).
 
     The options are the CLI's (``spillway build --help``), with underscores:
 
-    - ``input``: ``DIR/<SYMBOL>.parquet`` and/or ``DIR/symbol=<SYMBOL>/*.parquet``;
+    - ``input``: ``DIR/<SYMBOL>.parquet`` and/or ``DIR/symbol=<SYMBOL>/*.parquet``, or the same
+      under an object-storage URL (``s3://bucket/prefix/``, ``gs://``, ``az://``);
       ``output``: the spill file (written to a temporary name, then renamed);
+    - ``storage_options``: options of the object store an ``input`` URL is read from, by
+      object_store's key names, as polars takes them (``aws_endpoint_url``, ``aws_region``,
+      ``aws_access_key_id``, ...), over the environment (``AWS_*``, ``GOOGLE_*``, ``AZURE_*``);
+      spillway's own: ``requests_in_flight``, ``request_size``, ``max_retries``,
+      ``retry_timeout``. Secret values are never printed or recorded;
     - ``target``, ``features`` (list, or ``"a,b,c"``), ``time_col``, ``max_rows``, ``no_float32``;
     - ``memory_budget`` (default ``"256MiB"``; an int is bytes), ``threads``, ``batch_rows``,
       ``channel_capacity``, ``write_mode`` (``"auto"|"mmap"|"direct"``);
@@ -124,7 +131,8 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
                     channel_capacity=channel_capacity, batch_rows=batch_rows,
                     memory_budget=memory_budget, on_error=on_error, write_mode=write_mode,
                     drop_null_target=drop_null_target, min_cs=min_cs,
-                    max_cs_samples=max_cs_samples, seed=seed, order=order, **more)
+                    max_cs_samples=max_cs_samples, seed=seed, order=order,
+                    storage_options=storage_options, **more)
     config = None if config is None else check_path("config", config)
     summary = None if summary is None else check_path("summary", summary)
     quiet = None if quiet is None else check_flag("quiet", quiet)
@@ -137,7 +145,8 @@ def inspect(input: PathLike, *, target: Optional[str] = None,
             max_rows: Optional[int] = None, no_float32: bool = False,
             memory_budget: Union[str, int, None] = None, drop_null_target: bool = False,
             min_cs: Optional[int] = None, max_cs_samples: Optional[int] = None,
-            seed: Optional[int] = None, **more: Any) -> Dict[str, Any]:
+            seed: Optional[int] = None, storage_options: Optional[Mapping[str, Any]] = None,
+            **more: Any) -> Dict[str, Any]:
     """What a build of ``input`` would see, from the parquet footers alone (plus the time and
     target columns when filter options are given): symbols, rows, the column union with types,
     symbols missing the target, the estimated output size and peak memory. Returns the dict of
@@ -145,7 +154,8 @@ def inspect(input: PathLike, *, target: Optional[str] = None,
     opts = _options(input=input, target=target, features=features, time_col=time_col,
                     max_rows=max_rows, no_float32=no_float32, memory_budget=memory_budget,
                     drop_null_target=drop_null_target, min_cs=min_cs,
-                    max_cs_samples=max_cs_samples, seed=seed, **more)
+                    max_cs_samples=max_cs_samples, seed=seed, storage_options=storage_options,
+                    **more)
     return json.loads(_need_native().inspect(opts))
 
 

@@ -15,7 +15,7 @@ from typing import Any, Dict
 
 from .errors import UsageError
 
-__all__ = ["options_json", "check_path", "check_flag"]
+__all__ = ["options_json", "check_path", "check_flag", "check_storage", "option_text"]
 
 U64_MAX = (1 << 64) - 1
 
@@ -86,6 +86,30 @@ def _check_size(value: Any) -> str:
                     f"{_type(value)} ({value!r})")
 
 
+def option_text(value: Any) -> str:
+    """A storage option's value as the text object_store parses (``True`` -> ``"true"``)."""
+    if isinstance(value, (bool, _np_bool())):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check_storage(value: Any) -> Dict[str, str]:
+    """``storage_options``: a mapping of object_store's keys (``aws_endpoint_url``,
+    ``aws_region``, ...; those polars' ``storage_options`` takes) to str, bool or int values."""
+    if not hasattr(value, "items"):
+        raise TypeError(f"storage_options must be a dict of option names to values, not "
+                        f"{_type(value)}")
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise TypeError(f"storage_options keys must be str, not {_type(k)}")
+        if not isinstance(v, (str, bool, numbers.Integral, float)):
+            raise TypeError(f"storage_options[{k!r}] must be a str, bool or number, not "
+                            f"{_type(v)}")
+        out[k] = option_text(v)
+    return out
+
+
 def _np_bool():
     try:
         import numpy as np
@@ -108,6 +132,8 @@ def _value(name: str, value: Any) -> Any:
         return _check_features(value)
     if name == "memory_budget":
         return _check_size(value)
+    if name == "storage_options":
+        return check_storage(value)
     # An option the library gained after this module: JSON-ready, checked by the extension.
     if isinstance(value, os.PathLike):
         return os.fspath(value)
@@ -125,7 +151,8 @@ def options_json(**kw: Any) -> str:
     for name, value in kw.items():
         if value is None or value is False:
             continue
-        out[name.replace("_", "-")] = _value(name, value)
+        key = "storage" if name == "storage_options" else name.replace("_", "-")
+        out[key] = _value(name, value)
     try:
         return json.dumps(out)
     except (TypeError, ValueError) as e:  # a value of an unchecked option json cannot write

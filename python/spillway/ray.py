@@ -47,6 +47,7 @@ from typing import Any, Dict, List, Optional
 
 from . import dataset as _dataset
 from . import spillfile
+from ._options import option_text as _option_text
 from .errors import DataError, InternalError, UsageError
 
 SUPPORTED_RAY = ((2, 60), (2, 61))  # [low, high)
@@ -102,14 +103,14 @@ def _shard_name(i, n):
 #: The options ``spillway count`` takes (the rest, e.g. ``threads``, only shape a build).
 COUNT_OPTIONS = {"target", "no_target", "features", "time_col", "time_unit", "max_rows", "no_float32",
                  "memory_budget", "drop_null_target", "min_cs", "max_cs_samples", "seed",
-                 "on_error"}
+                 "on_error", "storage_options"}
 
 
 def _count(input, out, i, n, options, exe):
     if exe is not None:
         opts = {k: v for k, v in options.items() if k in COUNT_OPTIONS}
         _run(exe, ["count", "--input", input, "--shard", f"{i}/{n}", "--output", out]
-             + _cli_flags(opts), out, f"count of shard {i}/{n}")
+             + _cli_flags(opts), out, f"count of shard {i}/{n}", opts.get("storage_options"))
         return {"output": out}
     return _dataset.count(input, out, shard=f"{i}/{n}", **options)
 
@@ -125,9 +126,11 @@ def _merge(counts, out, min_cs, k, seed, merge_only, exe):
 
 
 def _cli_flags(options):
+    """Options as CLI flags. ``storage_options`` is left out: it may hold secrets, which a
+    command line shows to every user (``ps``); :func:`_run` passes it in the environment."""
     flags = []
     for key, value in options.items():
-        if value is None or value is False:
+        if value is None or value is False or key == "storage_options":
             continue
         flag = "--" + key.replace("_", "-")
         if value is True:
@@ -153,12 +156,19 @@ def _die_with_parent(parent):
 _CHILDREN: Dict[str, int] = {}
 
 
-def _run(exe, args, out, what):
+def _run(exe, args, out, what, storage_options=None):
     """``exe args`` as a child that dies with this worker; its exit code as an exception: 2 a
-    :class:`UsageError` (not retried), others a :class:`ShardBuildError` (retried)."""
+    :class:`UsageError` (not retried), others a :class:`ShardBuildError` (retried).
+    ``storage_options`` reach the child as JSON in ``SPILLWAY_STORAGE_OPTIONS`` (its environment
+    is readable only by this user), never on its command line."""
     parent = os.getpid()
+    env = None
+    if storage_options:
+        env = {**os.environ, "SPILLWAY_STORAGE_OPTIONS": json.dumps(
+            {str(k): _option_text(v) for k, v in storage_options.items()})}
     with subprocess.Popen([exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True, preexec_fn=lambda: _die_with_parent(parent)) as child:
+                          text=True, env=env,
+                          preexec_fn=lambda: _die_with_parent(parent)) as child:
         _CHILDREN[out] = child.pid
         _, err = child.communicate()
     _CHILDREN.pop(out, None)
@@ -197,7 +207,8 @@ def _build(input, out, i, n, options, cs_plan, exe, kill_marker, plan_crc, unive
         threading.Thread(target=_kill_when_writing, args=(out, kill_marker), daemon=True).start()
     if exe is not None:  # mode="subprocess"
         _run(exe, ["build", "--input", input, "--output", out, "--quiet"]
-             + _cli_flags({**options, **scope}), out, f"build of shard {i}/{n}")
+             + _cli_flags({**options, **scope}), out, f"build of shard {i}/{n}",
+             options.get("storage_options"))
         return {"output": out, "rows": spillfile.open(out).nrows, "skipped": False}
     from . import build
     s = build(input, out, **options, **scope)
@@ -281,7 +292,9 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
         if key in build_options:
             raise TypeError(f"spillway.ray.build chooses {key!r} itself")
     n = int(shards)
-    input = os.path.abspath(os.fspath(input))
+    input = os.fspath(input)
+    if "://" not in input:  # a URL (s3://...) is read by every task as it is
+        input = os.path.abspath(input)
     out_dir = os.path.abspath(os.fspath(output_dir))
     os.makedirs(os.path.join(out_dir, "cs"), exist_ok=True)
     opts = {k: v for k, v in build_options.items() if v is not None}
@@ -450,11 +463,17 @@ def main(argv=None):
         p.add_argument("--" + flag, type=int)
     for flag in ("drop-null-target", "no-float32", "no-target"):
         p.add_argument("--" + flag, action="store_true")
+    p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the object store an --input URL is read from (secrets "
+                        "belong in the environment: AWS_SECRET_ACCESS_KEY, ...)")
     p.add_argument("--quiet", action="store_true", help="no phase timings on stderr")
     a = vars(p.parse_args(argv))
     if not a.pop("quiet"):
         logging.basicConfig(format="spillway.ray: %(message)s")
         _log.setLevel(logging.INFO)
+    storage = dict(kv.split("=", 1) for kv in a.pop("storage_option") if "=" in kv)
+    if storage:
+        a["storage_options"] = storage
     ray = _ray()
     ray.init(address=a.pop("address"), include_dashboard=False, log_to_driver=False)
     opts = {k: v for k, v in a.items() if k not in ("input", "output_dir", "shards") and

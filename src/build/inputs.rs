@@ -22,7 +22,6 @@
 //! Also the check of the output path made before any work ([`check_output`]).
 
 use std::collections::HashSet;
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -33,7 +32,10 @@ use serde_json::{json, Map, Value};
 use crate::cancel::Cancel;
 use crate::config::{BuildConfig, Freshness, OnError, Scope};
 use crate::error::{Error, Result};
-use crate::input::discover::{discover, Universe};
+use crate::config::url_scheme;
+use crate::decode::ReadAt;
+use crate::input::discover::Universe;
+use crate::input::source::{self, Input};
 use crate::input::footer::footer_crc;
 use crate::output;
 use crate::plan::cs_file::crc_text;
@@ -48,54 +50,66 @@ use crate::report::tool::{SEMANTICS_VERSION, TOOL};
 /// [`Freshness::Content`] a fifth element, `"crc32:…"` of the file's bytes.
 type FileStamp = Value;
 
-/// The stamp of `files`, sorted by relative path.
-fn stamp<'a>(cfg: &BuildConfig, files: impl Iterator<Item = &'a Path>) -> Vec<FileStamp> {
+/// The stamp of `files`, sorted by relative path, and for objects their ETags (`[relative
+/// path, ETag]`, sorted; empty for local files).
+fn stamp<'a>(
+    cfg: &BuildConfig,
+    files: impl Iterator<Item = &'a Path>,
+) -> (Vec<FileStamp>, Vec<Value>) {
     let content = cfg.freshness == Freshness::Content;
-    let mut stamps: Vec<(String, FileStamp)> = files
+    let mut stamps: Vec<(String, FileStamp, Option<String>)> = files
         .map(|path| {
             let rel = path.strip_prefix(&cfg.input).unwrap_or(path);
             let rel = rel.to_string_lossy().into_owned();
-            let Ok(file) = File::open(path) else {
-                return (rel.clone(), json!([rel, 0, null, null]));
+            let Ok(input) = source::open(path) else {
+                return (rel.clone(), json!([rel, 0, null, null]), None);
             };
-            let meta = file.metadata().ok();
-            let size = meta.as_ref().map_or(0, |m| m.len());
-            let mtime = meta
-                .and_then(|m| m.modified().ok())
+            let id = input.identity().ok();
+            let size = id.map_or(0, |(size, _)| size);
+            let mtime = id
+                .and_then(|(_, t)| t)
                 .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
                 .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-            let crc = footer_crc(&file, size).ok().map(|(crc, _)| crc);
+            let etag = input.etag().map(str::to_string);
+            let hash = content.then(|| content_crc(&input, size).ok());
+            let crc = input
+                .into_file(None)
+                .ok()
+                .and_then(|file| footer_crc(&file, size).ok())
+                .map(|(crc, _)| crc);
             let mut v = json!([rel, size, mtime, crc]);
-            if content {
-                let hash = content_crc(file).map(|c| format!("crc32:{c:08x}")).ok();
-                if let Some(a) = v.as_array_mut() {
-                    a.push(json!(hash));
-                }
+            if let (Some(hash), Some(a)) = (hash, v.as_array_mut()) {
+                a.push(json!(hash.map(|c| format!("crc32:{c:08x}"))));
             }
-            (rel, v)
+            (rel, v, etag)
         })
         .collect();
     stamps.sort_by(|a, b| a.0.cmp(&b.0));
-    stamps.into_iter().map(|(_, v)| v).collect()
+    let etags = stamps
+        .iter()
+        .filter_map(|(rel, _, e)| Some(json!([rel, e.as_ref()?])))
+        .collect();
+    (stamps.into_iter().map(|(_, v, _)| v).collect(), etags)
 }
 
-/// CRC-32 of a file's bytes, read 1 MiB at a time.
-fn content_crc(mut file: File) -> std::io::Result<u32> {
-    use std::io::Read;
+/// CRC-32 of a file's (or an object's) bytes, read 1 MiB at a time.
+fn content_crc(input: &Input, size: u64) -> std::io::Result<u32> {
     let mut h = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf)? {
-            0 => return Ok(h.finalize()),
-            n => h.update(&buf[..n]),
-        }
+    let mut at = 0;
+    while at < size {
+        let n = (size - at).min(buf.len() as u64) as usize;
+        input.read_exact_at(&mut buf[..n], at)?;
+        h.update(&buf[..n]);
+        at += n as u64;
     }
+    Ok(h.finalize())
 }
 
 /// The build metadata stored in the spill file: only what does not vary between identical runs,
 /// and nothing a skipped symbol could change (skips are reported in the summary instead).
 pub(crate) fn build_metadata(plan: &Plan, cfg: &BuildConfig) -> Map<String, Value> {
-    let stamp = stamp(cfg, plan.units.iter().map(|u| u.path.as_path()));
+    let (stamp, etags) = stamp(cfg, plan.units.iter().map(|u| u.path.as_path()));
     let mut m = Map::new();
     m.insert("tool".into(), json!(TOOL));
     m.insert("semantics_version".into(), json!(SEMANTICS_VERSION));
@@ -109,6 +123,14 @@ pub(crate) fn build_metadata(plan: &Plan, cfg: &BuildConfig) -> Map<String, Valu
             "stamp": stamp,
         }),
     );
+    // Provenance of a universe in object storage: its URL and the ETags of the objects read.
+    if url_scheme(&cfg.input).is_some() {
+        if let Some(inputs) = m.get_mut("inputs").and_then(Value::as_object_mut) {
+            let url = cfg.input.to_string_lossy();
+            inputs.insert("source".into(), json!(format!("{}/", url.trim_end_matches('/'))));
+            inputs.insert("etags".into(), json!(etags));
+        }
+    }
     // A shard's identity: which symbols of which universe, and the plan that filtered them.
     if let Some(shard) = &plan.shard {
         m.insert("shard".into(), json!(shard));
@@ -190,7 +212,7 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
         .iter()
         .filter_map(|e| e.get(0).and_then(Value::as_str))
         .collect();
-    let universe = discover(&cfg.input)?;
+    let universe = source::universe(cfg, &Cancel::new())?;
     // A shard: cut from the same universe, the same range, the same cross-section plan?
     let range = match &cfg.scope {
         None => 0..universe.symbols.len(),
@@ -229,9 +251,16 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
     } else {
         (stamp(cfg, files_read), 4)
     };
+    let ((now, etags), was) = (now, build.get("inputs").and_then(|i| i.get("etags")));
     let cut = |v: &Value| json!(v.as_array().map(|a| &a[..a.len().min(width)]));
     if then.len() != now.len() || then.iter().zip(&now).any(|(a, b)| cut(a) != cut(b)) {
         return Ok(answer(false, describe_change(then, &now)));
+    }
+    if let Some(was) = was.and_then(Value::as_array) {
+        if let Some(old) = was.iter().find(|e| !etags.contains(e)) {
+            let name = old.get(0).and_then(Value::as_str).unwrap_or("?");
+            return Ok(answer(false, format!("{name} changed (its ETag)")));
+        }
     }
     // Symbols of its range it did not read: skipped then, and skipped again now?
     let others = Universe {
@@ -243,6 +272,7 @@ pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
             .filter(|s| s.files.iter().any(|f| !read.contains(rel(f).as_str())))
             .collect(),
         broken: universe.broken,
+        ..Universe::default()
     };
     if let Some(first) = others.symbols.first().map(|s| s.name.clone()) {
         let new = match cfg.on_error {
@@ -381,7 +411,7 @@ pub(crate) fn open_summary(cfg: &BuildConfig, universe: &Universe) -> Result<Opt
 /// Writes the summary of a build that `--if-changed` found current (nothing built) to
 /// `cfg.summary`, if set.
 pub fn write_current_summary(cfg: &BuildConfig, current: &UpToDate) -> Result<()> {
-    let universe = discover(&cfg.input)?;
+    let universe = source::universe(cfg, &Cancel::new())?;
     if let Some(sink) = open_summary(cfg, &universe)? {
         sink.write(&CurrentSummary::new(
             current.path.clone(),

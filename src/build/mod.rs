@@ -20,12 +20,12 @@ use crate::cancel::Cancel;
 use crate::config::{self, BuildConfig, OnError, RowOrder};
 use crate::error::{Error, Result, SymbolError};
 use crate::input::convert::Float;
-use crate::input::discover::discover;
+use crate::input::source;
 use crate::order::{transpose, Intermediate};
 use crate::plan::budget::RETURNED;
 use crate::plan::budget::{self, Budget};
 use crate::plan::{plan, Plan};
-use crate::read::{read_unit, Msg, ReadContext, Reader, Source, Spares, Task};
+use crate::read::{self, read_unit, Msg, ReadContext, Reader, Source, Spares, Task};
 use crate::report::progress::Progress;
 use crate::report::rss;
 use crate::report::summary::{BuildSummary, Decoders, TransposeStats, WriterStats};
@@ -61,7 +61,7 @@ pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Re
     let t0 = Instant::now();
     let rss_at_start = rss::rss_bytes();
     progress.phase("discovering");
-    let universe = discover(&cfg.input)?;
+    let universe = source::universe(cfg, cancel)?;
     // Through a symlink, the build writes the file it points to.
     let real = inputs::check_output(cfg, &universe)?;
     let resolved;
@@ -104,7 +104,8 @@ pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Re
         }
     };
     progress.finish();
-    let summary = result?;
+    let mut summary = result?;
+    summary.object_storage = universe.remote_stats();
     if let Some(sink) = sink {
         sink.write(&summary)?;
     }
@@ -268,6 +269,13 @@ fn execute<O: Float>(
                         *g += 1;
                         *g - 1
                     };
+                    if t + 1 < tasks {
+                        let next = Task {
+                            unit: ((t + 1) / groups) as u32,
+                            group: (t + 1) % groups,
+                        };
+                        read::warm(next, &plan.units[(t + 1) / groups], ctx);
+                    }
                     let (u, group) = (t / groups, t % groups);
                     let unit = &plan.units[u];
                     let symbol = &plan.layout.symbols()[unit.symbol as usize].name;

@@ -16,7 +16,7 @@ use anyhow::Context;
 use spillway::config::{BuildOptions, Decoder, OnError, WriteMode};
 use spillway::{Cancel, Freshness, Progress};
 
-use super::options::{choice, Selection};
+use super::options::{choice, environment, Selection};
 use super::out::{note, Interrupted};
 
 /// Arguments of `spillway build`.
@@ -126,7 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         summary: args.summary.clone(),
         ..args.selection.options()
     };
-    let mut cfg = file.merge(flags).resolve()?;
+    let mut cfg = environment()?.merge(file).merge(flags).resolve()?;
     cfg.decode_only = args.decode_only;
     cfg.decoder = args.decoder.unwrap_or_default();
     cfg.config_file = args.config.clone();

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use spillway::config::{BuildOptions, OnError};
 use spillway::Cancel;
 
-use super::options::{choice, Selection};
+use super::options::{choice, environment, Selection};
 use super::out::{note, outln};
 
 /// Arguments of `spillway count`.
@@ -41,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         on_error: args.on_error,
         ..args.selection.options()
     };
-    let cfg = opts.resolve()?;
+    let cfg = environment()?.merge(opts).resolve()?;
     let s = spillway::count(&cfg, &Cancel::new())?;
     if args.json {
         outln!("{}", serde_json::to_string(&s)?)?;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use spillway::config::BuildOptions;
 use spillway::inspect;
 
-use super::options::Selection;
+use super::options::{environment, Selection};
 use super::out::outln;
 
 /// Arguments of `spillway inspect`.
@@ -37,11 +37,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn report(a: Args) -> anyhow::Result<ExitCode> {
-    let cfg = BuildOptions {
+    let flags = BuildOptions {
         output: a.output,
         ..a.selection.options()
-    }
-    .resolve_to_inspect()?;
+    };
+    let cfg = environment()?.merge(flags).resolve_to_inspect()?;
     let r = inspect(&cfg)?;
     if a.json {
         outln!("{}", serde_json::to_string_pretty(&r)?)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use spillway::config::{BuildOptions, EpochUnit, RowOrder};
+use spillway::config::{BuildOptions, EpochUnit, RowOrder, StorageOptions};
 use spillway::gen::GenOptions;
 
 /// A clap parser for a library enum that parses from its names.
@@ -20,9 +20,17 @@ where
 /// The options that decide what a build reads and writes: `build` and `inspect` take them alike.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Selection {
-    /// Input directory: DIR/<SYMBOL>.parquet and/or DIR/symbol=<SYMBOL>/*.parquet.
+    /// Input directory: DIR/<SYMBOL>.parquet and/or DIR/symbol=<SYMBOL>/*.parquet; or the same
+    /// under an object-storage URL (s3://bucket/prefix/, gs://, az://, abfs://, file://).
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// An option of the object store an --input URL is read from, as KEY=VALUE (repeatable):
+    /// object_store's keys (aws_endpoint_url, aws_region, aws_allow_http, timeout, ...) over the
+    /// environment (AWS_*, GOOGLE_*, AZURE_*), and spillway's requests_in_flight, request_size,
+    /// max_retries, retry_timeout. Secrets belong in the environment: the command line is
+    /// visible to every user of the machine.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = storage_pair)]
+    pub storage_option: Vec<(String, String)>,
     /// Target column; symbols without it are skipped and reported. A build names its target or
     /// says --no-target.
     #[arg(long)]
@@ -85,9 +93,35 @@ impl Selection {
             max_cs_samples: self.max_cs_samples,
             seed: self.seed,
             order: self.order,
+            storage: (!self.storage_option.is_empty()).then(|| {
+                let mut s = StorageOptions::new();
+                for (k, v) in &self.storage_option {
+                    s.insert(k, v.clone());
+                }
+                s
+            }),
             ..Default::default()
         }
     }
+}
+
+/// Parses a `--storage-option KEY=VALUE`.
+fn storage_pair(s: &str) -> Result<(String, String), String> {
+    StorageOptions::parse_pair(s).map_err(|e| e.to_string())
+}
+
+/// The options the environment gives, under a config file and the flags: the storage options
+/// in `SPILLWAY_STORAGE_OPTIONS` (a JSON object), through which `spillway.ray` hands them to
+/// child processes so that no secret appears on a command line.
+pub fn environment() -> anyhow::Result<BuildOptions> {
+    let storage = match std::env::var("SPILLWAY_STORAGE_OPTIONS") {
+        Ok(text) if !text.trim().is_empty() => Some(StorageOptions::from_json(&text)?),
+        _ => None,
+    };
+    Ok(BuildOptions {
+        storage,
+        ..Default::default()
+    })
 }
 
 /// The size of a synthetic universe: `gen` and `demo` take them alike.

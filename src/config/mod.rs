@@ -32,9 +32,11 @@ pub const MAX_BATCH_ROWS: usize = 1 << 24;
 pub const DEFAULT_TIME_COLUMNS: [&str; 2] = ["ts", "timestamp"];
 
 mod choices;
+mod storage;
 
 pub(crate) use choices::named;
 pub use choices::{Decoder, EpochUnit, Freshness, OnError, RowOrder, WriteMode};
+pub use storage::{is_secret, url_scheme, StorageOptions, OWN_KEYS, SCHEMES};
 
 /// The cross-sectional filter settings (see `plan::filter`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -113,6 +115,9 @@ pub struct BuildOptions {
     pub order: Option<RowOrder>,
     /// Where the build writes its JSON summary (`-`: standard output).
     pub summary: Option<PathBuf>,
+    /// Options of the object store an `s3://`, `gs://` or `az://` input is read from (the TOML
+    /// `[storage]` table, `--storage-option KEY=VALUE`); merged key by key.
+    pub storage: Option<StorageOptions>,
 }
 
 impl BuildOptions {
@@ -151,6 +156,10 @@ impl BuildOptions {
             cs_plan: over.cs_plan.or(self.cs_plan),
             order: over.order.or(self.order),
             summary: over.summary.or(self.summary),
+            storage: match (self.storage, over.storage) {
+                (Some(a), Some(b)) => Some(a.merge(b)),
+                (a, b) => b.or(a),
+            },
         }
     }
 
@@ -192,6 +201,8 @@ impl BuildOptions {
         let input = self
             .input
             .ok_or_else(|| Error::Config("--input is required".into()))?;
+        storage::check_url(&input)?;
+        let input = storage::file_url_path(&input).unwrap_or(input);
         let output = self
             .output
             .ok_or_else(|| Error::Config("--output is required".into()))?;
@@ -299,6 +310,7 @@ impl BuildOptions {
             config_file: None,
             summary: self.summary,
             freshness: Freshness::Stamp,
+            storage: self.storage.unwrap_or_default(),
         })
     }
 }
@@ -352,6 +364,8 @@ pub struct BuildConfig {
     pub summary: Option<PathBuf>,
     /// What the file records of its inputs for `--if-changed` (content hashes cost a read).
     pub freshness: Freshness,
+    /// Options of the object store the input is read from (when it is a URL).
+    pub storage: StorageOptions,
 }
 
 /// Which symbols of the universe a shard build (or count) takes.

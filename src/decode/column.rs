@@ -8,7 +8,7 @@
 //! dictionary; its buffers pass from one decoder to the next ([`Buffers`]), so a reader thread
 //! allocates them once.
 
-use std::fs::File;
+use super::page::ReadAt;
 use std::ops::Range;
 
 use parquet::basic::{Compression, Encoding};
@@ -119,7 +119,7 @@ impl<T: Decoded> ColumnDecoder<T> {
     /// returned (the caller counts them as skipped). Dictionary pages are always loaded.
     fn next_page(
         &mut self,
-        file: &File,
+        file: &dyn ReadAt,
         codecs: &mut Codecs,
         skip_up_to: usize,
     ) -> Result<usize, DecodeError> {
@@ -292,7 +292,7 @@ impl<T: Decoded> ColumnDecoder<T> {
 
     /// Skips the next `n` rows: whole pages without decompressing them, the rest decoded and
     /// dropped.
-    pub fn skip(&mut self, file: &File, codecs: &mut Codecs, n: usize) -> Result<(), DecodeError> {
+    pub fn skip(&mut self, file: &dyn ReadAt, codecs: &mut Codecs, n: usize) -> Result<(), DecodeError> {
         let mut left = n;
         while left > 0 {
             if self.left == 0 {
@@ -319,7 +319,7 @@ impl<T: Decoded> ColumnDecoder<T> {
     /// per row.
     pub fn read(
         &mut self,
-        file: &File,
+        file: &dyn ReadAt,
         codecs: &mut Codecs,
         out: &mut [T],
         mut valid: Option<&mut [bool]>,
@@ -361,7 +361,7 @@ impl<T: Decoded> ColumnDecoder<T> {
     ///
     /// A chunk of no rows is never read, so its dictionary page (pyarrow writes an empty one for
     /// an empty table) is still ahead: it holds no rows and is passed over.
-    pub fn finish(mut self, file: &File) -> Result<Buffers, DecodeError> {
+    pub fn finish(mut self, file: &dyn ReadAt) -> Result<Buffers, DecodeError> {
         let mut more = self.left > 0 || self.rows_left > 0;
         while !more {
             let page = self.window.next_page(file).map_err(|p| DecodeError {
@@ -459,7 +459,7 @@ impl<T: Decoded> ColumnDecoder<T> {
 /// decoder skips them. Used for the files arrow-rs reads, which takes a level above the maximum
 /// for "present".
 pub fn check_levels(
-    file: &File,
+    file: &dyn ReadAt,
     chunk: &Chunk,
     mut skip: usize,
     codecs: &mut Codecs,

@@ -26,7 +26,7 @@ pub use column::{check_levels, Buffers, Chunk, ColumnDecoder, STEP_SCRATCH};
 pub use hybrid::fuzz_hybrid;
 #[cfg(feature = "fuzzing")]
 pub use page::fuzz_pages;
-pub use page::{Codecs, WINDOW};
+pub use page::{Codecs, ReadAt, WINDOW};
 pub use physical::{
     chunk_eligible, eligible, fast_reading, single_leaves, Decoded, Physical, Role,
 };

@@ -7,14 +7,30 @@
 //! reads a chunk in many small reads. Here a reader thread creates one codec per compression kind
 //! for the whole build, and a chunk is read in windows of at least [`WINDOW`] bytes.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-
 use parquet::basic::Compression;
 use parquet::compression::{create_codec, Codec, CodecOptionsBuilder};
 
 use super::header::{parse_header, Header};
 use super::Problem;
+
+/// Where a column chunk's bytes come from: a local file (`pread`), or an object read through
+/// ranged requests (`input::source`).
+pub trait ReadAt {
+    /// Fills `buf` with the bytes at `offset`, as [`std::os::unix::fs::FileExt::read_exact_at`].
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+
+    /// Where a read ahead from `offset` must stop, when the source knows better than the file's
+    /// end (an object reads only the byte runs its task declared). `None`: the file's end.
+    fn read_limit(&self, _offset: u64) -> Option<u64> {
+        None
+    }
+}
+
+impl ReadAt for std::fs::File {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(self, buf, offset)
+    }
+}
 
 /// Smallest read of a chunk's bytes: pages are read from a window of at least this many bytes.
 pub const WINDOW: usize = 1 << 20;
@@ -128,16 +144,19 @@ impl Window {
 
     /// The next `n` bytes of the chunk (at least `n`, up to what the window holds when `more`),
     /// reading from `file` when the window does not hold them.
-    fn get(&mut self, file: &File, n: usize, more: bool) -> Result<&[u8], Problem> {
+    fn get(&mut self, file: &dyn ReadAt, n: usize, more: bool) -> Result<&[u8], Problem> {
         let want = (n as u64).min(self.left());
         let have = (self.at + self.valid as u64).saturating_sub(self.pos);
         if have < want {
             // Refill from `pos`: at least a window, at most the file's end. The bytes held past
             // `pos` move to the front and only the rest is read (a page straddling the window's
             // end would otherwise be read twice).
+            let limit = file
+                .read_limit(self.pos)
+                .map_or(self.limit, |l| l.min(self.limit).max(self.pos + want));
             let len = (want as usize)
                 .max(WINDOW)
-                .min((self.limit - self.pos) as usize);
+                .min((limit - self.pos) as usize);
             if self.buf.len() < len {
                 self.buf.resize(len, 0);
             }
@@ -162,7 +181,7 @@ impl Window {
     }
 
     /// The next page: its header and its stored payload. `None` at the chunk's end.
-    pub fn next_page(&mut self, file: &File) -> Result<Option<(Header, &[u8])>, Problem> {
+    pub fn next_page(&mut self, file: &dyn ReadAt) -> Result<Option<(Header, &[u8])>, Problem> {
         if self.left() == 0 {
             return Ok(None);
         }

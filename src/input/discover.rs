@@ -33,6 +33,10 @@ pub struct Universe {
     /// Entries that cannot be symbols (a name that is not UTF-8, an empty partition), each a
     /// symbol-level error: fatal under `--on-error fail`, skipped under `skip`.
     pub broken: Vec<SymbolError>,
+    /// The object store the files are read from, kept open as long as the universe lives
+    /// (`None`: a directory).
+    #[cfg(feature = "object-store")]
+    pub store: Option<std::sync::Arc<crate::input::store::Store>>,
 }
 
 impl Universe {
@@ -155,6 +159,7 @@ pub fn discover(dir: &Path) -> Result<Universe> {
             .map(|(name, (_, files))| SymbolFiles { name, files })
             .collect(),
         broken,
+        ..Universe::default()
     })
 }
 

@@ -4,14 +4,12 @@
 //! plan summarises footers compactly (`plan::files`).
 
 use std::fs::File;
-use std::path::Path;
-use std::time::SystemTime;
 
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::file::metadata::ParquetStatisticsPolicy;
 
-use crate::error::{SymbolError, SymbolErrorKind};
+use crate::error::SymbolErrorKind;
 
 /// Reader options for every parquet file spillway opens: footer statistics are never decoded.
 pub fn reader_options() -> ArrowReaderOptions {
@@ -21,17 +19,6 @@ pub fn reader_options() -> ArrowReaderOptions {
         .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll)
 }
 
-/// The identity of a file for change detection: size and modification time.
-pub fn identity(
-    file: &File,
-    path: &Path,
-    symbol: &str,
-) -> Result<(u64, Option<SystemTime>), SymbolError> {
-    let meta = file
-        .metadata()
-        .map_err(|e| SymbolError::new(symbol, path, io_kind("reading the size", &e)))?;
-    Ok((meta.len(), meta.modified().ok()))
-}
 
 /// An I/O failure as a symbol error kind.
 pub fn io_kind(op: &'static str, e: &std::io::Error) -> SymbolErrorKind {

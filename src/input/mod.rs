@@ -13,6 +13,9 @@ pub mod discover;
 pub mod footer;
 pub mod open;
 pub mod schema;
+pub mod source;
+#[cfg(feature = "object-store")]
+pub mod store;
 pub mod time;
 
 /// Refuses, as a usage error (exit 2), a file named by `flag` that the command reads whole (a

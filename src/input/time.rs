@@ -18,7 +18,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::error::{SymbolError, SymbolErrorKind};
 use crate::guard::no_panic;
-use crate::input::footer::io_kind;
+use crate::input::source;
 use crate::input::open::{open, Projection};
 use crate::input::schema::TimeKind;
 
@@ -185,7 +185,9 @@ pub fn scan(
     mut visit: impl FnMut(i64),
 ) -> Result<TimeScan, SymbolError> {
     let err = |kind| SymbolError::new(symbol, path, kind);
-    let file = File::open(path).map_err(|e| err(io_kind("opening", &e)))?;
+    let file = source::open(path)
+        .and_then(|input| input.into_file(Some(&[root])))
+        .map_err(err)?;
     let mut out = TimeScan::default();
     let overflow = |row: u64, value: String| {
         err(SymbolErrorKind::TimeOverflow {

@@ -21,6 +21,7 @@ use spill::WriteOptions;
 use crate::config::{BuildConfig, MAX_CHANNEL_CAPACITY};
 use crate::decode::STEP_SCRATCH;
 use crate::error::{Error, Result};
+use crate::input::source;
 use crate::plan::Plan;
 
 /// The binary, its libraries, allocator slack and thread stacks.
@@ -130,11 +131,18 @@ pub struct Shape {
     pub held_bytes: u64,
     /// Whether some file is decoded by arrow-rs (else the fast decoder reads every file).
     pub arrow_decoding: bool,
+    /// Object storage: bytes of responses one reader may hold (its requests in flight), and the
+    /// client's own memory. Zero for local files.
+    pub remote: (u64, u64),
 }
 
 impl Shape {
     /// The shape of a plan.
     pub fn of(plan: &Plan) -> Shape {
+        let remote = plan
+            .units
+            .first()
+            .map_or((0, 0), |u| source::remote_costs(&u.path));
         Shape {
             units: plan.units.len(),
             value_columns: plan.value_columns(),
@@ -147,15 +155,20 @@ impl Shape {
             longest_rows: plan.units.iter().map(|u| u.out_rows()).max().unwrap_or(0),
             held_bytes: plan.heap_bytes()
                 + plan.filters.as_ref().map_or(0, |cs| cs.memory_bytes())
-                + planning_threads() as u64 * plan.largest_footer,
+                + planning_threads(remote.1 > 0) as u64 * plan.largest_footer,
             arrow_decoding: plan.units.iter().any(|u| u.fast.is_none()),
+            remote,
         }
     }
 }
 
-/// Threads that parse footers at once while planning.
-pub fn planning_threads() -> usize {
-    rayon::current_num_threads()
+/// Threads that parse footers at once while planning: rayon's, or on object storage, where
+/// each footer waits on a request, [`source::PLANNING_REQUESTS`].
+pub fn planning_threads(remote: bool) -> usize {
+    match remote {
+        true => source::PLANNING_REQUESTS,
+        false => rayon::current_num_threads(),
+    }
 }
 
 /// Chooses the shape for `plan` under `cfg`'s budget and flags. `retained`: the resident bytes
@@ -186,8 +199,8 @@ pub fn choose_for(cfg: &BuildConfig, shape_in: &Shape) -> Result<Budget> {
         (shape_in.max_work.0 + 2 * STEP_SCRATCH + FAST_STEP, 0)
     };
     let mut costs = Costs {
-        fixed: FIXED + shape_in.held_bytes,
-        work: work + CODECS,
+        fixed: FIXED + shape_in.held_bytes + shape_in.remote.1,
+        work: work + CODECS + shape_in.remote.0,
         decode_row,
         slice_row: 8.max(value_size),
         writer: writer_opts.resident_bytes(ncols),
@@ -331,6 +344,7 @@ mod tests {
             longest_rows: 75_000,
             held_bytes: 0,
             arrow_decoding,
+            remote: (0, 0),
         }
     }
 
@@ -388,6 +402,7 @@ mod tests {
                 longest_rows: longest,
                 held_bytes: 0,
                 arrow_decoding: arrow,
+                remote: (0, 0),
             };
             let cfg = cfg(budget_mib << 20, threads);
             match choose_for(&cfg, &shape) {

@@ -6,7 +6,6 @@
 //! `inspect` shares.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -23,9 +22,10 @@ use crate::decode::{fast_reading, single_leaves, Chunk, Physical, Role};
 use crate::error::{Result, SymbolError, SymbolErrorKind};
 use crate::input::discover::SymbolFiles;
 use crate::input::footer::{
-    chunk_sizes, footer_crc, identity, io_kind, load_metadata, type_name, ChunkSizes,
+    chunk_sizes, footer_crc, io_kind, load_metadata, type_name, ChunkSizes,
 };
 use crate::input::schema::{classify, is_epoch_integer, Kind};
+use crate::input::source;
 
 /// Interned strings (column names, type names), shared by the threads reading footers.
 #[derive(Debug, Default, Clone)]
@@ -161,8 +161,11 @@ impl FileInfo {
 /// Reads the footer of `path` (one of `symbol`'s files).
 pub fn read_footer(path: &Path, symbol: &str, names: &Interner) -> Result<FileInfo, SymbolError> {
     let err = |kind| SymbolError::new(symbol, path, kind);
-    let file = File::open(path).map_err(|e| err(io_kind("opening", &e)))?;
-    let (size, mtime) = identity(&file, path, symbol)?;
+    let input = source::open(path).map_err(err)?;
+    let (size, mtime) = input
+        .identity()
+        .map_err(|e| err(io_kind("reading the size", &e)))?;
+    let file = input.into_file(None).map_err(err)?;
     let meta = load_metadata(&file).map_err(err)?;
     let pq = meta.metadata();
     let descr = pq.file_metadata().schema_descr();

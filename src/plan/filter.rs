@@ -17,7 +17,6 @@
 //! is taken.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -28,7 +27,7 @@ use crate::cancel::Cancel;
 use crate::config::FilterOptions;
 use crate::error::{Error, Result, SymbolError, SymbolErrorKind};
 use crate::input::convert::{convert, Selection};
-use crate::input::footer::io_kind;
+use crate::input::source;
 use crate::input::open::{open, Projection};
 use crate::input::time::for_each_ns;
 use crate::plan::Unit;
@@ -121,12 +120,14 @@ impl CrossSection {
 /// columns; `tag` is the row's [`Repeats`] tag.
 pub fn scan_unit(unit: &Unit, symbol: &str, visit: &mut Visit<'_>) -> Result<(), SymbolError> {
     let err = |kind| SymbolError::new(symbol, &unit.path, kind);
-    let file = File::open(&unit.path).map_err(|e| err(io_kind("opening", &e)))?;
     let time_root = unit.time.0 as usize;
     let mut roots: Vec<usize> = std::iter::once(time_root)
         .chain(unit.target.map(|t| t as usize))
         .collect();
     roots.sort_unstable();
+    let file = source::open(&unit.path)
+        .and_then(|input| input.into_file(Some(&roots)))
+        .map_err(err)?;
     let time_pos = roots.iter().position(|&r| r == time_root).unwrap_or(0);
     let projection = Projection {
         roots: &roots,

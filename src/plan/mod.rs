@@ -26,7 +26,7 @@ use std::time::SystemTime;
 use spill::{Layout, Role};
 
 use crate::cancel::Cancel;
-use crate::config::{BuildConfig, OnError};
+use crate::config::{url_scheme, BuildConfig, OnError};
 use crate::decode::{Chunk, Physical};
 use crate::error::{Error, Result, SymbolError};
 use crate::input::discover::Universe;
@@ -323,8 +323,9 @@ fn plan_in(
         .iter()
         .filter(|s| !excluded.contains_key(&s.name))
         .collect::<Vec<_>>();
+    let remote = url_scheme(&cfg.input).is_some();
     let mut read = Vec::new();
-    for (sym, files) in read_footers(kept, &names, cancel)? {
+    for (sym, files) in on_planning_pool(remote, || read_footers(kept, &names, cancel))? {
         match files {
             Ok(files) => read.push((sym, files)),
             Err(e) => skips.fail(e)?,
@@ -335,7 +336,9 @@ fn plan_in(
     //    which orders each symbol's parts by time.
     let firsts = read.iter().filter_map(|(_, f)| f.first());
     let time_col = time_column(cfg.time_col.as_deref(), firsts, &names);
-    let cands = symbols::check_and_scan(read, cfg, &time_col, &names, &mut skips, cancel, true)?;
+    let cands = on_planning_pool(remote, || {
+        symbols::check_and_scan(read, cfg, &time_col, &names, &mut skips, cancel, true)
+    })?;
 
     // 3. Features: the given list, or the union of numeric columns of the symbols read.
     let known = scoped.is_none();
@@ -354,11 +357,30 @@ fn plan_in(
     let warnings = warnings::warnings(&cands, &features, &names);
 
     // 4. Units, the filters, the layout.
-    let mut plan = layout::build(cfg, cands, features, &names, time_col, scoped, cancel)?;
+    let mut plan = on_planning_pool(remote, || {
+        layout::build(cfg, cands, features, &names, time_col, scoped, cancel)
+    })?;
     plan.skipped = skipped;
     plan.disorder = disorder;
     plan.warnings = warnings;
     Ok(plan)
+}
+
+/// Runs `f`, and the parallel work it starts, on a pool of
+/// [`PLANNING_REQUESTS`](crate::input::source::PLANNING_REQUESTS) threads when the universe is in
+/// object storage: there each footer, time scan and filter scan waits on requests, so latency,
+/// not the cores, bounds how many run at once.
+pub(crate) fn on_planning_pool<T: Send>(remote: bool, f: impl FnOnce() -> T + Send) -> T {
+    let pool = remote.then(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(crate::input::source::PLANNING_REQUESTS)
+            .thread_name(|i| format!("spillway-plan-{i}"))
+            .build()
+    });
+    match pool {
+        Some(Ok(pool)) => pool.install(f),
+        _ => f(),
+    }
 }
 
 /// The symbols whose times go backwards or repeat, in symbol order.

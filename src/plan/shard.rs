@@ -151,7 +151,9 @@ pub fn global(universe: &Universe, cfg: &BuildConfig, cancel: &Cancel) -> Result
     let mut fingerprints = Vec::with_capacity(universe.symbols.len());
     let mut planned_rows = Vec::with_capacity(universe.symbols.len());
     let mut read = Vec::new();
-    for (sym, files) in read_footers(&universe.symbols, &names, cancel)? {
+    let remote = crate::config::url_scheme(&cfg.input).is_some();
+    let footers = super::on_planning_pool(remote, || read_footers(&universe.symbols, &names, cancel));
+    for (sym, files) in footers? {
         match files {
             Ok(files) => {
                 let mut fp = crc32fast::Hasher::new();
@@ -280,6 +282,7 @@ pub(crate) fn plan_part(
     let sub = Universe {
         symbols: universe.symbols[range.clone()].to_vec(),
         broken: universe.broken.clone(),
+        ..Universe::default()
     };
     let shared = BuildConfig {
         time_col: Some(g.time_col.clone()),

@@ -5,7 +5,6 @@
 //! file, the column, the row group and the page, on both paths.
 
 use std::fs::File;
-use std::path::Path;
 
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, RowSelection, RowSelector};
 
@@ -23,20 +22,16 @@ use super::select::Selector;
 use super::send::Out;
 use super::{ReadContext, Reader};
 
-/// Decodes `unit` with arrow-rs; `value_roots` are the value columns in output order.
-pub(super) fn read<O: Float>(
-    file: File,
+/// The top-level columns a task owning value columns `owned` decodes (`value_roots` in output
+/// order): the time, its value columns, and the target when a filter needs it; sorted.
+pub(super) fn roots(
     unit: &Unit,
     ctx: &ReadContext<'_>,
     value_roots: &[Option<u32>],
-    reader: &mut Reader,
-    out: &mut Out<'_, O>,
-) -> Result<(), SymbolErrorKind> {
-    let meta = load_metadata(&file)?;
-    // This task's columns (and the target when a filter needs it). Arrow returns projected
-    // columns in file order: map each root to its position.
+    owned: &std::ops::Range<usize>,
+) -> Vec<usize> {
     let need_target = Selector::new(unit, ctx.filters).needs_target(ctx.target);
-    let wanted = |c: usize| out.owned.contains(&c) || (c == 0 && need_target);
+    let wanted = |c: usize| owned.contains(&c) || (c == 0 && need_target);
     let mut roots: Vec<usize> = std::iter::once(unit.time.0)
         .chain(
             value_roots
@@ -49,16 +44,32 @@ pub(super) fn read<O: Float>(
         .collect();
     roots.sort_unstable();
     roots.dedup();
+    roots
+}
+
+/// Decodes `unit` with arrow-rs: the columns `roots` ([`roots`]) of `file`.
+pub(super) fn read<O: Float>(
+    file: File,
+    unit: &Unit,
+    ctx: &ReadContext<'_>,
+    roots: &[usize],
+    reader: &mut Reader,
+    out: &mut Out<'_, O>,
+) -> Result<(), SymbolErrorKind> {
+    let meta = load_metadata(&file)?;
+    // Arrow returns projected columns in file order: map each root to its position.
     let pos = |root: u32| roots.binary_search(&(root as usize)).ok();
+    let value_roots = unit.value_roots(ctx.target);
     // Rows before the cut are never decoded (when the file has no null times); their pages are
     // not checked either, as the fast decoder skips them.
     let cut = match unit.has_null_times() {
         true => 0,
         false => unit.skip,
     };
-    no_panic(|| levels(&file, &meta, &roots, cut, reader))
+    no_panic(|| levels(&file, &meta, roots, cut, reader))
         .map_err(SymbolErrorKind::DecoderPanic)??;
     let mut sel = Selector::new(unit, ctx.filters);
+    let need_target = sel.needs_target(ctx.target);
     let mut selection = None;
     if !unit.has_null_times() && unit.skip > 0 {
         // Rows before the cut are never decoded.
@@ -70,11 +81,13 @@ pub(super) fn read<O: Float>(
         out.decoded += unit.skip;
     }
     let projection = Projection {
-        roots: &roots,
+        roots,
         batch_rows: ctx.batch_rows,
         selection,
         what: "the projected columns",
     };
+    // Kept to find the column at fault after an error (an object's staged copy has no path).
+    let again = file.try_clone().ok();
     let mut batches = open(file, Some(meta), projection)?;
     let (mut times, mut valid, mut targets) = (Vec::new(), Vec::new(), Vec::<O>::new());
     while !out.stopped() {
@@ -83,7 +96,7 @@ pub(super) fn read<O: Float>(
             Ok(None) => break,
             Err(SymbolErrorKind::Parquet { message, .. }) => {
                 return Err(SymbolErrorKind::Parquet {
-                    context: match failing_column(&unit.path, &roots) {
+                    context: match failing_column(again.as_ref(), roots) {
                         Some(column) => format!("decoding column {column:?}"),
                         None => "decoding".to_string(),
                     },
@@ -204,9 +217,9 @@ fn levels(
 
 /// After a decode error (several columns are decoded together), finds the column at fault by
 /// decoding each projected root alone. A rare path: being precise beats being fast here.
-fn failing_column(path: &Path, roots: &[usize]) -> Option<String> {
+fn failing_column(file: Option<&File>, roots: &[usize]) -> Option<String> {
     for &root in roots {
-        let file = File::open(path).ok()?;
+        let file = file?.try_clone().ok()?;
         let what = format!("column {root}");
         let projection = Projection {
             roots: &[root],

@@ -4,9 +4,7 @@
 //! one column's decoder and one slice, whatever the column count. Rows before the `--max-rows`
 //! cut are skipped, whole pages without decompressing them.
 
-use std::fs::File;
-
-use crate::decode::{ColumnDecoder, Decoded};
+use crate::decode::{ColumnDecoder, Decoded, ReadAt};
 use crate::error::SymbolErrorKind;
 use crate::guard::no_panic;
 use crate::input::convert::Float;
@@ -21,7 +19,7 @@ const STEP: usize = 8192;
 
 /// Decodes `unit` as `plan` says. A panic in our decoder is a bug.
 pub(super) fn read<O: Float>(
-    file: &File,
+    file: &dyn ReadAt,
     unit: &Unit,
     plan: &FastPlan,
     ctx: &ReadContext<'_>,
@@ -32,9 +30,66 @@ pub(super) fn read<O: Float>(
         .map_err(SymbolErrorKind::DecoderBug)?
 }
 
+/// The byte runs a task of `unit` reads, in the phases [`Input::expect`] takes, found by the
+/// conditions the loop below reads by: per row group, the time column (with the target when a
+/// filter needs it first) unless the `--max-rows` cut drops the whole row group or another task
+/// sends the times, then each owned value column, contiguous chunks merged.
+///
+/// [`Input::expect`]: crate::input::source::Input::expect
+pub(super) fn task_runs(
+    unit: &Unit,
+    plan: &FastPlan,
+    ctx: &ReadContext<'_>,
+    owned: std::ops::Range<usize>,
+    sends_time: bool,
+) -> Vec<Vec<std::ops::Range<u64>>> {
+    let sel = Selector::new(unit, ctx.filters);
+    let target_first = sel.needs_target(ctx.target);
+    let contiguous = !unit.has_null_times() && sel.cut_only();
+    let mut cut = unit.cut();
+    let run = |col: &FastColumn, g: usize| {
+        col.chunks
+            .get(g)
+            .map_or(0..0, |c| c.start..c.start.saturating_add(c.len))
+    };
+    let mut phases: Vec<Vec<std::ops::Range<u64>>> = Vec::new();
+    for (g, &rows) in plan.row_groups.iter().enumerate() {
+        if contiguous {
+            if cut.drop_front(rows as u64) == rows as u64 {
+                continue;
+            }
+            if sends_time {
+                phases.push(vec![run(&plan.time, g)]);
+            }
+        } else {
+            let mut first = vec![run(&plan.time, g)];
+            if let (true, Some(Some(col))) = (target_first, plan.values.first()) {
+                first.push(run(col, g));
+            }
+            phases.push(first);
+        }
+        let mut merging = false;
+        for c in owned.clone() {
+            let Some(Some(col)) = plan.values.get(c) else {
+                continue;
+            };
+            if c == 0 && target_first {
+                continue;
+            }
+            let r = run(col, g);
+            match phases.last_mut().and_then(|p| p.last_mut()) {
+                Some(last) if merging && last.end == r.start => last.end = r.end,
+                _ => phases.push(vec![r]),
+            }
+            merging = true;
+        }
+    }
+    phases
+}
+
 /// One row group's decoding context.
 struct Group<'a, 'c> {
-    file: &'a File,
+    file: &'a dyn ReadAt,
     ctx: &'a ReadContext<'c>,
     g: usize,
     rows: usize,
@@ -57,7 +112,7 @@ impl Group<'_, '_> {
 }
 
 fn row_groups<O: Float>(
-    file: &File,
+    file: &dyn ReadAt,
     unit: &Unit,
     plan: &FastPlan,
     ctx: &ReadContext<'_>,

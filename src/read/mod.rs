@@ -14,14 +14,14 @@ mod fast;
 mod select;
 mod send;
 
-use std::fs::File;
 use std::sync::atomic::AtomicBool;
 
 use crate::cancel::Cancel;
 use crate::decode::{Buffers, Codecs};
 use crate::error::{SymbolError, SymbolErrorKind};
 use crate::input::convert::Float;
-use crate::input::footer::{identity, io_kind};
+use crate::input::footer::io_kind;
+use crate::input::source;
 use crate::plan::filter::CrossSection;
 use crate::plan::Unit;
 
@@ -126,6 +126,21 @@ pub enum Source {
     Arrow,
 }
 
+/// Starts, on object storage, the first request of `task` (of `unit`), which a reader will take
+/// soon: the reader that takes it then finds its first bytes on the way. Nothing for a local
+/// file, or one arrow-rs reads.
+pub fn warm(task: Task, unit: &Unit, ctx: &ReadContext<'_>) {
+    let Some(plan) = &unit.fast else { return };
+    if crate::config::url_scheme(&unit.path).is_none() {
+        return;
+    }
+    if let Ok(input) = source::open(&unit.path) {
+        let values = unit.value_roots(ctx.target).len();
+        let owned = task.columns(values, ctx.groups);
+        input.warm(&fast::task_runs(unit, plan, ctx, owned, task.group == 0));
+    }
+}
+
 /// Decodes `task` of the plan with a thread's `reader` state. `send` returns false when
 /// the writer is gone (the build is being cancelled); `spares` holds (and receives) the
 /// buffers of written slices.
@@ -139,24 +154,34 @@ pub fn read_unit<O: Float>(
     send: &mut dyn FnMut(Msg<O>) -> bool,
 ) -> Result<Source, SymbolError> {
     let err = |kind| SymbolError::new(symbol, &unit.path, kind);
-    let file = File::open(&unit.path).map_err(|e| err(io_kind("opening", &e)))?;
-    if identity(&file, &unit.path, symbol)? != (unit.size, unit.mtime) {
+    let input = source::open(&unit.path).map_err(err)?;
+    let id = input
+        .identity()
+        .map_err(|e| err(io_kind("reading the size", &e)))?;
+    if id != (unit.size, unit.mtime) {
         return Err(err(SymbolErrorKind::Changed));
     }
     reader.buffers.new_file();
     let value_roots = unit.value_roots(ctx.target);
     let owned = task.columns(value_roots.len(), ctx.groups);
-    let mut out = Out::new(task, unit, ctx, send, value_roots.len(), owned, spares);
     let source = match &unit.fast {
         Some(plan) => {
-            fast::read(&file, unit, plan, ctx, reader, &mut out).map_err(err)?;
+            if input.is_remote() {
+                input.expect(fast::task_runs(unit, plan, ctx, owned.clone(), task.group == 0));
+            }
+            let mut out = Out::new(task, unit, ctx, send, value_roots.len(), owned, spares);
+            fast::read(&input, unit, plan, ctx, reader, &mut out).map_err(err)?;
+            out.finish().map_err(err)?;
             Source::Fast
         }
         None => {
-            arrow::read(file, unit, ctx, &value_roots, reader, &mut out).map_err(err)?;
+            let roots = arrow::roots(unit, ctx, &value_roots, &owned);
+            let file = input.into_file(Some(&roots)).map_err(err)?;
+            let mut out = Out::new(task, unit, ctx, send, value_roots.len(), owned, spares);
+            arrow::read(file, unit, ctx, &roots, reader, &mut out).map_err(err)?;
+            out.finish().map_err(err)?;
             Source::Arrow
         }
     };
-    out.finish().map_err(err)?;
     Ok(source)
 }

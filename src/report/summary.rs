@@ -169,6 +169,10 @@ pub struct BuildSummary {
     pub io_amplification: f64,
     /// The transposition of a time-major build.
     pub transpose: Option<TransposeStats>,
+    /// What reading a universe in object storage cost (requests, retries, bytes); absent for a
+    /// directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_storage: Option<crate::input::source::RemoteStats>,
 }
 
 impl BuildSummary {
@@ -258,6 +262,7 @@ impl BuildSummary {
             order: "symbol",
             io_amplification: if committed.is_some() { 1.0 } else { 0.0 },
             transpose: None,
+            object_storage: None,
         }
     }
 
@@ -333,6 +338,9 @@ impl BuildSummary {
                 mib(t.intermediate_bytes),
                 mib(t.bytes_read),
             );
+        }
+        if let Some(o) = &self.object_storage {
+            s += &o.human();
         }
         if self.filters.active() {
             let f = &self.filter_stats;

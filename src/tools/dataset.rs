@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::cancel::Cancel;
 use crate::config::BuildConfig;
 use crate::error::{Error, Result};
-use crate::input::discover::discover;
+use crate::input::source;
 use crate::plan::cs_file::{self, crc_text, Reader, PLAN_MAGIC};
 use crate::plan::shard::global;
 
@@ -369,7 +369,8 @@ fn assemble(
 /// The universe `cfg.input` as its shards record it: `{"symbols", "names", "fingerprint"}` (the
 /// fingerprint covers every file's relative path, size and footer CRC). Reads every footer.
 pub fn universe(cfg: &BuildConfig) -> Result<Value> {
-    let g = global(&discover(&cfg.input)?, cfg, &Cancel::new())?;
+    let cancel = Cancel::new();
+    let g = global(&source::universe(cfg, &cancel)?, cfg, &cancel)?;
     let u = g.universe();
     Ok(serde_json::json!({
         "symbols": u.symbols,

@@ -13,9 +13,10 @@ use crate::build::{up_to_date, UpToDate};
 use crate::cancel::Cancel;
 use crate::config::{BuildConfig, Decoder, OnError};
 use crate::error::{Error, Result};
-use crate::input::discover::discover;
+use crate::input::source;
 use crate::input::schema::{excluded_by_name, Kind};
 use crate::plan::budget::{choose, choose_for, planning_threads, Budget, Shape};
+use crate::plan::on_planning_pool;
 use crate::plan::files::{read_footers, time_column, Interner, FOOTER_EXPANSION};
 use crate::plan::filter::FilterStats;
 use crate::plan::layout::work_bytes;
@@ -105,10 +106,11 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
     // Measured from here, as a build measures from its start (a little more, so the prediction
     // errs on the side of refusing).
     let rss_at_start = rss::rss_bytes();
-    let universe = discover(&cfg.input)?;
-    let names = Interner::default();
     let cancel = Cancel::new();
-    let footers: Vec<_> = read_footers(&universe.symbols, &names, &cancel)?
+    let universe = source::universe(cfg, &cancel)?;
+    let names = Interner::default();
+    let remote = crate::config::url_scheme(&cfg.input).is_some();
+    let footers: Vec<_> = on_planning_pool(remote, || read_footers(&universe.symbols, &names, &cancel))?
         .into_iter()
         .map(|(s, files)| (s.name.clone(), files))
         .collect();
@@ -218,14 +220,20 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
         + value_columns as u64 * align(rows * size)
         + 64 * (value_columns as u64 + 2)
         + 64 * footers.len() as u64;
+    let remote = universe
+        .symbols
+        .first()
+        .and_then(|s| s.files.first())
+        .map_or((0, 0), |f| crate::input::source::remote_costs(f));
     let shape = Shape {
         units: files,
         value_columns,
         float32: cfg.float32,
         max_work,
         longest_rows: longest,
-        held_bytes: planning_threads() as u64 * largest_footer,
+        held_bytes: planning_threads(remote.1 > 0) as u64 * largest_footer,
         arrow_decoding,
+        remote,
     };
     let budget_of = |r: Result<Budget>| match r {
         Ok(b) => Ok((Some(b), None)),

@@ -25,7 +25,7 @@ use crate::build::check_output;
 use crate::cancel::Cancel;
 use crate::config::{BuildConfig, FilterOptions};
 use crate::error::{Error, Result};
-use crate::input::discover::discover;
+use crate::input::source;
 use crate::plan::count::count_units;
 use crate::plan::cs_file::{
     self, crc_text, CountHeader, CountRecord, Framed, Key, PlanHeader, Reader, COUNT_MAGIC,
@@ -70,7 +70,7 @@ pub fn count(cfg: &BuildConfig, cancel: &Cancel) -> Result<CountSummary> {
             "--max-cs-samples over {MAX_K} cannot be counted per shard"
         )));
     }
-    let universe = discover(&cfg.input)?;
+    let universe = source::universe(cfg, cancel)?;
     check_output(cfg, &universe)?;
     let g = global(&universe, cfg, cancel)?;
     let range = g.range(scope)?;
