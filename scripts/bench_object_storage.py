@@ -6,7 +6,7 @@ One run: the universe (default target/universe_M, 64 x 75k x 100, made by ../sha
 gen_universe.py as bench_peers.sh does) is hard-linked into ROOT/bench/m and served by
 `s3kit serve` (SigV4, for spillway and the peers) and by a second `s3kit serve --no-auth` over the
 same root (for the raw GETs, which are unsigned); per latency a `s3kit proxy --latency-ms N` sits in
-front of each. Then, interleaved per repeat and latency, each job a separate process timed by
+front of each (at 0 ms the jobs talk to the servers directly). Then, interleaved per repeat and latency, each job a separate process timed by
 ../shared/anchors/peers.py's `timed` (wall and peak RSS under /usr/bin/time -v, page cache warmed):
 
   spillway_s3     spillway build --input s3://bench/m/ (credentials in AWS_*), --summary FILE
@@ -293,6 +293,9 @@ class Bench:
         try:
             proxies = {}
             for lat in a.latencies:
+                if lat == 0:  # no added latency: straight to the servers (a proxy costs CPU)
+                    proxies[lat] = daemons[:2]
+                    continue
                 proxies[lat] = [Daemon([a.s3kit, "proxy", "--upstream", d.hostport, "--latency-ms", str(lat)], log)
                                 for d in daemons[:2]]
                 daemons += proxies[lat]
@@ -388,8 +391,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--latencies", default="0,20", type=lambda s: [int(x) for x in s.split(",")])
     ap.add_argument("--sweep", action="store_true")
-    ap.add_argument("--requests-in-flight", type=int, default=4, help="spillway_s3's setting (and the raw GET's)")
-    ap.add_argument("--request-size-mib", type=int, default=2)
+    ap.add_argument("--requests-in-flight", type=int, default=8, help="spillway_s3's setting (and the raw GET's)")
+    ap.add_argument("--request-size-mib", type=int, default=4)
     ap.add_argument("--timeout", type=float, default=900.0)
     ap.add_argument("--work", default="target/bench_object_storage", help="server root, outputs, logs")
     ap.add_argument("--json", default="target/bench_object_storage.json")

@@ -283,7 +283,7 @@ pub enum SymbolErrorKind {
         got: u64,
     },
     /// The file changed between planning and reading.
-    #[error("file changed while the build was running (size or modification time differs from the plan)")]
+    #[error("file changed while the build was running (its size, modification time or ETag differs from the plan)")]
     Changed,
     /// The file name is not valid UTF-8, so it cannot name a symbol.
     #[error("file or directory name is not valid UTF-8")]

@@ -12,8 +12,9 @@
 //! - `output`: what an output path may replace (never a special file, a directory or anything
 //!   the command reads), for every command;
 //! - `config`: [`BuildOptions`] (flags or TOML) resolved into one validated [`BuildConfig`];
-//! - `input`: discovering the symbols and their files, opening parquet files, footers, column
-//!   types, time values, numeric conversion;
+//! - `input`: discovering the symbols and their files (in a directory, or listed in an object
+//!   store: `s3://`, `gs://`, `az://`), opening parquet files, footers, column types, time
+//!   values, numeric conversion;
 //! - `decode`: the fast page decoder (no pipeline types);
 //! - `plan`: footers and the time column alone fix the exact spill layout; the cross-sectional
 //!   filters; the memory budget that picks readers, batch rows and channel capacity;

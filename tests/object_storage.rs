@@ -54,7 +54,14 @@ impl Fixture {
 
     fn build_via(&self, endpoint: &str, input: &str, out: &Path, extra: &[&str]) -> Output {
         let mut args = vec![
-            "build", "--input", input, "--output", s(out), "--target", "target", "--quiet",
+            "build",
+            "--input",
+            input,
+            "--output",
+            s(out),
+            "--target",
+            "target",
+            "--quiet",
         ];
         args.extend_from_slice(extra);
         self.run(endpoint, &args)
@@ -77,7 +84,10 @@ fn copy_tree(from: &Path, to: &Path) {
 /// Asserts two spill files hold the same columns, rows, symbols and options; only the inputs'
 /// provenance may differ.
 fn assert_same_data(a: &Path, b: &Path) {
-    let (fa, fb) = (spill::open(a).expect("open a"), spill::open(b).expect("open b"));
+    let (fa, fb) = (
+        spill::open(a).expect("open a"),
+        spill::open(b).expect("open b"),
+    );
     assert_eq!(fa.nrows(), fb.nrows(), "rows");
     assert_eq!(fa.columns().len(), fb.columns().len(), "columns");
     for i in 0..fa.columns().len() {
@@ -117,7 +127,10 @@ fn a_build_from_s3_equals_the_local_build() {
     assert_same_data(&local, &remote);
     let m = spill::open(&remote).expect("open");
     let inputs = m.build_metadata().get("inputs").expect("inputs");
-    assert_eq!(inputs.get("source"), Some(&serde_json::json!("s3://bkt/u/")));
+    assert_eq!(
+        inputs.get("source"),
+        Some(&serde_json::json!("s3://bkt/u/"))
+    );
     assert_eq!(
         inputs.get("etags").and_then(|e| e.as_array()).map(Vec::len),
         Some(6)
@@ -150,7 +163,10 @@ fn bytes_fetched_stay_within_5_percent_of_the_bytes_needed() {
         .iter()
         .map(|e| std::fs::metadata(f.local.join(e)).expect("meta").len())
         .sum();
-    assert!(fetched <= 1.05 * needed, "fetched {fetched} for {needed}: {os}");
+    assert!(
+        fetched <= 1.05 * needed,
+        "fetched {fetched} for {needed}: {os}"
+    );
     assert!(needed <= parquet as f64, "needed {needed} of {parquet}");
     assert_eq!(os["unplanned"], 0, "{os}");
 }
@@ -158,14 +174,29 @@ fn bytes_fetched_stay_within_5_percent_of_the_bytes_needed() {
 #[test]
 fn every_read_path_equals_its_local_build() {
     let f = Fixture::new(&[
-        "--symbols", "5", "--rows", "4000", "--features", "4", "--hive", "--drift", "--missing",
-        "--row-group-rows", "1000",
+        "--symbols",
+        "5",
+        "--rows",
+        "4000",
+        "--features",
+        "4",
+        "--hive",
+        "--drift",
+        "--missing",
+        "--row-group-rows",
+        "1000",
     ]);
     let cases: [&[&str]; 7] = [
         &[],
         &["--decoder", "arrow"],
         &["--max-rows", "1500"],
-        &["--drop-null-target", "--min-cs", "2", "--max-cs-samples", "3"],
+        &[
+            "--drop-null-target",
+            "--min-cs",
+            "2",
+            "--max-cs-samples",
+            "3",
+        ],
         &["--order", "time"],
         &["--shard", "1/3"],
         &["--threads", "1", "--batch-rows", "700"],
@@ -220,7 +251,10 @@ fn listings_are_paged_and_hidden_objects_ignored() {
     let pages = summary_json(&o)["object_storage"]["list_pages"]
         .as_u64()
         .expect("pages");
-    assert!(pages >= 11, "{pages} listing pages for 1,007 objects at 100 a page");
+    assert!(
+        pages >= 11,
+        "{pages} listing pages for 1,007 objects at 100 a page"
+    );
     assert!(f.server.lists() >= 11);
     let local = f.out("l.spill");
     ok(&build(&f.local, &local, &[]));
@@ -246,8 +280,17 @@ fn inspect_and_count_read_s3() {
     let o = f.run(
         &f.server.endpoint(),
         &[
-            "count", "--input", "s3://bkt/u/", "--output", s(&count), "--shard", "0/2",
-            "--target", "target", "--min-cs", "2",
+            "count",
+            "--input",
+            "s3://bkt/u/",
+            "--output",
+            s(&count),
+            "--shard",
+            "0/2",
+            "--target",
+            "target",
+            "--min-cs",
+            "2",
         ],
     );
     ok(&o);
@@ -263,8 +306,15 @@ fn if_changed_reads_no_data_and_notices_a_rewritten_object() {
     let o = f.build("s3://bkt/u/", &out, &["--if-changed"]);
     ok(&o);
     // Footers only: one tail read per object, no column chunk.
-    assert!(f.server.data_gets() - gets <= 6, "{} GETs", f.server.data_gets() - gets);
-    let modified = std::fs::metadata(&out).expect("meta").modified().expect("mtime");
+    assert!(
+        f.server.data_gets() - gets <= 6,
+        "{} GETs",
+        f.server.data_gets() - gets
+    );
+    let modified = std::fs::metadata(&out)
+        .expect("meta")
+        .modified()
+        .expect("mtime");
     std::thread::sleep(Duration::from_millis(20));
     // Rewritten in place with the same bytes: a new ETag (new mtime).
     let p = f.server.bucket_dir(BUCKET).join("u/S0001.parquet");
@@ -272,7 +322,10 @@ fn if_changed_reads_no_data_and_notices_a_rewritten_object() {
     std::fs::write(&p, bytes).expect("write");
     let o = f.build("s3://bkt/u/", &out, &["--if-changed", "--summary", "-"]);
     ok(&o);
-    let after = std::fs::metadata(&out).expect("meta").modified().expect("mtime");
+    let after = std::fs::metadata(&out)
+        .expect("meta")
+        .modified()
+        .expect("mtime");
     assert_ne!(modified, after, "a rewritten object rebuilds");
 }
 
@@ -292,7 +345,12 @@ fn usage_and_access_errors_name_the_url_and_hide_secrets() {
         exits_with(&o, code, &[needle]);
         assert!(!stderr(&o).contains("secret@") && !stderr(&o).contains("abc"));
     }
-    let o = f.build_via(&ep, "s3://bkt/u/", &out, &["--storage-option", "aws_no_such=1"]);
+    let o = f.build_via(
+        &ep,
+        "s3://bkt/u/",
+        &out,
+        &["--storage-option", "aws_no_such=1"],
+    );
     exits_with(&o, 2, &["aws_no_such"]);
     let wrong = "wrong-secret-value-42";
     let mut c = Command::new(env!("CARGO_BIN_EXE_spillway"));
@@ -301,7 +359,15 @@ fn usage_and_access_errors_name_the_url_and_hide_secrets() {
     }
     c.env("AWS_SECRET_ACCESS_KEY", wrong);
     let o = c
-        .args(["build", "--input", "s3://bkt/u/", "--output", s(&out), "--target", "target"])
+        .args([
+            "build",
+            "--input",
+            "s3://bkt/u/",
+            "--output",
+            s(&out),
+            "--target",
+            "target",
+        ])
         .args(["--storage-option", "max_retries=0", "--summary", "-"])
         .output()
         .expect("runs");
@@ -327,14 +393,34 @@ fn faults_end_exact_or_clean() {
         },
         then,
     };
-    let fast = ["--storage-option", "retry_timeout=20s", "--storage-option", "timeout=2s"];
+    let fast = [
+        "--storage-option",
+        "retry_timeout=20s",
+        "--storage-option",
+        "timeout=2s",
+    ];
     let exact: Vec<(&str, Rule)> = vec![
-        ("503 SlowDown", data(Fault::Status(503, "SlowDown"), Some((20, 7)), None)),
-        ("500", data(Fault::Status(500, "InternalError"), Some((10, 3)), None)),
-        ("reset mid-body", data(Fault::ResetAfter(100), Some((10, 5)), None)),
-        ("truncated body", data(Fault::CloseAfter(100), None, Some(3))),
+        (
+            "503 SlowDown",
+            data(Fault::Status(503, "SlowDown"), Some((20, 7)), None),
+        ),
+        (
+            "500",
+            data(Fault::Status(500, "InternalError"), Some((10, 3)), None),
+        ),
+        (
+            "reset mid-body",
+            data(Fault::ResetAfter(100), Some((10, 5)), None),
+        ),
+        (
+            "truncated body",
+            data(Fault::CloseAfter(100), None, Some(3)),
+        ),
         ("short body", data(Fault::LieShort(10), None, Some(2))),
-        ("2 s stall", data(Fault::Stall(Duration::from_millis(1500)), None, Some(4))),
+        (
+            "2 s stall",
+            data(Fault::Stall(Duration::from_millis(1500)), None, Some(4)),
+        ),
     ];
     for (what, rule) in exact {
         proxy.set_rules(vec![rule]);
@@ -348,18 +434,30 @@ fn faults_end_exact_or_clean() {
         let fired = c.status + c.reset + c.close + c.lie_short + c.stall;
         assert!(fired > 0, "{what}: the fault never fired");
         let retries = summary_json(&o)["object_storage"]["retries"].as_u64();
-        assert!(retries.expect("retries") > 0 || what.contains("stall"), "{what}: no retry");
+        assert!(
+            retries.expect("retries") > 0 || what.contains("stall"),
+            "{what}: no retry"
+        );
         std::fs::remove_file(&out).expect("rm");
     }
     // A server that never answers: a clean error within the retry timeout, no output.
-    proxy.set_rules(vec![data(Fault::Stall(Duration::from_secs(600)), None, None)]);
+    proxy.set_rules(vec![data(
+        Fault::Stall(Duration::from_secs(600)),
+        None,
+        None,
+    )]);
     let out = f.out("stalled.spill");
     let t0 = Instant::now();
     let o = f.build_via(
         &proxy.endpoint(),
         "s3://bkt/u/",
         &out,
-        &["--storage-option", "retry_timeout=3s", "--storage-option", "timeout=1s"],
+        &[
+            "--storage-option",
+            "retry_timeout=3s",
+            "--storage-option",
+            "timeout=1s",
+        ],
     );
     exits_with(&o, 1, &["s3://bkt/u/"]);
     assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
@@ -412,7 +510,15 @@ fn ctrl_c_stops_a_build_with_requests_in_flight() {
     }
     c.env("AWS_ENDPOINT_URL", proxy.endpoint());
     let mut child = c
-        .args(["build", "--input", "s3://bkt/u/", "--output", s(&out), "--target", "target"])
+        .args([
+            "build",
+            "--input",
+            "s3://bkt/u/",
+            "--output",
+            s(&out),
+            "--target",
+            "target",
+        ])
         .arg("--quiet")
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -428,5 +534,9 @@ fn ctrl_c_stops_a_build_with_requests_in_flight() {
     assert_eq!(code.code(), Some(130), "exit code");
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
     assert!(!out.exists());
-    assert!(entries(f.dir.path()).iter().all(|e| !e.contains(".tmp")), "{:?}", entries(f.dir.path()));
+    assert!(
+        entries(f.dir.path()).iter().all(|e| !e.contains(".tmp")),
+        "{:?}",
+        entries(f.dir.path())
+    );
 }

@@ -224,3 +224,32 @@ def test_a_trainer_fits(manifest, tmp_path, framework):
     fitted = trainer.fit().return_value
     assert fitted["rows"] == spillway.open_dataset(manifest).nrows
     assert fitted["r2"] > 0.2, fitted
+
+
+@pytest.mark.parametrize("mode", ["inprocess", "subprocess"])
+def test_a_universe_in_a_bucket_builds_on_ray(cluster, universe, mode):
+    """No shared filesystem for the input: every task reads ``s3://`` (moto on loopback), the
+    credentials in ``storage_options`` (in subprocess mode, the children's environment)."""
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    u, single, d = universe
+    srv = moto_server.ThreadedMotoServer("127.0.0.1", 0, verbose=False)
+    srv.start()
+    try:
+        host, port = srv.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k",
+                          aws_secret_access_key="ray-secret-value", region_name="us-east-1")
+        s3.create_bucket(Bucket="ray-universe")
+        for name in os.listdir(u):
+            s3.upload_file(os.path.join(u, name), "ray-universe", f"u/{name}")
+        options = {"aws_endpoint_url": endpoint, "aws_access_key_id": "k",
+                   "aws_secret_access_key": "ray-secret-value", "aws_region": "us-east-1",
+                   "aws_allow_http": True}
+        m = sray.build("s3://ray-universe/u/", str(d / f"bucket-{mode}"), shards=2, fanout=2,
+                       mode=mode, spillway_bin=cli() if mode == "subprocess" else None,
+                       storage_options=options, **FILTERS)
+        assert_equal(single, m)
+        assert "ray-secret-value" not in open(m).read()
+    finally:
+        srv.stop()

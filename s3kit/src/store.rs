@@ -21,12 +21,10 @@ use s3s::dto::*;
 use s3s::stream::{ByteStream, RemainingLength};
 use s3s::{s3_error, S3Error, S3Request, S3Response, S3Result, StdError, S3};
 use s3s_fs::FileSystem;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 /// Bytes read from the file per body chunk. Large enough that the blocking-pool hop of each
 /// `tokio::fs` read is amortised; small enough that many requests in flight cost little memory.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 1 << 20;
 
 /// A hook run (with the object's file path) before the first GET of a key ending with a suffix.
 pub type GetHook = Box<dyn FnOnce(&Path) + Send>;
@@ -184,24 +182,51 @@ fn to_i64(n: u64) -> S3Result<i64> {
     i64::try_from(n).map_err(|_| s3_error!(InternalError, "length out of range"))
 }
 
-/// A file body of a known length, so s3s sends `Content-Length` instead of chunks.
+/// A file body of a known length, so s3s sends `Content-Length` instead of chunks. Read with
+/// `pread` on the blocking pool straight into each chunk (tokio's `File` reads through a buffer
+/// of its own: a second copy, which made the server the slowest part of the benchmark).
 struct ExactBody {
-    inner: ReaderStream<tokio::io::Take<tokio::fs::File>>,
+    file: Arc<std::fs::File>,
+    pos: u64,
+    end: u64,
     remaining: usize,
+    reading: Option<tokio::task::JoinHandle<io::Result<Bytes>>>,
 }
 
 impl Stream for ExactBody {
     type Item = Result<Bytes, StdError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match Pin::new(&mut self.inner).poll_next(cx) {
-            Poll::Ready(Some(Ok(bytes))) => {
-                self.remaining = self.remaining.saturating_sub(bytes.len());
-                Poll::Ready(Some(Ok(bytes)))
+        if self.reading.is_none() {
+            if self.pos >= self.end {
+                return Poll::Ready(None);
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            let (file, pos) = (Arc::clone(&self.file), self.pos);
+            let n = (self.end - pos).min(CHUNK as u64) as usize;
+            self.reading = Some(tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; n];
+                file.read_exact_at(&mut buf, pos)?;
+                Ok(Bytes::from(buf))
+            }));
+        }
+        let Some(reading) = self.reading.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match std::future::Future::poll(Pin::new(reading), cx) {
             Poll::Pending => Poll::Pending,
+            Poll::Ready(done) => {
+                self.reading = None;
+                match done {
+                    Ok(Ok(bytes)) => {
+                        self.pos += bytes.len() as u64;
+                        self.remaining = self.remaining.saturating_sub(bytes.len());
+                        Poll::Ready(Some(Ok(bytes)))
+                    }
+                    Ok(Err(e)) => Poll::Ready(Some(Err(Box::new(e)))),
+                    Err(e) => Poll::Ready(Some(Err(Box::new(e)))),
+                }
+            }
         }
     }
 
@@ -270,7 +295,7 @@ impl S3 for Store {
             hook(&self.object_path(&input.bucket, &input.key)?);
         }
         let Opened {
-            mut file,
+            file,
             meta,
             etag,
         } = self.open(&input.bucket, &input.key).await?;
@@ -298,16 +323,14 @@ impl S3 for Store {
         if n > 0 || input.range.is_some() {
             self.shared.data_gets.fetch_add(1, Ordering::Relaxed);
         }
-        if range.start > 0 {
-            file.seek(io::SeekFrom::Start(range.start))
-                .await
-                .map_err(internal)?;
-        }
         let remaining =
             usize::try_from(n).map_err(|_| s3_error!(InternalError, "range too large"))?;
         let body = ExactBody {
-            inner: ReaderStream::with_capacity(file.take(n), CHUNK.min(remaining.max(1))),
+            file: Arc::new(file.into_std().await),
+            pos: range.start,
+            end: range.end,
             remaining,
+            reading: None,
         };
         Ok(S3Response::new(GetObjectOutput {
             body: Some(StreamingBlob::new(body)),

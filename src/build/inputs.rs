@@ -30,13 +30,13 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::cancel::Cancel;
-use crate::config::{BuildConfig, Freshness, OnError, Scope};
-use crate::error::{Error, Result};
 use crate::config::url_scheme;
+use crate::config::{BuildConfig, Freshness, OnError, Scope};
 use crate::decode::ReadAt;
+use crate::error::{Error, Result};
 use crate::input::discover::Universe;
-use crate::input::source::{self, Input};
 use crate::input::footer::footer_crc;
+use crate::input::source::{self, Input};
 use crate::output;
 use crate::plan::cs_file::crc_text;
 use crate::plan::shard::{self, ShardMeta};
@@ -127,7 +127,10 @@ pub(crate) fn build_metadata(plan: &Plan, cfg: &BuildConfig) -> Map<String, Valu
     if url_scheme(&cfg.input).is_some() {
         if let Some(inputs) = m.get_mut("inputs").and_then(Value::as_object_mut) {
             let url = cfg.input.to_string_lossy();
-            inputs.insert("source".into(), json!(format!("{}/", url.trim_end_matches('/'))));
+            inputs.insert(
+                "source".into(),
+                json!(format!("{}/", url.trim_end_matches('/'))),
+            );
             inputs.insert("etags".into(), json!(etags));
         }
     }

@@ -67,7 +67,7 @@ impl FilterOptions {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct BuildOptions {
-    /// Input directory.
+    /// Input directory, or an object-storage URL (`s3://bucket/prefix/`).
     pub input: Option<PathBuf>,
     /// Output spill file.
     pub output: Option<PathBuf>,
@@ -318,7 +318,8 @@ impl BuildOptions {
 /// A resolved, validated build configuration: what the library runs.
 #[derive(Debug, Clone)]
 pub struct BuildConfig {
-    /// Input directory.
+    /// Input directory, or an object-storage URL (`s3://bucket/prefix/`; a `file://` URL is
+    /// resolved to its path).
     pub input: PathBuf,
     /// Output spill file.
     pub output: PathBuf,

@@ -43,9 +43,16 @@ impl std::fmt::Debug for StorageOptions {
 /// signature.
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["secret", "token", "password", "sas", "credential", "signature"]
-        .iter()
-        .any(|w| k.contains(w))
+    [
+        "secret",
+        "token",
+        "password",
+        "sas",
+        "credential",
+        "signature",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
         || (k.contains("key") && !k.contains("key_id"))
 }
 
@@ -184,12 +191,16 @@ pub fn check_url(input: &Path) -> Result<()> {
     let bad = |why: &str| Err(Error::Config(format!("--input {scheme}://…: {why}")));
     let authority = rest.split('/').next().unwrap_or("");
     if authority.contains('@') {
-        return bad("credentials do not belong in the URL; put them in the environment or \
-                    --storage-option");
+        return bad(
+            "credentials do not belong in the URL; put them in the environment or \
+                    --storage-option",
+        );
     }
     if rest.contains('?') || rest.contains('#') {
-        return bad("a URL with a query or fragment is not supported (options go in \
-                    --storage-option)");
+        return bad(
+            "a URL with a query or fragment is not supported (options go in \
+                    --storage-option)",
+        );
     }
     if scheme == "file" {
         return Ok(());
@@ -201,7 +212,9 @@ pub fn check_url(input: &Path) -> Result<()> {
         )));
     }
     if authority.is_empty() {
-        return Err(Error::Config(format!("--input {text}: no bucket in the URL")));
+        return Err(Error::Config(format!(
+            "--input {text}: no bucket in the URL"
+        )));
     }
     if !cfg!(feature = "object-store") {
         return Err(Error::Config(format!(

@@ -107,3 +107,32 @@ fn a_build_names_its_target_or_says_it_has_none() {
     let cfg = file.merge(flags).resolve().expect("--target wins");
     assert_eq!(cfg.target.as_deref(), Some("y"));
 }
+
+#[test]
+fn storage_options_merge_key_by_key_and_urls_are_checked() {
+    let file = BuildOptions::from_toml(
+        "input = \"s3://bucket/u/\"\noutput = \"o\"\nno-target = true\n\
+         [storage]\naws_region = \"eu-west-1\"\naws_allow_http = true\nmax_retries = 2\n",
+    )
+    .expect("valid toml");
+    let mut over = StorageOptions::new();
+    over.insert("AWS_REGION", "us-east-1");
+    let flags = BuildOptions {
+        storage: Some(over),
+        ..Default::default()
+    };
+    let cfg = file.merge(flags).resolve().expect("valid");
+    assert_eq!(cfg.storage.get("aws_region"), Some("us-east-1"));
+    assert_eq!(cfg.storage.get("aws_allow_http"), Some("true"));
+    assert_eq!(cfg.storage.get("max_retries"), Some("2"));
+    let with_input = |input: &str| BuildOptions {
+        input: Some(input.into()),
+        output: Some("o".into()),
+        no_target: Some(true),
+        ..Default::default()
+    };
+    let local = with_input("file:///data/my%20universe").resolve().expect("file URL");
+    assert_eq!(local.input, std::path::PathBuf::from("/data/my universe"));
+    let e = with_input("s3://AKID:hunter2@bucket/u").resolve().expect_err("credentials");
+    assert!(matches!(e, Error::Config(_)) && !e.to_string().contains("hunter2"));
+}

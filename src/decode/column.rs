@@ -292,7 +292,12 @@ impl<T: Decoded> ColumnDecoder<T> {
 
     /// Skips the next `n` rows: whole pages without decompressing them, the rest decoded and
     /// dropped.
-    pub fn skip(&mut self, file: &dyn ReadAt, codecs: &mut Codecs, n: usize) -> Result<(), DecodeError> {
+    pub fn skip(
+        &mut self,
+        file: &dyn ReadAt,
+        codecs: &mut Codecs,
+        n: usize,
+    ) -> Result<(), DecodeError> {
         let mut left = n;
         while left > 0 {
             if self.left == 0 {

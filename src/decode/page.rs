@@ -154,9 +154,7 @@ impl Window {
             let limit = file
                 .read_limit(self.pos)
                 .map_or(self.limit, |l| l.min(self.limit).max(self.pos + want));
-            let len = (want as usize)
-                .max(WINDOW)
-                .min((limit - self.pos) as usize);
+            let len = (want as usize).max(WINDOW).min((limit - self.pos) as usize);
             if self.buf.len() < len {
                 self.buf.resize(len, 0);
             }

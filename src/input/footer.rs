@@ -19,7 +19,6 @@ pub fn reader_options() -> ArrowReaderOptions {
         .with_size_stats_policy(ParquetStatisticsPolicy::SkipAll)
 }
 
-
 /// An I/O failure as a symbol error kind.
 pub fn io_kind(op: &'static str, e: &std::io::Error) -> SymbolErrorKind {
     SymbolErrorKind::Io {

@@ -2,7 +2,8 @@
 //! their files (`discover`), opening a parquet file under the panic guard (`open`), reading and
 //! fingerprinting footers (`footer`), what a column's type allows (`schema`), time values to
 //! nanoseconds and the time-column scan (`time`), and the fused numeric conversion (`convert`);
-//! and [`regular_file`], the check of a file named on the command line that is read whole.
+//! where the bytes come from, a directory or an object store (`source`, `store`); and
+//! [`regular_file`], the check of a file named on the command line that is read whole.
 
 use std::path::Path;
 

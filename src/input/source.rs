@@ -118,10 +118,12 @@ pub fn universe(cfg: &BuildConfig, cancel: &Cancel) -> Result<Universe> {
 /// listed).
 pub fn open(path: &Path) -> std::result::Result<Input, SymbolErrorKind> {
     if url_scheme(path).is_none() {
-        return File::open(path).map(Input::Local).map_err(|e| SymbolErrorKind::Io {
-            op: "opening",
-            message: e.to_string(),
-        });
+        return File::open(path)
+            .map(Input::Local)
+            .map_err(|e| SymbolErrorKind::Io {
+                op: "opening",
+                message: e.to_string(),
+            });
     }
     #[cfg(feature = "object-store")]
     {

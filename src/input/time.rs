@@ -18,9 +18,9 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::error::{SymbolError, SymbolErrorKind};
 use crate::guard::no_panic;
-use crate::input::source;
 use crate::input::open::{open, Projection};
 use crate::input::schema::TimeKind;
+use crate::input::source;
 
 const JULIAN_DAY_OF_EPOCH: i64 = 2_440_588;
 const NANOS_PER_DAY: i64 = 86_400_000_000_000;

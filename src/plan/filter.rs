@@ -27,8 +27,8 @@ use crate::cancel::Cancel;
 use crate::config::FilterOptions;
 use crate::error::{Error, Result, SymbolError, SymbolErrorKind};
 use crate::input::convert::{convert, Selection};
-use crate::input::source;
 use crate::input::open::{open, Projection};
+use crate::input::source;
 use crate::input::time::for_each_ns;
 use crate::plan::Unit;
 

@@ -167,7 +167,13 @@ pub fn read_unit<O: Float>(
     let source = match &unit.fast {
         Some(plan) => {
             if input.is_remote() {
-                input.expect(fast::task_runs(unit, plan, ctx, owned.clone(), task.group == 0));
+                input.expect(fast::task_runs(
+                    unit,
+                    plan,
+                    ctx,
+                    owned.clone(),
+                    task.group == 0,
+                ));
             }
             let mut out = Out::new(task, unit, ctx, send, value_roots.len(), owned, spares);
             fast::read(&input, unit, plan, ctx, reader, &mut out).map_err(err)?;

@@ -13,13 +13,13 @@ use crate::build::{up_to_date, UpToDate};
 use crate::cancel::Cancel;
 use crate::config::{BuildConfig, Decoder, OnError};
 use crate::error::{Error, Result};
-use crate::input::source;
 use crate::input::schema::{excluded_by_name, Kind};
+use crate::input::source;
 use crate::plan::budget::{choose, choose_for, planning_threads, Budget, Shape};
-use crate::plan::on_planning_pool;
 use crate::plan::files::{read_footers, time_column, Interner, FOOTER_EXPANSION};
 use crate::plan::filter::FilterStats;
 use crate::plan::layout::work_bytes;
+use crate::plan::on_planning_pool;
 use crate::plan::{plan, Disorder, Skipped};
 use crate::report::rss;
 use crate::report::summary::TransposeMemory;
@@ -110,10 +110,11 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
     let universe = source::universe(cfg, &cancel)?;
     let names = Interner::default();
     let remote = crate::config::url_scheme(&cfg.input).is_some();
-    let footers: Vec<_> = on_planning_pool(remote, || read_footers(&universe.symbols, &names, &cancel))?
-        .into_iter()
-        .map(|(s, files)| (s.name.clone(), files))
-        .collect();
+    let footers: Vec<_> =
+        on_planning_pool(remote, || read_footers(&universe.symbols, &names, &cancel))?
+            .into_iter()
+            .map(|(s, files)| (s.name.clone(), files))
+            .collect();
     let mut unreadable: Vec<Skipped> = universe
         .broken
         .iter()

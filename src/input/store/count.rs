@@ -1,5 +1,6 @@
-//! The HTTP layer under the object store client: it counts every attempt (the client's own
-//! retries included) and every response body byte received, for the summary.
+//! What a store's requests cost, for the summary: the HTTP layer under the object store client
+//! counts every attempt (the client's own retries included) and every response body byte
+//! received; [`Counters`] also keep the byte ranges the build used, and the slowest request.
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -13,8 +14,63 @@ use object_store::client::{
     HttpResponseBody, HttpService, ReqwestConnector,
 };
 
-use super::Counters;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::time::Duration;
 
+/// Counters shared with the HTTP layer.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) attempts: AtomicU64,
+    pub(crate) logical: AtomicU64,
+    pub(crate) list_pages: AtomicU64,
+    pub(crate) body_bytes: AtomicU64,
+    /// Per object, the byte ranges handed to a decoder or the footer code (merged).
+    used: Mutex<HashMap<String, Vec<std::ops::Range<u64>>>>,
+    pub(crate) unplanned: AtomicU64,
+    pub(crate) slowest: Mutex<(Duration, String)>,
+}
+
+impl Counters {
+    /// Notes that `range` of object `name` was used.
+    pub(crate) fn note_used(&self, name: &str, range: std::ops::Range<u64>) {
+        if range.start >= range.end {
+            return;
+        }
+        if let Ok(mut used) = self.used.lock() {
+            let v = used.entry(name.to_string()).or_default();
+            merge_range(v, range);
+        }
+    }
+
+    /// Bytes used at least once, over every object.
+    pub(crate) fn used_bytes(&self) -> u64 {
+        self.used
+            .lock()
+            .map_or(0, |u| u.values().flatten().map(|r| r.end - r.start).sum())
+    }
+
+    pub(crate) fn note_time(&self, took: Duration, name: &str) {
+        if let Ok(mut s) = self.slowest.lock() {
+            if took > s.0 {
+                *s = (took, name.to_string());
+            }
+        }
+    }
+}
+
+/// Adds `r` to the sorted, disjoint ranges `v`, merging what overlaps or touches it.
+fn merge_range(v: &mut Vec<std::ops::Range<u64>>, r: std::ops::Range<u64>) {
+    let i = v.partition_point(|x| x.end < r.start);
+    let j = v.partition_point(|x| x.start <= r.end);
+    if i == j {
+        v.insert(i, r);
+        return;
+    }
+    let merged = v[i].start.min(r.start)..v[j - 1].end.max(r.end);
+    v.splice(i..j, std::iter::once(merged));
+}
 /// Connects reqwest's client, wrapped in [`Service`].
 #[derive(Debug)]
 pub(super) struct Counting {
@@ -88,5 +144,21 @@ impl Body for Counted {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn used_ranges_merge() {
+        let mut v = Vec::new();
+        for r in [10..20, 30..40, 18..25, 50..60, 25..30, 0..5, 5..6] {
+            merge_range(&mut v, r);
+        }
+        assert_eq!(v, vec![0..6, 10..40, 50..60]);
+        merge_range(&mut v, 0..100);
+        assert_eq!(v, vec![0..100]);
     }
 }

@@ -22,7 +22,9 @@ impl Store {
         let (os, prefix) = (Arc::clone(&self.os), self.prefix.clone());
         let listed = self.wait(async move {
             let prefix = (!prefix.as_ref().is_empty()).then_some(prefix);
-            os.list(prefix.as_ref()).try_collect::<Vec<ObjectMeta>>().await
+            os.list(prefix.as_ref())
+                .try_collect::<Vec<ObjectMeta>>()
+                .await
         });
         let listed = match listed {
             Ok(Ok(v)) => v,
@@ -247,8 +249,8 @@ mod tests {
             "other/Y.parquet",
             "symbol=E/readme.txt",
         ];
-        let (u, objects) = rules("s3://b/u", keys.iter().map(|k| (k.to_string(), meta(k))))
-            .expect("rules");
+        let (u, objects) =
+            rules("s3://b/u", keys.iter().map(|k| (k.to_string(), meta(k)))).expect("rules");
         let names: Vec<&str> = u.symbols.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["AAPL", "BRK.B", "ZZ", "ÄPF"]);
         let apf: Vec<String> = u.symbols[3]
@@ -263,7 +265,11 @@ mod tests {
                 "s3://b/u/symbol=%C3%84PF/part-1.parquet"
             ]
         );
-        let zz: Vec<String> = u.symbols[2].files.iter().map(|f| f.display().to_string()).collect();
+        let zz: Vec<String> = u.symbols[2]
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
         assert!(zz[0].ends_with("date=2023/a.parquet") && zz[1].ends_with("date=2023-1/c.parquet"));
         assert_eq!(u.broken.len(), 1);
         assert!(matches!(u.broken[0].kind, SymbolErrorKind::Empty));

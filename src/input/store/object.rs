@@ -70,7 +70,10 @@ impl ObjectFile {
 
     /// Size and last modification, as listed.
     pub fn identity(&self) -> (u64, Option<SystemTime>) {
-        (self.meta.size, Some(SystemTime::from(self.meta.last_modified)))
+        (
+            self.meta.size,
+            Some(SystemTime::from(self.meta.last_modified)),
+        )
     }
 
     /// The ETag, as listed.
@@ -96,7 +99,11 @@ impl ObjectFile {
                 let mut at = r.start;
                 while at < r.end {
                     let end = r.end.min(at + size);
-                    q.push_back(Piece { phase, run, range: at..end });
+                    q.push_back(Piece {
+                        phase,
+                        run,
+                        range: at..end,
+                    });
                     at = end;
                 }
                 queues.push(q);
@@ -178,9 +185,11 @@ impl ObjectFile {
     /// `roots` is given, the column chunks of those top-level columns: what arrow-rs and the
     /// footer code read, at their own offsets.
     pub fn stage(&self, roots: Option<&[usize]>) -> Result<File, SymbolErrorKind> {
-        let io = |op: &'static str| move |e: std::io::Error| SymbolErrorKind::Io {
-            op,
-            message: e.to_string(),
+        let io = |op: &'static str| {
+            move |e: std::io::Error| SymbolErrorKind::Io {
+                op,
+                message: e.to_string(),
+            }
         };
         let file = tempfile::tempfile().map_err(io("staging (a temporary file)"))?;
         file.set_len(self.meta.size).map_err(io("staging"))?;
@@ -226,7 +235,9 @@ impl ObjectFile {
                 let Some(r) = requests.pop_front() else { break };
                 sent.push_back((r.start, self.store.spawn_get(&self.name, &self.meta, r)));
             }
-            let Some((at, pending)) = sent.pop_front() else { break };
+            let Some((at, pending)) = sent.pop_front() else {
+                break;
+            };
             let bytes = pending.wait(&self.store.cancel)?;
             file.write_all_at(&bytes, at).map_err(io("staging"))?;
             let end = at + bytes.len() as u64;
@@ -244,8 +255,7 @@ impl Ahead {
             Some((p, _)) => p.clone(),
             None => self.todo.iter().find(|p| p.range.contains(&pos))?.clone(),
         };
-        let stale =
-            |p: &Piece| p.phase < piece.phase || (p.run == piece.run && p.range.end <= pos);
+        let stale = |p: &Piece| p.phase < piece.phase || (p.run == piece.run && p.range.end <= pos);
         self.sent.retain(|(p, _)| !stale(p));
         self.todo.retain(|p| !stale(p));
         if let Some(i) = self.sent.iter().position(|(p, _)| *p == piece) {
@@ -278,7 +288,10 @@ impl ReadAt for ObjectFile {
                     .filter(|&s| s > pos)
                     .min()
                     .map_or(end, |s| s.min(end));
-                self.store.counters.unplanned.fetch_add(1, Ordering::Relaxed);
+                self.store
+                    .counters
+                    .unplanned
+                    .fetch_add(1, Ordering::Relaxed);
                 let bytes = self.get(pos..stop).map_err(io_error)?;
                 self.store.counters.note_used(&self.name, pos..stop);
                 let from = (pos - offset) as usize;
