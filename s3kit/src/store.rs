@@ -294,11 +294,7 @@ impl S3 for Store {
         if let Some(hook) = self.shared.take_hook(&input.key) {
             hook(&self.object_path(&input.bucket, &input.key)?);
         }
-        let Opened {
-            file,
-            meta,
-            etag,
-        } = self.open(&input.bucket, &input.key).await?;
+        let Opened { file, meta, etag } = self.open(&input.bucket, &input.key).await?;
         let last_modified = meta.modified().ok().map(Timestamp::from);
         match precondition(
             Some(&etag),

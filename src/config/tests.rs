@@ -131,8 +131,12 @@ fn storage_options_merge_key_by_key_and_urls_are_checked() {
         no_target: Some(true),
         ..Default::default()
     };
-    let local = with_input("file:///data/my%20universe").resolve().expect("file URL");
+    let local = with_input("file:///data/my%20universe")
+        .resolve()
+        .expect("file URL");
     assert_eq!(local.input, std::path::PathBuf::from("/data/my universe"));
-    let e = with_input("s3://AKID:hunter2@bucket/u").resolve().expect_err("credentials");
+    let e = with_input("s3://AKID:hunter2@bucket/u")
+        .resolve()
+        .expect_err("credentials");
     assert!(matches!(e, Error::Config(_)) && !e.to_string().contains("hunter2"));
 }

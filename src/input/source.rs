@@ -86,9 +86,9 @@ impl Universe {
 pub enum Input {
     /// A local file.
     Local(File),
-    /// An object of a store's listing.
+    /// An object of a store's listing (boxed: it holds its read-ahead state).
     #[cfg(feature = "object-store")]
-    Object(ObjectFile),
+    Object(Box<ObjectFile>),
 }
 
 /// The universe `cfg.input` names: a directory listed, or an object store's prefix listed (the
@@ -131,7 +131,7 @@ pub fn open(path: &Path) -> std::result::Result<Input, SymbolErrorKind> {
             op: "opening",
             message: "no object store is open for this URL".into(),
         })?;
-        store.open_file(path).map(Input::Object)
+        store.open_file(path).map(|o| Input::Object(Box::new(o)))
     }
     #[cfg(not(feature = "object-store"))]
     Err(SymbolErrorKind::Io {

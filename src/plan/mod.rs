@@ -323,9 +323,8 @@ fn plan_in(
         .iter()
         .filter(|s| !excluded.contains_key(&s.name))
         .collect::<Vec<_>>();
-    let remote = url_scheme(&cfg.input).is_some();
     let mut read = Vec::new();
-    for (sym, files) in on_planning_pool(remote, || read_footers(kept, &names, cancel))? {
+    for (sym, files) in on_planning_pool(cfg, || read_footers(kept, &names, cancel))? {
         match files {
             Ok(files) => read.push((sym, files)),
             Err(e) => skips.fail(e)?,
@@ -336,7 +335,7 @@ fn plan_in(
     //    which orders each symbol's parts by time.
     let firsts = read.iter().filter_map(|(_, f)| f.first());
     let time_col = time_column(cfg.time_col.as_deref(), firsts, &names);
-    let cands = on_planning_pool(remote, || {
+    let cands = on_planning_pool(cfg, || {
         symbols::check_and_scan(read, cfg, &time_col, &names, &mut skips, cancel, true)
     })?;
 
@@ -357,7 +356,7 @@ fn plan_in(
     let warnings = warnings::warnings(&cands, &features, &names);
 
     // 4. Units, the filters, the layout.
-    let mut plan = on_planning_pool(remote, || {
+    let mut plan = on_planning_pool(cfg, || {
         layout::build(cfg, cands, features, &names, time_col, scoped, cancel)
     })?;
     plan.skipped = skipped;
@@ -367,11 +366,11 @@ fn plan_in(
 }
 
 /// Runs `f`, and the parallel work it starts, on a pool of
-/// [`PLANNING_REQUESTS`](crate::input::source::PLANNING_REQUESTS) threads when the universe is in
-/// object storage: there each footer, time scan and filter scan waits on requests, so latency,
-/// not the cores, bounds how many run at once.
-pub(crate) fn on_planning_pool<T: Send>(remote: bool, f: impl FnOnce() -> T + Send) -> T {
-    let pool = remote.then(|| {
+/// [`PLANNING_REQUESTS`](crate::input::source::PLANNING_REQUESTS) threads when `cfg`'s universe
+/// is in object storage: there each footer, time scan and filter scan waits on requests, so
+/// latency, not the cores, bounds how many run at once.
+pub(crate) fn on_planning_pool<T: Send>(cfg: &BuildConfig, f: impl FnOnce() -> T + Send) -> T {
+    let pool = url_scheme(&cfg.input).is_some().then(|| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(crate::input::source::PLANNING_REQUESTS)
             .thread_name(|i| format!("spillway-plan-{i}"))

@@ -151,9 +151,7 @@ pub fn global(universe: &Universe, cfg: &BuildConfig, cancel: &Cancel) -> Result
     let mut fingerprints = Vec::with_capacity(universe.symbols.len());
     let mut planned_rows = Vec::with_capacity(universe.symbols.len());
     let mut read = Vec::new();
-    let remote = crate::config::url_scheme(&cfg.input).is_some();
-    let footers =
-        super::on_planning_pool(remote, || read_footers(&universe.symbols, &names, cancel));
+    let footers = super::on_planning_pool(cfg, || read_footers(&universe.symbols, &names, cancel));
     for (sym, files) in footers? {
         match files {
             Ok(files) => {

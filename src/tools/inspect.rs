@@ -109,9 +109,8 @@ pub fn inspect(cfg: &BuildConfig) -> Result<InspectReport> {
     let cancel = Cancel::new();
     let universe = source::universe(cfg, &cancel)?;
     let names = Interner::default();
-    let remote = crate::config::url_scheme(&cfg.input).is_some();
     let footers: Vec<_> =
-        on_planning_pool(remote, || read_footers(&universe.symbols, &names, &cancel))?
+        on_planning_pool(cfg, || read_footers(&universe.symbols, &names, &cancel))?
             .into_iter()
             .map(|(s, files)| (s.name.clone(), files))
             .collect();

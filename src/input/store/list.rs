@@ -181,7 +181,7 @@ fn rules(
             Ok(_) if !has_parquet => SymbolErrorKind::Empty,
             Ok(_) => continue,
         };
-        broken.push(SymbolError::new(&dir, &PathBuf::from(&entry), kind));
+        broken.push(SymbolError::new(&dir, PathBuf::from(&entry), kind));
     }
     if found.is_empty() && broken.is_empty() {
         return Err(Error::NoInput {

@@ -190,42 +190,31 @@ impl Store {
             ))
         };
         let own = |k: &str| OWN_KEYS.contains(&k);
+        // The builders share no trait: the same steps for each. The environment first, the URL's
+        // bucket over it, then the options (an unknown key is a usage error naming it).
+        macro_rules! build {
+            ($builder:ty, $key:ty, $store:literal) => {{
+                let mut b = <$builder>::from_env().with_url(url.as_str());
+                for (k, v) in options.iter().filter(|(k, _)| !own(k)) {
+                    let key: $key = k.parse().map_err(|_| unknown($store, k))?;
+                    b = b.with_config(key, v);
+                }
+                b.with_retry(retry)
+                    .with_http_connector(connector)
+                    .build()
+                    .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            }};
+        }
+        use object_store::{aws, azure, gcp};
         let built: object_store::Result<Arc<dyn ObjectStore>> = match scheme {
             ObjectStoreScheme::AmazonS3 => {
-                use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-                let mut b = AmazonS3Builder::from_env().with_url(url.as_str());
-                for (k, v) in options.iter().filter(|(k, _)| !own(k)) {
-                    let key: AmazonS3ConfigKey = k.parse().map_err(|_| unknown("S3", k))?;
-                    b = b.with_config(key, v);
-                }
-                b.with_retry(retry)
-                    .with_http_connector(connector)
-                    .build()
-                    .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                build!(aws::AmazonS3Builder, aws::AmazonS3ConfigKey, "S3")
             }
             ObjectStoreScheme::GoogleCloudStorage => {
-                use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-                let mut b = GoogleCloudStorageBuilder::from_env().with_url(url.as_str());
-                for (k, v) in options.iter().filter(|(k, _)| !own(k)) {
-                    let key: GoogleConfigKey = k.parse().map_err(|_| unknown("GCS", k))?;
-                    b = b.with_config(key, v);
-                }
-                b.with_retry(retry)
-                    .with_http_connector(connector)
-                    .build()
-                    .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                build!(gcp::GoogleCloudStorageBuilder, gcp::GoogleConfigKey, "GCS")
             }
             ObjectStoreScheme::MicrosoftAzure => {
-                use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-                let mut b = MicrosoftAzureBuilder::from_env().with_url(url.as_str());
-                for (k, v) in options.iter().filter(|(k, _)| !own(k)) {
-                    let key: AzureConfigKey = k.parse().map_err(|_| unknown("Azure", k))?;
-                    b = b.with_config(key, v);
-                }
-                b.with_retry(retry)
-                    .with_http_connector(connector)
-                    .build()
-                    .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                build!(azure::MicrosoftAzureBuilder, azure::AzureConfigKey, "Azure")
             }
             _ => return Err(usage("not an object store URL".into())),
         };

@@ -18,6 +18,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use object_store::ObjectMeta;
 
+use super::request::Body;
 use super::{Pending, Store, FOOTER_TAIL};
 use crate::decode::ReadAt;
 use crate::error::SymbolErrorKind;
@@ -51,7 +52,7 @@ struct Piece {
 
 enum Slot {
     Waiting(Pending),
-    Ready(Bytes),
+    Ready(Body),
 }
 
 fn io_error(kind: SymbolErrorKind) -> std::io::Error {
@@ -131,7 +132,7 @@ impl ObjectFile {
     }
 
     /// One ranged GET, waited for.
-    fn get(&self, range: Range<u64>) -> Result<Bytes, SymbolErrorKind> {
+    fn get(&self, range: Range<u64>) -> Result<Body, SymbolErrorKind> {
         self.store
             .spawn_get(&self.name, &self.meta, range)
             .wait(&self.store.cancel)
@@ -156,7 +157,7 @@ impl ObjectFile {
         }
         let size = self.meta.size;
         let first = size.saturating_sub(FOOTER_TAIL);
-        let tail = self.get(first..size)?;
+        let tail = self.get(first..size)?.to_bytes();
         let n = tail.len();
         let len = match n >= 8 {
             true => u64::from(u32::from_le_bytes([
@@ -170,7 +171,7 @@ impl ObjectFile {
         let start = size.saturating_sub(len.saturating_add(8));
         let footer = match start < first {
             true => {
-                let mut all = self.get(start..first)?.to_vec();
+                let mut all = self.get(start..first)?.to_bytes().to_vec();
                 all.extend_from_slice(&tail);
                 Bytes::from(all)
             }
@@ -238,10 +239,13 @@ impl ObjectFile {
             let Some((at, pending)) = sent.pop_front() else {
                 break;
             };
-            let bytes = pending.wait(&self.store.cancel)?;
-            file.write_all_at(&bytes, at).map_err(io("staging"))?;
-            let end = at + bytes.len() as u64;
-            self.store.counters.note_used(&self.name, at..end);
+            let body = pending.wait(&self.store.cancel)?;
+            for (off, frame) in body.frames() {
+                file.write_all_at(frame, at + off).map_err(io("staging"))?;
+            }
+            self.store
+                .counters
+                .note_used(&self.name, at..at + body.len());
         }
         Ok(file)
     }
@@ -292,32 +296,31 @@ impl ReadAt for ObjectFile {
                     .counters
                     .unplanned
                     .fetch_add(1, Ordering::Relaxed);
-                let bytes = self.get(pos..stop).map_err(io_error)?;
+                let body = self.get(pos..stop).map_err(io_error)?;
                 self.store.counters.note_used(&self.name, pos..stop);
                 let from = (pos - offset) as usize;
-                buf[from..from + bytes.len()].copy_from_slice(&bytes);
+                body.copy_to(0, &mut buf[from..from + body.len() as usize]);
                 pos = stop;
                 continue;
             };
             self.top_up(&mut a);
             let (piece, slot) = &mut a.sent[i];
             let range = piece.range.clone();
-            let bytes = match slot {
-                Slot::Ready(b) => b.clone(),
-                Slot::Waiting(_) => {
-                    let Slot::Waiting(p) = std::mem::replace(slot, Slot::Ready(Bytes::new()))
-                    else {
-                        return Err(std::io::Error::other("read-ahead slot changed"));
-                    };
-                    let b = p.wait(&self.store.cancel).map_err(io_error)?;
-                    *slot = Slot::Ready(b.clone());
-                    b
-                }
+            if let Slot::Waiting(_) = slot {
+                let Slot::Waiting(p) = std::mem::replace(slot, Slot::Ready(Body::default())) else {
+                    return Err(std::io::Error::other("read-ahead slot changed"));
+                };
+                *slot = Slot::Ready(p.wait(&self.store.cancel).map_err(io_error)?);
+            }
+            let Slot::Ready(body) = slot else {
+                return Err(std::io::Error::other("read-ahead slot not ready"));
             };
             let stop = end.min(range.end);
-            let (from, to) = ((pos - range.start) as usize, (stop - range.start) as usize);
             let dst = (pos - offset) as usize;
-            buf[dst..dst + (to - from)].copy_from_slice(&bytes[from..to]);
+            body.copy_to(
+                pos - range.start,
+                &mut buf[dst..dst + (stop - pos) as usize],
+            );
             self.store.counters.note_used(&self.name, pos..stop);
             pos = stop;
             if stop == range.end {

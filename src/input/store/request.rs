@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::StreamExt;
 use object_store::{GetOptions, ObjectMeta};
 
 use super::{Store, WARM};
@@ -126,7 +127,7 @@ impl Store {
         name: &str,
         meta: &ObjectMeta,
         range: std::ops::Range<u64>,
-    ) -> std::result::Result<Bytes, SymbolErrorKind> {
+    ) -> std::result::Result<Body, SymbolErrorKind> {
         let want = range.end - range.start;
         let mut attempt = 0;
         self.counters.logical.fetch_add(1, Ordering::Relaxed);
@@ -142,13 +143,23 @@ impl Store {
                     if r.meta.size != meta.size || (served.is_some() && served != listed) {
                         return Err(SymbolErrorKind::Changed);
                     }
-                    r.bytes().await
+                    // The frames as the client read them: collecting them into one buffer
+                    // would copy every byte once more (and fault in a fresh buffer each time).
+                    let mut stream = r.into_stream();
+                    let mut body = Body::default();
+                    loop {
+                        match stream.next().await {
+                            Some(Ok(frame)) => body.push(frame),
+                            Some(Err(e)) => break Err(e),
+                            None => break Ok(body),
+                        }
+                    }
                 }
                 Err(e) => Err(e),
             };
             self.counters.note_time(started.elapsed(), name);
             let why = match got {
-                Ok(b) if b.len() as u64 == want => return Ok(b),
+                Ok(b) if b.len() == want => return Ok(b),
                 Ok(b) => format!(
                     "short read: got {} of {want} bytes at offset {}",
                     b.len(),
@@ -193,15 +204,70 @@ fn bare_etag(e: &str) -> &str {
     e.trim_start_matches("W/").trim_matches('"')
 }
 
+/// A response body as it arrived: the frames the HTTP client read, not copied into one buffer.
+#[derive(Clone, Default)]
+pub(crate) struct Body {
+    frames: Vec<Bytes>,
+    len: u64,
+}
+
+impl Body {
+    fn push(&mut self, frame: Bytes) {
+        self.len += frame.len() as u64;
+        self.frames.push(frame);
+    }
+
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Copies its bytes from `from` into `dst` (the caller keeps `from + dst.len()` within it).
+    pub(crate) fn copy_to(&self, mut from: u64, mut dst: &mut [u8]) {
+        for f in &self.frames {
+            if dst.is_empty() {
+                return;
+            }
+            let n = f.len() as u64;
+            if from >= n {
+                from -= n;
+                continue;
+            }
+            let take = ((n - from) as usize).min(dst.len());
+            let at = from as usize;
+            dst[..take].copy_from_slice(&f[at..at + take]);
+            dst = &mut dst[take..];
+            from = 0;
+        }
+    }
+
+    /// Its frames, each with its offset from the body's start.
+    pub(crate) fn frames(&self) -> impl Iterator<Item = (u64, &Bytes)> {
+        self.frames.iter().scan(0u64, |at, f| {
+            let here = *at;
+            *at += f.len() as u64;
+            Some((here, f))
+        })
+    }
+
+    /// Its bytes in one buffer (a copy when it came in several frames).
+    pub(crate) fn to_bytes(&self) -> Bytes {
+        match self.frames.as_slice() {
+            [one] => one.clone(),
+            many => Bytes::from(many.concat()),
+        }
+    }
+}
+
 /// A GET running on the runtime: its checked bytes arrive on `rx`. Dropping it aborts it.
 pub(crate) struct Pending {
-    rx: std::sync::mpsc::Receiver<std::result::Result<Bytes, SymbolErrorKind>>,
+    rx: std::sync::mpsc::Receiver<std::result::Result<Body, SymbolErrorKind>>,
     _task: Option<AbortOnDrop>,
 }
 
 impl Pending {
     /// Waits for the bytes, checking `cancel` between waits.
-    pub(crate) fn wait(self, cancel: &Cancel) -> std::result::Result<Bytes, SymbolErrorKind> {
+    pub(crate) fn wait(self, cancel: &Cancel) -> std::result::Result<Body, SymbolErrorKind> {
         loop {
             match self.rx.recv_timeout(POLL) {
                 Ok(v) => return v,
