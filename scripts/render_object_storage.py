@@ -113,7 +113,8 @@ def render(doc):
         f"The universe: {u['files']} files, {u['rows']:,} rows, {u['features']} features, {size(u['bytes'])} "
         f"of parquet ({size(u['plan_bytes'])} of column chunks and footers, {u['plan_requests']:,} GETs of "
         f"at most {st['request_size'] // 2**20} MiB for the raw baseline), served by `s3kit serve` on loopback "
-        f"behind `s3kit proxy --latency-ms N`. spillway with requests_in_flight={st['requests_in_flight']}, "
+        f"behind `s3kit proxy --latency-ms N` (directly at 0 ms). Server, proxy and clients share the "
+        "machine's cores. spillway with requests_in_flight={st['requests_in_flight']}, "
         f"request_size={st['request_size'] // 2**20}MiB. Medians of {st['repeat']} runs, interleaved; each job a "
         "separate process; wall and peak RSS from `/usr/bin/time -v`; MB/s is parquet bytes over wall time.",
     ]
@@ -129,8 +130,9 @@ def render(doc):
             lines += ["", f"Sweep at {lat} ms (spillway from `s3://`, median wall, max peak RSS):", ""]
             lines += sweep_table(doc["sweep"][lat])
     cmd = (f"target/venv/bin/python scripts/bench_object_storage.py --repeat {st['repeat']} --latencies "
-           + ",".join(str(x) for x in st["latencies_ms"]) + (" --sweep" if st.get("sweep") else ""))
-    render_cmd = f"scripts/render_object_storage.py {doc.get('_json', 'target/bench_object_storage.json')}"
+           + ",".join(str(x) for x in st["latencies_ms"]) + (" --sweep" if st.get("sweep") else "")
+           + " --json docs/bench/object-storage.json")
+    render_cmd = "target/venv/bin/python scripts/render_object_storage.py docs/bench/object-storage.json"
     lines += ["", "```sh", cmd, render_cmd, "```"]
     return "\n".join(lines)
 

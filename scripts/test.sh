@@ -7,10 +7,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv=target/venv
-if ! "$venv/bin/python" -c 'import numpy, pytest, pyarrow, polars, duckdb, pandas, maturin, lightgbm, xgboost, ray, moto' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import numpy, pytest, pyarrow, polars, duckdb, pandas, maturin, lightgbm, xgboost, ray, moto, azure.storage.blob' 2>/dev/null; then
   echo "setting up $venv (scripts/requirements-test.txt)" >&2
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+fi
+# Azurite, Azure's blob emulator (npm), for the az:// test of python/tests/test_object_storage.py;
+# without npm that test is reported as skipped, with the reason.
+if command -v npm >/dev/null && [ ! -x target/azurite/node_modules/.bin/azurite-blob ]; then
+  npm install --prefix target/azurite --no-audit --no-fund --silent azurite@3.37.0 \
+    || echo "azurite could not be installed: the az:// test will be skipped" >&2
 fi
 export SPILLWAY_PYTHON="$PWD/$venv/bin/python"
 export SPILLWAY_REQUIRE_PYTHON=1   # a missing numpy is a failure here, not a skipped check
