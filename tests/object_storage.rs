@@ -38,14 +38,22 @@ impl Fixture {
         self.dir.path().join(name)
     }
 
-    /// `spillway ARGS` with the server's credentials in the environment.
-    fn run(&self, endpoint: &str, args: &[&str]) -> Output {
+    /// `spillway` with the server's credentials in the environment, talking to `endpoint`.
+    fn command(&self, endpoint: &str) -> Command {
         let mut c = spillway();
         for (k, v) in self.server.env() {
             c.env(k, v);
         }
         c.env("AWS_ENDPOINT_URL", endpoint);
-        c.args(args).output().expect("spillway runs")
+        c
+    }
+
+    /// `spillway ARGS` through [`Fixture::command`].
+    fn run(&self, endpoint: &str, args: &[&str]) -> Output {
+        self.command(endpoint)
+            .args(args)
+            .output()
+            .expect("spillway runs")
     }
 
     fn build(&self, input: &str, out: &Path, extra: &[&str]) -> Output {
@@ -353,10 +361,7 @@ fn usage_and_access_errors_name_the_url_and_hide_secrets() {
     );
     exits_with(&o, 2, &["aws_no_such"]);
     let wrong = "wrong-secret-value-42";
-    let mut c = Command::new(env!("CARGO_BIN_EXE_spillway"));
-    for (k, v) in f.server.env() {
-        c.env(k, v);
-    }
+    let mut c = f.command(&ep);
     c.env("AWS_SECRET_ACCESS_KEY", wrong);
     let o = c
         .args([
@@ -504,12 +509,8 @@ fn ctrl_c_stops_a_build_with_requests_in_flight() {
     )
     .expect("proxy");
     let out = f.out("o.spill");
-    let mut c = spillway();
-    for (k, v) in f.server.env() {
-        c.env(k, v);
-    }
-    c.env("AWS_ENDPOINT_URL", proxy.endpoint());
-    let mut child = c
+    let mut child = f
+        .command(&proxy.endpoint())
         .args([
             "build",
             "--input",

@@ -59,9 +59,11 @@ pub fn build(cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
 /// [`build`], stopping with [`Error::Cancelled`] once `cancel` is cancelled.
 pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Result<BuildSummary> {
     let t0 = Instant::now();
-    let rss_at_start = rss::rss_bytes();
     progress.phase("discovering");
     let universe = source::universe(cfg, cancel)?;
+    // Measured after discovery: an object store's client, opened there, is charged by the
+    // budget as the store's own memory, not again as planning's.
+    let rss_at_start = rss::rss_bytes();
     // Through a symlink, the build writes the file it points to.
     let real = inputs::check_output(cfg, &universe)?;
     let resolved;

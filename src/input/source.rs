@@ -99,7 +99,7 @@ pub fn universe(cfg: &BuildConfig, cancel: &Cancel) -> Result<Universe> {
     }
     #[cfg(feature = "object-store")]
     {
-        let store = store::Store::open(&cfg.input, &cfg.storage, cancel)?;
+        let store = store::Store::open(&cfg.input, &cfg.storage, cfg.memory_budget, cancel)?;
         let mut universe = store.discover()?;
         universe.store = Some(store);
         Ok(universe)

@@ -53,7 +53,8 @@ pub const REQUESTS_IN_FLIGHT: usize = 8;
 pub const REQUEST_SIZE: u64 = 4 << 20;
 /// Memory the client itself holds (runtime, connection pool, TLS), charged to the budget.
 pub const CLIENT_BYTES: u64 = 8 << 20;
-/// Footers kept for the objects' later readers (the time scan, the filter passes, arrow-rs).
+/// Footers kept for the objects' later readers (the time scan, the filter passes, arrow-rs), at
+/// most: a small budget keeps less ([`Store::footer_cache`]).
 const FOOTER_CACHE: u64 = 8 << 20;
 /// First requests of upcoming tasks started ahead (each one request).
 const WARM: usize = 2;
@@ -75,8 +76,15 @@ impl IoShape {
         self.requests_in_flight as u64 * self.request_size
     }
 
-    /// The shape the options ask for (defaults where they are silent).
-    pub fn from_options(options: &StorageOptions) -> Result<IoShape> {
+    /// The shape the options ask for; where they are silent, the defaults, cut to fit a small
+    /// `budget`: a reader's requests take at most an eighth of it (64 MiB: 4 x 2 MiB).
+    pub fn from_options(options: &StorageOptions, budget: u64) -> Result<IoShape> {
+        let share = (budget / 8).clamp(1 << 20, REQUESTS_IN_FLIGHT as u64 * REQUEST_SIZE);
+        let size = match share {
+            s if s >= 16 << 20 => REQUEST_SIZE,
+            s if s >= 4 << 20 => 2 << 20,
+            _ => 1 << 20,
+        };
         let requests_in_flight = match options.get("requests_in_flight") {
             Some(v) => match v.trim().parse::<usize>() {
                 Ok(n @ 1..=256) => n,
@@ -86,7 +94,7 @@ impl IoShape {
                     )))
                 }
             },
-            None => REQUESTS_IN_FLIGHT,
+            None => (share / size).max(1) as usize,
         };
         let request_size = match options.get("request_size") {
             Some(v) => match crate::config::parse_size(v) {
@@ -97,7 +105,7 @@ impl IoShape {
                     )))
                 }
             },
-            None => REQUEST_SIZE,
+            None => size,
         };
         Ok(IoShape {
             requests_in_flight,
@@ -165,12 +173,18 @@ pub fn find(name: &Path) -> Option<Arc<Store>> {
 impl Store {
     /// Opens the store of `input` (a URL checked by the config) with `options` over the
     /// environment. No request is sent yet. `cancel` stops every wait of this store.
-    pub fn open(input: &Path, options: &StorageOptions, cancel: &Cancel) -> Result<Arc<Store>> {
+    /// Its requests and caches fit `budget` (see [`IoShape::from_options`]).
+    pub fn open(
+        input: &Path,
+        options: &StorageOptions,
+        budget: u64,
+        cancel: &Cancel,
+    ) -> Result<Arc<Store>> {
         let text = input.to_string_lossy();
         let usage = |what: String| Error::Config(format!("--input {text}: {what}"));
         let url = url::Url::parse(&text).map_err(|e| usage(e.to_string()))?;
         let (scheme, prefix) = ObjectStoreScheme::parse(&url).map_err(|e| usage(e.to_string()))?;
-        let io = IoShape::from_options(options)?;
+        let io = IoShape::from_options(options, budget)?;
         let counters = Arc::new(Counters::default());
         let retry = retry_config(options)?;
         let connector = count::Counting::new(Arc::clone(&counters));
@@ -264,7 +278,13 @@ impl Store {
     /// Memory the store holds beyond its readers' requests: the client, the footer cache and
     /// the requests started ahead.
     pub fn fixed_bytes(&self) -> u64 {
-        CLIENT_BYTES + FOOTER_CACHE + WARM as u64 * self.io.request_size
+        CLIENT_BYTES + self.footer_cache() + WARM as u64 * self.io.request_size
+    }
+
+    /// Bytes of footers kept: [`FOOTER_CACHE`], or less for a small budget (a quarter of a
+    /// reader's requests).
+    fn footer_cache(&self) -> u64 {
+        FOOTER_CACHE.min(self.io.reader_bytes() / 4)
     }
 
     /// The cached footer of `name`: where it starts, its bytes.
@@ -272,16 +292,17 @@ impl Store {
         self.footers.lock().ok()?.map.get(name).cloned()
     }
 
-    /// Keeps the footer of `name`, dropping the oldest beyond [`FOOTER_CACHE`].
+    /// Keeps the footer of `name`, dropping the oldest beyond the cache's size.
     pub(crate) fn keep_footer(&self, name: &str, start: u64, bytes: Bytes) {
         let Ok(mut c) = self.footers.lock() else {
             return;
         };
         let len = bytes.len() as u64;
-        if len > FOOTER_CACHE / 4 || c.map.contains_key(name) {
+        let cap = self.footer_cache();
+        if len > cap / 4 || c.map.contains_key(name) {
             return;
         }
-        while c.bytes + len > FOOTER_CACHE {
+        while c.bytes + len > cap {
             let Some(old) = c.order.pop_front() else {
                 break;
             };
@@ -398,10 +419,18 @@ mod tests {
         let mut o = StorageOptions::new();
         o.insert("requests_in_flight", "8");
         o.insert("request_size", "4MiB");
-        let io = IoShape::from_options(&o).expect("shape");
+        let io = IoShape::from_options(&o, 256 << 20).expect("shape");
         assert_eq!((io.requests_in_flight, io.request_size), (8, 4 << 20));
         o.insert("request_size", "1KiB");
-        assert!(IoShape::from_options(&o).is_err());
+        assert!(IoShape::from_options(&o, 256 << 20).is_err());
+        let fit = |budget: u64| {
+            let io = IoShape::from_options(&StorageOptions::new(), budget).expect("shape");
+            (io.requests_in_flight, io.request_size >> 20)
+        };
+        assert_eq!(fit(256 << 20), (8, 4));
+        assert_eq!(fit(1 << 30), (8, 4));
+        assert_eq!(fit(64 << 20), (4, 2));
+        assert_eq!(fit(16 << 20), (2, 1));
     }
 
     #[test]
