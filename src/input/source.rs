@@ -210,6 +210,7 @@ impl ReadAt for Input {
         }
     }
 
+    #[cfg_attr(not(feature = "object-store"), allow(unused_variables))]
     fn read_limit(&self, offset: u64) -> Option<u64> {
         match self {
             Input::Local(_) => None,
