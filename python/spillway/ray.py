@@ -263,7 +263,10 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
     (``ray.init()`` first) and return the path of the manifest, ``output_dir/dataset.json``.
 
     ``build_options`` are :func:`spillway.build`'s (``target``, ``min_cs``, ``max_cs_samples``,
-    ``seed``, ``memory_budget``...). Each task declares ``num_cpus`` and ``memory`` =
+    ``seed``, ``memory_budget``, ``storage_options``...). ``input`` may be a URL
+    (``s3://bucket/universe/``): every task then reads the bucket itself, with no shared
+    filesystem for the input (``storage_options`` travel with the tasks; credentials already in
+    the workers' environment, e.g. through a ``runtime_env``, need not be passed at all). Each task declares ``num_cpus`` and ``memory`` =
     ``memory_budget`` + 256 MiB (a scheduling hint: the build itself stays within
     ``memory_budget``), and is retried ``max_retries`` times when its worker dies or it raises
     anything but a :class:`spillway.UsageError` (see ``RETRIED``); a bad option fails in the
