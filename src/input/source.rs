@@ -21,12 +21,12 @@ pub const PLANNING_REQUESTS: usize = 16;
 
 /// What reading files like `path` costs in memory beyond decoding: per reader, the responses its
 /// requests in flight may hold, and the client's own memory. `(0, 0)` for a local file.
+#[cfg_attr(not(feature = "object-store"), allow(unused_variables))]
 pub fn remote_costs(path: &Path) -> (u64, u64) {
     #[cfg(feature = "object-store")]
     if let Some(s) = store::find(path) {
         return (s.io().reader_bytes(), s.fixed_bytes());
     }
-    let _ = path;
     (0, 0)
 }
 
@@ -43,7 +43,8 @@ pub struct RemoteStats {
     pub list_pages: u64,
     /// Response body bytes received, retries included.
     pub bytes_fetched: u64,
-    /// Bytes the decoders and footers asked for.
+    /// Bytes the build used (footers and column chunks), each byte counted once however often
+    /// it was read.
     pub bytes_needed: u64,
     /// Reads the read-ahead did not foresee (each one ranged GET, waited for at once).
     pub unplanned: u64,
