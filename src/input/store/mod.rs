@@ -240,12 +240,9 @@ impl Store {
             .enable_all()
             .build()
             .map_err(|e| Error::Internal(format!("starting the I/O runtime: {e}")))?;
-        let base = format!(
-            "{}://{}{}",
-            url.scheme(),
-            url.host_str().unwrap_or(""),
-            url.path().trim_end_matches('/')
-        );
+        // The input as written (not the URL's percent-encoded path), so that names relative to
+        // it (fingerprints, stamps) are those of the same files on disk.
+        let base = text.trim_end_matches('/').to_string();
         let store = Arc::new(Store {
             rt: Some(rt),
             os,
