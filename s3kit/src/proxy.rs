@@ -18,7 +18,7 @@ mod http1;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -141,31 +141,10 @@ impl Proxy {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
-        let (ready_tx, ready_rx) = mpsc::channel();
         let thread_state = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name("s3kit-proxy".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => return drop(ready_tx.send(Err(e))),
-                };
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => return drop(ready_tx.send(Err(e))),
-                    };
-                    drop(ready_tx.send(Ok(())));
-                    accept_loop(listener, thread_state, shutdown_rx).await;
-                });
-            })?;
-        ready_rx
-            .recv()
-            .map_err(|_| io::Error::other("s3kit proxy thread exited while starting"))??;
+        let thread = crate::server::spawn_serving("s3kit-proxy", listener, move |listener| {
+            accept_loop(listener, thread_state, shutdown_rx)
+        })?;
         Ok(Proxy {
             addr,
             state,

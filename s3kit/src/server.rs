@@ -85,30 +85,9 @@ impl Server {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("s3kit-server".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => return drop(ready_tx.send(Err(e))),
-                };
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => return drop(ready_tx.send(Err(e))),
-                    };
-                    drop(ready_tx.send(Ok(())));
-                    serve(listener, service, shutdown_rx).await;
-                });
-            })?;
-        ready_rx
-            .recv()
-            .map_err(|_| io::Error::other("s3kit server thread exited while starting"))??;
+        let thread = spawn_serving("s3kit-server", listener, move |listener| {
+            serve(listener, service, shutdown_rx)
+        })?;
         Ok(Server {
             addr,
             root,
@@ -238,4 +217,42 @@ async fn serve(
             _ = &mut shutdown => break,
         }
     }
+}
+
+/// Runs `serve` on `listener` in a thread of its own named `name`, on a 2-worker tokio runtime;
+/// returns once the listener is registered with the runtime, or with what stopped it.
+pub(crate) fn spawn_serving<F, Fut>(
+    name: &str,
+    listener: std::net::TcpListener,
+    serve: F,
+) -> io::Result<JoinHandle<()>>
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => return drop(ready_tx.send(Err(e))),
+            };
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => return drop(ready_tx.send(Err(e))),
+                };
+                drop(ready_tx.send(Ok(())));
+                serve(listener).await;
+            });
+        })?;
+    ready_rx
+        .recv()
+        .map_err(|_| io::Error::other(format!("{name} thread exited while starting")))??;
+    Ok(thread)
 }
