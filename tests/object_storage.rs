@@ -61,16 +61,7 @@ impl Fixture {
     }
 
     fn build_via(&self, endpoint: &str, input: &str, out: &Path, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "build",
-            "--input",
-            input,
-            "--output",
-            s(out),
-            "--target",
-            "target",
-            "--quiet",
-        ];
+        let mut args = build_args(Path::new(input), out, &["--quiet"]);
         args.extend_from_slice(extra);
         self.run(endpoint, &args)
     }
@@ -364,15 +355,7 @@ fn usage_and_access_errors_name_the_url_and_hide_secrets() {
     let mut c = f.command(&ep);
     c.env("AWS_SECRET_ACCESS_KEY", wrong);
     let o = c
-        .args([
-            "build",
-            "--input",
-            "s3://bkt/u/",
-            "--output",
-            s(&out),
-            "--target",
-            "target",
-        ])
+        .args(build_args(Path::new("s3://bkt/u/"), &out, &[]))
         .args(["--storage-option", "max_retries=0", "--summary", "-"])
         .output()
         .expect("runs");
@@ -511,16 +494,7 @@ fn ctrl_c_stops_a_build_with_requests_in_flight() {
     let out = f.out("o.spill");
     let mut child = f
         .command(&proxy.endpoint())
-        .args([
-            "build",
-            "--input",
-            "s3://bkt/u/",
-            "--output",
-            s(&out),
-            "--target",
-            "target",
-        ])
-        .arg("--quiet")
+        .args(build_args(Path::new("s3://bkt/u/"), &out, &["--quiet"]))
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");

@@ -105,23 +105,8 @@ impl StorageOptions {
     /// `SPILLWAY_STORAGE_OPTIONS`, through which child processes get them: never the command
     /// line, which `ps` shows).
     pub fn from_json(text: &str) -> Result<StorageOptions> {
-        let map: BTreeMap<String, serde_json::Value> = serde_json::from_str(text)
-            .map_err(|e| Error::Config(format!("storage options (JSON): {e}")))?;
-        let mut out = StorageOptions::new();
-        for (k, v) in map {
-            let v = match v {
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Bool(b) => b.to_string(),
-                serde_json::Value::Number(n) => n.to_string(),
-                _ => {
-                    return Err(Error::Config(format!(
-                        "storage option {k}: expected a string"
-                    )))
-                }
-            };
-            out.insert(&k, v);
-        }
-        Ok(out)
+        serde_json::from_str(text)
+            .map_err(|e| Error::Config(format!("storage options (JSON): {e}")))
     }
 
     /// The options as a JSON object (for a child process's environment).
@@ -138,6 +123,7 @@ impl StorageOptions {
     }
 }
 
+/// From a TOML table or a JSON object: values are strings, booleans or integers, kept as text.
 impl<'de> serde::Deserialize<'de> for StorageOptions {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let map = BTreeMap::<String, toml::Value>::deserialize(d)?;

@@ -222,6 +222,25 @@ fn collect_parquet(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// The two layouts, hidden names and other files: the table both discovery by directory and by
+/// listing (`input::store::list`) are tested on.
+#[cfg(test)]
+pub(crate) const LAYOUT_CASES: [&str; 13] = [
+    "BRK.B.parquet",
+    "AAPL.parquet",
+    "symbol=%C3%84PF/part-1.parquet",
+    "symbol=%C3%84PF/part-0.parquet",
+    "symbol=%C3%84PF/_SUCCESS",
+    "symbol=%C3%84PF/.part-0.parquet.crc",
+    "symbol=ZZ/date=2024/b.parquet",
+    "symbol=ZZ/date=2023/a.parquet",
+    "_SUCCESS",
+    ".hidden.parquet",
+    "_tmp.parquet",
+    "notes.txt",
+    ".cache/X.parquet",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,21 +254,7 @@ mod tests {
     fn both_layouts_sorted_and_decoded() {
         let d = tempfile::tempdir().expect("tempdir");
         let r = d.path();
-        for f in [
-            "BRK.B.parquet",
-            "AAPL.parquet",
-            "symbol=%C3%84PF/part-1.parquet",
-            "symbol=%C3%84PF/part-0.parquet",
-            "symbol=%C3%84PF/_SUCCESS",
-            "symbol=%C3%84PF/.part-0.parquet.crc",
-            "symbol=ZZ/date=2024/b.parquet",
-            "symbol=ZZ/date=2023/a.parquet",
-            "_SUCCESS",
-            ".hidden.parquet",
-            "_tmp.parquet",
-            "notes.txt",
-            ".cache/X.parquet",
-        ] {
+        for f in LAYOUT_CASES {
             touch(&r.join(f));
         }
         let u = discover(r).expect("discover");

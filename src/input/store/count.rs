@@ -38,9 +38,15 @@ impl Counters {
         if range.start >= range.end {
             return;
         }
-        if let Ok(mut used) = self.used.lock() {
-            let v = used.entry(name.to_string()).or_default();
-            merge_range(v, range);
+        let Ok(mut used) = self.used.lock() else {
+            return;
+        };
+        // Looked up first: a key is allocated once per object, not once per read.
+        match used.get_mut(name) {
+            Some(v) => merge_range(v, range),
+            None => {
+                used.insert(name.to_string(), vec![range]);
+            }
         }
     }
 

@@ -230,27 +230,16 @@ mod tests {
     /// The rules of a directory, on keys: the same table as `discover`'s test.
     #[test]
     fn listing_rules_match_the_directory_rules() {
-        let keys = [
-            "BRK.B.parquet",
-            "AAPL.parquet",
-            "symbol=%C3%84PF/part-1.parquet",
-            "symbol=%C3%84PF/part-0.parquet",
-            "symbol=%C3%84PF/_SUCCESS",
-            "symbol=%C3%84PF/.part-0.parquet.crc",
-            "symbol=ZZ/date=2024/b.parquet",
-            "symbol=ZZ/date=2023/a.parquet",
+        // The directory's table, and what only a listing has: keys under hidden or non-symbol
+        // prefixes, a partition without parquet, a sibling partition value that sorts apart.
+        let keys = crate::input::discover::LAYOUT_CASES.iter().chain(&[
             "symbol=ZZ/date=2023-1/c.parquet",
-            "_SUCCESS",
             "_delta_log/0.json",
-            ".hidden.parquet",
-            "_tmp.parquet",
-            "notes.txt",
-            ".cache/X.parquet",
             "other/Y.parquet",
             "symbol=E/readme.txt",
-        ];
+        ]);
         let (u, objects) =
-            rules("s3://b/u", keys.iter().map(|k| (k.to_string(), meta(k)))).expect("rules");
+            rules("s3://b/u", keys.map(|k| (k.to_string(), meta(k)))).expect("rules");
         let names: Vec<&str> = u.symbols.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["AAPL", "BRK.B", "ZZ", "ÄPF"]);
         let apf: Vec<String> = u.symbols[3]

@@ -262,11 +262,6 @@ impl Store {
         Ok(store)
     }
 
-    /// `scheme://bucket/prefix` (no trailing slash): what the names of its files start with.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// How reads are shaped.
     pub fn io(&self) -> IoShape {
         self.io
