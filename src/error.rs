@@ -139,6 +139,27 @@ pub enum Error {
         /// Which option (or universe, or symbol) differs.
         what: String,
     },
+    /// The filesystem an output is written to lacks room for it (checked before writing).
+    #[error("{place}: {available} bytes available, {what} needs {needed}: free space or choose another directory")]
+    NoRoom {
+        /// The directory (as the flag that chose it).
+        place: String,
+        /// What was to be written.
+        what: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
+    /// A dataset's manifest exists and the command was not asked to replace it, or another
+    /// writer replaced it meanwhile.
+    #[error("{}: {what}", path.display())]
+    ManifestExists {
+        /// The manifest.
+        path: PathBuf,
+        /// What happened and what to do.
+        what: String,
+    },
     /// A dataset manifest, or a shard it lists, is wrong.
     #[error("{}: {what}", path.display())]
     Dataset {
@@ -484,7 +505,8 @@ impl Error {
             Error::Config(_)
             | Error::UnknownFeature { .. }
             | Error::OutputPath(_)
-            | Error::CsMismatch { .. } => ErrorKind::Usage,
+            | Error::CsMismatch { .. }
+            | Error::ManifestExists { .. } => ErrorKind::Usage,
             Error::Internal(_) => ErrorKind::Internal,
             Error::Cancelled => ErrorKind::Cancelled,
             Error::Spill(e) if e.is_bug() => ErrorKind::Internal,

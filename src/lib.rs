@@ -6,7 +6,7 @@
 //! ```text
 //! config -> input -> decode -> plan -> report -> read (N threads) -> bounded channels
 //!        -> write (1 thread) [-> order: intermediate -> time-major] -> build (runs it all,
-//!        commits) ; tools (gen, inspect)
+//!        commits) [-> publish: upload] ; tools (gen, inspect, sharded, dataset)
 //! ```
 //!
 //! - `output`: what an output path may replace (never a special file, a directory or anything
@@ -24,6 +24,8 @@
 //! - `order`: time-major output, transposed in bounded windows out of a symbol-major
 //!   intermediate file;
 //! - `build`: runs the stages, cancellable ([`Cancel`]), and commits;
+//! - `publish`: outputs in object storage (built in a scratch directory, uploaded in parts),
+//!   and where a command's files are ([`publish::Place`]);
 //! - `tools`: the synthetic universe generator ([`gen`]), the footer report ([`inspect()`]),
 //!   the export of spill files to Parquet and Arrow IPC ([`export`]), and the sharded build's
 //!   cross-section map-reduce ([`count`], [`plan_cs`]) and manifest ([`dataset`]).
@@ -47,6 +49,7 @@ mod read;
 mod write;
 mod order;
 mod build;
+pub mod publish;
 mod tools;
 
 pub use build::{build, build_with, up_to_date, write_current_summary, UpToDate};

@@ -187,6 +187,27 @@ pub fn write_atomic<T>(
     Ok(out)
 }
 
+/// Refuses up front, naming `flag` and `what`, when the filesystem of `dir` has fewer than
+/// `needed` bytes available to this user.
+pub fn room(dir: &Path, needed: u64, flag: &str, what: &str) -> Result<()> {
+    // No answer, or a filesystem that keeps no count (ramfs, some FUSE mounts say 0 blocks):
+    // the write itself will tell.
+    let st = match rustix::fs::statvfs(dir) {
+        Ok(st) if st.f_blocks > 0 => st,
+        _ => return Ok(()),
+    };
+    let available = st.f_bavail.saturating_mul(st.f_frsize);
+    if available < needed {
+        return Err(Error::NoRoom {
+            place: flag.to_string(),
+            what: what.to_string(),
+            needed,
+            available,
+        });
+    }
+    Ok(())
+}
+
 /// The directory of `path` (`.` for a bare name).
 pub fn parent(path: &Path) -> PathBuf {
     match path.parent() {

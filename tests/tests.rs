@@ -14,3 +14,4 @@ mod filesystem;
 mod decoders;
 mod sharded;
 mod object_storage;
+mod bucket_datasets;

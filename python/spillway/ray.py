@@ -21,9 +21,16 @@ its worker dies or it raises anything but a ``UsageError`` (``retry_exceptions``
    missing;
 3. the driver writes ``OUT/dataset.json`` last, atomically: the dataset exists once it does.
 
-Only paths and small summaries go through the object store; the shards go to ``output_dir``,
-which every node must see (a shared filesystem). A worker killed mid-build (OOM killer, SIGKILL,
-a lost node) is retried by Ray; its temporary file is left behind and removed at the end. Tasks
+Only paths and small summaries go through Ray's object store. The shards go to ``output_dir``:
+a directory every node sees (a shared filesystem), or a bucket URL (``s3://bucket/train/day``),
+for clusters whose nodes share a bucket and nothing else. Then each task builds its file in its
+node's ``scratch`` directory (refused up front when it lacks room), uploads it in parts, checks
+its size in the store and removes the local copy; ``dataset.json`` is committed last with one
+conditional PUT. Shard names carry a key of the universe, options and plan
+(``shard-00000-of-00008-1a2b3c4d.spill``), so a build of other data never overwrites the shards of
+a manifest generation that readers may still use. A worker killed mid-build (OOM killer, SIGKILL,
+a lost node) is retried by Ray; its temporary file is left behind and removed at the end (an
+unfinished upload is aborted by ``spillway clean s3://…``). Tasks
 run in the worker's process through the extension with the GIL released, or with
 ``mode="subprocess"`` as the ``spillway`` binary (``count``, ``plan-cs``, ``build``), which dies
 with its worker (``PR_SET_PDEATHSIG``).
@@ -46,6 +53,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 from . import dataset as _dataset
+from . import sharded as _sharded
 from . import spillfile
 from ._options import option_text as _option_text
 from .errors import DataError, InternalError, UsageError
@@ -95,15 +103,40 @@ def _parse_size(s) -> int:
     return int(float(num) * mult)
 
 
-def _shard_name(i, n):
-    return f"shard-{i:05d}-of-{n:05d}.spill"
+def _shard_name(i, n, key):
+    return f"shard-{i:05d}-of-{n:05d}-{key}.spill"
+
+
+def _is_url(path) -> bool:
+    return "://" in str(path)
+
+
+def _join(base, *parts):
+    """``parts`` under ``base``, a directory or a URL."""
+    if _is_url(base):
+        return "/".join([base.rstrip("/"), *parts])
+    return os.path.join(base, *parts)
+
+
+def _storage_json(options) -> str:
+    return _sharded.storage_json(options.get("storage_options"))
+
+
+def _build_key(universe, options, plan_crc) -> str:
+    """8 hex digits of CRC-32 over what decides a shard's bytes: the universe's fingerprint,
+    the options that change rows, the plan."""
+    import zlib
+    rows = {k: options.get(k) for k in sorted(COUNT_OPTIONS | {"order"})
+            if k not in ("storage_options", "memory_budget", "on_error", "scratch")}
+    text = json.dumps([universe.get("fingerprint"), rows, plan_crc], sort_keys=True, default=str)
+    return f"{zlib.crc32(text.encode()):08x}"
 
 
 # ---------------------------------------------------------------------- tasks (plain functions)
 #: The options ``spillway count`` takes (the rest, e.g. ``threads``, only shape a build).
 COUNT_OPTIONS = {"target", "no_target", "features", "time_col", "time_unit", "max_rows", "no_float32",
                  "memory_budget", "drop_null_target", "min_cs", "max_cs_samples", "seed",
-                 "on_error", "storage_options"}
+                 "on_error", "storage_options", "scratch"}
 
 
 def _count(input, out, i, n, options, exe):
@@ -115,14 +148,15 @@ def _count(input, out, i, n, options, exe):
     return _dataset.count(input, out, shard=f"{i}/{n}", **options)
 
 
-def _merge(counts, out, min_cs, k, seed, merge_only, exe):
+def _merge(counts, out, min_cs, k, seed, merge_only, exe, storage_options=None, scratch=None):
     if exe is not None:
         flags = _cli_flags({"min_cs": min_cs, "max_cs_samples": k, "seed": seed,
-                            "merge_only": merge_only})
-        _run(exe, ["plan-cs", *counts, "--output", out] + flags, out, "plan-cs")
+                            "merge_only": merge_only, "scratch": scratch})
+        _run(exe, ["plan-cs", *counts, "--output", out] + flags, out, "plan-cs", storage_options)
         return {"output": out}
-    return _dataset.plan_cs(counts, out, min_cs=min_cs, max_cs_samples=k, seed=seed,
-                            merge_only=merge_only)
+    return _sharded.plan_cs(counts, out, min_cs=min_cs, max_cs_samples=k, seed=seed,
+                            merge_only=merge_only, storage_options=storage_options,
+                            scratch=scratch)
 
 
 def _cli_flags(options):
@@ -177,15 +211,18 @@ def _run(exe, args, out, what, storage_options=None):
         raise kind(f"spillway {what} exited {child.returncode}: {err}")
 
 
-def _kill_when_writing(out, marker):
+def _kill_when_writing(out, marker, scratch=None):
     """Testing hook: SIGKILL this worker once the shard's temporary file exists (mid-build),
     leaving ``marker.killed`` behind as the proof. In subprocess mode it holds the pid of the
     ``spillway`` child, stopped first so that it cannot finish on its own: it must die with this
     worker."""
-    d, name = os.path.split(out)
-    pattern = os.path.join(d, "." + os.path.splitext(name)[0] + "*")
+    if _is_url(out):
+        pattern = _scratch_pattern(scratch, out)
+    else:
+        d, name = os.path.split(out)
+        pattern = os.path.join(d, "." + os.path.splitext(name)[0] + "*")
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not os.path.exists(out):
+    while time.monotonic() < deadline and (_is_url(out) or not os.path.exists(out)):
         if glob.glob(pattern):
             child = _CHILDREN.get(out)
             if child is not None:  # stopped, it can only end by a signal: PR_SET_PDEATHSIG's
@@ -198,42 +235,92 @@ def _kill_when_writing(out, marker):
 
 def _build(input, out, i, n, options, cs_plan, exe, kill_marker, plan_crc, universe):
     """One shard build, or none when ``out`` is current (checked here, on the worker, so a
-    rerun verifies the shards in parallel, not in the driver)."""
-    if _current(out, i, n, plan_crc, universe, options):
-        return {"output": out, "rows": spillfile.open(out).nrows, "skipped": True}
+    rerun checks the shards in parallel, not in the driver)."""
+    rows = _current(out, i, n, plan_crc, universe, options)
+    if rows is not None:
+        return {"output": out, "rows": rows, "skipped": True}
     scope = {"shard": f"{i}/{n}", "cs_plan": cs_plan}
+    if _is_url(out):
+        _remove_stale_scratch(options.get("scratch"))
     if kill_marker is not None and not os.path.exists(kill_marker):
         open(kill_marker, "w").close()
-        threading.Thread(target=_kill_when_writing, args=(out, kill_marker), daemon=True).start()
+        threading.Thread(target=_kill_when_writing, args=(out, kill_marker, options.get("scratch")),
+                         daemon=True).start()
     if exe is not None:  # mode="subprocess"
         _run(exe, ["build", "--input", input, "--output", out, "--quiet"]
              + _cli_flags({**options, **scope}), out, f"build of shard {i}/{n}",
              options.get("storage_options"))
-        return {"output": out, "rows": spillfile.open(out).nrows, "skipped": False}
+        return {"output": out, "rows": _describe(out, options)["nrows"], "skipped": False}
     from . import build
     s = build(input, out, **options, **scope)
     return {"output": out, "rows": s["rows"], "skipped": False}
 
 
+def _describe(path, options):
+    """What a spill file (a path or a URL) says of itself, from its end alone."""
+    from . import _need_native
+    return json.loads(_need_native().describe(os.fspath(path), _storage_json(options)))
+
+
 def _current(path, i, n, plan_crc, universe, options):
-    """Whether the shard file at ``path`` can be kept: it verifies and records this shard of this
-    universe, filtered by this plan, built with these options."""
-    if not os.path.exists(path):
-        return False
+    """The rows of the shard file at ``path`` when it can be kept (else None): it is intact and
+    records this shard of this universe, filtered by this plan, built with these options. On
+    disk every chunk is verified; in a bucket, its size and metadata checksum (read from its
+    end)."""
     try:
-        from . import verify
-        verify(path)
-        meta = spillfile.open(path).metadata
+        if _is_url(path):
+            d = _describe(path, options)
+            meta, rows = d["metadata"], d["nrows"]
+        else:
+            if not os.path.exists(path):
+                return None
+            from . import verify
+            verify(path)
+            f = spillfile.open(path)
+            meta, rows = f.metadata, f.nrows
     except Exception:
-        return False
+        return None
     shard = meta.get("shard") or {}
     # Written by a spillway whose output bytes differ (a fix since): rebuild.
     from . import _need_native
     if meta.get("semantics_version", 1) != _need_native().SEMANTICS_VERSION:
+        return None
+    current = (shard.get("scope") == f"{i}/{n}" and shard.get("cs_plan") == plan_crc
+               and shard.get("fingerprint") == universe["fingerprint"]
+               and _same_options(meta.get("options") or {}, options))
+    return rows if current else None
+
+
+def _scratch_pattern(scratch, out):
+    """Scratch files of a build of ``out`` (a URL), of any process: ``.spillway-<pid>-<name>.*``."""
+    import tempfile
+    name = out.rsplit("/", 1)[-1]
+    return os.path.join(scratch or tempfile.gettempdir(), f".spillway-*-{glob.escape(name)}.*")
+
+
+def _remove_stale_scratch(scratch):
+    """Scratch files of killed processes on this node (``.spillway-<pid>-…``, pid gone)."""
+    import tempfile
+    for p in glob.glob(os.path.join(scratch or tempfile.gettempdir(), ".spillway-*-*.tmp")):
+        try:
+            pid = int(os.path.basename(p).split("-")[1])
+        except (ValueError, IndexError):
+            continue
+        if not _alive(pid):
+            try:
+                os.remove(p)
+            except OSError:
+                pass
+
+
+def _alive(pid):
+    """Whether process ``pid`` runs on this node (a zombie, killed but not yet reaped, does
+    not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return False
-    return (shard.get("scope") == f"{i}/{n}" and shard.get("cs_plan") == plan_crc
-            and shard.get("fingerprint") == universe["fingerprint"]
-            and _same_options(meta.get("options") or {}, options))
 
 
 def _same_options(recorded, options):
@@ -258,24 +345,37 @@ def _same_options(recorded, options):
 # ---------------------------------------------------------------------- the driver
 def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retries: int = 3,
           fanout: int = 16, mode: str = "inprocess", spillway_bin: Optional[str] = None,
+          replace: bool = False, scratch: Optional[str] = None,
           _kill_shard=None, **build_options: Any) -> str:
     """Build ``input`` as ``shards`` spill files in ``output_dir`` on the connected Ray cluster
-    (``ray.init()`` first) and return the path of the manifest, ``output_dir/dataset.json``.
+    (``ray.init()`` first) and return the path (or URL) of the manifest,
+    ``output_dir/dataset.json``.
 
     ``build_options`` are :func:`spillway.build`'s (``target``, ``min_cs``, ``max_cs_samples``,
     ``seed``, ``memory_budget``, ``storage_options``...). ``input`` may be a URL
     (``s3://bucket/universe/``): every task then reads the bucket itself, with no shared
-    filesystem for the input (``storage_options`` travel with the tasks; credentials already in
-    the workers' environment, e.g. through a ``runtime_env``, need not be passed at all). Each task declares ``num_cpus`` and ``memory`` =
-    ``memory_budget`` + 256 MiB (a scheduling hint: the build itself stays within
-    ``memory_budget``), and is retried ``max_retries`` times when its worker dies or it raises
-    anything but a :class:`spillway.UsageError` (see ``RETRIED``); a bad option fails in the
-    driver before any task runs. ``fanout``: count files merged per reduce task. ``mode``:
-    ``"inprocess"`` (counts, merges and builds through the extension) or ``"subprocess"`` (each
-    task runs the ``spillway`` binary at ``spillway_bin``, else ``$SPILLWAY_BIN``, else on
-    ``PATH``, as seen by the driver; it dies with its worker). Phase timings are logged to the
-    ``spillway.ray`` logger at INFO. ``_kill_shard=(i,
-    marker)``: a testing hook that SIGKILLs shard ``i``'s first attempt mid-build.
+    filesystem for the input. ``output_dir`` may be a URL too (``s3://bucket/train/day``): each
+    task builds its shard in ``scratch`` on its node (default: the temporary directory),
+    uploads it and removes it; the count and plan files go the same way, and the manifest is
+    committed last with one conditional PUT. ``storage_options`` serve both URLs and travel
+    with the tasks (credentials already in the workers' environment, e.g. through a
+    ``runtime_env``, need not be passed at all).
+
+    An existing ``dataset.json`` of another dataset is replaced only with ``replace=True``; the
+    one replaced is kept as ``dataset.g<N>.json`` (``spillway clean DATASET
+    --keep-generations K`` removes old ones). A rerun that changes nothing rebuilds nothing
+    and leaves the manifest as it is.
+
+    Each task declares ``num_cpus`` and ``memory`` = ``memory_budget`` + 256 MiB (a scheduling
+    hint: the build itself stays within ``memory_budget``), and is retried ``max_retries`` times
+    when its worker dies or it raises anything but a :class:`spillway.UsageError` (see
+    ``RETRIED``); a bad option fails in the driver before any task runs. ``fanout``: count
+    files merged per reduce task. ``mode``: ``"inprocess"`` (counts, merges and builds through
+    the extension) or ``"subprocess"`` (each task runs the ``spillway`` binary at
+    ``spillway_bin``, else ``$SPILLWAY_BIN``, else on ``PATH``, as seen by the driver; it dies
+    with its worker). Phase timings are logged to the ``spillway.ray`` logger at INFO.
+    ``_kill_shard=(i, marker)``: a testing hook that SIGKILLs shard ``i``'s first attempt
+    mid-build.
     """
     ray = _ray()
     if int(shards) < 1:
@@ -296,15 +396,23 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
             raise TypeError(f"spillway.ray.build chooses {key!r} itself")
     n = int(shards)
     input = os.fspath(input)
-    if "://" not in input:  # a URL (s3://...) is read by every task as it is
+    if not _is_url(input):  # a URL (s3://...) is read by every task as it is
         input = os.path.abspath(input)
-    out_dir = os.path.abspath(os.fspath(output_dir))
-    os.makedirs(os.path.join(out_dir, "cs"), exist_ok=True)
+    out_dir = os.fspath(output_dir)
+    if _is_url(out_dir):
+        out_dir = out_dir.rstrip("/")
+    else:
+        out_dir = os.path.abspath(out_dir)
+        os.makedirs(os.path.join(out_dir, "cs"), exist_ok=True)
     opts = {k: v for k, v in build_options.items() if v is not None}
+    if scratch is not None:
+        opts["scratch"] = os.path.abspath(os.fspath(scratch))
+    storage = opts.get("storage_options")
     # The universe (every footer, read here once) first: a bad option fails before any task.
     from . import _need_native, _options
     t = time.perf_counter()
-    universe = json.loads(_need_native().universe(_options(input=input, **opts)))
+    universe = json.loads(_need_native().universe(
+        _options(input=input, **{k: v for k, v in opts.items() if k != "scratch"})))
     t = _phase(t, f"universe read (every footer): {universe.get('symbols')} symbols")
     task = dict(num_cpus=num_cpus, memory=_parse_size(opts.get("memory_budget")) + TASK_OVERHEAD,
                 max_retries=int(max_retries), retry_exceptions=RETRIED)
@@ -315,33 +423,39 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
     plan = None
     k, min_cs = opts.get("max_cs_samples"), int(opts.get("min_cs") or 0)
     if min_cs > 1 or k is not None:
-        counts = [os.path.join(out_dir, "cs", f"count-{i:05d}-of-{n:05d}") for i in range(n)]
+        counts = [_join(out_dir, "cs", f"count-{i:05d}-of-{n:05d}") for i in range(n)]
         ray.get([count_t.remote(input, c, i, n, opts, exe) for i, c in enumerate(counts)])
         t = _phase(t, f"{n} counts")
         seed, level = int(opts.get("seed") or 0), 0
         while len(counts) > fanout:  # a tree: groups of `fanout` merged into count files
             groups = [counts[j:j + fanout] for j in range(0, len(counts), fanout)]
-            merged = [os.path.join(out_dir, "cs", f"merge-{level}-{j:05d}")
-                      for j in range(len(groups))]
-            ray.get([merge_t.remote(g, m, 0, k, seed, True, exe)
+            merged = [_join(out_dir, "cs", f"merge-{level}-{j:05d}") for j in range(len(groups))]
+            ray.get([merge_t.remote(g, m, 0, k, seed, True, exe, storage, opts.get("scratch"))
                      for g, m in zip(groups, merged)])
             counts, level = merged, level + 1
-        plan = os.path.join(out_dir, "cs", "cs.plan")
-        ray.get(merge_t.remote(counts, plan, min_cs, k, seed, False, exe))
+        plan = _join(out_dir, "cs", "cs.plan")
+        ray.get(merge_t.remote(counts, plan, min_cs, k, seed, False, exe, storage,
+                               opts.get("scratch")))
         t = _phase(t, f"cross-section plan ({level} tree levels below it)")
-    plan_crc = None if plan is None else _plan_crc(plan)
+    plan_crc = None if plan is None else _plan_crc(plan, opts)
 
-    paths = [os.path.join(out_dir, _shard_name(i, n)) for i in range(n)]
+    key = _build_key(universe, opts, plan_crc)
+    paths = [_join(out_dir, _shard_name(i, n, key)) for i in range(n)]
     kill = dict([_kill_shard]) if _kill_shard else {}
     built = ray.get([build_t.remote(input, paths[i], i, n, opts, plan, exe, kill.get(i),
                                     plan_crc, universe) for i in range(n)])
     skipped = sum(b["skipped"] for b in built)
     t = _phase(t, f"{n - skipped} shard builds ({skipped} current, skipped)")
-    for stale in glob.glob(os.path.join(out_dir, ".shard-*")):
-        os.remove(stale)  # temporaries of killed attempts: every shard is in place now
-    manifest = os.path.join(out_dir, "dataset.json")
-    _dataset.write_manifest(paths, manifest, cs_plan=plan)
-    _phase(t, f"manifest {manifest}: {sum(b['rows'] for b in built)} rows")
+    if _is_url(out_dir):
+        _remove_stale_scratch(opts.get("scratch"))  # this node's: the tasks clean their own
+    else:
+        for stale in glob.glob(os.path.join(out_dir, ".shard-*")):
+            os.remove(stale)  # temporaries of killed attempts: every shard is in place now
+    manifest = _join(out_dir, "dataset.json")
+    m = _sharded.write_manifest(paths, manifest, cs_plan=plan, replace=replace,
+                                storage_options=storage, scratch=opts.get("scratch"))
+    _phase(t, f"manifest {manifest} (generation {m.get('generation', 1)}): "
+              f"{sum(b['rows'] for b in built)} rows")
     return manifest
 
 
@@ -352,8 +466,12 @@ def _phase(start, what):
     return now
 
 
-def _plan_crc(path):
+def _plan_crc(path, options):
     """``crc32:`` of a plan, as shards record it (the CRC stored before its last 4 bytes)."""
+    if _is_url(path):
+        from . import _need_native
+        raw = _need_native().get_object(path, _storage_json(options))
+        return f"crc32:{int.from_bytes(raw[-8:-4], 'little'):08x}"
     with open(path, "rb") as fh:
         fh.seek(-8, os.SEEK_END)
         return f"crc32:{int.from_bytes(fh.read(4), 'little'):08x}"
@@ -368,20 +486,22 @@ def _tasks(ds, parallelism, rows_per_task=None):
             for a in range(0, f.nrows, per)]
 
 
-def _read_block(manifest, shard, a, b, columns, batch_rows):
-    """The rows ``[a, b)`` of one shard as Arrow tables, copied out of the mapping."""
+def _read_block(manifest, shard, a, b, columns, batch_rows, remote=None):
+    """The rows ``[a, b)`` of one shard as Arrow tables, copied out of the mapping (of a shard
+    fetched into this node's cache when the dataset is in a bucket: ``remote`` holds
+    ``open_dataset``'s cache and storage arguments)."""
     import pyarrow as pa
-    ds = _dataset.open_dataset(manifest)
-    f = ds.shards[shard]
-    names = columns or ds.columns
-    symbols = pa.array(ds.symbols, pa.string())
-    for lo in range(a, b, batch_rows):
-        hi = min(b, lo + batch_rows)
-        cols = {}
-        for c in names:
-            v = pa.array(f.column(c)[lo:hi].copy())
-            cols[c] = pa.DictionaryArray.from_arrays(v, symbols) if c == "symbol" else v
-        yield pa.table(cols)
+    with _dataset.open_dataset(manifest, **(remote or {})) as ds:
+        f = ds.shards[shard]
+        names = columns or ds.columns
+        symbols = pa.array(ds.symbols, pa.string())
+        for lo in range(a, b, batch_rows):
+            hi = min(b, lo + batch_rows)
+            cols = {}
+            for c in names:
+                v = pa.array(f.column(c)[lo:hi].copy())
+                cols[c] = pa.DictionaryArray.from_arrays(v, symbols) if c == "symbol" else v
+            yield pa.table(cols)
 
 
 _CLASS = None
@@ -399,10 +519,13 @@ def _datasource_class():
     class SpillDatasource(Datasource):
         """The Ray Data ``Datasource`` of :func:`read_spill`."""
 
-        def __init__(self, manifest, columns=None, rows_per_task=None, batch_rows=65536):
+        def __init__(self, manifest, columns=None, rows_per_task=None, batch_rows=65536,
+                     remote=None):
             super().__init__()
-            self.manifest = os.path.abspath(os.fspath(manifest))
-            ds = _dataset.open_dataset(self.manifest)
+            manifest = os.fspath(manifest)
+            self.manifest = manifest if _is_url(manifest) else os.path.abspath(manifest)
+            self.remote = dict(remote or {}) if _is_url(manifest) else {}
+            ds = _dataset.open_dataset(self.manifest, **self.remote)
             self.nrows = ds.nrows
             self.columns = list(columns or ds.columns)
             self._row_bytes = sum(4 if c["dtype"] in ("f32", "u32") else 8
@@ -414,12 +537,12 @@ def _datasource_class():
             return self.nrows * self._row_bytes
 
         def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
-            ds = _dataset.open_dataset(self.manifest)
+            ds = _dataset.open_dataset(self.manifest, **self.remote)
             tasks = []
             for shard, a, b in _tasks(ds, parallelism, self.rows_per_task):
                 meta = BlockMetadata(num_rows=b - a, size_bytes=(b - a) * self._row_bytes,
                                      input_files=[ds.shards[shard].path], exec_stats=None)
-                args = (self.manifest, shard, a, b, self.columns, self.batch_rows)
+                args = (self.manifest, shard, a, b, self.columns, self.batch_rows, self.remote)
                 tasks.append(ReadTask(lambda args=args: _read_block(*args), meta))
             return tasks
 
@@ -435,15 +558,30 @@ def __getattr__(name):
 
 def read_spill(manifest, *, columns: Optional[List[str]] = None,
                rows_per_task: Optional[int] = None, batch_rows: int = 65536,
-               override_num_blocks: Optional[int] = None):
+               override_num_blocks: Optional[int] = None, cache_dir: Optional[str] = None,
+               cache_limit=None, storage_options: Optional[Dict[str, Any]] = None,
+               verify: bool = False):
     """A ``ray.data.Dataset`` over a sharded dataset (``dataset.json``): one read task per shard
     or per ``rows_per_task`` rows of a shard, each mapping its shard on the node that runs it and
     yielding Arrow blocks of ``batch_rows`` rows; ``symbol`` is a dictionary column of names, the
     time column int64 UTC nanoseconds. Works with ``streaming_split``, Ray Train's
-    ``get_dataset_shard`` / ``iter_torch_batches`` and the XGBoost and LightGBM trainers."""
+    ``get_dataset_shard`` / ``iter_torch_batches`` and the XGBoost and LightGBM trainers.
+
+    ``manifest`` may be a URL (``s3://bucket/train/day/dataset.json``): no shared filesystem is
+    needed. Each read task then fetches its shard into its node's cache (``cache_dir``, default
+    ``$SPILLWAY_CACHE_DIR`` or ``~/.cache/spillway``, bounded by ``cache_limit``; tasks on one
+    node share it and download each shard once), checked against the manifest (every chunk
+    with ``verify``); ``storage_options`` as for :func:`spillway.build`."""
     ray = _ray()
+    remote = None
+    if _is_url(os.fspath(manifest)):
+        remote = {"cache_dir": cache_dir, "cache_limit": cache_limit,
+                  "storage_options": storage_options, "verify": verify}
+        remote = {k: v for k, v in remote.items() if v is not None and v is not False}
+    elif cache_dir is not None or cache_limit is not None or storage_options:
+        raise ValueError("cache_dir, cache_limit and storage_options are for a manifest URL")
     source = _datasource_class()(manifest, columns=columns, rows_per_task=rows_per_task,
-                                 batch_rows=batch_rows)
+                                 batch_rows=batch_rows, remote=remote)
     return ray.data.read_datasource(source, override_num_blocks=override_num_blocks)
 
 

@@ -166,7 +166,7 @@ fn build(
     let cancel = Cancel::new();
     let worker = cancel.clone();
     let result = run_cancellable(py, &cancel, move || {
-        spillway::build_with(&cfg, &Progress::new(progress && !quiet), &worker)
+        spillway::publish::build(&cfg, &Progress::new(progress && !quiet), &worker)
     })?;
     let summary = result.map_err(|e| to_py(py, &e))?;
     let internal = |e: serde_json::Error| raise(py, ErrorKind::Internal, e.to_string());

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use pyo3::prelude::*;
-use spillway::{dataset, Cancel, ErrorKind, PlanCsOptions};
+use spillway::config::StorageOptions;
+use spillway::dataset::{self, Access};
+use spillway::publish::Place;
+use spillway::{Cancel, ErrorKind, PlanCsOptions};
 
 use crate::{options, raise, run_cancellable, to_py};
 
@@ -27,7 +30,8 @@ fn count(py: Python<'_>, options_json: &str) -> PyResult<String> {
 
 /// Merges count files into a cross-section plan (or, `merge_only`, one count file).
 #[pyfunction]
-#[pyo3(signature = (counts, output, min_cs=0, max_cs_samples=None, seed=0, merge_only=false))]
+#[pyo3(signature = (counts, output, min_cs=0, max_cs_samples=None, seed=0, merge_only=false, storage_json="{}", scratch=None))]
+#[allow(clippy::too_many_arguments)]
 fn plan_cs(
     py: Python<'_>,
     counts: Vec<PathBuf>,
@@ -36,6 +40,8 @@ fn plan_cs(
     max_cs_samples: Option<u64>,
     seed: u64,
     merge_only: bool,
+    storage_json: &str,
+    scratch: Option<PathBuf>,
 ) -> PyResult<String> {
     let opts = PlanCsOptions {
         output,
@@ -43,6 +49,8 @@ fn plan_cs(
         max_cs_samples,
         seed,
         merge_only,
+        storage: storage(py, storage_json)?,
+        scratch,
     };
     let summary = py
         .detach(|| spillway::plan_cs(&counts, &opts))
@@ -50,29 +58,109 @@ fn plan_cs(
     json(py, &summary)
 }
 
-/// Checks that `shards` form one dataset and writes the manifest `output` atomically; returns it.
+/// Storage options from their JSON (`{}`: none).
+fn storage(py: Python<'_>, json: &str) -> PyResult<StorageOptions> {
+    StorageOptions::from_json(json).map_err(|e| to_py(py, &e))
+}
+
+fn access(py: Python<'_>, json: &str, scratch: Option<PathBuf>, replace: bool) -> PyResult<Access> {
+    Ok(Access {
+        storage: storage(py, json)?,
+        scratch,
+        replace,
+    })
+}
+
+/// Checks that `shards` form one dataset and commits the manifest `output` (paths or URLs;
+/// an existing manifest of another dataset only with `replace`); returns it.
 #[pyfunction]
-#[pyo3(signature = (shards, output, cs_plan=None))]
+#[pyo3(signature = (shards, output, cs_plan=None, storage_json="{}", scratch=None, replace=false))]
 fn manifest(
     py: Python<'_>,
     shards: Vec<PathBuf>,
     output: PathBuf,
     cs_plan: Option<PathBuf>,
+    storage_json: &str,
+    scratch: Option<PathBuf>,
+    replace: bool,
 ) -> PyResult<String> {
+    let a = access(py, storage_json, scratch, replace)?;
     let m = py
-        .detach(|| dataset::manifest(&shards, cs_plan.as_deref(), &output))
+        .detach(|| dataset::manifest(&shards, cs_plan.as_deref(), &output, &a, &Cancel::new()))
         .map_err(|e| to_py(py, &e))?;
     json(py, &m)
 }
 
 /// Checks a whole dataset (every chunk checksum when `chunks`); returns the report.
 #[pyfunction]
-#[pyo3(signature = (path, chunks=true))]
-fn verify_dataset(py: Python<'_>, path: PathBuf, chunks: bool) -> PyResult<String> {
+#[pyo3(signature = (path, chunks=true, storage_json="{}", scratch=None))]
+fn verify_dataset(
+    py: Python<'_>,
+    path: PathBuf,
+    chunks: bool,
+    storage_json: &str,
+    scratch: Option<PathBuf>,
+) -> PyResult<String> {
+    let a = access(py, storage_json, scratch, false)?;
     let r = py
-        .detach(|| dataset::verify_dataset(&path, chunks))
+        .detach(|| dataset::verify_dataset(&path, chunks, &a, &Cancel::new()))
         .map_err(|e| to_py(py, &e))?;
     json(py, &r)
+}
+
+/// What the spill file at `path` (a path or a URL) says of itself, from its end alone:
+/// `{"bytes", "checksum", "nrows", "metadata"}` as JSON.
+#[pyfunction]
+#[pyo3(signature = (path, storage_json="{}"))]
+fn describe(py: Python<'_>, path: PathBuf, storage_json: &str) -> PyResult<String> {
+    let a = access(py, storage_json, None, false)?;
+    let d = py
+        .detach(|| dataset::describe_file(&path, &a, &Cancel::new()))
+        .map_err(|e| to_py(py, &e))?;
+    json(py, &d)
+}
+
+/// The whole object at `url` (at most 64 MiB: manifests), as bytes.
+#[pyfunction]
+#[pyo3(signature = (url, storage_json="{}"))]
+fn get_object(
+    py: Python<'_>,
+    url: PathBuf,
+    storage_json: &str,
+) -> PyResult<pyo3::Py<pyo3::types::PyBytes>> {
+    let options = storage(py, storage_json)?;
+    let got = py
+        .detach(|| Place::of("url", &url, &options, &Cancel::new())?.read(&url, 64 << 20))
+        .map_err(|e| to_py(py, &e))?;
+    match got {
+        Some((bytes, _)) => Ok(pyo3::types::PyBytes::new(py, &bytes).unbind()),
+        None => Err(crate::raise(
+            py,
+            ErrorKind::Data,
+            format!("{}: no such object", url.display()),
+        )),
+    }
+}
+
+/// Downloads `url` into `dest` (streamed, one frame in memory at a time; Ctrl-C cancels),
+/// checking it has `expect_len` bytes when given. Returns `{"bytes": n}` as JSON.
+#[pyfunction]
+#[pyo3(signature = (url, dest, storage_json="{}", expect_len=None))]
+fn download(
+    py: Python<'_>,
+    url: PathBuf,
+    dest: PathBuf,
+    storage_json: &str,
+    expect_len: Option<u64>,
+) -> PyResult<String> {
+    let options = storage(py, storage_json)?;
+    let cancel = Cancel::new();
+    let worker = cancel.clone();
+    let n = run_cancellable(py, &cancel, move || {
+        Place::of("url", &url, &options, &worker)?.download(&url, &dest, expect_len)
+    })?
+    .map_err(|e| to_py(py, &e))?;
+    json(py, &serde_json::json!({ "bytes": n }))
 }
 
 /// The universe's identity as shards record it (reads every footer).
@@ -94,5 +182,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(manifest, m)?)?;
     m.add_function(wrap_pyfunction!(verify_dataset, m)?)?;
     m.add_function(wrap_pyfunction!(universe, m)?)?;
+    m.add_function(wrap_pyfunction!(describe, m)?)?;
+    m.add_function(wrap_pyfunction!(get_object, m)?)?;
+    m.add_function(wrap_pyfunction!(download, m)?)?;
     Ok(())
 }

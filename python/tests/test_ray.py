@@ -85,10 +85,13 @@ def test_a_killed_shard_is_retried_and_a_rerun_skips(cluster, universe, mode, mo
     assert_equal(single, m)
     assert not [p for p in os.listdir(out) if p.startswith(".")], "no temporary left"
     mtimes = {p: os.stat(out / p).st_mtime_ns for p in os.listdir(out) if p.endswith(".spill")}
-    os.remove(out / "shard-00002-of-00003.spill")
+    last = next(p for p in mtimes if p.startswith("shard-00002-of-00003-"))
+    os.remove(out / last)
+    generation = open(m).read()
     assert sray.build(u, str(out), shards=3, mode=mode, **FILTERS) == m
+    assert open(m).read() == generation, "the same dataset: the manifest is left as it is"
     for p, t in mtimes.items():
-        if p != "shard-00002-of-00003.spill":
+        if p != last:
             assert os.stat(out / p).st_mtime_ns == t, f"{p} was rebuilt"
     assert_equal(single, m)
 
@@ -122,9 +125,88 @@ def manifest(cluster, universe):
     return sray.build(u, str(d / "read"), shards=3, **FILTERS)
 
 
-def test_read_spill_yields_every_row_once(manifest):
+@pytest.fixture(scope="module")
+def s3():
+    """moto's S3 server on loopback with an empty bucket ``ray-out``."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in "
+                                      "scripts/requirements-test.txt")
+    boto3 = pytest.importorskip("boto3")
+    srv = moto_server.ThreadedMotoServer("127.0.0.1", 0, verbose=False)
+    srv.start()
+    host, port = srv.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k",
+                          aws_secret_access_key="ray-secret-value", region_name="us-east-1")
+    client.create_bucket(Bucket="ray-out")
+    options = {"aws_endpoint_url": endpoint, "aws_access_key_id": "k",
+               "aws_secret_access_key": "ray-secret-value", "aws_region": "us-east-1",
+               "aws_allow_http": True}
+    yield {"client": client, "options": options}
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def bucket_manifest(cluster, universe, s3, tmp_path_factory):
+    """A 3-shard dataset built on Ray into the bucket (no shared filesystem for its output)."""
+    u, _, _ = universe
+    m = sray.build(u, "s3://ray-out/read", shards=3, storage_options=s3["options"], **FILTERS)
+    return m, {"storage_options": s3["options"],
+               "cache_dir": str(tmp_path_factory.mktemp("cache"))}
+
+
+@pytest.fixture(params=["disk", "bucket"])
+def source(request):
+    """``(manifest, read_spill keywords)`` of the dataset on disk, then in a bucket."""
+    if request.param == "disk":
+        return request.getfixturevalue("manifest"), {}
+    return request.getfixturevalue("bucket_manifest")
+
+
+@pytest.mark.parametrize("mode", ["inprocess", "subprocess"])
+def test_a_dataset_built_to_a_bucket_equals_the_single_machine_build(cluster, universe, s3,
+                                                                     mode, tmp_path,
+                                                                     monkeypatch):
+    """Shards built in each task's scratch directory and uploaded, count and plan files in the
+    bucket, the manifest committed last; a shard task SIGKILLed mid-build is retried; a rerun
+    rebuilds nothing and leaves the manifest as it is."""
+    u, single, _ = universe
+    monkeypatch.setenv("SPILLWAY_BIN", cli())
+    marker = str(tmp_path / "kill")
+    out = f"s3://ray-out/built-{mode}"
+    m = sray.build(u, out, shards=3, mode=mode, storage_options=s3["options"],
+                   scratch=str(tmp_path / "scratch"), _kill_shard=(1, marker), **FILTERS)
+    assert m == f"{out}/dataset.json"
+    assert os.path.exists(marker + ".killed"), "shard 1's first attempt was killed mid-build"
+    ds = spillway.open_dataset(m, cache_dir=str(tmp_path / "cache"),
+                               storage_options=s3["options"])
+    a = spillway.open(single)
+    assert ds.nrows == a.nrows > 0
+    for c in a.columns:
+        if c == "symbol":
+            assert list(ds.symbol_names()) == list(a.symbol_names())
+        else:
+            np.testing.assert_array_equal(ds.column(c), a.column(c), err_msg=c)
+    client = s3["client"]
+    keys = {o["Key"]: o["LastModified"] for o in
+            client.list_objects_v2(Bucket="ray-out", Prefix=f"built-{mode}/")["Contents"]}
+    assert f"built-{mode}/cs/cs.plan" in keys and len([k for k in keys if ".spill" in k]) == 3
+    assert not client.list_multipart_uploads(Bucket="ray-out").get("Uploads")
+    assert not os.listdir(tmp_path / "scratch"), "scratch copies removed"
+    assert "ray-secret-value" not in client.get_object(
+        Bucket="ray-out", Key=f"built-{mode}/dataset.json")["Body"].read().decode()
+    assert sray.build(u, out, shards=3, mode=mode, storage_options=s3["options"],
+                      scratch=str(tmp_path / "scratch"), **FILTERS) == m
+    again = {o["Key"]: o["LastModified"] for o in
+             client.list_objects_v2(Bucket="ray-out", Prefix=f"built-{mode}/")["Contents"]}
+    for k in keys:
+        if k.endswith(".spill") or k.endswith("dataset.json"):
+            assert again[k] == keys[k], f"{k} was written again"
+    assert spillway.dataset.verify_dataset(m, storage_options=s3["options"])["shards"] == 3
+
+
+def test_read_spill_yields_every_row_once(manifest, source):
     ds = spillway.open_dataset(manifest)
-    rd = sray.read_spill(manifest, rows_per_task=700, batch_rows=256)
+    rd = sray.read_spill(source[0], rows_per_task=700, batch_rows=256, **source[1])
     rows = rd.take_all()
     assert len(rows) == ds.nrows
     got = sorted((r["symbol"], r["ts"]) for r in rows)
@@ -134,7 +216,7 @@ def test_read_spill_yields_every_row_once(manifest):
     assert {"ts", "symbol", "target", "f000"} <= set(rd.schema().names)
 
 
-def test_iter_torch_batches_in_a_torch_trainer(manifest, tmp_path):
+def test_iter_torch_batches_in_a_torch_trainer(manifest, source, tmp_path):
     pytest.importorskip("torch", reason="torch is not installed: get_dataset_shard + "
                         "iter_torch_batches not tested here (scripts/test-torch.sh tests them)")
     from ray.train import RunConfig, ScalingConfig
@@ -149,8 +231,8 @@ def test_iter_torch_batches_in_a_torch_trainer(manifest, tmp_path):
             rows += len(b["target"])
         return {"rows": rows}
 
-    trainer = TorchTrainer(loop, datasets={"train": sray.read_spill(manifest,
-                                                                    columns=["f000", "target"])},
+    train = sray.read_spill(source[0], columns=["f000", "target"], **source[1])
+    trainer = TorchTrainer(loop, datasets={"train": train},
                            scaling_config=ScalingConfig(num_workers=1,
                                                         resources_per_worker={"CPU": 1}),
                            run_config=RunConfig(storage_path=str(tmp_path), name="torch"))
@@ -207,7 +289,7 @@ def train_loop():
 
 
 @pytest.mark.parametrize("framework", ["xgboost", "lightgbm"])
-def test_a_trainer_fits(manifest, tmp_path, framework):
+def test_a_trainer_fits(manifest, source, tmp_path, framework):
     pytest.importorskip(framework, reason=f"{framework} is not installed")
     from ray.train import RunConfig, ScalingConfig
     if framework == "xgboost":
@@ -217,7 +299,7 @@ def test_a_trainer_fits(manifest, tmp_path, framework):
 
     config = {"framework": framework, "features": ["f000", "f001", "f002", "f003"]}
     trainer = Trainer(train_loop(), train_loop_config=config,
-                      datasets={"train": sray.read_spill(manifest)},
+                      datasets={"train": sray.read_spill(source[0], **source[1])},
                       scaling_config=ScalingConfig(num_workers=1,
                                                    resources_per_worker={"CPU": 1}),
                       run_config=RunConfig(storage_path=str(tmp_path), name="fit"))

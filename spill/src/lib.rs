@@ -52,11 +52,12 @@ pub use batch::{block_order, Batch, BatchOptions, Batches};
 pub use error::{Error, Result};
 pub use format::{
     caps, DType, Role, Trailer, ALIGN, CHECKSUM_CRC32, DEFAULT_CHUNK_BYTES, FEATURE_TIME_ORDER,
-    HEADER_LEN, MAGIC, TRAILER_LEN, TRAILER_MAGIC, VERSION_MAJOR, VERSION_MINOR,
+    HEADER_FIELDS_LEN, HEADER_LEN, MAGIC, MIN_FILE_LEN, TRAILER_LEN, TRAILER_MAGIC, VERSION_MAJOR,
+    VERSION_MINOR,
 };
 pub use layout::{ColumnSpec, Layout};
 pub use meta::{Column, Metadata, Scalar, Stats, Symbol, TIME_UNIT};
-pub use read::{open, Backing, Matrix, SpillFile};
+pub use read::{describe, open, Backing, Matrix, SpillFile};
 pub use stats::Element;
 pub use timestamps::{Iter as TimestampIter, Order, Timestamps};
 pub use verify::{DamagedChunk, VerifyReport};

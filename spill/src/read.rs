@@ -76,6 +76,103 @@ pub fn open(path: impl AsRef<Path>) -> Result<SpillFile<Mmap>> {
     SpillFile::from_bytes(map)
 }
 
+/// What a spill file of `file_len` bytes says of itself, from its header's fields (`header`, at
+/// least [`HEADER_FIELDS_LEN`] bytes) and its last `tail.len()` bytes, which must hold the
+/// metadata block and the trailer: every check of [`SpillFile::from_bytes`] but those of the
+/// data itself. For files read piecewise (object storage): a footer read, not the whole file.
+pub fn describe(header: &[u8], tail: &[u8], file_len: u64) -> Result<(Trailer, Metadata)> {
+    let len = file_len;
+    if len < MIN_FILE_LEN || header.len() < HEADER_FIELDS_LEN || (tail.len() as u64) < TRAILER_LEN {
+        return Err(Error::TooSmall {
+            len,
+            min: MIN_FILE_LEN,
+        });
+    }
+    let mut fields = [0u8; HEADER_FIELDS_LEN];
+    fields.copy_from_slice(&header[..HEADER_FIELDS_LEN]);
+    let (major, minor) = decode_header(&fields)?;
+    // The trailer layout belongs to the major version: refuse other majors before reading it.
+    if major != VERSION_MAJOR {
+        return Err(Error::UnsupportedVersion {
+            major,
+            minor,
+            known: VERSION_MAJOR,
+        });
+    }
+    let mut t = [0u8; TRAILER_LEN as usize];
+    t.copy_from_slice(&tail[tail.len() - TRAILER_LEN as usize..]);
+    let trailer = Trailer::decode(&t)?;
+    if (trailer.major, trailer.minor) != (major, minor) {
+        return Err(Error::VersionMismatch {
+            header_major: major,
+            header_minor: minor,
+            trailer_major: trailer.major,
+            trailer_minor: trailer.minor,
+        });
+    }
+    let unknown = trailer.required_features & !KNOWN_REQUIRED_FEATURES;
+    if unknown != 0 {
+        return Err(Error::UnsupportedFeatures { bits: unknown });
+    }
+    if trailer.checksum_algorithm != CHECKSUM_CRC32 {
+        return Err(Error::UnsupportedChecksum {
+            id: trailer.checksum_algorithm,
+        });
+    }
+    if trailer.file_len != len {
+        return Err(Error::FileLength {
+            recorded: trailer.file_len,
+            actual: len,
+        });
+    }
+    if trailer.metadata_len > caps::MAX_METADATA_BYTES {
+        return Err(Error::OverCap {
+            what: "metadata length",
+            value: trailer.metadata_len,
+            cap: caps::MAX_METADATA_BYTES,
+        });
+    }
+    let meta_end = trailer
+        .metadata_offset
+        .checked_add(trailer.metadata_len)
+        .and_then(|e| e.checked_add(TRAILER_LEN));
+    if trailer.metadata_offset < HEADER_LEN || meta_end != Some(len) {
+        return Err(Error::MetadataBounds {
+            offset: trailer.metadata_offset,
+            len: trailer.metadata_len,
+            file_len: len,
+        });
+    }
+    // The tail must reach back to the metadata's start.
+    let tail_start = len - tail.len() as u64;
+    if trailer.metadata_offset < tail_start {
+        return Err(Error::MetadataBounds {
+            offset: trailer.metadata_offset,
+            len: trailer.metadata_len,
+            file_len: len,
+        });
+    }
+    let from = (trailer.metadata_offset - tail_start) as usize;
+    let meta_bytes = &tail[from..tail.len() - TRAILER_LEN as usize];
+    let actual = crc32fast::hash(meta_bytes);
+    if actual != trailer.metadata_checksum {
+        return Err(Error::MetadataChecksum {
+            stored: trailer.metadata_checksum,
+            actual,
+        });
+    }
+    let meta = Metadata::parse(meta_bytes, trailer.metadata_offset)?;
+    // Bit 0 is what stops 1.0 and 1.1 readers from reading a time-major file as symbol-major.
+    let bit = trailer.required_features & FEATURE_TIME_ORDER != 0;
+    if bit != (meta.order == Order::Time) {
+        return Err(Error::OrderFeature {
+            order: meta.order,
+            bit,
+        });
+    }
+    Ok((trailer, meta))
+}
+
 impl<D: Backing> SpillFile<D> {
     /// Validates `data` as a spill file: header, trailer, version and feature flags, file length,
     /// metadata checksum, and every offset, length, alignment, overlap, range and name in the
@@ -89,79 +186,7 @@ impl<D: Backing> SpillFile<D> {
                 min: MIN_FILE_LEN,
             });
         }
-        let mut header = [0u8; HEADER_FIELDS_LEN];
-        header.copy_from_slice(&bytes[..HEADER_FIELDS_LEN]);
-        let (major, minor) = decode_header(&header)?;
-        // The trailer layout belongs to the major version: refuse other majors before reading it.
-        if major != VERSION_MAJOR {
-            return Err(Error::UnsupportedVersion {
-                major,
-                minor,
-                known: VERSION_MAJOR,
-            });
-        }
-        let mut tail = [0u8; TRAILER_LEN as usize];
-        tail.copy_from_slice(&bytes[bytes.len() - TRAILER_LEN as usize..]);
-        let trailer = Trailer::decode(&tail)?;
-        if (trailer.major, trailer.minor) != (major, minor) {
-            return Err(Error::VersionMismatch {
-                header_major: major,
-                header_minor: minor,
-                trailer_major: trailer.major,
-                trailer_minor: trailer.minor,
-            });
-        }
-        let unknown = trailer.required_features & !KNOWN_REQUIRED_FEATURES;
-        if unknown != 0 {
-            return Err(Error::UnsupportedFeatures { bits: unknown });
-        }
-        if trailer.checksum_algorithm != CHECKSUM_CRC32 {
-            return Err(Error::UnsupportedChecksum {
-                id: trailer.checksum_algorithm,
-            });
-        }
-        if trailer.file_len != len {
-            return Err(Error::FileLength {
-                recorded: trailer.file_len,
-                actual: len,
-            });
-        }
-        if trailer.metadata_len > caps::MAX_METADATA_BYTES {
-            return Err(Error::OverCap {
-                what: "metadata length",
-                value: trailer.metadata_len,
-                cap: caps::MAX_METADATA_BYTES,
-            });
-        }
-        let meta_end = trailer
-            .metadata_offset
-            .checked_add(trailer.metadata_len)
-            .and_then(|e| e.checked_add(TRAILER_LEN));
-        if trailer.metadata_offset < HEADER_LEN || meta_end != Some(len) {
-            return Err(Error::MetadataBounds {
-                offset: trailer.metadata_offset,
-                len: trailer.metadata_len,
-                file_len: len,
-            });
-        }
-        // Both ends were checked against the buffer length just above.
-        let meta_bytes = &bytes[trailer.metadata_offset as usize..(len - TRAILER_LEN) as usize];
-        let actual = crc32fast::hash(meta_bytes);
-        if actual != trailer.metadata_checksum {
-            return Err(Error::MetadataChecksum {
-                stored: trailer.metadata_checksum,
-                actual,
-            });
-        }
-        let meta = Metadata::parse(meta_bytes, trailer.metadata_offset)?;
-        // Bit 0 is what stops 1.0 and 1.1 readers from reading a time-major file as symbol-major.
-        let bit = trailer.required_features & FEATURE_TIME_ORDER != 0;
-        if bit != (meta.order == Order::Time) {
-            return Err(Error::OrderFeature {
-                order: meta.order,
-                bit,
-            });
-        }
+        let (trailer, meta) = describe(&bytes[..HEADER_FIELDS_LEN], bytes, len)?;
         let index = meta
             .columns
             .iter()

@@ -136,6 +136,7 @@ fn attempt(
     cancel: &Cancel,
 ) -> Result<(Budget, Run), Failure> {
     let budget = budget::choose(cfg, plan, retained).map_err(Failure::Fatal)?;
+    room_for(plan, cfg).map_err(Failure::Fatal)?;
     progress.begin(plan);
     // A time-major build streams into a hidden symbol-major intermediate, then transposes it;
     // the guard removes the intermediate however this attempt ends.
@@ -154,6 +155,28 @@ fn attempt(
         Err(_) if cancel.is_cancelled() => Err(Failure::Fatal(Error::Cancelled)),
         run => Ok((budget, run?)),
     }
+}
+
+/// Refuses a build whose output's filesystem lacks room for it, before anything is written: the
+/// data and a bound on its metadata, twice for a time-major build (its intermediate).
+fn room_for(plan: &Plan, cfg: &BuildConfig) -> Result<()> {
+    if cfg.decode_only {
+        return Ok(());
+    }
+    let l = &plan.layout;
+    // The metadata is JSON: per symbol its name and range, per column its description and a
+    // checksum per chunk. Twice the sum of generous sizes of each bounds it.
+    let symbols: u64 = l.symbols().iter().map(|s| s.name.len() as u64 + 64).sum();
+    let columns: u64 = (0..l.columns().len())
+        .map(|i| {
+            512 + l.columns()[i].name.len() as u64 + l.length(i).div_ceil(l.chunk_bytes()) * 32
+        })
+        .sum();
+    let file = l.data_end() + 2 * (64 << 10) + 2 * (symbols + columns);
+    let copies = if cfg.order == RowOrder::Time { 2 } else { 1 };
+    let dir = crate::output::parent(&cfg.output);
+    let what = format!("the output {}", cfg.output.display());
+    crate::output::room(&dir, file * copies, &dir.display().to_string(), &what)
 }
 
 fn summary(

@@ -17,16 +17,22 @@ use spillway::config::{BuildOptions, Decoder, OnError, WriteMode};
 use spillway::{Cancel, Freshness, Progress};
 
 use super::options::{choice, environment, Selection};
-use super::out::{note, Interrupted};
+use super::out::{note, Interrupted, Usage};
 
 /// Arguments of `spillway build`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     selection: Selection,
-    /// Output spill file (written to a temporary name, then renamed).
+    /// Output spill file (written to a temporary name, then renamed); or an object-storage URL
+    /// (s3://bucket/train/shard-0.spill): built in --scratch, uploaded in parts, size checked,
+    /// the local copy removed.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Where an output bound for a URL is built first (default: the temporary directory);
+    /// refused up front when it lacks room for the file.
+    #[arg(long, value_name = "DIR")]
+    scratch: Option<PathBuf>,
     /// Reader threads (default: chosen by the memory budget, at most the cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -124,6 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         symbols: args.symbols.clone(),
         cs_plan: args.cs_plan.clone(),
         summary: args.summary.clone(),
+        scratch: args.scratch.clone(),
         ..args.selection.options()
     };
     let mut cfg = environment()?.merge(file).merge(flags).resolve()?;
@@ -132,6 +139,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cfg.config_file = args.config.clone();
     let quiet = args.quiet.or(file_quiet).unwrap_or(false);
     if let Some(freshness) = args.if_changed {
+        if spillway::publish::is_url(&cfg.output) {
+            return Err(Usage(
+                "--if-changed compares a local output with its inputs; for an output in a \
+                 bucket, spillway.ray.build skips the shards in place"
+                    .into(),
+            )
+            .into());
+        }
         cfg.freshness = freshness;
         let current = spillway::up_to_date(&cfg)?;
         if current.current {
@@ -152,7 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cancel = Cancel::new();
     let signal = on_signals(&cancel)?;
     let progress = Progress::new(!quiet);
-    let summary = match spillway::build_with(&cfg, &progress, &cancel) {
+    let summary = match spillway::publish::build(&cfg, &progress, &cancel) {
         Err(spillway::Error::Cancelled) => {
             let sig = signal.load(Ordering::SeqCst) as i32;
             return Err(Interrupted {

@@ -21,9 +21,12 @@ pub struct Args {
     /// The symbols whose names are in [A, B) (either end may be left out).
     #[arg(long, value_name = "A..B")]
     symbols: Option<String>,
-    /// The count file to write (atomically).
+    /// The count file to write (atomically; a URL: built in --scratch, then uploaded).
     #[arg(long)]
     output: PathBuf,
+    /// Where a count file bound for a URL is written first (default: the temporary directory).
+    #[arg(long, value_name = "DIR")]
+    scratch: Option<PathBuf>,
     /// What a failing symbol does: fail, or be skipped (as the shard build will skip it).
     #[arg(long, value_parser = choice::<OnError>(OnError::NAMES))]
     on_error: Option<OnError>,
@@ -39,6 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         shard: args.shard,
         symbols: args.symbols,
         on_error: args.on_error,
+        scratch: args.scratch,
         ..args.selection.options()
     };
     let cfg = environment()?.merge(opts).resolve()?;

@@ -137,3 +137,28 @@ pub struct Size {
     #[arg(long, default_value_t = GenOptions::default().features)]
     pub features: usize,
 }
+
+/// How commands without the build's selection reach object storage (`plan-cs`, `manifest`,
+/// `verify`, `clean`): storage options over the environment's, and the scratch directory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Remote {
+    /// An option of the object store of URL arguments, as KEY=VALUE (repeatable; see `build
+    /// --help`). Secrets belong in the environment.
+    #[arg(long = "storage-option", value_name = "KEY=VALUE", value_parser = storage_pair)]
+    pub storage_option: Vec<(String, String)>,
+    /// Where files fetched from a bucket (or bound for one) are kept while the command runs
+    /// (default: the temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
+}
+
+impl Remote {
+    /// The storage options: `SPILLWAY_STORAGE_OPTIONS` under the flags.
+    pub fn storage(&self) -> anyhow::Result<StorageOptions> {
+        let mut s = environment()?.storage.unwrap_or_default();
+        for (k, v) in &self.storage_option {
+            s.insert(k, v.clone());
+        }
+        Ok(s)
+    }
+}

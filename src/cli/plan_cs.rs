@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use spillway::PlanCsOptions;
 
+use super::options::Remote;
 use super::out::{note, outln};
 
 /// Arguments of `spillway plan-cs`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Count files (`spillway count`), covering every symbol once.
+    /// Count files (`spillway count`), covering every symbol once (paths or URLs).
     #[arg(required = true)]
     counts: Vec<PathBuf>,
     /// Drop timestamps with fewer than N rows across the universe.
@@ -23,7 +24,7 @@ pub struct Args {
     /// Seed of the sampling (must be the counts').
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// The plan to write (atomically).
+    /// The plan to write (atomically; a URL: built in --scratch, then uploaded).
     #[arg(long)]
     output: PathBuf,
     /// Write the merged counts as one count file instead of a plan (for a tree of merges).
@@ -32,6 +33,8 @@ pub struct Args {
     /// Print what was written as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 /// Merges.
@@ -42,6 +45,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_cs_samples: args.max_cs_samples,
         seed: args.seed,
         merge_only: args.merge_only,
+        storage: args.remote.storage()?,
+        scratch: args.remote.scratch.clone(),
     };
     let s = spillway::plan_cs(&args.counts, &opts)?;
     if args.json {

@@ -7,16 +7,24 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use super::options::Remote;
 use super::out::{note, outln};
 
 /// Arguments of `spillway verify`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The spill file (or dataset manifest, dataset.json) to check.
+    /// The spill file, or dataset manifest (dataset.json, a path or a URL), to check.
     file: PathBuf,
     /// Print the result as one JSON object on stdout (also when the file cannot be opened).
     #[arg(long)]
     json: bool,
+    /// A dataset in a bucket: also download every shard (one at a time, into --scratch) and
+    /// check every chunk. Without it, a bucket's shards are checked by size and metadata
+    /// checksum (a read of each shard's end); local shards always get every check.
+    #[arg(long)]
+    deep: bool,
+    #[command(flatten)]
+    remote: Remote,
 }
 
 /// Why a path cannot be verified before any byte is read: it does not exist, or is not a file.
@@ -36,7 +44,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
     let path = &args.file;
     if super::manifest::is_manifest(path) {
-        return super::manifest::verify(path, args.json);
+        let chunks = args.deep || !spillway::publish::is_url(path);
+        return super::manifest::verify(path, args.json, chunks, &args.remote);
+    }
+    if spillway::publish::is_url(path) {
+        return Err(super::out::Usage(format!(
+            "{}: verify reads a spill file on disk, or a dataset manifest (dataset.json) in a \
+             bucket",
+            path.display()
+        ))
+        .into());
     }
     let opened = match not_a_file(path) {
         Some(why) => Err(why),

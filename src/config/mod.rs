@@ -36,7 +36,9 @@ mod storage;
 
 pub(crate) use choices::named;
 pub use choices::{Decoder, EpochUnit, Freshness, OnError, RowOrder, WriteMode};
-pub use storage::{is_secret, url_scheme, StorageOptions, OWN_KEYS, SCHEMES};
+pub use storage::{
+    check_url_for, file_url_path, is_secret, url_scheme, StorageOptions, OWN_KEYS, SCHEMES,
+};
 
 /// The cross-sectional filter settings (see `plan::filter`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -118,6 +120,9 @@ pub struct BuildOptions {
     /// Options of the object store an `s3://`, `gs://` or `az://` input is read from (the TOML
     /// `[storage]` table, `--storage-option KEY=VALUE`); merged key by key.
     pub storage: Option<StorageOptions>,
+    /// Where an output bound for object storage is built before it is uploaded (default: the
+    /// temporary directory).
+    pub scratch: Option<PathBuf>,
 }
 
 impl BuildOptions {
@@ -160,6 +165,7 @@ impl BuildOptions {
                 (Some(a), Some(b)) => Some(a.merge(b)),
                 (a, b) => b.or(a),
             },
+            scratch: over.scratch.or(self.scratch),
         }
     }
 
@@ -311,6 +317,7 @@ impl BuildOptions {
             summary: self.summary,
             freshness: Freshness::Stamp,
             storage: self.storage.unwrap_or_default(),
+            scratch: self.scratch,
         })
     }
 }
@@ -365,8 +372,10 @@ pub struct BuildConfig {
     pub summary: Option<PathBuf>,
     /// What the file records of its inputs for `--if-changed` (content hashes cost a read).
     pub freshness: Freshness,
-    /// Options of the object store the input is read from (when it is a URL).
+    /// Options of the object store the input is read from, or the output written to (URLs).
     pub storage: StorageOptions,
+    /// Where an output URL's file is built before its upload (`None`: the temporary directory).
+    pub scratch: Option<PathBuf>,
 }
 
 /// Which symbols of the universe a shard build (or count) takes.

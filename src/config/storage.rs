@@ -169,12 +169,17 @@ pub fn file_url_path(input: &Path) -> Option<std::path::PathBuf> {
 /// Checks an input URL before anything is opened: a known scheme, a bucket, and no credentials
 /// or query in it (they would be printed and recorded). Usage errors (exit 2).
 pub fn check_url(input: &Path) -> Result<()> {
+    check_url_for("--input", input)
+}
+
+/// [`check_url`] for the URL given as `flag` (an output, a dataset, a plan).
+pub fn check_url_for(flag: &str, input: &Path) -> Result<()> {
     let Some(scheme) = url_scheme(input) else {
         return Ok(());
     };
     let text = input.to_string_lossy();
     let rest = &text[scheme.len() + 3..];
-    let bad = |why: &str| Err(Error::Config(format!("--input {scheme}://…: {why}")));
+    let bad = |why: &str| Err(Error::Config(format!("{flag} {scheme}://…: {why}")));
     let authority = rest.split('/').next().unwrap_or("");
     if authority.contains('@') {
         return bad(
@@ -193,18 +198,18 @@ pub fn check_url(input: &Path) -> Result<()> {
     }
     if !SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
         return Err(Error::Config(format!(
-            "--input {text}: unknown URL scheme {scheme:?} (known: file, {})",
+            "{flag} {text}: unknown URL scheme {scheme:?} (known: file, {})",
             SCHEMES.join(", ")
         )));
     }
     if authority.is_empty() {
         return Err(Error::Config(format!(
-            "--input {text}: no bucket in the URL"
+            "{flag} {text}: no bucket in the URL"
         )));
     }
     if !cfg!(feature = "object-store") {
         return Err(Error::Config(format!(
-            "--input {text}: this spillway was built without the `object-store` feature"
+            "{flag} {text}: this spillway was built without the `object-store` feature"
         )));
     }
     Ok(())

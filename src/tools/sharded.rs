@@ -32,6 +32,7 @@ use crate::plan::cs_file::{
     KEEP_ALL, MAX_K, PLAN_MAGIC,
 };
 use crate::plan::shard::{global, plan_part};
+use crate::publish;
 
 use crate::output::{self, write_atomic, writing};
 
@@ -60,6 +61,18 @@ pub struct CountSummary {
 /// docs), with the options that decide rows: target, time column and unit, `--max-rows`,
 /// `--drop-null-target`, `--max-cs-samples` and `--seed`.
 pub fn count(cfg: &BuildConfig, cancel: &Cancel) -> Result<CountSummary> {
+    if publish::is_url(&cfg.output) {
+        let scratch = cfg.scratch.as_deref();
+        let mut summary = publish::deliver(&cfg.output, &cfg.storage, scratch, cancel, |out| {
+            let local = BuildConfig {
+                output: out.to_path_buf(),
+                ..cfg.clone()
+            };
+            count(&local, cancel)
+        })?;
+        summary.output = cfg.output.clone();
+        return Ok(summary);
+    }
     let t0 = Instant::now();
     let scope = cfg
         .scope
@@ -139,6 +152,10 @@ pub struct PlanCsOptions {
     pub seed: u64,
     /// Write the merged counts as one count file instead of a plan (a tree's inner node).
     pub merge_only: bool,
+    /// Options of the object store of count files or an output given as URLs.
+    pub storage: crate::config::StorageOptions,
+    /// Where count files from a bucket, and an output bound for one, are kept meanwhile.
+    pub scratch: Option<PathBuf>,
 }
 
 /// What [`plan_cs`] wrote.
@@ -171,6 +188,32 @@ struct Input {
 /// docs. Refuses count files made with other options or for another universe, overlapping ones,
 /// and (for a plan) a set that leaves symbols uncounted.
 pub fn plan_cs(counts: &[PathBuf], opts: &PlanCsOptions) -> Result<PlanCsSummary> {
+    if counts.iter().any(|p| publish::is_url(p)) || publish::is_url(&opts.output) {
+        let cancel = Cancel::new();
+        let (storage, scratch) = (&opts.storage, opts.scratch.as_deref());
+        let copies = publish::fetch_all("count file", counts, storage, scratch, &cancel)?;
+        let local: Vec<PathBuf> = copies.iter().map(|c| c.path.clone()).collect();
+        let mut summary = publish::deliver(&opts.output, storage, scratch, &cancel, |out| {
+            let o = PlanCsOptions {
+                output: out.to_path_buf(),
+                storage: Default::default(),
+                ..opts.clone()
+            };
+            merge_counts(&local, counts, &o)
+        })?;
+        summary.output = opts.output.clone();
+        return Ok(summary);
+    }
+    merge_counts(counts, counts, opts)
+}
+
+/// [`plan_cs`] of local count files, each known (in messages and in the plan) by its name in
+/// `names` (its URL when it was fetched).
+fn merge_counts(
+    counts: &[PathBuf],
+    names: &[PathBuf],
+    opts: &PlanCsOptions,
+) -> Result<PlanCsSummary> {
     if opts.max_cs_samples == Some(0) {
         return Err(Error::Config("--max-cs-samples must be at least 1".into()));
     }
@@ -180,8 +223,8 @@ pub fn plan_cs(counts: &[PathBuf], opts: &PlanCsOptions) -> Result<PlanCsSummary
         .collect();
     output::check("--output", &opts.output, &reads)?;
     let mut inputs = Vec::with_capacity(counts.len());
-    for path in counts {
-        inputs.push(open_count(path)?);
+    for (path, name) in counts.iter().zip(names) {
+        inputs.push(open_count(path, name)?);
     }
     let Some(first) = inputs.first() else {
         return Err(Error::Config(
@@ -361,16 +404,16 @@ fn cs_err(path: &Path, source: cs_file::CsFileError) -> Error {
     }
 }
 
-fn open_count(path: &Path) -> Result<Input> {
+fn open_count(path: &Path, name: &Path) -> Result<Input> {
     crate::input::regular_file("count file", path)?;
-    let err = |e: std::io::Error| cs_err(path, e.into());
+    let err = |e: std::io::Error| cs_err(name, e.into());
     let file = File::open(path).map_err(err)?;
     let len = file.metadata().map_err(err)?.len();
     let (reader, v) = Reader::open(BufReader::new(file), len, COUNT_MAGIC, "count")
-        .map_err(|e| cs_err(path, e))?;
-    let header = cs_file::count_header(v).map_err(|e| cs_err(path, e))?;
+        .map_err(|e| cs_err(name, e))?;
+    let header = cs_file::count_header(v).map_err(|e| cs_err(name, e))?;
     Ok(Input {
-        path: path.to_path_buf(),
+        path: name.to_path_buf(),
         reader,
         header,
         rec: CountRecord::default(),

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as Key;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreScheme};
 
@@ -36,9 +37,11 @@ use crate::input::source::RemoteStats;
 mod count;
 mod list;
 mod object;
+mod ops;
 mod request;
 
 pub(crate) use count::Counters;
+pub use ops::{host_name, Head, Put, UploadMarker, UPLOADS_DIR};
 pub(crate) use request::{Pending, Stopped};
 
 pub use object::ObjectFile;
@@ -118,6 +121,8 @@ impl IoShape {
 pub struct Store {
     rt: Option<tokio::runtime::Runtime>,
     os: Arc<dyn ObjectStore>,
+    /// The same client, for uploads whose id must be known to abort them later (`ops`).
+    multipart: Arc<dyn MultipartStore>,
     /// `scheme://bucket/prefix`, no trailing slash, no credentials: the names of its files start
     /// with it.
     base: String,
@@ -180,8 +185,24 @@ impl Store {
         budget: u64,
         cancel: &Cancel,
     ) -> Result<Arc<Store>> {
+        let store = Store::open_for("--input", input, options, budget, cancel)?;
+        if let Ok(mut open) = OPEN.lock() {
+            open.push(Arc::downgrade(&store));
+        }
+        Ok(store)
+    }
+
+    /// [`open`](Self::open) for the URL given as `flag` (an input, an output, a dataset):
+    /// errors name the flag. Not registered for [`find`]: only inputs are read by name.
+    pub fn open_for(
+        flag: &str,
+        input: &Path,
+        options: &StorageOptions,
+        budget: u64,
+        cancel: &Cancel,
+    ) -> Result<Arc<Store>> {
         let text = input.to_string_lossy();
-        let usage = |what: String| Error::Config(format!("--input {text}: {what}"));
+        let usage = |what: String| Error::Config(format!("{flag} {text}: {what}"));
         let url = url::Url::parse(&text).map_err(|e| usage(e.to_string()))?;
         let (scheme, prefix) = ObjectStoreScheme::parse(&url).map_err(|e| usage(e.to_string()))?;
         let io = IoShape::from_options(options, budget)?;
@@ -216,11 +237,18 @@ impl Store {
                 b.with_retry(retry)
                     .with_http_connector(connector)
                     .build()
-                    .map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+                    .map(|s| {
+                        let s = Arc::new(s);
+                        (
+                            Arc::clone(&s) as Arc<dyn ObjectStore>,
+                            s as Arc<dyn MultipartStore>,
+                        )
+                    })
             }};
         }
         use object_store::{aws, azure, gcp};
-        let built: object_store::Result<Arc<dyn ObjectStore>> = match scheme {
+        type Clients = (Arc<dyn ObjectStore>, Arc<dyn MultipartStore>);
+        let built: object_store::Result<Clients> = match scheme {
             ObjectStoreScheme::AmazonS3 => {
                 build!(aws::AmazonS3Builder, aws::AmazonS3ConfigKey, "S3")
             }
@@ -233,7 +261,7 @@ impl Store {
             _ => return Err(usage("not an object store URL".into())),
         };
         let scrub = |s: String| scrub(&secrets, s);
-        let os = built.map_err(|e| usage(scrub(e.to_string())))?;
+        let (os, multipart) = built.map_err(|e| usage(scrub(e.to_string())))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("spillway-io")
@@ -246,6 +274,7 @@ impl Store {
         let store = Arc::new(Store {
             rt: Some(rt),
             os,
+            multipart,
             base,
             prefix,
             objects: Mutex::new(HashMap::new()),
@@ -256,9 +285,6 @@ impl Store {
             footers: Mutex::default(),
             warm: Mutex::default(),
         });
-        if let Ok(mut open) = OPEN.lock() {
-            open.push(Arc::downgrade(&store));
-        }
         Ok(store)
     }
 
@@ -371,7 +397,7 @@ fn retry_config(options: &StorageOptions) -> Result<object_store::RetryConfig> {
 }
 
 /// `500ms`, `30s`, `2min`, `1h`, or a plain number of seconds.
-fn parse_duration(s: &str) -> Option<Duration> {
+pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

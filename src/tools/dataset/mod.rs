@@ -12,28 +12,44 @@
 //! fingerprint, one plan, the same options and schema, and symbol ranges that tile the universe
 //! in order. [`verify_dataset`] re-checks all of that from the files, and every chunk checksum.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::cancel::Cancel;
-use crate::config::BuildConfig;
+use crate::config::{BuildConfig, StorageOptions};
 use crate::error::{Error, Result};
 use crate::input::source;
-use crate::plan::cs_file::{self, crc_text, Reader, PLAN_MAGIC};
+use crate::plan::cs_file::crc_text;
 use crate::plan::shard::global;
+use crate::publish::{is_url, Place, Scratch};
 
-use crate::output::{self, parent, write_atomic, writing};
+mod commit;
+mod files;
+
+pub use commit::{clean_generations, generation_path, Cleaned};
+use files::{dir_of, join, open_shard, plan_checksum, relative, Places};
+
+/// How a dataset command reaches its files and commits its manifest.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Options of the object store of URLs (shards, plans, the manifest).
+    pub storage: StorageOptions,
+    /// Where files fetched from a bucket are kept while they are checked (default: the
+    /// temporary directory).
+    pub scratch: Option<PathBuf>,
+    /// Replace an existing manifest (kept as its generation); without it, an existing manifest
+    /// of another dataset is refused.
+    pub replace: bool,
+}
 
 /// The manifest's `format`.
 pub const FORMAT: &str = "spillway-dataset";
 /// The manifest version written (a reader refuses another major).
-pub const VERSION: [u16; 2] = [1, 0];
+pub const VERSION: [u16; 2] = [1, 1];
 /// Largest manifest read.
-const MAX_MANIFEST: u64 = 64 << 20;
+pub(crate) const MAX_MANIFEST: u64 = 64 << 20;
 
 /// One column of the schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,10 +144,14 @@ pub struct Manifest {
     pub nrows: u64,
     /// The shards, in symbol order.
     pub shards: Vec<ShardEntry>,
+    /// The manifest's generation: 1 when first written, one more each time it is replaced (the
+    /// one replaced is kept as `dataset.g<N>.json`). Absent in 1.0 manifests (generation 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }
 
 /// What one shard says of itself.
-struct Opened {
+pub(crate) struct Opened {
     entry: ShardEntry,
     shard: Value,
     tool: Value,
@@ -146,57 +166,6 @@ fn bad(path: &Path, what: impl Into<String>) -> Error {
     }
 }
 
-/// The trailer's `metadata_checksum` of a spill file (SPEC.md: trailer bytes 40..44).
-fn metadata_crc(path: &Path, len: u64) -> Result<u32> {
-    let file = File::open(path).map_err(|e| bad(path, format!("cannot open: {e}")))?;
-    let mut b = [0u8; 4];
-    file.read_exact_at(&mut b, len.saturating_sub(64) + 40)
-        .map_err(|e| bad(path, format!("cannot read the trailer: {e}")))?;
-    Ok(u32::from_le_bytes(b))
-}
-
-fn open_shard(path: &Path, rel: String) -> Result<Opened> {
-    let f = spill::open(path).map_err(|e| bad(path, format!("not a valid spill file: {e}")))?;
-    let build = f.build_metadata();
-    let shard = build
-        .get("shard")
-        .cloned()
-        .ok_or_else(|| bad(path, "it is not a shard (built without --shard)"))?;
-    let symbols = shard
-        .get("symbols")
-        .and_then(|v| serde_json::from_value::<[u64; 2]>(v.clone()).ok())
-        .ok_or_else(|| bad(path, "its shard metadata has no symbol range"))?;
-    let schema = f
-        .columns()
-        .iter()
-        .map(|c| SchemaColumn {
-            name: c.name.clone(),
-            dtype: c.dtype.name().to_string(),
-            role: c.role.name().to_string(),
-        })
-        .collect();
-    let time = f.columns().first().map(|c| c.stats);
-    let int = |s: Option<spill::Scalar>| match s {
-        Some(spill::Scalar::Int(v)) => Some(v),
-        _ => None,
-    };
-    let time_range = time.and_then(|s| Some([int(s.min)?, int(s.max)?]));
-    Ok(Opened {
-        entry: ShardEntry {
-            path: rel,
-            rows: f.nrows(),
-            bytes: f.file_len(),
-            checksum: crc_text(metadata_crc(path, f.file_len())?),
-            symbols,
-            time_range,
-        },
-        tool: build.get("tool").cloned().unwrap_or(Value::Null),
-        options: build.get("options").cloned().unwrap_or(Value::Null),
-        shard,
-        schema,
-    })
-}
-
 /// An error with its causes, `: `-separated.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -209,74 +178,57 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The checksum of the plan at `path` (read whole, checked).
-fn plan_checksum(path: &Path) -> Result<String> {
-    let err = |e: cs_file::CsFileError| Error::CsFile {
-        path: path.to_path_buf(),
-        source: e,
-    };
-    let file = File::open(path).map_err(|e| err(e.into()))?;
-    let len = file.metadata().map_err(|e| err(e.into()))?.len();
-    let (mut r, v) = Reader::open(
-        std::io::BufReader::new(file),
-        len,
-        PLAN_MAGIC,
-        "cross-section plan",
-    )
-    .map_err(err)?;
-    let h = cs_file::plan_header(v).map_err(err)?;
-    r.fingerprints(h.universe.symbols).map_err(err)?;
-    while r.next_threshold(h.universe.symbols).map_err(err)?.is_some() {}
-    Ok(crc_text(r.finish().map_err(err)?))
-}
-
-/// `path` relative to `dir` when it is inside it, else absolute.
-fn relative(path: &Path, dir: &Path) -> String {
-    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let (p, d) = (abs(path), abs(dir));
-    p.strip_prefix(&d)
-        .unwrap_or(&p)
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// Checks that `shards` (spill files built with `--shard`) form one dataset filtered by `cs_plan`,
-/// and writes the manifest `output` atomically (see the module docs).
-pub fn manifest(shards: &[PathBuf], cs_plan: Option<&Path>, output: &Path) -> Result<Manifest> {
+/// and commits the manifest `output` (see `commit`: written last, in one request or rename;
+/// an existing one replaced only with `access.replace`). Any of them may be URLs.
+pub fn manifest(
+    shards: &[PathBuf],
+    cs_plan: Option<&Path>,
+    output: &Path,
+    access: &Access,
+    cancel: &Cancel,
+) -> Result<Manifest> {
+    let mut places = Places::new(&access.storage, cancel);
+    let out_place = places.of("--output", output)?;
+    let output = &if out_place.is_remote() {
+        output.to_path_buf()
+    } else {
+        for p in shards.iter().filter(|p| !is_url(p)) {
+            crate::input::regular_file("shard", p)?;
+        }
+        if let Some(p) = cs_plan.filter(|p| !is_url(p)) {
+            crate::input::regular_file("--cs-plan", p)?;
+        }
+        let mut reads: Vec<(&str, &Path)> = shards
+            .iter()
+            .filter(|p| !is_url(p))
+            .map(|p| ("one of the shards", p.as_path()))
+            .collect();
+        reads.extend(cs_plan.map(|p| ("the --cs-plan file", p)));
+        // Through a symlink, the manifest is written where the link points, and shard paths
+        // are relative to that directory.
+        crate::output::check("--output", output, &reads)?
+    };
+    let dir = dir_of(output);
+    let mut opened = Vec::with_capacity(shards.len());
     for p in shards {
-        crate::input::regular_file("shard", p)?;
+        let place = places.of("shard", p)?;
+        opened.push(open_shard(&place, p, relative(p, &dir))?);
     }
-    if let Some(p) = cs_plan {
-        crate::input::regular_file("--cs-plan", p)?;
-    }
-    let mut reads: Vec<(&str, &Path)> = shards
-        .iter()
-        .map(|p| ("one of the shards", p.as_path()))
-        .collect();
-    reads.extend(cs_plan.map(|p| ("the --cs-plan file", p)));
-    // Through a symlink, the manifest is written where the link points, and shard paths are
-    // relative to that directory.
-    let output = &output::check("--output", output, &reads)?;
-    let dir = parent(output);
-    let mut opened = shards
-        .iter()
-        .map(|p| open_shard(p, relative(p, &dir)))
-        .collect::<Result<Vec<_>>>()?;
     opened.sort_by_key(|o| o.entry.symbols[0]);
     let plan = match cs_plan {
-        Some(p) => Some(PlanRef {
-            path: relative(p, &dir),
-            checksum: plan_checksum(p)?,
-        }),
+        Some(p) => {
+            let scratch = Scratch::new(access.scratch.as_deref())?;
+            let place = places.of("--cs-plan", p)?;
+            Some(PlanRef {
+                path: relative(p, &dir),
+                checksum: plan_checksum(&place, p, &scratch)?,
+            })
+        }
         None => None,
     };
     let m = assemble(opened, plan, |i| shards[i].clone())?;
-    let io = writing(output);
-    write_atomic(output, |w| {
-        serde_json::to_writer_pretty(&mut *w, &m).map_err(|e| io(e.into()))?;
-        std::io::Write::write_all(w, b"\n").map_err(&io)
-    })?;
-    Ok(m)
+    commit::commit(&out_place, output, m, access.replace)
 }
 
 /// The manifest of `opened` (in symbol order), after checking they belong together.
@@ -363,6 +315,7 @@ fn assemble(
         schema: first.schema.clone(),
         nrows: opened.iter().map(|o| o.entry.rows).sum(),
         shards: opened.into_iter().map(|o| o.entry).collect(),
+        generation: None,
     })
 }
 
@@ -381,17 +334,16 @@ pub fn universe(cfg: &BuildConfig) -> Result<Value> {
 
 /// Reads and parses a manifest (capped, typed; another major version refused).
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
-    let len = std::fs::metadata(path)
+    let (bytes, _) = Place::local()
+        .read(path, MAX_MANIFEST)
         .map_err(|e| bad(path, format!("cannot read: {e}")))?
-        .len();
-    if len > MAX_MANIFEST {
-        return Err(bad(
-            path,
-            format!("{len} bytes is too large for a manifest"),
-        ));
-    }
-    let text = std::fs::read(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
-    let m: Manifest = serde_json::from_slice(&text)
+        .ok_or_else(|| bad(path, "no such manifest"))?;
+    read_manifest_bytes(path, &bytes)
+}
+
+/// Parses the manifest `bytes` read from `path`.
+pub(crate) fn read_manifest_bytes(path: &Path, bytes: &[u8]) -> Result<Manifest> {
+    let m: Manifest = serde_json::from_slice(bytes)
         .map_err(|e| bad(path, format!("not a dataset manifest: {e}")))?;
     if m.format != FORMAT || m.version[0] != VERSION[0] {
         return Err(bad(
@@ -403,6 +355,32 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
         ));
     }
     Ok(m)
+}
+
+/// What a spill file says of itself, read from its header and end alone ([`describe_file`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Described {
+    /// Its length.
+    pub bytes: u64,
+    /// `crc32:` of its metadata block (a manifest's `checksum`).
+    pub checksum: String,
+    /// Rows.
+    pub nrows: u64,
+    /// Its build metadata (options, shard, tool, semantics version...).
+    pub metadata: serde_json::Map<String, Value>,
+}
+
+/// What the spill file at `path` (a path or a URL) says of itself, checked (header, trailer,
+/// metadata checksum) but without reading its data: one or two reads of its end in a bucket.
+pub fn describe_file(path: &Path, access: &Access, cancel: &Cancel) -> Result<Described> {
+    let place = Place::of("spill file", path, &access.storage, cancel)?;
+    let (bytes, trailer, meta) = files::describe(&place, path)?;
+    Ok(Described {
+        bytes,
+        checksum: crc_text(trailer.metadata_checksum),
+        nrows: meta.nrows,
+        metadata: meta.build,
+    })
 }
 
 /// What [`verify_dataset`] found.
@@ -429,10 +407,23 @@ impl DatasetReport {
 
 /// Checks a whole dataset: the manifest, every shard against its entry (length, metadata
 /// checksum, rows, symbols) and together (as [`manifest`] does), the plan's checksum, and, when
-/// `chunks`, every chunk checksum of every shard. Errors only when the manifest itself is bad.
-pub fn verify_dataset(path: &Path, chunks: bool) -> Result<DatasetReport> {
-    let m = read_manifest(path)?;
-    let dir = parent(path);
+/// `chunks`, every chunk checksum of every shard (from a bucket: each shard downloaded into the
+/// scratch directory in turn, checked and removed). Errors only when the manifest itself is bad
+/// or cannot be read.
+pub fn verify_dataset(
+    path: &Path,
+    chunks: bool,
+    access: &Access,
+    cancel: &Cancel,
+) -> Result<DatasetReport> {
+    let mut places = Places::new(&access.storage, cancel);
+    let place = places.of("manifest", path)?;
+    let (bytes, _) = place
+        .read(path, MAX_MANIFEST)?
+        .ok_or_else(|| bad(path, "no such manifest"))?;
+    let m = read_manifest_bytes(path, &bytes)?;
+    let dir = dir_of(path);
+    let scratch = Scratch::new(access.scratch.as_deref())?;
     let mut report = DatasetReport {
         manifest: path.to_path_buf(),
         nrows: m.nrows,
@@ -442,39 +433,54 @@ pub fn verify_dataset(path: &Path, chunks: bool) -> Result<DatasetReport> {
     };
     let mut opened = Vec::new();
     for e in &m.shards {
-        let p = dir.join(&e.path);
-        let o = match open_shard(&p, e.path.clone()) {
+        let p = join(&dir, &e.path);
+        let place = places.of("shard", &p)?;
+        let o = match open_shard(&place, &p, e.path.clone()) {
             Ok(o) => o,
             Err(err) => {
                 report.problems.push(chain(&err));
                 continue;
             }
         };
-        if let Some(diff) = e.difference(&o.entry) {
+        let diff = e.difference(&o.entry);
+        if let Some(diff) = &diff {
             report.problems.push(format!(
                 "{}: the file does not match the manifest: {diff}",
                 p.display()
             ));
         }
-        if chunks {
-            if let Ok(f) = spill::open(&p) {
-                let r = f.verify();
-                report.chunks += r.chunks;
-                for d in r.damaged.iter().take(5) {
-                    report.problems.push(format!(
-                        "{}: column {:?} rows [{}, {}) is damaged",
-                        p.display(),
-                        d.column,
-                        d.rows.start,
-                        d.rows.end
-                    ));
+        if chunks && diff.is_none() {
+            if place.is_remote() {
+                scratch.room(e.bytes, &p.to_string_lossy())?;
+            }
+            let copy = place.local_copy(&p, &scratch);
+            match copy.and_then(|c| spill::open(&c.path).map_err(Error::Spill)) {
+                Ok(f) => {
+                    let r = f.verify();
+                    report.chunks += r.chunks;
+                    for d in r.damaged.iter().take(5) {
+                        report.problems.push(format!(
+                            "{}: column {:?} rows [{}, {}) is damaged",
+                            p.display(),
+                            d.column,
+                            d.rows.start,
+                            d.rows.end
+                        ));
+                    }
                 }
+                Err(err) => report
+                    .problems
+                    .push(format!("{}: {}", p.display(), chain(&err))),
             }
         }
         opened.push(o);
     }
     if let Some(plan) = &m.cs_plan {
-        match plan_checksum(&dir.join(&plan.path)) {
+        let p = join(&dir, &plan.path);
+        let checked = places
+            .of("plan", &p)
+            .and_then(|place| plan_checksum(&place, &p, &scratch));
+        match checked {
             Ok(c) if c == plan.checksum => {}
             Ok(c) => report.problems.push(format!(
                 "{}: checksum {c}, the manifest says {}",
@@ -484,7 +490,7 @@ pub fn verify_dataset(path: &Path, chunks: bool) -> Result<DatasetReport> {
         }
     }
     if report.problems.is_empty() {
-        let paths: Vec<PathBuf> = m.shards.iter().map(|e| dir.join(&e.path)).collect();
+        let paths: Vec<PathBuf> = m.shards.iter().map(|e| join(&dir, &e.path)).collect();
         match assemble(opened, m.cs_plan.clone(), |i| paths[i].clone()) {
             Ok(again)
                 if again.nrows == m.nrows
