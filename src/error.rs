@@ -151,8 +151,8 @@ pub enum Error {
         /// Bytes available.
         available: u64,
     },
-    /// A dataset's manifest exists and the command was not asked to replace it, or another
-    /// writer replaced it meanwhile.
+    /// A dataset's manifest exists and the command was not asked to replace it (or the store
+    /// cannot replace it safely).
     #[error("{}: {what}", path.display())]
     ManifestExists {
         /// The manifest.

@@ -110,6 +110,18 @@ impl Bucket {
     }
 }
 
+/// `fault` for every part of every multipart upload.
+fn on_parts(fault: Fault) -> Rule {
+    Rule {
+        when: Match {
+            method: Some("PUT".into()),
+            key_contains: Some("partNumber".into()),
+            ..Match::default()
+        },
+        then: fault,
+    }
+}
+
 fn strings(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
@@ -229,14 +241,7 @@ fn an_upload_cut_mid_way_leaves_nothing_that_opens() {
     let b = Bucket::new(&["--symbols", "2", "--rows", "60000", "--features", "20"]);
     // Every part upload is cut off: the proxy never answers it, the client times out, and its
     // retries run out.
-    let cut = Rule {
-        when: Match {
-            method: Some("PUT".into()),
-            key_contains: Some("partNumber".into()),
-            ..Match::default()
-        },
-        then: Fault::Stall(Duration::from_secs(30)),
-    };
+    let cut = on_parts(Fault::Stall(Duration::from_secs(30)));
     let proxy = Proxy::start(b.server.addr(), vec![cut], Duration::ZERO).expect("proxy");
     let url = format!("s3://{BUCKET}/cut/shard-0.spill");
     let mut args = b.shard_args(0, 1, &url);
@@ -276,14 +281,7 @@ fn an_upload_cut_mid_way_leaves_nothing_that_opens() {
 #[test]
 fn clean_aborts_the_upload_of_a_killed_build() {
     let b = Bucket::new(&["--symbols", "2", "--rows", "60000", "--features", "20"]);
-    let stall = Rule {
-        when: Match {
-            method: Some("PUT".into()),
-            key_contains: Some("partNumber".into()),
-            ..Match::default()
-        },
-        then: Fault::Stall(Duration::from_secs(60)),
-    };
+    let stall = on_parts(Fault::Stall(Duration::from_secs(60)));
     let proxy = Proxy::start(b.server.addr(), vec![stall], Duration::ZERO).expect("proxy");
     let url = format!("s3://{BUCKET}/killed/shard-0.spill");
     let mut child = b

@@ -93,8 +93,11 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
 
     - ``input``: ``DIR/<SYMBOL>.parquet`` and/or ``DIR/symbol=<SYMBOL>/*.parquet``, or the same
       under an object-storage URL (``s3://bucket/prefix/``, ``gs://``, ``az://``);
-      ``output``: the spill file (written to a temporary name, then renamed);
-    - ``storage_options``: options of the object store an ``input`` URL is read from, by
+      ``output``: the spill file (written to a temporary name, then renamed), or a URL
+      (``s3://bucket/train/day.spill``): built in ``scratch`` (default: the temporary
+      directory; refused up front when it lacks room), uploaded in parts, its size checked in
+      the store, the local copy removed;
+    - ``storage_options``: options of the object store of an ``input`` or ``output`` URL, by
       object_store's key names, as polars takes them (``aws_endpoint_url``, ``aws_region``,
       ``aws_access_key_id``, ...), over the environment (``AWS_*``, ``GOOGLE_*``, ``AZURE_*``);
       spillway's own: ``requests_in_flight``, ``request_size``, ``max_retries``,

@@ -29,14 +29,38 @@ def count(options_json: str) -> str:
 
 def plan_cs(counts: List[str], output: str, min_cs: int = 0,
             max_cs_samples: Optional[int] = None, seed: int = 0,
-            merge_only: bool = False) -> str:
-    """Merge count files into a cross-section plan (or one count file); the summary as JSON."""
+            merge_only: bool = False, storage_json: str = "{}",
+            scratch: Optional[str] = None) -> str:
+    """Merge count files into a cross-section plan (or, ``merge_only``, one count file); the
+    summary as JSON. Counts and output may be URLs: fetched into, or built in, ``scratch``
+    (default: the temporary directory). ``storage_json``: storage options as a JSON object."""
 
-def manifest(shards: List[str], output: str, cs_plan: Optional[str] = None) -> str:
-    """Check that the shards form one dataset and write the manifest; the manifest as JSON."""
+def manifest(shards: List[str], output: str, cs_plan: Optional[str] = None,
+             storage_json: str = "{}", scratch: Optional[str] = None,
+             replace: bool = False) -> str:
+    """Check that the shards form one dataset and commit the manifest ``output`` (paths or
+    URLs); an existing manifest of another dataset only with ``replace`` (kept as
+    ``dataset.g<N>.json``). The manifest as JSON."""
 
-def verify_dataset(path: str, chunks: bool = True) -> str:
-    """Check a whole dataset (every chunk checksum when chunks); the report as JSON."""
+def verify_dataset(path: str, chunks: bool = True, storage_json: str = "{}",
+                   scratch: Optional[str] = None) -> str:
+    """Check a whole dataset (a path or a URL): every shard against the manifest, the plan, and
+    with ``chunks`` every chunk checksum (from a bucket: each shard downloaded into ``scratch``
+    in turn). The report as JSON."""
+
+def describe(path: str, storage_json: str = "{}") -> str:
+    """What the spill file at ``path`` (a path or a URL) says of itself, checked, from its
+    header and end alone: ``{"bytes", "checksum", "nrows", "metadata"}`` as JSON."""
+
+def get_object(url: str, storage_json: str = "{}", tail: Optional[int] = None) -> bytes:
+    """The whole object at ``url`` (a URL or a local path; at most 64 MiB: manifests), or its
+    last ``tail`` bytes; DataError when it does not exist."""
+
+def download(url: str, dest: str, storage_json: str = "{}",
+             expect_len: Optional[int] = None) -> str:
+    """Stream the object at ``url`` into the local file ``dest`` (one frame in memory at a
+    time; Ctrl-C cancels), checking that it has ``expect_len`` bytes when given.
+    ``{"bytes": n}`` as JSON."""
 
 def universe(options_json: str) -> str:
     """The universe's identity (symbols, names CRC, fingerprint) as shards record it, as JSON."""

@@ -24,7 +24,7 @@ _INTS = ("max_rows", "threads", "channel_capacity", "batch_rows", "min_cs", "max
          "seed")
 _STRS = ("target", "time_col", "time_unit", "on_error", "write_mode", "order", "shard", "symbols")
 _FLAGS = ("no_float32", "drop_null_target", "no_target")
-_PATHS = ("input", "output", "cs_plan", "summary")
+_PATHS = ("input", "output", "cs_plan", "summary", "scratch")
 
 
 def _type(value: Any) -> str:

@@ -318,26 +318,33 @@ class ShardCache:
         return shards, parts
 
     def _make_room(self, size: int, entry: Mapping[str, Any]) -> None:
-        """Evict least recently used unpinned shards until ``size`` more bytes fit."""
+        """Evict least recently used unpinned shards until ``size`` more bytes fit, within the
+        limit and within the room the cache directory's filesystem has."""
         guard = _lock(os.path.join(self.dir, "cache.lock"), fcntl.LOCK_EX)
         try:
             shards, parts = self._entries()
-            if self.limit is None:
-                return
             used = parts + sum(s for _, s, _ in shards)
+            st = os.statvfs(self.dir)
+            disk = used + st.f_bavail * st.f_frsize if st.f_blocks else None
+            caps = [c for c in (self.limit, disk) if c is not None]
+            if not caps:
+                return
+            cap = min(caps)
             pinned = 0
             for _, n, path in sorted(shards):
-                if used + size <= self.limit:
+                if used + size <= cap:
                     break
                 if self._evict(path):
                     used -= n
                 else:
                     pinned += n
-            if used + size > self.limit:
+            if used + size > cap:
+                what = (f"the cache limit ({self.limit} bytes)" if cap == self.limit else
+                        f"the filesystem of {self.dir} ({cap - used} bytes free after evicting)")
                 raise CacheFull(
-                    f"the cache limit ({self.limit} bytes) cannot hold shard "
-                    f"{entry['path']!r} ({size} bytes): {pinned} bytes of shards are pinned "
-                    f"(mapped) and {parts} bytes are being downloaded in {self.dir}")
+                    f"{what} cannot hold shard {entry['path']!r} ({size} bytes): {pinned} bytes "
+                    f"of shards are pinned (mapped) and {parts} bytes are being downloaded in "
+                    f"{self.dir}")
         finally:
             _unlock(guard)
 

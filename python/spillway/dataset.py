@@ -36,6 +36,7 @@ from .cache import CacheFull, MappedShards, ShardCache, parse_size
 from .errors import UsageError
 from .spillfile import RowRanges, SpillError
 from .sharded import count, plan_cs, verify_dataset, write_manifest  # noqa: F401 (re-exported)
+from .sharded import is_url as _is_url
 
 FORMAT = "spillway-dataset"
 _MASK64 = (1 << 64) - 1
@@ -81,10 +82,6 @@ def read_manifest(path) -> Dict[str, Any]:
         raise SpillError(f"{path}: too large for a dataset manifest")
     with open(path, "rb") as fh:
         return _parse_manifest(fh.read(), path)
-
-
-def _is_url(manifest: Any) -> bool:
-    return isinstance(manifest, str) and "://" in manifest
 
 
 class _RemoteShard:

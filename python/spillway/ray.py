@@ -54,6 +54,7 @@ from typing import Any, Dict, List, Optional
 
 from . import dataset as _dataset
 from . import sharded as _sharded
+from .sharded import is_url as _is_url
 from . import spillfile
 from ._options import option_text as _option_text
 from .errors import DataError, InternalError, UsageError
@@ -107,10 +108,6 @@ def _shard_name(i, n, key):
     return f"shard-{i:05d}-of-{n:05d}-{key}.spill"
 
 
-def _is_url(path) -> bool:
-    return "://" in str(path)
-
-
 def _join(base, *parts):
     """``parts`` under ``base``, a directory or a URL."""
     if _is_url(base):
@@ -122,14 +119,36 @@ def _storage_json(options) -> str:
     return _sharded.storage_json(options.get("storage_options"))
 
 
-def _build_key(universe, options, plan_crc) -> str:
-    """8 hex digits of CRC-32 over what decides a shard's bytes: the universe's fingerprint,
-    the options that change rows, the plan."""
+def _build_key(universe, options) -> str:
+    """8 hex digits of CRC-32 over what decides a shard's bytes: the universe's fingerprint and
+    the options that change rows (the cross-section plan is a function of both)."""
     import zlib
     rows = {k: options.get(k) for k in sorted(COUNT_OPTIONS | {"order"})
             if k not in ("storage_options", "memory_budget", "on_error", "scratch")}
-    text = json.dumps([universe.get("fingerprint"), rows, plan_crc], sort_keys=True, default=str)
+    text = json.dumps([universe.get("fingerprint"), rows], sort_keys=True, default=str)
     return f"{zlib.crc32(text.encode()):08x}"
+
+
+def _refuse_another(manifest, paths, replace, options):
+    """Before any task: a manifest at ``manifest`` naming other shards than ``paths`` (another
+    dataset) is refused unless ``replace``, so that a build that cannot commit builds nothing."""
+    if replace:
+        return
+    try:
+        if _is_url(manifest):
+            from . import _need_native
+            raw = _need_native().get_object(manifest, _storage_json(options))
+        else:
+            with open(manifest, "rb") as fh:
+                raw = fh.read()
+    except (FileNotFoundError, DataError):
+        return  # none yet
+    base = manifest.rsplit("/", 1)[0]
+    there = [_join(base, e["path"]) for e in json.loads(raw).get("shards", [])]
+    if there != paths:
+        raise UsageError(f"{manifest}: a manifest of another dataset is already there; pass "
+                         "replace=True (--replace) to replace it (it is kept as its generation, "
+                         "dataset.g<N>.json)")
 
 
 # ---------------------------------------------------------------------- tasks (plain functions)
@@ -403,7 +422,7 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
         out_dir = out_dir.rstrip("/")
     else:
         out_dir = os.path.abspath(out_dir)
-        os.makedirs(os.path.join(out_dir, "cs"), exist_ok=True)
+        os.makedirs(out_dir, exist_ok=True)
     opts = {k: v for k, v in build_options.items() if v is not None}
     if scratch is not None:
         opts["scratch"] = os.path.abspath(os.fspath(scratch))
@@ -420,27 +439,35 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
     merge_t = ray.remote(**task)(_merge)
     build_t = ray.remote(**task)(_build)
 
+    # What decides the bytes (the universe, the options: the plan follows from them) names the
+    # shards and the plan's directory, so another build never overwrites what a manifest names.
+    key = _build_key(universe, opts)
+    paths = [_join(out_dir, _shard_name(i, n, key)) for i in range(n)]
+    manifest = _join(out_dir, "dataset.json")
+    _refuse_another(manifest, paths, replace, opts)
+    cs = _join(out_dir, "cs", key)
+    if not _is_url(cs):
+        os.makedirs(cs, exist_ok=True)
+
     plan = None
     k, min_cs = opts.get("max_cs_samples"), int(opts.get("min_cs") or 0)
     if min_cs > 1 or k is not None:
-        counts = [_join(out_dir, "cs", f"count-{i:05d}-of-{n:05d}") for i in range(n)]
+        counts = [_join(cs, f"count-{i:05d}-of-{n:05d}") for i in range(n)]
         ray.get([count_t.remote(input, c, i, n, opts, exe) for i, c in enumerate(counts)])
         t = _phase(t, f"{n} counts")
         seed, level = int(opts.get("seed") or 0), 0
         while len(counts) > fanout:  # a tree: groups of `fanout` merged into count files
             groups = [counts[j:j + fanout] for j in range(0, len(counts), fanout)]
-            merged = [_join(out_dir, "cs", f"merge-{level}-{j:05d}") for j in range(len(groups))]
+            merged = [_join(cs, f"merge-{level}-{j:05d}") for j in range(len(groups))]
             ray.get([merge_t.remote(g, m, 0, k, seed, True, exe, storage, opts.get("scratch"))
                      for g, m in zip(groups, merged)])
             counts, level = merged, level + 1
-        plan = _join(out_dir, "cs", "cs.plan")
+        plan = _join(cs, "cs.plan")
         ray.get(merge_t.remote(counts, plan, min_cs, k, seed, False, exe, storage,
                                opts.get("scratch")))
         t = _phase(t, f"cross-section plan ({level} tree levels below it)")
     plan_crc = None if plan is None else _plan_crc(plan, opts)
 
-    key = _build_key(universe, opts, plan_crc)
-    paths = [_join(out_dir, _shard_name(i, n, key)) for i in range(n)]
     kill = dict([_kill_shard]) if _kill_shard else {}
     built = ray.get([build_t.remote(input, paths[i], i, n, opts, plan, exe, kill.get(i),
                                     plan_crc, universe) for i in range(n)])
@@ -451,7 +478,6 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
     else:
         for stale in glob.glob(os.path.join(out_dir, ".shard-*")):
             os.remove(stale)  # temporaries of killed attempts: every shard is in place now
-    manifest = _join(out_dir, "dataset.json")
     m = _sharded.write_manifest(paths, manifest, cs_plan=plan, replace=replace,
                                 storage_options=storage, scratch=opts.get("scratch"))
     _phase(t, f"manifest {manifest} (generation {m.get('generation', 1)}): "
@@ -470,127 +496,36 @@ def _plan_crc(path, options):
     """``crc32:`` of a plan, as shards record it (the CRC stored before its last 4 bytes)."""
     if _is_url(path):
         from . import _need_native
-        raw = _need_native().get_object(path, _storage_json(options))
-        return f"crc32:{int.from_bytes(raw[-8:-4], 'little'):08x}"
+        raw = _need_native().get_object(path, _storage_json(options), 8)
+        return f"crc32:{int.from_bytes(raw[0:4], 'little'):08x}"
     with open(path, "rb") as fh:
         fh.seek(-8, os.SEEK_END)
         return f"crc32:{int.from_bytes(fh.read(4), 'little'):08x}"
 
 
 # ---------------------------------------------------------------------- Ray Data
-def _tasks(ds, parallelism, rows_per_task=None):
-    """Read tasks as ``(shard, start, stop)``: whole shards, or pieces of ``rows_per_task`` rows
-    (default: about ``nrows / parallelism``), never across a shard's end."""
-    per = rows_per_task or max(1, -(-ds.nrows // max(1, int(parallelism))))
-    return [(i, a, min(a + per, f.nrows)) for i, f in enumerate(ds.shards)
-            for a in range(0, f.nrows, per)]
-
-
-def _read_block(manifest, shard, a, b, columns, batch_rows, remote=None):
-    """The rows ``[a, b)`` of one shard as Arrow tables, copied out of the mapping (of a shard
-    fetched into this node's cache when the dataset is in a bucket: ``remote`` holds
-    ``open_dataset``'s cache and storage arguments)."""
-    import pyarrow as pa
-    with _dataset.open_dataset(manifest, **(remote or {})) as ds:
-        f = ds.shards[shard]
-        names = columns or ds.columns
-        symbols = pa.array(ds.symbols, pa.string())
-        for lo in range(a, b, batch_rows):
-            hi = min(b, lo + batch_rows)
-            cols = {}
-            for c in names:
-                v = pa.array(f.column(c)[lo:hi].copy())
-                cols[c] = pa.DictionaryArray.from_arrays(v, symbols) if c == "symbol" else v
-            yield pa.table(cols)
-
-
-_CLASS = None
-
-
-def _datasource_class():
-    """:class:`SpillDatasource`, made on first use (it subclasses Ray's ``Datasource``)."""
-    global _CLASS
-    if _CLASS is not None:
-        return _CLASS
-    from ray.data import Datasource
-    from ray.data.block import BlockMetadata
-    from ray.data.datasource import ReadTask
-
-    class SpillDatasource(Datasource):
-        """The Ray Data ``Datasource`` of :func:`read_spill`."""
-
-        def __init__(self, manifest, columns=None, rows_per_task=None, batch_rows=65536,
-                     remote=None):
-            super().__init__()
-            manifest = os.fspath(manifest)
-            self.manifest = manifest if _is_url(manifest) else os.path.abspath(manifest)
-            self.remote = dict(remote or {}) if _is_url(manifest) else {}
-            ds = _dataset.open_dataset(self.manifest, **self.remote)
-            self.nrows = ds.nrows
-            self.columns = list(columns or ds.columns)
-            self._row_bytes = sum(4 if c["dtype"] in ("f32", "u32") else 8
-                                  for c in ds.manifest["schema"] if c["name"] in self.columns)
-            self.rows_per_task = rows_per_task
-            self.batch_rows = int(batch_rows)
-
-        def estimate_inmemory_data_size(self):
-            return self.nrows * self._row_bytes
-
-        def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
-            ds = _dataset.open_dataset(self.manifest, **self.remote)
-            tasks = []
-            for shard, a, b in _tasks(ds, parallelism, self.rows_per_task):
-                meta = BlockMetadata(num_rows=b - a, size_bytes=(b - a) * self._row_bytes,
-                                     input_files=[ds.shards[shard].path], exec_stats=None)
-                args = (self.manifest, shard, a, b, self.columns, self.batch_rows, self.remote)
-                tasks.append(ReadTask(lambda args=args: _read_block(*args), meta))
-            return tasks
-
-    _CLASS = SpillDatasource
-    return _CLASS
+from ._ray_data import read_spill  # noqa: E402 (re-exported: spillway.ray.read_spill)
 
 
 def __getattr__(name):
     if name == "SpillDatasource":
-        return _datasource_class()
+        from ._ray_data import datasource_class
+        return datasource_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def read_spill(manifest, *, columns: Optional[List[str]] = None,
-               rows_per_task: Optional[int] = None, batch_rows: int = 65536,
-               override_num_blocks: Optional[int] = None, cache_dir: Optional[str] = None,
-               cache_limit=None, storage_options: Optional[Dict[str, Any]] = None,
-               verify: bool = False):
-    """A ``ray.data.Dataset`` over a sharded dataset (``dataset.json``): one read task per shard
-    or per ``rows_per_task`` rows of a shard, each mapping its shard on the node that runs it and
-    yielding Arrow blocks of ``batch_rows`` rows; ``symbol`` is a dictionary column of names, the
-    time column int64 UTC nanoseconds. Works with ``streaming_split``, Ray Train's
-    ``get_dataset_shard`` / ``iter_torch_batches`` and the XGBoost and LightGBM trainers.
-
-    ``manifest`` may be a URL (``s3://bucket/train/day/dataset.json``): no shared filesystem is
-    needed. Each read task then fetches its shard into its node's cache (``cache_dir``, default
-    ``$SPILLWAY_CACHE_DIR`` or ``~/.cache/spillway``, bounded by ``cache_limit``; tasks on one
-    node share it and download each shard once), checked against the manifest (every chunk
-    with ``verify``); ``storage_options`` as for :func:`spillway.build`."""
-    ray = _ray()
-    remote = None
-    if _is_url(os.fspath(manifest)):
-        remote = {"cache_dir": cache_dir, "cache_limit": cache_limit,
-                  "storage_options": storage_options, "verify": verify}
-        remote = {k: v for k, v in remote.items() if v is not None and v is not False}
-    elif cache_dir is not None or cache_limit is not None or storage_options:
-        raise ValueError("cache_dir, cache_limit and storage_options are for a manifest URL")
-    source = _datasource_class()(manifest, columns=columns, rows_per_task=rows_per_task,
-                                 batch_rows=batch_rows, remote=remote)
-    return ray.data.read_datasource(source, override_num_blocks=override_num_blocks)
 
 
 # ---------------------------------------------------------------------- python -m spillway.ray
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m spillway.ray",
                                 description="Build a sharded spill dataset on a Ray cluster.")
-    p.add_argument("--input", required=True)
-    p.add_argument("--output-dir", required=True)
+    p.add_argument("--input", required=True, help="a directory, or a bucket URL (s3://…)")
+    p.add_argument("--output-dir", required=True,
+                   help="a directory every node sees, or a bucket URL (s3://bucket/train/day)")
+    p.add_argument("--scratch", help="where each task builds a shard bound for a bucket "
+                                     "(default: the temporary directory)")
+    p.add_argument("--replace", action="store_true",
+                   help="replace an existing dataset.json of another dataset (kept as "
+                        "dataset.g<N>.json)")
     p.add_argument("--shards", type=int, default=1)
     p.add_argument("--address", default=None, help="Ray cluster address (default: local/auto)")
     p.add_argument("--num-cpus", type=float, default=1, help="CPUs each task declares")
@@ -605,14 +540,18 @@ def main(argv=None):
     for flag in ("drop-null-target", "no-float32", "no-target"):
         p.add_argument("--" + flag, action="store_true")
     p.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="an option of the object store an --input URL is read from (secrets "
-                        "belong in the environment: AWS_SECRET_ACCESS_KEY, ...)")
+                   help="an option of the object store of the --input or --output-dir URL, "
+                        "over those of $SPILLWAY_STORAGE_OPTIONS (a JSON object: the place for "
+                        "secrets the workers' environment lacks; never a command line)")
     p.add_argument("--quiet", action="store_true", help="no phase timings on stderr")
     a = vars(p.parse_args(argv))
     if not a.pop("quiet"):
         logging.basicConfig(format="spillway.ray: %(message)s")
         _log.setLevel(logging.INFO)
-    storage = dict(kv.split("=", 1) for kv in a.pop("storage_option") if "=" in kv)
+    # As the CLI: SPILLWAY_STORAGE_OPTIONS (a JSON object) under the flags, so that secrets
+    # need not be on a command line; they reach the tasks as storage_options.
+    storage = json.loads(os.environ.get("SPILLWAY_STORAGE_OPTIONS") or "{}")
+    storage.update(kv.split("=", 1) for kv in a.pop("storage_option") if "=" in kv)
     if storage:
         a["storage_options"] = storage
     ray = _ray()

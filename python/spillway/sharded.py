@@ -24,6 +24,11 @@ def storage_json(storage_options: Optional[Mapping[str, Any]]) -> str:
     return json.dumps(check_storage(storage_options) if storage_options else {})
 
 
+def is_url(path) -> bool:
+    """Whether ``path`` names an object in a store (``scheme://…``), not a local file."""
+    return isinstance(path, str) and "://" in path
+
+
 def _path(p) -> Optional[str]:
     return None if p is None else os.fspath(p)
 
@@ -62,13 +67,18 @@ def write_manifest(shards: Sequence, output, cs_plan=None, *, replace: bool = Fa
                                          _path(scratch), bool(replace)))
 
 
-def verify_dataset(manifest, chunks=True, *, storage_options: Optional[Mapping[str, Any]] = None,
+def verify_dataset(manifest, chunks: Optional[bool] = None, *,
+                   storage_options: Optional[Mapping[str, Any]] = None,
                    scratch=None) -> Dict[str, Any]:
     """``spillway verify dataset.json``: every shard against the manifest and together, the plan,
-    and (``chunks``) every chunk checksum (from a bucket: each shard downloaded into ``scratch``
-    in turn). Returns the report; raises DataError on a problem."""
+    and (``chunks``) every chunk checksum. ``chunks`` defaults, as the CLI, to True on disk and
+    False for a URL (``--deep``: each shard downloaded into ``scratch`` in turn, checked and
+    removed). Returns the report; raises DataError on a problem."""
     from .errors import DataError
-    r = json.loads(_native().verify_dataset(os.fspath(manifest), bool(chunks),
+    manifest = os.fspath(manifest)
+    if chunks is None:
+        chunks = not is_url(manifest)
+    r = json.loads(_native().verify_dataset(manifest, bool(chunks),
                                             storage_json(storage_options), _path(scratch)))
     if r["problems"]:
         err = DataError(f"{manifest}: {len(r['problems'])} problems; first: {r['problems'][0]}")

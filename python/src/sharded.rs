@@ -120,17 +120,30 @@ fn describe(py: Python<'_>, path: PathBuf, storage_json: &str) -> PyResult<Strin
     json(py, &d)
 }
 
-/// The whole object at `url` (at most 64 MiB: manifests), as bytes.
+/// The whole object at `url` (at most 64 MiB: manifests), or its last `tail` bytes, as bytes.
 #[pyfunction]
-#[pyo3(signature = (url, storage_json="{}"))]
+#[pyo3(signature = (url, storage_json="{}", tail=None))]
 fn get_object(
     py: Python<'_>,
     url: PathBuf,
     storage_json: &str,
+    tail: Option<u64>,
 ) -> PyResult<pyo3::Py<pyo3::types::PyBytes>> {
     let options = storage(py, storage_json)?;
     let got = py
-        .detach(|| Place::of("url", &url, &options, &Cancel::new())?.read(&url, 64 << 20))
+        .detach(|| {
+            let place = Place::of("url", &url, &options, &Cancel::new())?;
+            let Some(n) = tail else {
+                return place.read(&url, 64 << 20);
+            };
+            match place.size(&url)? {
+                Some(len) => Ok(Some((
+                    place.read_range(&url, len.saturating_sub(n)..len)?,
+                    None,
+                ))),
+                None => Ok(None),
+            }
+        })
         .map_err(|e| to_py(py, &e))?;
     match got {
         Some((bytes, _)) => Ok(pyo3::types::PyBytes::new(py, &bytes).unbind()),

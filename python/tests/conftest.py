@@ -1,5 +1,6 @@
 """Fixtures of the package tests: parquet universes written with pyarrow, or by `spillway gen
 --signal` where a model must learn, and spill files built from them in-process."""
+import contextlib
 import os
 import subprocess
 import time
@@ -39,6 +40,29 @@ def gone(pid, wait=10.0):
             return True
         time.sleep(0.05)
     return False
+
+
+@contextlib.contextmanager
+def moto_bucket(bucket, secret):
+    """moto's S3 server on 127.0.0.1 (``ThreadedMotoServer``, as polars' own tests use it) with
+    an empty ``bucket``: yields ``(client, options)``, a boto3 client and the storage_options
+    that reach it (key ``k``, secret ``secret``). Skips without moto[server]."""
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in "
+                                      "scripts/requirements-test.txt")
+    boto3 = pytest.importorskip("boto3")
+    srv = moto_server.ThreadedMotoServer("127.0.0.1", 0, verbose=False)
+    srv.start()
+    try:
+        host, port = srv.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k",
+                              aws_secret_access_key=secret, region_name="us-east-1")
+        client.create_bucket(Bucket=bucket)
+        yield client, {"aws_endpoint_url": endpoint, "aws_access_key_id": "k",
+                       "aws_secret_access_key": secret, "aws_region": "us-east-1",
+                       "aws_allow_http": True}
+    finally:
+        srv.stop()
 
 
 def make_universe(out, symbols=8, rows=3000, features=8, signal=0.0, seed=0, tz="UTC",

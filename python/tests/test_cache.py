@@ -17,7 +17,7 @@ import pytest
 
 import spillway
 from spillway.cache import CacheFull, ShardCache, parse_size
-from conftest import make_universe
+from conftest import make_universe, moto_bucket
 
 N = 4
 
@@ -251,25 +251,15 @@ URL = f"s3://{BUCKET}/ds/dataset.json"
 
 @pytest.fixture(scope="module")
 def bucket(dataset):
-    """moto's S3 server on loopback holding the dataset under ``ds/``."""
-    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in "
-                                      "scripts/requirements-test.txt")
-    boto3 = pytest.importorskip("boto3")
-    srv = moto_server.ThreadedMotoServer("127.0.0.1", 0, verbose=False)
-    srv.start()
-    host, port = srv.get_host_and_port()
-    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ALLOW_HTTP": "true",
-           "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "cache-secret",
-           "AWS_REGION": "us-east-1"}
-    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], aws_access_key_id="k",
-                          aws_secret_access_key="cache-secret", region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    d = os.path.dirname(dataset)
-    for name in os.listdir(d):
-        if name.endswith((".spill", ".json")):
-            client.upload_file(os.path.join(d, name), BUCKET, f"ds/{name}")
-    yield env
-    srv.stop()
+    """moto's S3 server holding the dataset under ``ds/``; its environment for object_store."""
+    with moto_bucket(BUCKET, "cache-secret") as (client, o):
+        d = os.path.dirname(dataset)
+        for name in os.listdir(d):
+            if name.endswith((".spill", ".json")):
+                client.upload_file(os.path.join(d, name), BUCKET, f"ds/{name}")
+        yield {"AWS_ENDPOINT_URL": o["aws_endpoint_url"], "AWS_ALLOW_HTTP": "true",
+               "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "cache-secret",
+               "AWS_REGION": "us-east-1"}
 
 
 class Spy:

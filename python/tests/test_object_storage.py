@@ -9,50 +9,39 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import cli, make_universe
+from conftest import cli, make_universe, moto_bucket
 
-moto_server = pytest.importorskip("moto.server", reason="moto[server] is in "
-                                  "scripts/requirements-test.txt")
-boto3 = pytest.importorskip("boto3")
 
 BUCKET = "spw-test"
-KEY, SECRET = "testing-key", "testing-secret-9f8e7d6c"
+KEY, SECRET = "k", "testing-secret-9f8e7d6c"  # the key moto_bucket gives
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     """moto on 127.0.0.1, a bucket holding a universe under ``u/`` (one object uploaded in
     parts), 1,005 hidden objects under ``u/_pad/``; the local copy for comparison."""
-    srv = moto_server.ThreadedMotoServer("127.0.0.1", 0, verbose=False)
-    srv.start()
-    host, port = srv.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=KEY,
-                          aws_secret_access_key=SECRET, region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
-    local = make_universe(str(tmp_path_factory.mktemp("u")), symbols=5, rows=4000,
-                          features=6)
-    from boto3.s3.transfer import TransferConfig
-    multipart = TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20)
-    for name in sorted(os.listdir(local)):
-        client.upload_file(os.path.join(local, name), BUCKET, f"u/{name}", Config=multipart)
-    # A larger object, uploaded in two parts (its ETag is "...-2").
-    big = make_universe(str(tmp_path_factory.mktemp("big")), symbols=1, rows=60000, features=12,
-                        seed=7)
-    src = os.path.join(big, "S000.parquet")
-    assert os.path.getsize(src) > 5 << 20
-    os.rename(src, os.path.join(local, "BIG.parquet"))
-    client.upload_file(os.path.join(local, "BIG.parquet"), BUCKET, "u/BIG.parquet",
-                       Config=multipart)
-    head = client.head_object(Bucket=BUCKET, Key="u/BIG.parquet")
-    assert head["ETag"].strip('"').endswith("-2"), head["ETag"]
-    for i in range(1005):
-        client.put_object(Bucket=BUCKET, Key=f"u/_pad/x{i:04d}", Body=b"x")
-    options = {"aws_endpoint_url": endpoint, "aws_access_key_id": KEY,
-               "aws_secret_access_key": SECRET, "aws_region": "us-east-1",
-               "aws_allow_http": True}
-    yield {"client": client, "local": local, "options": options, "endpoint": endpoint}
-    srv.stop()
+    with moto_bucket(BUCKET, SECRET) as (client, options):
+        local = make_universe(str(tmp_path_factory.mktemp("u")), symbols=5, rows=4000,
+                              features=6)
+        from boto3.s3.transfer import TransferConfig
+        multipart = TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20)
+        for name in sorted(os.listdir(local)):
+            client.upload_file(os.path.join(local, name), BUCKET, f"u/{name}",
+                               Config=multipart)
+        # A larger object, uploaded in two parts (its ETag is "...-2").
+        big = make_universe(str(tmp_path_factory.mktemp("big")), symbols=1, rows=60000,
+                            features=12, seed=7)
+        src = os.path.join(big, "S000.parquet")
+        assert os.path.getsize(src) > 5 << 20
+        os.rename(src, os.path.join(local, "BIG.parquet"))
+        client.upload_file(os.path.join(local, "BIG.parquet"), BUCKET, "u/BIG.parquet",
+                           Config=multipart)
+        head = client.head_object(Bucket=BUCKET, Key="u/BIG.parquet")
+        assert head["ETag"].strip('"').endswith("-2"), head["ETag"]
+        for i in range(1005):
+            client.put_object(Bucket=BUCKET, Key=f"u/_pad/x{i:04d}", Body=b"x")
+        yield {"client": client, "local": local, "options": options,
+               "endpoint": options["aws_endpoint_url"]}
 
 
 def same_columns(a, b):

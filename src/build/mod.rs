@@ -176,7 +176,8 @@ fn room_for(plan: &Plan, cfg: &BuildConfig) -> Result<()> {
     let copies = if cfg.order == RowOrder::Time { 2 } else { 1 };
     let dir = crate::output::parent(&cfg.output);
     let what = format!("the output {}", cfg.output.display());
-    crate::output::room(&dir, file * copies, &dir.display().to_string(), &what)
+    let place = format!("--output's directory {}", dir.display());
+    crate::output::room(&dir, file * copies, &place, &what)
 }
 
 fn summary(

@@ -1,7 +1,8 @@
 //! `spillway clean`: what killed builds leave behind, and what old datasets no longer need.
 //!
-//! - `clean DIR` (or a spill file: its directory): temporary files of killed builds; those of
-//!   builds still running are never touched (their pid is alive);
+//! - `clean DIR` (or a spill file: its directory): temporary files of killed builds, and in a
+//!   scratch directory the copies of killed uploads and fetches; those of processes still
+//!   running are never touched (their pid is alive);
 //! - `clean s3://bucket/prefix/`: the multipart uploads of killed processes under the prefix
 //!   (aborted, so the store stops keeping their parts);
 //! - `clean DATASET.json --keep-generations K` (a path or a URL): the manifest generations
@@ -56,7 +57,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             _ => PathBuf::from("."),
         },
     };
-    let stale = spill::stale_temps(&dir).with_context(|| format!("listing {}", dir.display()))?;
+    let mut stale =
+        spill::stale_temps(&dir).with_context(|| format!("listing {}", dir.display()))?;
+    stale.extend(spillway::publish::Scratch::stale(&dir)?);
     for p in &stale {
         if a.dry_run {
             outln!("would remove {}", p.display())?;

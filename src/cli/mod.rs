@@ -42,9 +42,11 @@ enum Command {
     Gen(gen::Args),
     /// The main job on a built-in synthetic universe: generate, build, verify, summarize.
     Demo(demo::Args),
-    /// Check a spill file's structure and every data checksum.
+    /// Check a spill file's structure and every data checksum; or a dataset (dataset.json, on
+    /// disk or in a bucket) against its shards.
     Verify(verify::Args),
-    /// Remove temporary files left by killed builds.
+    /// Remove what killed builds left (temporary files; unfinished uploads in a bucket), or a
+    /// dataset's old manifest generations and the shards only they name.
     Clean(clean::Args),
     /// Write a spill file (or some rows and columns) as Parquet or Arrow IPC, streaming.
     Export(export::Args),
@@ -52,7 +54,7 @@ enum Command {
     Count(count::Args),
     /// Merge count files into the cross-section plan of a sharded build.
     PlanCs(plan_cs::Args),
-    /// Write the manifest (dataset.json) of a sharded build's shards.
+    /// Commit the manifest (dataset.json) of a sharded build's shards, on disk or in a bucket.
     Manifest(manifest::Args),
 }
 

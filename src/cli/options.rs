@@ -24,7 +24,7 @@ pub struct Selection {
     /// under an object-storage URL (s3://bucket/prefix/, gs://, az://, abfs://, file://).
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// An option of the object store an --input URL is read from, as KEY=VALUE (repeatable):
+    /// An option of the object store of an --input (or --output) URL, as KEY=VALUE (repeatable):
     /// object_store's keys (aws_endpoint_url, aws_region, aws_allow_http, timeout, ...) over the
     /// environment (AWS_*, GOOGLE_*, AZURE_*), and spillway's requests_in_flight, request_size,
     /// max_retries, retry_timeout. Secrets belong in the environment: the command line is

@@ -274,6 +274,27 @@ impl Scratch {
         &self.dir
     }
 
+    /// Files that processes now gone left in scratch directory `dir` (`.spillway-<pid>-…`: a
+    /// build or a fetch killed before it could remove them).
+    pub fn stale(dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))? {
+            let Ok(e) = e else { continue };
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix(".spillway-")
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid.filter(|_| name.ends_with(".tmp")) {
+                if !alive(pid) {
+                    out.push(e.path());
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// A new empty file's path in the scratch directory, named after `name`; removed on drop.
     pub fn temp(&self, name: &str) -> Result<tempfile::TempPath> {
         tempfile::Builder::new()
@@ -293,4 +314,13 @@ impl Scratch {
             what,
         )
     }
+}
+
+/// Whether process `pid` runs on this machine (a zombie, killed and not yet reaped, does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z")
+    })
 }

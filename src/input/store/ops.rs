@@ -42,6 +42,8 @@ pub struct Head {
     pub size: u64,
     /// Its ETag, when the store gives one.
     pub e_tag: Option<String>,
+    /// Its version, when the store keeps them (GCS's generation: what it replaces by).
+    pub version: Option<String>,
 }
 
 impl From<&ObjectMeta> for Head {
@@ -49,6 +51,7 @@ impl From<&ObjectMeta> for Head {
         Head {
             size: m.size,
             e_tag: m.e_tag.clone(),
+            version: m.version.clone(),
         }
     }
 }
@@ -58,8 +61,9 @@ impl From<&ObjectMeta> for Head {
 pub enum Put {
     /// Only if nothing is there (`If-None-Match: *`).
     Create,
-    /// Only if what is there has this ETag (`If-Match`).
-    Replace(String),
+    /// Only if what is there is this version: its ETag (`If-Match`) and, where the store
+    /// replaces by version (GCS's generation), its version.
+    Replace(Head),
     /// Whatever is there.
     Overwrite,
 }
@@ -179,8 +183,8 @@ impl Store {
     }
 
     /// Downloads `url` into `dest` (created or truncated), streamed: one frame in memory at a
-    /// time. The object must keep the version it has when the download starts (`If-Match`), and
-    /// be `expect` bytes long when that is given. Returns what was downloaded.
+    /// time. It must be `expect` bytes long when that is given (object_store resumes an
+    /// interrupted body only from the same ETag). Returns what was downloaded.
     pub fn download(&self, url: &str, dest: &Path, expect: Option<u64>) -> Result<Head> {
         let (os, key) = (Arc::clone(&self.os), self.key(url)?);
         let io = |e: std::io::Error| Error::io("writing", dest, e);
@@ -342,9 +346,9 @@ impl Store {
         let mode = match mode {
             Put::Create => PutMode::Create,
             Put::Overwrite => PutMode::Overwrite,
-            Put::Replace(e_tag) => PutMode::Update(UpdateVersion {
-                e_tag: Some(e_tag),
-                version: None,
+            Put::Replace(head) => PutMode::Update(UpdateVersion {
+                e_tag: head.e_tag,
+                version: head.version,
             }),
         };
         let opts = PutOptions {
@@ -355,6 +359,7 @@ impl Store {
             Ok(r) => Ok(Ok(Head {
                 size,
                 e_tag: r.e_tag,
+                version: r.version,
             })),
             Err(
                 object_store::Error::AlreadyExists { .. }

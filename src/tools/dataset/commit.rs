@@ -58,7 +58,7 @@ pub fn commit(place: &Place, output: &Path, mut m: Manifest, replace: bool) -> R
     #[cfg(feature = "object-store")]
     if let Some(store) = place.store() {
         let url = output.to_string_lossy();
-        let (generation, etag) = match store.get_bytes(&url, None, MAX_MANIFEST)? {
+        let (generation, there) = match store.get_bytes(&url, None, MAX_MANIFEST)? {
             None => (1, None),
             Some((bytes, head)) => {
                 let old = read_manifest_bytes(output, &bytes)?;
@@ -66,30 +66,30 @@ pub fn commit(place: &Place, output: &Path, mut m: Manifest, replace: bool) -> R
                     None => return Ok(old),
                     Some(g) => {
                         keep_generation(place, output, &old, &bytes)?;
-                        let etag = head.e_tag.ok_or_else(|| {
-                            exists(
+                        if head.e_tag.is_none() && head.version.is_none() {
+                            return Err(exists(
                                 output,
-                                "the store gives no ETag to replace it safely".into(),
-                            )
-                        })?;
-                        (g, Some(etag))
+                                "the store gives no ETag or version to replace it safely".into(),
+                            ));
+                        }
+                        (g, Some(head))
                     }
                 }
             }
         };
         m.generation = Some(generation);
-        let mode = match etag {
+        let mode = match there {
             None => crate::publish::place::Put::Create,
             Some(e) => crate::publish::place::Put::Replace(e),
         };
         return match store.put(&url, bytes::Bytes::from(encode(&m)?), mode)? {
             Ok(_) => Ok(m),
-            Err(()) => Err(exists(
-                output,
-                "another writer committed this manifest while this one ran; nothing was \
-                 replaced: check the dataset and run again"
+            Err(()) => Err(Error::Dataset {
+                path: output.to_path_buf(),
+                what: "another writer committed this manifest while this one ran; nothing was \
+                       replaced: check the dataset and run again"
                     .into(),
-            )),
+            }),
         };
     }
     let _ = place;
