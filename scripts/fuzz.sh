@@ -2,7 +2,8 @@
 # Runs every fuzz target for SECONDS each (default 600), starting from the committed seeds: the spill
 # format's parsers (spill/fuzz: open_bytes, metadata) and the parquet path (fuzz: parquet_file, a
 # whole build on arbitrary bytes; hybrid, the fast decoder's RLE / bit-packed decoding; decoders, the
-# fast decoder against arrow-rs, byte for byte).
+# fast decoder against arrow-rs, byte for byte; cs_files, count and plan files; manifest, a dataset's
+# dataset.json).
 #   scripts/fuzz.sh [SECONDS] [spill|root]     # the second argument runs one crate's targets only
 # Needs cargo-fuzz (`cargo install cargo-fuzz`) and a nightly toolchain (`rustup toolchain install nightly`).
 # A crash leaves its input in <crate>/fuzz/artifacts/<target>/; add it to seeds/ once fixed.

@@ -337,3 +337,53 @@ fn mismatched_damaged_or_missing_count_files_are_refused() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_manifest_on_disk_keeps_its_generations() {
+    let d = tempfile::tempdir().expect("tempdir");
+    let u = universe(d.path(), &[]);
+    let first = sharded(d.path(), &u, 2, false);
+    let manifest = d.path().join("dataset.json");
+    let plan2 = d.path().join("cs-2.plan");
+    let mut args = vec!["manifest"];
+    args.extend(first.iter().map(|p| s(p)));
+    args.extend(["--cs-plan", s(&plan2), "--output", s(&manifest)]);
+    ok(&run(&args));
+    let written = std::fs::read(&manifest).expect("manifest");
+    ok(&run(&args)); // the same dataset: nothing changes
+    assert_eq!(std::fs::read(&manifest).expect("manifest"), written);
+    let second = sharded(d.path(), &u, 3, false);
+    let plan3 = d.path().join("cs-3.plan");
+    let mut args = vec!["manifest"];
+    args.extend(second.iter().map(|p| s(p)));
+    args.extend(["--cs-plan", s(&plan3), "--output", s(&manifest)]);
+    usage_error(
+        &run(&args),
+        &["dataset.json", "--replace", "dataset.g1.json"],
+    );
+    args.push("--replace");
+    ok(&run(&args));
+    assert_eq!(
+        std::fs::read(d.path().join("dataset.g1.json")).expect("generation 1"),
+        written
+    );
+    ok(&run(&["verify", s(&manifest)]));
+    ok(&run(&["verify", s(&d.path().join("dataset.g1.json"))]));
+    ok(&run(&["clean", s(&manifest), "--keep-generations", "0"]));
+    assert!(!d.path().join("dataset.g1.json").exists());
+    assert!(
+        first.iter().all(|p| !p.exists()),
+        "the shards only generation 1 named are gone"
+    );
+    assert!(second.iter().all(|p| p.exists()));
+    ok(&run(&["verify", s(&manifest)]));
+    let leftovers: Vec<_> = std::fs::read_dir(d.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no lock or temporary file left: {leftovers:?}"
+    );
+}

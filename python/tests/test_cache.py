@@ -322,6 +322,7 @@ def test_remote_batches_equal_local_ones_and_download_each_shard_once(dataset, n
         assert len(set(epoch)) == len(epoch), "no shard downloaded twice in an epoch"
         if seed == 0:
             assert len(epoch) == N
+    assert ds.cache.stats()["evictions"] >= N, "the cache holds 2 of 4 shards: it evicted"
     big = spillway.open_dataset(URL, cache_dir=str(tmp_path / "big"))
     kw = dict(shuffle="blocks", block_rows=97, seed=3)
     for g, w in zip(big.batches(250, **kw), local.batches(250, **kw)):
@@ -365,3 +366,41 @@ def test_prefetch_and_close_keep_within_the_limit(dataset, native, tmp_path):
     assert sorted(native.downloads) == [e["path"] for e in entries(dataset)]
     assert "spillway-prefetch" in " ".join(native.threads), "downloads ran ahead, in background"
     assert ds.verify()["ok"]
+
+
+EPOCH = """
+import sys, spillway
+ds = spillway.open_dataset(sys.argv[1], cache_dir=sys.argv[2])
+print(sum(len(b[0]) for b in ds.batches(128, shuffle="shards", seed=int(sys.argv[3]))))
+"""
+
+
+def test_two_processes_on_one_cache_download_each_shard_once_from_s3(dataset, bucket,
+                                                                      tmp_path):
+    """Two epochs at once, in two processes sharing a cache, from the bucket: each shard is
+    downloaded once in all (``downloads.log``), and both read every row."""
+    env = {**os.environ, **bucket}
+    procs = [subprocess.Popen([sys.executable, "-c", EPOCH, URL, str(tmp_path), str(seed)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for seed in (0, 1)]
+    out = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e for _, e in out]
+    nrows = spillway.open_dataset(dataset).nrows
+    assert [int(o) for o, _ in out] == [nrows, nrows]
+    names = Counter(name for _, name in log_lines(tmp_path))
+    assert len(names) == N and set(names.values()) == {1}, names
+
+
+def test_a_flipped_byte_in_a_cached_shard_is_downloaded_again_from_s3(dataset, native,
+                                                                      tmp_path):
+    ds = spillway.open_dataset(URL, cache_dir=str(tmp_path), verify=True)
+    want = spillway.open_dataset(dataset).column("f000")
+    np.testing.assert_array_equal(ds.column("f000"), want)
+    assert sorted(native.downloads) == sorted(e["path"] for e in entries(dataset))
+    ds.close()
+    cached = ds.cache.path_of(URL.rsplit("/", 1)[0] + "/shard-2.spill", entries(dataset)[2])
+    flip(cached, 4096 + 100)  # a data byte: only the chunk CRCs see it
+    native.downloads.clear()
+    again = spillway.open_dataset(URL, cache_dir=str(tmp_path), verify=True)
+    np.testing.assert_array_equal(again.column("f000"), want)
+    assert native.downloads == ["shard-2.spill"], "the damaged copy was replaced"

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::files::{dir_of, join};
-use super::{read_manifest_bytes, Manifest, MAX_MANIFEST};
+use super::{parse_manifest, Manifest, MAX_MANIFEST};
 use crate::error::{Error, Result};
 use crate::publish::Place;
 
@@ -61,7 +61,7 @@ pub fn commit(place: &Place, output: &Path, mut m: Manifest, replace: bool) -> R
         let (generation, there) = match store.get_bytes(&url, None, MAX_MANIFEST)? {
             None => (1, None),
             Some((bytes, head)) => {
-                let old = read_manifest_bytes(output, &bytes)?;
+                let old = parse_manifest(output, &bytes)?;
                 match decide(output, &old, &m, replace)? {
                     None => return Ok(old),
                     Some(g) => {
@@ -102,7 +102,7 @@ pub fn commit(place: &Place, output: &Path, mut m: Manifest, replace: bool) -> R
     let generation = match local.read(output, MAX_MANIFEST)? {
         None => 1,
         Some((bytes, _)) => {
-            let old = read_manifest_bytes(output, &bytes)?;
+            let old = parse_manifest(output, &bytes)?;
             match decide(output, &old, &m, replace)? {
                 None => return Ok(old),
                 Some(g) => {
@@ -194,7 +194,7 @@ pub fn clean_generations(
                 path: path.to_path_buf(),
                 what: "gone while cleaning".into(),
             })?;
-        let m = read_manifest_bytes(path, &bytes)?;
+        let m = parse_manifest(path, &bytes)?;
         let mut set: BTreeSet<PathBuf> = m.shards.iter().map(|s| join(&dir, &s.path)).collect();
         set.extend(m.cs_plan.iter().map(|p| join(&dir, &p.path)));
         Ok(set)

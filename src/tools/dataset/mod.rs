@@ -338,11 +338,12 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
         .read(path, MAX_MANIFEST)
         .map_err(|e| bad(path, format!("cannot read: {e}")))?
         .ok_or_else(|| bad(path, "no such manifest"))?;
-    read_manifest_bytes(path, &bytes)
+    parse_manifest(path, &bytes)
 }
 
-/// Parses the manifest `bytes` read from `path`.
-pub(crate) fn read_manifest_bytes(path: &Path, bytes: &[u8]) -> Result<Manifest> {
+/// Parses the manifest `bytes` read from `path` (named in errors): typed, another major
+/// version refused. Untrusted bytes: a bad manifest is an error, never a panic.
+pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
     let m: Manifest = serde_json::from_slice(bytes)
         .map_err(|e| bad(path, format!("not a dataset manifest: {e}")))?;
     if m.format != FORMAT || m.version[0] != VERSION[0] {
@@ -421,7 +422,7 @@ pub fn verify_dataset(
     let (bytes, _) = place
         .read(path, MAX_MANIFEST)?
         .ok_or_else(|| bad(path, "no such manifest"))?;
-    let m = read_manifest_bytes(path, &bytes)?;
+    let m = parse_manifest(path, &bytes)?;
     let dir = dir_of(path);
     let scratch = Scratch::new(access.scratch.as_deref())?;
     let mut report = DatasetReport {
