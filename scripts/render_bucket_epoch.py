@@ -44,7 +44,7 @@ def job_row(job, m, shards):
     got = "-" if got is None else f"{got / 1e6:,.0f} MB"
     ph = m.get("phases") or {}
     wait = "-" if not ph else f"{ph['reader_wait']:.2f}"
-    dl = "-" if not ph else (f"{ph.get('download', 0):.2f} / {ph.get('check', 0):.2f} / {ph.get('fsync', 0):.2f}"
+    dl = "-" if not ph else (f"{ph.get('download', 0):.2f} / {ph.get('check', 0):.2f}"
                              f" ({ph['max_concurrent_downloads']} at once)")
     return f"| {label} | {m['seconds']:.2f} | {rss} | {m['mb_per_s']:,.0f} | {got} | {wait} | {dl} |"
 
@@ -91,12 +91,12 @@ def render(doc):
             f"whole shard objects. Medians of {st['repeat']} runs, interleaved. Peak RSS from `/usr/bin/time -v` "
             "(it counts the mapped shard pages), anonymous memory sampled in brackets. Reader wait: seconds the "
             "iterating thread spent waiting for a shard (`MappedShards.hold` plus waiting for a prefetch); "
-            "download / check / fsync: seconds in each over the epoch, on any thread.")
+            "download / check: seconds in each over the epoch, on any thread.")
     lines = [wrap(head), "", wrap(what)]
     for lat, med in doc["medians"].items():
         lines += ["", f"*{lat} ms added per request:*", "",
                   "| job | seconds | peak RSS MiB (anon) | MB/s | downloaded | reader wait s | "
-                  "download / check / fsync s |",
+                  "download / check s |",
                   "|---|---:|---:|---:|---:|---:|---|"]
         lines += [job_row(j, m, d["shards"]) for j, m in med.items()]
         lines += ["", "| goal | target | measured | |", "|---|---|---|---|"]

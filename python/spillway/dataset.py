@@ -32,7 +32,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import spillfile
-from .cache import CacheFull, MappedShards, ShardCache, parse_size
+from ._mapped import MappedShards
+from .cache import CacheFull, ShardCache, parse_size
 from .errors import UsageError
 from .spillfile import RowRanges, SpillError
 from .sharded import count, plan_cs, verify_dataset, write_manifest  # noqa: F401 (re-exported)
@@ -163,9 +164,9 @@ class Dataset:
     def _open_remote(self, url: str, cache_dir, limit: Optional[int], storage_options,
                      verify: bool) -> None:
         from . import _need_native
-        from ._options import check_storage
+        from .sharded import storage_json
         native = _need_native()
-        opts = json.dumps(check_storage(storage_options)) if storage_options else "{}"
+        opts = storage_json(storage_options)
         self._kw.update(cache_dir=cache_dir, cache_limit=limit, storage_options=storage_options)
         self.path = url
         self.manifest = _parse_manifest(native.get_object(url, opts), url)
@@ -181,7 +182,8 @@ class Dataset:
 
         def fetch(u: str, dest: str, expect: int) -> Any:
             return native.download(u, dest, opts, expect)
-        self._remote = MappedShards([f"{base}/{e['path']}" for e in entries], entries,
+        urls = [e["path"] if _is_url(e["path"]) else f"{base}/{e['path']}" for e in entries]
+        self._remote = MappedShards(urls, entries,
                                     self.cache, fetch, verify)
         self.shards = [_RemoteShard(self, i) for i in range(len(entries))]
         self.offsets = [0]

@@ -50,7 +50,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from . import dataset as _dataset
 from . import sharded as _sharded

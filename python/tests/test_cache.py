@@ -404,3 +404,29 @@ def test_a_flipped_byte_in_a_cached_shard_is_downloaded_again_from_s3(dataset, n
     again = spillway.open_dataset(URL, cache_dir=str(tmp_path), verify=True)
     np.testing.assert_array_equal(again.column("f000"), want)
     assert native.downloads == ["shard-2.spill"], "the damaged copy was replaced"
+
+
+def test_a_copy_from_an_earlier_boot_is_checked_whole_once(dataset, tmp_path):
+    """The cache does not fsync: a copy written before the machine restarted may have lost
+    pages. One whose boot mark is not this boot's gets every chunk checked (without
+    ``verify``): a damaged one is downloaded again, an intact one is marked and trusted."""
+    src = Source(dataset)
+    cache = ShardCache(str(tmp_path), None)
+    e = entries(dataset)[1]
+    cache.acquire(src.url(e), e, src).release()
+    path = cache.path_of(src.url(e), e)
+    with open(path + ".boot") as fh:
+        assert fh.read() == open("/proc/sys/kernel/random/boot_id").read().strip()
+    flip(path, 4096 + 100)  # a data byte: only the chunk CRCs see it
+    cache.acquire(src.url(e), e, src).release()
+    assert len(src.calls) == 1, "this boot's copy is trusted: only length and metadata checked"
+    with open(path + ".boot", "w") as fh:
+        fh.write("an-earlier-boot")
+    cache.acquire(src.url(e), e, src).release()
+    assert len(src.calls) == 2, "the earlier boot's damaged copy was downloaded again"
+    with open(path + ".boot", "w") as fh:
+        fh.write("an-earlier-boot")
+    cache.acquire(src.url(e), e, src).release()
+    assert len(src.calls) == 2, "an intact copy of an earlier boot is checked and kept"
+    with open(path + ".boot") as fh:
+        assert fh.read() != "an-earlier-boot"

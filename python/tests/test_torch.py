@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed here (its 
 
 
 def rows_of(batches):
-    return np.concatenate([b[0].numpy() for b in batches]) if batches else np.empty((0, 8))
+    return np.concatenate([b[0].numpy() for b in batches]) if batches else np.empty((0, 12))
 
 
 def test_torch_dataset_single_process(signal_spill):
@@ -24,7 +24,7 @@ def test_torch_dataset_single_process(signal_spill):
     assert isinstance(ds, torch.utils.data.IterableDataset)
     got = list(ds)
     X, y = got[0]
-    assert X.dtype == torch.float32 and X.shape == (1000, 8) and y.shape == (1000,)
+    assert X.dtype == torch.float32 and X.shape == (1000, 12) and y.shape == (1000,)
     X.add_(1.0)  # writable memory: in-place ops are safe
     want = np.concatenate([b[0] for b in f.batches(1000, ranges=before, shuffle="blocks",
                                                    block_rows=3000, seed=4)])
