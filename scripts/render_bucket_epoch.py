@@ -35,7 +35,7 @@ def met(flag):
 def job_row(job, m, shards):
     label = LABELS.get(job) or f"raw GETs of the {shards} shard objects, concurrency {job.rsplit('_c', 1)[1]}"
     if not m:
-        return f"| {label} | failed | | | | | |"
+        return f"| {label} | failed | | | | | | |"
     if not m.get("all_verified", True):
         label += " (NOT verified)"
     raw = job.startswith("raw_get")
@@ -46,7 +46,9 @@ def job_row(job, m, shards):
     wait = "-" if not ph else f"{ph['reader_wait']:.2f}"
     dl = "-" if not ph else (f"{ph.get('download', 0):.2f} / {ph.get('check', 0):.2f}"
                              f" ({ph['max_concurrent_downloads']} at once)")
-    return f"| {label} | {m['seconds']:.2f} | {rss} | {m['mb_per_s']:,.0f} | {got} | {wait} | {dl} |"
+    cpu = "-" if raw else f"{m['user_s'] + m['sys_s']:.2f}"
+    return (f"| {label} | {m['seconds']:.2f} | {cpu} | {rss} | {m['mb_per_s']:,.0f} | {got} | {wait} "
+            f"| {dl} |")
 
 
 def goal_rows(g):
@@ -91,13 +93,16 @@ def render(doc):
             f"whole shard objects. Medians of {st['repeat']} runs, interleaved. Peak RSS from `/usr/bin/time -v` "
             "(it counts the mapped shard pages), anonymous memory sampled in brackets. Reader wait: seconds the "
             "iterating thread spent waiting for a shard (`MappedShards.hold` plus waiting for a prefetch); "
-            "download / check: seconds in each over the epoch, on any thread.")
+            "download / check: seconds in each over the epoch, on any thread. CPU: the epoch process's user "
+            "plus system seconds; the first epoch's exceed the local one's by the download (receiving and "
+            "writing the shards into the page cache), while the server and the proxy run on the same two "
+            "cores: the first epoch is bound by CPU here, not by the network or by waiting.")
     lines = [wrap(head), "", wrap(what)]
     for lat, med in doc["medians"].items():
         lines += ["", f"*{lat} ms added per request:*", "",
-                  "| job | seconds | peak RSS MiB (anon) | MB/s | downloaded | reader wait s | "
+                  "| job | seconds | CPU s | peak RSS MiB (anon) | MB/s | downloaded | reader wait s | "
                   "download / check s |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+                  "|---|---:|---:|---:|---:|---:|---:|---|"]
         lines += [job_row(j, m, d["shards"]) for j, m in med.items()]
         lines += ["", "| goal | target | measured | |", "|---|---|---|---|"]
         lines += goal_rows(doc["goals"][lat])

@@ -152,6 +152,7 @@ def main():
     ap.add_argument("json")
     ap.add_argument("--doc", default="docs/book/src/measurements.md")
     ap.add_argument("--stdout", action="store_true", help="print the section instead of editing --doc")
+    ap.add_argument("--check", action="store_true", help="exit 1 if --doc's section is not the rendered one")
     a = ap.parse_args()
     with open(a.json) as fh:
         doc = json.load(fh)
@@ -162,8 +163,15 @@ def main():
         return 0
     with open(a.doc) as fh:
         text = fh.read()
+    new = replace_section(text, body)
+    if a.check:
+        if new != text:
+            print(f"{a.doc}: the object-storage section does not match {a.json}; run "
+                  f"{sys.argv[0]} {a.json}", file=sys.stderr)
+            return 1
+        return 0
     with open(a.doc, "w") as fh:
-        fh.write(replace_section(text, body))
+        fh.write(new)
     print(f"updated {a.doc}", file=sys.stderr)
     return 0
 
