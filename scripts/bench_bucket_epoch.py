@@ -52,7 +52,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
-from bench_object_storage import ANCHORS, M_SHAPE, Daemon, machine, peers, sh  # noqa: E402
+from bench_object_storage import (ANCHORS, M_SHAPE, Daemon, arguments, machine, peers,  # noqa: E402
+                                  print_goals, sh)
 
 BUCKET, PREFIX, SHARDS, BATCH_ROWS = "bench", "m8", 8, 65536
 # python/spillway/_mapped.py, MappedShards.read: the reader downloads the first shard itself, then
@@ -321,18 +322,11 @@ def print_table(medians, goals):
             print(f"  {j:<14} {m['seconds']:8.2f} {m['wall_s']:7.2f} {m['peak_rss_mib']:8.0f} "
                   f"{m['peak_rss_anon_mib'] or 0:9.0f} {m['mb_per_s']:7.0f} {ph.get('reader_wait', '-'):>13} "
                   f"{ph.get('download', '-'):>11}")
-        for k, g in goals[lat].items():
-            rest = json.dumps({x: y for x, y in g.items() if x != "met"})
-            print(f"  goal {k}: {'met' if g.get('met') else 'NOT MET'}  {rest}")
+        print_goals(goals[lat])
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--universe", default="target/universe_M")
-    ap.add_argument("--spillway", default="target/release/spillway")
-    ap.add_argument("--s3kit", default="target/release/s3kit", help="cargo build --release -p s3kit")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--latencies", default="0,20", type=lambda s: [int(x) for x in s.split(",")])
+    ap = arguments(__doc__)
     ap.add_argument("--concurrency", default="1,2,8", type=lambda s: sorted({int(x) for x in s.split(",")}),
                     help=f"raw GETs at these concurrencies ({CACHE_CONCURRENCY}, the cache's, is always added)")
     ap.add_argument("--timeout", type=float, default=900.0)

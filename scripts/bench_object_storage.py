@@ -378,18 +378,29 @@ def print_table(medians, goals):
             wall = m.get("raw_seconds") if j == "raw_get" else m["wall_s"]
             print(f"  {j:<16} {wall:8.2f} {m['peak_rss_mib']:8.0f} {m['mb_per_s']:8.0f} "
                   f"{m.get('requests') or '-':>9} {fn:>15}")
-        for k, g in goals[lat].items():
-            rest = json.dumps({x: y for x, y in g.items() if x != "met"})
-            print(f"  goal {k}: {'met' if g.get('met') else 'NOT MET'}  {rest}")
+        print_goals(goals[lat])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def print_goals(goals):
+    """One line per goal of one latency: met or not, and its figures."""
+    for k, g in goals.items():
+        rest = json.dumps({x: y for x, y in g.items() if x != "met"})
+        print(f"  goal {k}: {'met' if g.get('met') else 'NOT MET'}  {rest}")
+
+
+def arguments(doc):
+    """The arguments both object-storage benches take."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--universe", default="target/universe_M")
     ap.add_argument("--spillway", default="target/release/spillway")
     ap.add_argument("--s3kit", default="target/release/s3kit", help="cargo build --release -p s3kit")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--latencies", default="0,20", type=lambda s: [int(x) for x in s.split(",")])
+    return ap
+
+
+def main():
+    ap = arguments(__doc__)
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--requests-in-flight", type=int, default=8, help="spillway_s3's setting (and the raw GET's)")
     ap.add_argument("--request-size-mib", type=int, default=4)

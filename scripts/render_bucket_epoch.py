@@ -11,12 +11,13 @@ has the date, commit and machine, one table per latency (medians: epoch seconds,
 throughput, bytes downloaded, where the reader waited), the goals of issue 23 item 6 with met /
 not met, and the command lines.
 """
-import argparse
-import json
+import os
 import sys
-import textwrap
 
-BEGIN, END = "<!-- bucket-epoch:begin -->", "<!-- bucket-epoch:end -->"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import render_section as section  # noqa: E402
+from render_section import met, wrap  # noqa: E402,F401
+
 LABELS = {
     "local": "epoch from local disk (page cache warm)",
     "bucket_cold": "**first epoch from the bucket** (cache empty)",
@@ -24,12 +25,6 @@ LABELS = {
 }
 
 
-def wrap(text):
-    return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False)
-
-
-def met(flag):
-    return "met" if flag else "**not met**"
 
 
 def job_row(job, m, shards):
@@ -114,42 +109,5 @@ def render(doc):
     return "\n".join(lines)
 
 
-def replace_section(text, body):
-    block = f"{BEGIN}\n{body}\n{END}"
-    b, e = text.find(BEGIN), text.find(END)
-    if b >= 0 and e > b:
-        return text[:b] + block + text[e + len(END):]
-    if b >= 0 or e >= 0:
-        raise SystemExit("only one of the bucket-epoch markers is in the doc; fix it by hand")
-    return text.rstrip("\n") + f"\n\n## Epochs from a bucket\n\n{block}\n"
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("json")
-    ap.add_argument("--doc", default="docs/book/src/measurements.md")
-    ap.add_argument("--stdout", action="store_true", help="print the section instead of editing --doc")
-    ap.add_argument("--check", action="store_true", help="exit 1 if --doc's section is not the rendered one")
-    a = ap.parse_args()
-    with open(a.json) as fh:
-        body = render(json.load(fh))
-    if a.stdout:
-        print(body)
-        return 0
-    with open(a.doc) as fh:
-        text = fh.read()
-    new = replace_section(text, body)
-    if a.check:
-        if new != text:
-            print(f"{a.doc}: the bucket-epoch section does not match {a.json}; run {sys.argv[0]} {a.json}",
-                  file=sys.stderr)
-            return 1
-        return 0
-    with open(a.doc, "w") as fh:
-        fh.write(new)
-    print(f"updated {a.doc}", file=sys.stderr)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(section.main(__doc__, render, "bucket-epoch", "Epochs from a bucket"))

@@ -10,12 +10,13 @@ section has the date, commit and machine, one table per latency (medians: wall, 
 throughput, requests, bytes fetched / needed), the goals of issue 22 item 7 with met / not met and,
 when the run had --sweep, the requests_in_flight x request_size grid.
 """
-import argparse
-import json
+import os
 import sys
-import textwrap
 
-BEGIN, END = "<!-- object-storage:begin -->", "<!-- object-storage:end -->"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import render_section as section  # noqa: E402
+from render_section import met, wrap  # noqa: E402,F401
+
 LABELS = {
     "spillway_s3": "**spillway build from `s3://`**",
     "spillway_local": "spillway build from local disk",
@@ -28,9 +29,6 @@ LABELS = {
 def size(n):
     return f"{n / 1e9:,.2f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
 
-
-def wrap(text):
-    return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False)
 
 
 def mib(x):
@@ -51,9 +49,6 @@ def job_row(job, m):
     rss = "-" if job == "raw_get" else mib(m["peak_rss_mib"])  # the get-ranges client, not a peer
     return (f"| {label} | {wall:.2f} | {rss} | {m['mb_per_s']:,.0f} | {m.get('requests') or '-'} | {fetched} |")
 
-
-def met(flag):
-    return "met" if flag else "**not met**"
 
 
 def goal_rows(g):
@@ -137,44 +132,5 @@ def render(doc):
     return "\n".join(lines)
 
 
-def replace_section(text, body):
-    block = f"{BEGIN}\n{body}\n{END}"
-    b, e = text.find(BEGIN), text.find(END)
-    if b >= 0 and e > b:
-        return text[:b] + block + text[e + len(END):]
-    if b >= 0 or e >= 0:
-        raise SystemExit("only one of the object-storage markers is in the doc; fix it by hand")
-    return text.rstrip("\n") + f"\n\n## Object storage\n\n{block}\n"
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("json")
-    ap.add_argument("--doc", default="docs/book/src/measurements.md")
-    ap.add_argument("--stdout", action="store_true", help="print the section instead of editing --doc")
-    ap.add_argument("--check", action="store_true", help="exit 1 if --doc's section is not the rendered one")
-    a = ap.parse_args()
-    with open(a.json) as fh:
-        doc = json.load(fh)
-    doc["_json"] = a.json
-    body = render(doc)
-    if a.stdout:
-        print(body)
-        return 0
-    with open(a.doc) as fh:
-        text = fh.read()
-    new = replace_section(text, body)
-    if a.check:
-        if new != text:
-            print(f"{a.doc}: the object-storage section does not match {a.json}; run "
-                  f"{sys.argv[0]} {a.json}", file=sys.stderr)
-            return 1
-        return 0
-    with open(a.doc, "w") as fh:
-        fh.write(new)
-    print(f"updated {a.doc}", file=sys.stderr)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(section.main(__doc__, render, "object-storage", "Object storage"))
