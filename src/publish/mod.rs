@@ -48,7 +48,13 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Result<
     if !is_url(&cfg.output) {
         return build_with(&local, progress, cancel);
     }
-    let place = Place::of("--output", &cfg.output, &cfg.storage, cancel)?;
+    let place = Place::within(
+        "--output",
+        &cfg.output,
+        &cfg.storage,
+        cfg.memory_budget,
+        cancel,
+    )?;
     let url = cfg.output.to_string_lossy().into_owned();
     let name = url.rsplit('/').next().filter(|n| !n.is_empty());
     let name = name.ok_or_else(|| {

@@ -47,8 +47,26 @@ impl Place {
 
     /// Where `path` is, named `flag` in errors: a URL's bucket (its client configured by the
     /// environment and `storage`), else the local filesystem.
-    #[cfg_attr(not(feature = "object-store"), allow(unused_variables))]
     pub fn of(flag: &str, path: &Path, storage: &StorageOptions, cancel: &Cancel) -> Result<Place> {
+        Place::within(
+            flag,
+            path,
+            storage,
+            crate::config::DEFAULT_MEMORY_BUDGET,
+            cancel,
+        )
+    }
+
+    /// [`of`](Self::of), its requests in flight (an upload's parts) fitted to `budget` as a
+    /// reader's are ([`IoShape::from_options`](crate::input::store::IoShape::from_options)).
+    #[cfg_attr(not(feature = "object-store"), allow(unused_variables))]
+    pub fn within(
+        flag: &str,
+        path: &Path,
+        storage: &StorageOptions,
+        budget: u64,
+        cancel: &Cancel,
+    ) -> Result<Place> {
         if !is_url(path) {
             return Ok(Place::local());
         }
@@ -57,7 +75,6 @@ impl Place {
         {
             let text = path.to_string_lossy();
             let root = Path::new(root_of(&text));
-            let budget = crate::config::DEFAULT_MEMORY_BUDGET;
             let store = Store::open_for(flag, root, storage, budget, cancel)?;
             Ok(Place { store: Some(store) })
         }

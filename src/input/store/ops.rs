@@ -4,7 +4,8 @@
 //! waited for from the calling thread like the reads (`Store::wait`: Ctrl-C stops it).
 //!
 //! Memory: a download holds one frame of the response at a time; an upload holds at most
-//! [`PARTS_IN_FLIGHT`] parts of [`PART_SIZE`] bytes. Multipart uploads leave a marker object
+//! [`PARTS_IN_FLIGHT`] parts of [`PART_SIZE`] bytes, fewer when the store's budget is small (a
+//! reader's share of it: see [`IoShape`](super::IoShape)). Multipart uploads leave a marker object
 //! (`_spillway-uploads/…` beside the object, hidden from universe listings) for their lifetime,
 //! naming the upload id, so that `spillway clean` can abort the uploads of a killed process: no
 //! store lists them in a way `object_store` exposes.
@@ -292,6 +293,8 @@ impl Store {
     ) -> Result<()> {
         let part = PART_SIZE.max(len.div_ceil(10_000).next_multiple_of(1 << 20));
         let count = len.div_ceil(part) as usize;
+        // The parts held at once fit a reader's share of the budget, as its GETs do.
+        let in_flight = ((self.io.reader_bytes() / part) as usize).clamp(1, PARTS_IN_FLIGHT);
         let (mp, key, id) = (Arc::clone(&self.multipart), key.clone(), id.to_string());
         let file = Arc::new(file);
         let done = self.run(async move {
@@ -310,7 +313,7 @@ impl Store {
                         mp.put_part(key, id, i, PutPayload::from(buf)).await
                     }
                 })
-                .buffered(PARTS_IN_FLIGHT)
+                .buffered(in_flight)
                 .try_collect::<Vec<_>>()
                 .await?;
             mp.complete_multipart(&key, &id, parts).await
