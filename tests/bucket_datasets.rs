@@ -347,3 +347,22 @@ fn small_tmpfs(dir: &Path) -> Option<Mount> {
         .is_ok_and(|o| o.status.success());
     ok.then_some(Mount(m))
 }
+
+#[test]
+fn if_changed_skips_a_current_output_in_a_bucket() {
+    let b = Bucket::new(&["--symbols", "4", "--rows", "3000", "--features", "4"]);
+    let url = format!("s3://{BUCKET}/fresh/shard-1.spill");
+    let mut args = b.shard_args(1, 2, &url);
+    ok(&b.run(&strings(&args)));
+    let written = std::fs::metadata(b.object("fresh/shard-1.spill")).expect("object");
+    args.push("--if-changed".into());
+    let puts = b.server.puts();
+    ok(&b.run(&strings(&args)));
+    assert_eq!(b.server.puts(), puts, "current: nothing built or uploaded");
+    let now = std::fs::metadata(b.object("fresh/shard-1.spill")).expect("object");
+    assert_eq!(now.modified().ok(), written.modified().ok());
+    // Another option: not current, built and uploaded again.
+    args.extend(["--max-rows".into(), "100".into()]);
+    ok(&b.run(&strings(&args)));
+    assert!(b.server.puts() > puts, "not current: built and uploaded");
+}

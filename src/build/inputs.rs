@@ -158,31 +158,39 @@ pub struct UpToDate {
 /// Checks whether `cfg.output` is current (see the module docs). Errors only when the input
 /// cannot be listed; an output that is missing or damaged is simply not current.
 pub fn up_to_date(cfg: &BuildConfig) -> Result<UpToDate> {
-    let answer = |current: bool, reason: String| UpToDate {
-        path: cfg.output.clone(),
-        current,
-        reason,
-    };
     // A FIFO or a device is refused before it is opened (opening a FIFO waits for a writer).
     if std::fs::metadata(&cfg.output).is_ok_and(|m| !m.is_file()) {
         output::check("--output", &cfg.output, &[])?;
     }
-    let file = match spill::open(&cfg.output) {
-        Ok(f) => f,
+    match spill::open(&cfg.output) {
+        Ok(f) => judge(cfg, f.build_metadata()),
         Err(e)
             if e.io_error()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
         {
-            return Ok(answer(false, "it does not exist".into()))
+            Ok(answer(cfg, false, "it does not exist".into()))
         }
-        Err(e) => {
-            return Ok(answer(
-                false,
-                format!("it does not open as a spill file: {e}"),
-            ))
-        }
-    };
-    let build = file.build_metadata();
+        Err(e) => Ok(answer(
+            cfg,
+            false,
+            format!("it does not open as a spill file: {e}"),
+        )),
+    }
+}
+
+/// The answer for `cfg`'s output.
+pub(crate) fn answer(cfg: &BuildConfig, current: bool, reason: String) -> UpToDate {
+    UpToDate {
+        path: cfg.output.clone(),
+        current,
+        reason,
+    }
+}
+
+/// Whether an output whose build metadata is `build` is current for `cfg` (see [`up_to_date`]);
+/// for outputs read otherwise than whole (a bucket's, from its end).
+pub(crate) fn judge(cfg: &BuildConfig, build: &serde_json::Map<String, Value>) -> Result<UpToDate> {
+    let answer = |current: bool, reason: String| answer(cfg, current, reason);
     let semantics = build
         .get("semantics_version")
         .and_then(Value::as_u64)

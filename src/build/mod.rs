@@ -31,7 +31,7 @@ use crate::report::rss;
 use crate::report::summary::{BuildSummary, Decoders, TransposeStats, WriterStats};
 use crate::write::{write_all, WriteFailure};
 
-pub(crate) use self::inputs::check_output;
+pub(crate) use self::inputs::{answer, check_output, judge};
 pub use self::inputs::{up_to_date, write_current_summary, UpToDate};
 
 /// What one attempt at writing produced.

@@ -17,7 +17,7 @@ use spillway::config::{BuildOptions, Decoder, OnError, WriteMode};
 use spillway::{Cancel, Freshness, Progress};
 
 use super::options::{choice, environment, Selection};
-use super::out::{note, Interrupted, Usage};
+use super::out::{note, Interrupted};
 
 /// Arguments of `spillway build`.
 #[derive(Debug, clap::Args)]
@@ -139,16 +139,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cfg.config_file = args.config.clone();
     let quiet = args.quiet.or(file_quiet).unwrap_or(false);
     if let Some(freshness) = args.if_changed {
-        if spillway::publish::is_url(&cfg.output) {
-            return Err(Usage(
-                "--if-changed compares a local output with its inputs; for an output in a \
-                 bucket, spillway.ray.build skips the shards in place"
-                    .into(),
-            )
-            .into());
-        }
         cfg.freshness = freshness;
-        let current = spillway::up_to_date(&cfg)?;
+        let current = spillway::publish::up_to_date(&cfg, &Cancel::new())?;
         if current.current {
             spillway::write_current_summary(&cfg, &current)?;
             if !quiet {

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::build_with;
+use crate::build::{answer, build_with, judge, UpToDate};
 use crate::cancel::Cancel;
 use crate::config::{BuildConfig, StorageOptions};
 use crate::error::{Error, Result};
@@ -70,6 +70,33 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Result<
     drop(tmp);
     summary.output = cfg.output.clone();
     Ok(summary)
+}
+
+/// [`up_to_date`](crate::up_to_date), for an output (and plan) that may be URLs: a bucket's
+/// output is judged from what its end records (one or two ranged GETs), the plan fetched into
+/// the scratch directory to be compared.
+pub fn up_to_date(cfg: &BuildConfig, cancel: &Cancel) -> Result<UpToDate> {
+    if !is_url(&cfg.output) {
+        return crate::up_to_date(cfg);
+    }
+    let place = Place::of("--output", &cfg.output, &cfg.storage, cancel)?;
+    let meta = match place.describe(&cfg.output) {
+        Ok(Some((_, _, meta))) => meta,
+        Ok(None) => return Ok(answer(cfg, false, "it does not exist".into())),
+        Err(e @ Error::Dataset { .. }) => return Ok(answer(cfg, false, e.to_string())),
+        Err(e) => return Err(e),
+    };
+    let mut local = cfg.clone();
+    let _plan = match &cfg.cs_plan {
+        Some(p) if is_url(p) => {
+            let scratch = Scratch::new(cfg.scratch.as_deref())?;
+            let copy = Place::of("--cs-plan", p, &cfg.storage, cancel)?.local_copy(p, &scratch)?;
+            local.cs_plan = Some(copy.path.clone());
+            Some(copy)
+        }
+        _ => None,
+    };
+    judge(&local, &meta.build)
 }
 
 /// Runs `make` on a local path for `output`: `output` itself, or, for a URL, a file in the

@@ -15,6 +15,10 @@ use crate::input::store::Store;
 #[cfg(feature = "object-store")]
 pub use crate::input::store::{Head, Put};
 
+/// Bytes of a spill file's end read first by [`Place::describe`]: its metadata is usually
+/// shorter (one more read if not).
+const TAIL_GUESS: u64 = 256 << 10;
+
 /// Whether `path` names an object in a store (`scheme://…`) rather than a local file.
 pub fn is_url(path: &Path) -> bool {
     path.to_str().is_some_and(|s| s.contains("://"))
@@ -212,6 +216,36 @@ impl Place {
         std::fs::copy(src, path)
             .map(|_| ())
             .map_err(|e| Error::io("copying to", path, e))
+    }
+
+    /// The length, trailer and metadata of the spill file at `path` (`None`: there is none),
+    /// from its header and its tail (metadata and trailer) alone, all checked as a reader checks
+    /// them: one or two reads of its end, never its data.
+    pub fn describe(&self, path: &Path) -> Result<Option<(u64, spill::Trailer, spill::Metadata)>> {
+        let invalid = |e: spill::Error| Error::Dataset {
+            path: path.to_path_buf(),
+            what: format!("not a valid spill file: {e}"),
+        };
+        let Some(len) = self.size(path)? else {
+            return Ok(None);
+        };
+        if len < spill::MIN_FILE_LEN {
+            return Err(invalid(spill::Error::TooSmall {
+                len,
+                min: spill::MIN_FILE_LEN,
+            }));
+        }
+        let header = self.read_range(path, 0..spill::HEADER_FIELDS_LEN as u64)?;
+        let from = len.saturating_sub(TAIL_GUESS).max(spill::HEADER_LEN);
+        let mut tail = self.read_range(path, from..len)?;
+        let mut t = [0u8; spill::TRAILER_LEN as usize];
+        t.copy_from_slice(&tail[tail.len() - spill::TRAILER_LEN as usize..]);
+        let trailer = spill::Trailer::decode(&t).map_err(invalid)?;
+        if trailer.metadata_offset < from && trailer.metadata_offset >= spill::HEADER_LEN {
+            tail = self.read_range(path, trailer.metadata_offset..len)?;
+        }
+        let (trailer, meta) = spill::describe(&header, &tail, len).map_err(invalid)?;
+        Ok(Some((len, trailer, meta)))
     }
 
     /// Deletes `path` (missing already is fine).

@@ -15,9 +15,6 @@ use crate::plan::cs_file::{self, crc_text, Reader, PLAN_MAGIC};
 use crate::publish::place::root_of;
 use crate::publish::{is_url, Place, Scratch};
 
-/// Bytes of a shard's end read first: its metadata is usually shorter (one more read if not).
-const TAIL_GUESS: u64 = 256 << 10;
-
 /// The places of a command's files, one client per bucket.
 pub(crate) struct Places<'a> {
     storage: &'a StorageOptions,
@@ -49,38 +46,11 @@ impl<'a> Places<'a> {
     }
 }
 
-/// The length, trailer and metadata of the spill file at `path`, from its header and its tail
-/// (metadata and trailer) alone, all checked as a reader checks them.
-pub(crate) fn describe(
-    place: &Place,
-    path: &Path,
-) -> Result<(u64, spill::Trailer, spill::Metadata)> {
-    let invalid = |e: spill::Error| bad(path, format!("not a valid spill file: {e}"));
-    let len = place
-        .size(path)?
-        .ok_or_else(|| bad(path, "the file is missing"))?;
-    if len < spill::MIN_FILE_LEN {
-        return Err(invalid(spill::Error::TooSmall {
-            len,
-            min: spill::MIN_FILE_LEN,
-        }));
-    }
-    let header = place.read_range(path, 0..spill::HEADER_FIELDS_LEN as u64)?;
-    let from = len.saturating_sub(TAIL_GUESS).max(spill::HEADER_LEN);
-    let mut tail = place.read_range(path, from..len)?;
-    let mut t = [0u8; spill::TRAILER_LEN as usize];
-    t.copy_from_slice(&tail[tail.len() - spill::TRAILER_LEN as usize..]);
-    let trailer = spill::Trailer::decode(&t).map_err(invalid)?;
-    if trailer.metadata_offset < from && trailer.metadata_offset >= spill::HEADER_LEN {
-        tail = place.read_range(path, trailer.metadata_offset..len)?;
-    }
-    let (trailer, meta) = spill::describe(&header, &tail, len).map_err(invalid)?;
-    Ok((len, trailer, meta))
-}
-
 /// What the shard at `path` says of itself, its entry named `rel` (see [`describe`]).
 pub(crate) fn open_shard(place: &Place, path: &Path, rel: String) -> Result<Opened> {
-    let (len, trailer, meta) = describe(place, path)?;
+    let (len, trailer, meta) = place
+        .describe(path)?
+        .ok_or_else(|| bad(path, "the file is missing"))?;
     let build = &meta.build;
     let shard = build
         .get("shard")

@@ -375,7 +375,9 @@ pub struct Described {
 /// metadata checksum) but without reading its data: one or two reads of its end in a bucket.
 pub fn describe_file(path: &Path, access: &Access, cancel: &Cancel) -> Result<Described> {
     let place = Place::of("spill file", path, &access.storage, cancel)?;
-    let (bytes, trailer, meta) = files::describe(&place, path)?;
+    let (bytes, trailer, meta) = place
+        .describe(path)?
+        .ok_or_else(|| bad(path, "no such file"))?;
     Ok(Described {
         bytes,
         checksum: crc_text(trailer.metadata_checksum),
