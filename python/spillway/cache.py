@@ -101,14 +101,22 @@ def _unlock(fd: int) -> None:
     os.close(fd)  # closing the last fd of an open file description drops its flock
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (a zombie, killed but not yet reaped, does
+    not; another user's does)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
         return False
-    except PermissionError:
-        return True  # another user's live process
-    return True
+    except (OSError, IndexError):  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
 
 
 def _boot_id() -> str:
@@ -328,7 +336,7 @@ class ShardCache:
                     continue
                 m = _PART.match(e.name)
                 if m:
-                    if _alive(int(m.group("pid"))):
+                    if alive(int(m.group("pid"))):
                         parts += st.st_size
                     else:
                         _unlink(e.path)

@@ -54,6 +54,7 @@ from typing import Any, Dict, Optional
 
 from . import dataset as _dataset
 from . import sharded as _sharded
+from .cache import alive
 from .sharded import is_url as _is_url
 from . import spillfile
 from ._options import option_text as _option_text
@@ -325,21 +326,11 @@ def _remove_stale_scratch(scratch):
             pid = int(os.path.basename(p).split("-")[1])
         except (ValueError, IndexError):
             continue
-        if not _alive(pid):
+        if not alive(pid):
             try:
                 os.remove(p)
             except OSError:
                 pass
-
-
-def _alive(pid):
-    """Whether process ``pid`` runs on this node (a zombie, killed but not yet reaped, does
-    not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _same_options(recorded, options):

@@ -62,6 +62,6 @@ pub use stats::Element;
 pub use timestamps::{Iter as TimestampIter, Order, Timestamps};
 pub use verify::{DamagedChunk, VerifyReport};
 pub use write::{
-    is_temp_name, stale_temps, temp_path, Committed, SpillWriter, WriteMode, WriteOptions,
-    DEFAULT_WRITE_MEMORY,
+    is_temp_name, process_alive, stale_temps, temp_path, Committed, SpillWriter, WriteMode,
+    WriteOptions, DEFAULT_WRITE_MEMORY,
 };

@@ -36,15 +36,7 @@ pub fn build(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Result<
     }
     let scratch = Scratch::new(cfg.scratch.as_deref())?;
     let mut local = cfg.clone();
-    let _plan = match &cfg.cs_plan {
-        Some(p) if remote_plan => {
-            let place = Place::of("--cs-plan", p, &cfg.storage, cancel)?;
-            let copy = place.local_copy(p, &scratch)?;
-            local.cs_plan = Some(copy.path.clone());
-            Some(copy)
-        }
-        _ => None,
-    };
+    let _plan = fetch_plan(&mut local, cancel)?;
     if !is_url(&cfg.output) {
         return build_with(&local, progress, cancel);
     }
@@ -87,16 +79,20 @@ pub fn up_to_date(cfg: &BuildConfig, cancel: &Cancel) -> Result<UpToDate> {
         Err(e) => return Err(e),
     };
     let mut local = cfg.clone();
-    let _plan = match &cfg.cs_plan {
-        Some(p) if is_url(p) => {
-            let scratch = Scratch::new(cfg.scratch.as_deref())?;
-            let copy = Place::of("--cs-plan", p, &cfg.storage, cancel)?.local_copy(p, &scratch)?;
-            local.cs_plan = Some(copy.path.clone());
-            Some(copy)
-        }
-        _ => None,
-    };
+    let _plan = fetch_plan(&mut local, cancel)?;
     judge(&local, &meta.build)
+}
+
+/// A `--cs-plan` URL of `cfg` fetched into the scratch directory, `cfg` pointed at the copy
+/// (removed when the returned copy is dropped).
+fn fetch_plan(cfg: &mut BuildConfig, cancel: &Cancel) -> Result<Option<LocalCopy>> {
+    let Some(p) = cfg.cs_plan.clone().filter(|p| is_url(p)) else {
+        return Ok(None);
+    };
+    let scratch = Scratch::new(cfg.scratch.as_deref())?;
+    let copy = Place::of("--cs-plan", &p, &cfg.storage, cancel)?.local_copy(&p, &scratch)?;
+    cfg.cs_plan = Some(copy.path.clone());
+    Ok(Some(copy))
 }
 
 /// Runs `make` on a local path for `output`: `output` itself, or, for a URL, a file in the

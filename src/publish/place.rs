@@ -337,7 +337,7 @@ impl Scratch {
                 .and_then(|r| r.split('-').next())
                 .and_then(|p| p.parse::<u32>().ok());
             if let Some(pid) = pid.filter(|_| name.ends_with(".tmp")) {
-                if !alive(pid) {
+                if !spill::process_alive(pid) {
                     out.push(e.path());
                 }
             }
@@ -365,13 +365,4 @@ impl Scratch {
             what,
         )
     }
-}
-
-/// Whether process `pid` runs on this machine (a zombie, killed and not yet reaped, does not).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z")
-    })
 }

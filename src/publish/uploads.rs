@@ -52,7 +52,7 @@ pub fn clean_uploads(
         let Ok(m) = serde_json::from_slice::<UploadMarker>(&bytes) else {
             continue; // not one of ours
         };
-        let alive = m.host == host && Path::new(&format!("/proc/{}", m.pid)).exists();
+        let alive = m.host == host && spill::process_alive(m.pid);
         let young = now.saturating_sub(m.started) < older_than.as_secs();
         if alive || (m.host != host && young) {
             out.running.push(m);

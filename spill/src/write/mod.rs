@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-pub use temp::{is_temp_name, stale_temps, temp_path};
+pub use temp::{is_temp_name, process_alive, stale_temps, temp_path};
 
 use crate::error::{short, Error, Result};
 use crate::format::{

@@ -161,7 +161,8 @@ fn is_temp_of(file_name: &str, final_name: &str) -> bool {
         .is_some_and(|(pid, n)| digits(pid) && digits(n))
 }
 
-fn process_alive(pid: u32) -> bool {
+/// Whether process `pid` exists on this machine (another user's counts).
+pub fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };

@@ -453,9 +453,6 @@ pub fn verify_dataset(
             ));
         }
         if chunks && diff.is_none() {
-            if place.is_remote() {
-                scratch.room(e.bytes, &p.to_string_lossy())?;
-            }
             let copy = place.local_copy(&p, &scratch);
             match copy.and_then(|c| spill::open(&c.path).map_err(Error::Spill)) {
                 Ok(f) => {
