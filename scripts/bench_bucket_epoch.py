@@ -39,7 +39,6 @@ build of the package in its own venv (scripts/install-python.sh target/venv-benc
       [--latencies 0,20] [--concurrency 1,2,8] [--json docs/bench/bucket-epoch.json]
 """
 import argparse
-import datetime as dt
 import glob
 import json
 import os
@@ -52,7 +51,8 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
-from bench_object_storage import (ANCHORS, M_SHAPE, Daemon, arguments, machine, peers,  # noqa: E402
+from bench_meta import finish, meta  # noqa: E402  (date, commit, machine, command)
+from bench_object_storage import (ANCHORS, M_SHAPE, Daemon, arguments, peers,  # noqa: E402
                                   print_goals, sh)
 
 BUCKET, PREFIX, SHARDS, BATCH_ROWS = "bench", "m8", 8, 65536
@@ -362,10 +362,7 @@ def main():
     with open(manifest) as fh:
         m = json.load(fh)
     entries = m["shards"]
-    doc = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "commit": sh(["git", "-C", REPO, "rev-parse", "HEAD"]),
-           "dirty": bool(sh(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"])),
-           "machine": machine(),
+    doc = {**meta(),
            "versions": {"spillway": sh([a.spillway, "--version"]), "python": platform.python_version(),
                         "package": os.path.dirname(spillway.__file__)},
            "settings": {"repeat": a.repeat, "latencies_ms": a.latencies, "concurrency": a.concurrency,
@@ -379,7 +376,7 @@ def main():
           f"latencies {a.latencies} ms, {a.repeat} repeats", flush=True)
     bench = Bench(a, manifest, entries)
     bench.run(root)
-    doc["machine"]["loadavg_end"] = os.getloadavg()
+    finish(doc)
     doc["runs"] = bench.runs
     doc["medians"], doc["goals"] = summarise(bench.runs, a.latencies, a.concurrency, bench.bytes)
     os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)

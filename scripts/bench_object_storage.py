@@ -33,7 +33,6 @@ From the repo root, with release binaries (cargo build --release; cargo build --
       [--s3kit BIN] [--repeat 3] [--latencies 0,20] [--sweep] [--json target/bench_object_storage.json]
 """
 import argparse
-import datetime as dt
 import glob
 import json
 import os
@@ -48,6 +47,8 @@ ANCHORS = os.path.join(REPO, "..", "shared", "anchors")
 sys.path.insert(0, ANCHORS)
 sys.path.insert(0, os.path.join(REPO, "spill", "python"))
 import peers  # noqa: E402  (timed, reference, verify_output, warm_cache)
+sys.path.insert(0, os.path.join(REPO, "scripts"))
+from bench_meta import finish, meta  # noqa: E402  (date, commit, machine, command)
 
 BUCKET, PREFIX = "bench", "m"
 M_SHAPE = ("64", "75000", "100")
@@ -99,15 +100,6 @@ def w_pyarrow(out):
 # -- set-up -----------------------------------------------------------------------------------------
 def sh(cmd):
     return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
-
-
-def machine():
-    info = {"cores": os.cpu_count(), "kernel": platform.release(), "loadavg_start": os.getloadavg()}
-    with open("/proc/meminfo") as fh:
-        info["ram_gib"] = round(int(fh.readline().split()[1]) / 2**20, 1)
-    with open("/proc/cpuinfo") as fh:
-        info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "?")
-    return info
 
 
 def link_universe(files, root):
@@ -427,10 +419,7 @@ def main():
     ref = peers.reference(a.universe)
     import polars
     import pyarrow
-    doc = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-           "commit": sh(["git", "-C", REPO, "rev-parse", "HEAD"]),
-           "dirty": bool(sh(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"])),
-           "machine": machine(),
+    doc = {**meta(),
            "versions": {"spillway": sh([a.spillway, "--version"]), "polars": polars.__version__,
                         "pyarrow": pyarrow.__version__, "python": platform.python_version()},
            "settings": {"repeat": a.repeat, "latencies_ms": a.latencies, "sweep": a.sweep,
@@ -444,7 +433,7 @@ def main():
     doc["universe"] = {"dir": os.path.abspath(a.universe), "files": ref["files"], "rows": ref["rows"],
                        "features": ref["features"], "bytes": ref["input_bytes"], "plan_bytes": raw_bytes,
                        "plan_requests": len(raw_ranges)}
-    doc["machine"]["loadavg_end"] = os.getloadavg()
+    finish(doc)
     doc["runs"] = bench.runs
     doc["medians"], doc["goals"], doc["sweep"] = summarise(bench.runs, a.latencies, ref["input_bytes"], raw_bytes)
     os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)

@@ -4,7 +4,8 @@ parquet universe it was built from. Every job runs in its own process; its peak 
 
     target/release/spillway gen --output target/universe_M --symbols 64 --rows 75000 --features 100
     target/release/spillway build --input target/universe_M --output target/M.spill --target target
-    target/venv/bin/python scripts/bench_python.py --spill target/M.spill --parquet target/universe_M
+    target/venv/bin/python scripts/bench_python.py --spill target/M.spill --parquet target/universe_M \
+        --repeat 3 --json docs/bench/python.json
 
 Jobs (an epoch = every row's features and target as float32 batches of --batch-rows):
   spill_seq        f.batches() in file order (drop_behind)
@@ -15,7 +16,12 @@ Jobs (an epoch = every row's features and target as float32 batches of --batch-r
   lgb_polars       LightGBM from a polars frame of the whole universe (to numpy) + 20 rounds
   xgb_spill        XGBoost QuantileDMatrix from spillway.xgboost.DataIter + 20 rounds
   xgb_polars       XGBoost QuantileDMatrix from a polars frame (to numpy) + 20 rounds
-Prints a markdown table (and --json FILE writes the raw results).
+Jobs run interleaved (every job once, --repeat times), each in a fresh process after the spill file
+and the universe were read once (warm page cache). Prints a markdown table and writes --json
+(default docs/bench/python.json): date, commit, machine and command (scripts/bench_meta.py), the
+versions, the settings, the universe and the spill file, per job the medians (seconds, peak RSS)
+and every run, and the spill / parquet ratios. scripts/render_python.py renders it into the
+performance chapter.
 """
 import argparse
 import glob
@@ -26,6 +32,9 @@ import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_meta  # noqa: E402
 
 JOBS = ["spill_seq", "spill_shuffled", "polars_epoch", "pyarrow_epoch", "lgb_spill", "lgb_polars",
         "xgb_spill", "xgb_polars"]
@@ -155,6 +164,78 @@ def warm(paths):
                 pass
 
 
+# spill job / parquet job: the ratios the docs quote
+PAIRS = [("spill_seq", "polars_epoch"), ("spill_seq", "pyarrow_epoch"), ("spill_shuffled", "polars_epoch"),
+         ("lgb_spill", "lgb_polars"), ("xgb_spill", "xgb_polars")]
+
+
+def rel(path):
+    """``path`` relative to the repo when it is inside it (the JSON does not name this checkout)."""
+    p = os.path.abspath(path)
+    return os.path.relpath(p, bench_meta.REPO) if p.startswith(bench_meta.REPO + os.sep) else path
+
+
+def versions():
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": ".".join(str(x) for x in sys.version_info[:3])}
+    for pkg, dists in (("spillway", ()), ("numpy", ()), ("polars", ()), ("pyarrow", ()), ("lightgbm", ()),
+                       ("xgboost", ("xgboost-cpu",))):
+        for dist in (pkg,) + dists:
+            try:
+                out[pkg] = version(dist)
+                break
+            except PackageNotFoundError:
+                pass
+    try:
+        import spillway
+        out["spillway_native"] = getattr(spillway, "_native", None) is not None
+        out["spillway_package"] = rel(os.path.dirname(spillway.__file__))
+    except ImportError:
+        pass
+    return out
+
+
+def describe(a):
+    """The universe (parquet footers) and the spill file."""
+    import spillway
+    files = parquet_files(a.parquet)
+    uni = {"dir": rel(a.parquet), "files": len(files), "bytes": sum(os.path.getsize(p) for p in files)}
+    try:
+        import pyarrow.parquet as pq
+        metas = [pq.ParquetFile(p).metadata for p in files]
+        uni["rows"] = sum(m.num_rows for m in metas)
+    except ImportError:
+        pass
+    f = spillway.open(a.spill)
+    feats, target = f.columns_with_role("feature"), f.target_column
+    uni["features"] = len(feats)
+    spill = {"path": rel(a.spill), "bytes": os.path.getsize(a.spill), "rows": f.nrows, "features": len(feats),
+             "target": target, "columns": len(f.columns)}
+    return uni, spill
+
+
+def median(v):
+    v = sorted(x for x in v if x is not None)
+    return v[(len(v) - 1) // 2] if v else None  # the lower median: a measured run
+
+
+def summarise(runs, jobs):
+    out = {}
+    for job in jobs:
+        mine = [r for r in runs if r["job"] == job]
+        ok = [r for r in mine if r["ok"]]
+        rows = sorted({r["rows"] for r in ok})
+        out[job] = {"seconds": median(r["seconds"] for r in ok), "peak_rss_mib": median(r["vmhwm_mib"] for r in ok),
+                    "rows": rows[0] if len(rows) == 1 else rows, "ok": len(ok) == len(mine), "runs": mine}
+    ratios = {}
+    for a, b in PAIRS:
+        ma, mb = out.get(a), out.get(b)
+        if ma and mb and ma["seconds"] and mb["seconds"]:
+            ratios[f"{a}/{b}"] = {"seconds": round(ma["seconds"] / mb["seconds"], 3),
+                                  "peak_rss": round(ma["peak_rss_mib"] / mb["peak_rss_mib"], 3)}
+    return out, ratios
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--spill", required=True)
@@ -163,32 +244,61 @@ def main():
     ap.add_argument("--block-rows", type=int, default=16384)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--jobs", default=",".join(JOBS))
-    ap.add_argument("--json")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each job, interleaved (medians)")
+    ap.add_argument("--json", default=os.path.join(bench_meta.REPO, "docs", "bench", "python.json"))
     ap.add_argument("--job", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.job:
         return run_job(a)
+    jobs = a.jobs.split(",")
+    for job in jobs:
+        if job not in JOBS:
+            raise SystemExit(f"unknown job {job}; known: {', '.join(JOBS)}")
+    doc = bench_meta.meta(command=f"{rel(sys.executable)} {bench_meta.command_line()}")
+    doc["versions"] = versions()
+    doc["settings"] = {"repeat": a.repeat, "jobs": jobs, "batch_rows": a.batch_rows, "block_rows": a.block_rows,
+                       "rounds": a.rounds, "lightgbm": LGB, "xgboost": XGB, "python": rel(sys.executable),
+                       "median": "lower median of the successful runs (a measured run)"}
+    doc["universe"], doc["spill"] = describe(a)
     warm([a.spill] + parquet_files(a.parquet))
-    results = []
-    for job in a.jobs.split(","):
-        cmd = [sys.executable, __file__, "--spill", a.spill, "--parquet", a.parquet, "--job", job,
-               "--batch-rows", str(a.batch_rows), "--block-rows", str(a.block_rows),
-               "--rounds", str(a.rounds)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        r = json.loads(out.strip().splitlines()[-1])
-        results.append(r)
-        print(f"{job}: {r['seconds']:.2f} s, VmHWM {r['vmhwm_mib']:.0f} MiB, {r['rows']} rows",
-              file=sys.stderr)
-    size = os.path.getsize(a.spill) / 2**20
+    runs = []
+    for rep in range(a.repeat):
+        for job in jobs:
+            cmd = [sys.executable, __file__, "--spill", a.spill, "--parquet", a.parquet, "--job", job,
+                   "--batch-rows", str(a.batch_rows), "--block-rows", str(a.block_rows),
+                   "--rounds", str(a.rounds)]
+            t0 = time.perf_counter()
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            try:
+                r = json.loads(p.stdout.strip().splitlines()[-1])
+                r["vmhwm_mib"] = round(r["vmhwm_mib"], 1)
+                r["seconds"] = round(r["seconds"], 3)
+            except (IndexError, ValueError):
+                r = {"job": job, "rows": None, "seconds": None, "vmhwm_mib": None}
+            r.update(rep=rep, process_wall_s=round(wall, 3), rc=p.returncode, ok=p.returncode == 0 and r["seconds"] is not None)
+            if not r["ok"]:
+                r["stderr"] = p.stderr[-2000:]
+                print(f"{job}: FAILED (exit {p.returncode})\n{p.stderr[-800:]}", file=sys.stderr)
+            else:
+                print(f"{job}: {r['seconds']:.2f} s, VmHWM {r['vmhwm_mib']:.0f} MiB, {r['rows']} rows",
+                      file=sys.stderr)
+            runs.append(r)
+    bench_meta.finish(doc)
+    doc["jobs"], doc["ratios"] = summarise(runs, jobs)
+    bench_meta.write_json(doc, a.json)
+    size = doc["spill"]["bytes"] / 2**20
     print(f"\nspill file {size:.0f} MiB; batch_rows {a.batch_rows}, block_rows {a.block_rows}, "
-          f"{a.rounds} boosting rounds\n")
+          f"{a.rounds} boosting rounds; medians of {a.repeat}\n")
     print("| job | wall s | peak RSS MiB | rows |\n|---|---:|---:|---:|")
-    for r in results:
-        print(f"| {r['job']} | {r['seconds']:.2f} | {r['vmhwm_mib']:.0f} | {r['rows']} |")
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(results, fh, indent=1)
+    for job, m in doc["jobs"].items():
+        if m["seconds"] is None:
+            print(f"| {job} | failed | | |")
+        else:
+            print(f"| {job} | {m['seconds']:.2f} | {m['peak_rss_mib']:.0f} | {m['rows']} |")
+    print(f"\nwrote {a.json}; render with scripts/render_python.py {a.json}", file=sys.stderr)
+    return 0 if all(m["ok"] for m in doc["jobs"].values()) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

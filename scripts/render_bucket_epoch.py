@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Render scripts/bench_bucket_epoch.py's JSON as a markdown section of the docs book.
 
-    scripts/render_bucket_epoch.py docs/bench/bucket-epoch.json [--doc docs/book/src/measurements.md]
+    scripts/render_bucket_epoch.py docs/bench/bucket-epoch.json [--doc docs/book/performance.md]
     scripts/render_bucket_epoch.py RESULT.json --stdout        # print the section only
     scripts/render_bucket_epoch.py RESULT.json --check         # exit 1 if --doc's section differs
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Render scripts/bench_object_storage.py's JSON as a markdown section of the docs book.
 
-    scripts/render_object_storage.py target/bench_object_storage.json [--doc docs/book/src/measurements.md]
+    scripts/render_object_storage.py target/bench_object_storage.json [--doc docs/book/performance.md]
     scripts/render_object_storage.py RESULT.json --stdout        # print the section only
 
 Replaces the text between `<!-- object-storage:begin -->` and `<!-- object-storage:end -->` in

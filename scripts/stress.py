@@ -1,24 +1,28 @@
 #!/usr/bin/env python3
 """Stress runs over growing synthetic universes: generate with `spillway gen`, build, verify,
-record wall time, rows/s, input MB/s, peak RSS and output bytes in a CSV, and plot peak RSS and
-throughput against universe size.
+record wall time, rows/s, input MB/s, peak RSS and output bytes, and plot peak RSS and throughput
+against universe size.
 
     scripts/stress.py [--sizes 16:100,64:100,256:40,728:40] [--rows 75000] [--work target/stress]
-                      [--csv docs/stress.csv] [--png docs/stress.png] [--keep]
-    scripts/stress.py --shapes      # the universe shapes: docs/shapes.csv and docs/shapes.png
+                      [--json target/stress.json] [--png target/stress.png] [--spillway BIN] [--keep]
+    scripts/stress.py --shapes      # the universe shapes: target/stress_shapes.json and .png
+    scripts/stress.py --plot-only [--json FILE]   # redraw the plot from the JSON
 
 Each size is SYMBOLS:FEATURES[:ROWS]. `--shapes` runs two sweeps of about 2.4 GB of float64 each:
 the column count (10, 100, 1000, 4000 features; fewer symbols as the files widen) and the file
 count (16 to 4096 files of 100 features; fewer rows per file), and plots wall time and peak RSS
 against each. A universe is deleted after its run unless --keep (728 x 75k x 40
-is ~11 GB of parquet plus ~9 GB of spill). Needs matplotlib for the plot (the test venv has it
-with `pip install matplotlib`); the CSV is written regardless.
+is ~11 GB of parquet plus ~9 GB of spill).
+
+The JSON (rewritten after each size, "complete" once all ran) has the date, commit, machine and
+command (scripts/bench_meta.py), the settings and one entry per size under "runs". It is not
+published: nothing renders it into the docs. Needs matplotlib for the plot (the test venv has it
+with `pip install matplotlib`); the JSON is written regardless. Without --spillway the release
+binary is built first (cargo build --release).
 """
 import argparse
-import csv
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -26,6 +30,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "spillway")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import bench_meta  # noqa: E402
 
 
 def run(cmd, **kw):
@@ -36,48 +42,42 @@ def run(cmd, **kw):
     return p, time.perf_counter() - t0
 
 
-def machine():
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}"
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="16:100,64:100,256:40,728:40")
     ap.add_argument("--rows", type=int, default=75_000)
     ap.add_argument("--work", default=os.path.join(ROOT, "target", "stress"))
-    ap.add_argument("--csv", default=os.path.join(ROOT, "docs", "stress.csv"))
-    ap.add_argument("--png", default=os.path.join(ROOT, "docs", "stress.png"))
+    ap.add_argument("--json", help="default target/stress.json (--shapes: target/stress_shapes.json)")
+    ap.add_argument("--png", help="default: --json's path with .png")
+    ap.add_argument("--spillway", help="the binary to run (default: cargo build --release, then target/release/spillway)")
     ap.add_argument("--budget", default="256MiB")
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the CSV")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from the JSON")
     ap.add_argument("--shapes", action="store_true", help="the column-count and file-count sweeps")
     a = ap.parse_args()
     if a.shapes:
         a.sizes = ",".join(COLUMN_SWEEP + FILE_SWEEP)
-        if a.csv.endswith("stress.csv"):
-            a.csv = os.path.join(ROOT, "docs", "shapes.csv")
-        if a.png.endswith("stress.png"):
-            a.png = os.path.join(ROOT, "docs", "shapes.png")
+    a.json = a.json or os.path.join(ROOT, "target", "stress_shapes.json" if a.shapes else "stress.json")
+    a.png = a.png or os.path.splitext(a.json)[0] + ".png"
     if a.plot_only:
-        with open(a.csv) as fh:
-            rows = [{k: (float(v) if k not in ("bottleneck",) else v) for k, v in r.items()} for r in csv.DictReader(fh)]
-        for r in rows:
-            r["symbols"], r["features"] = int(r["symbols"]), int(r["features"])
-            r["rows_per_symbol"] = int(r.get("rows_per_symbol", a.rows))
-        plot(rows, a)
+        with open(a.json) as fh:
+            doc = json.load(fh)
+        a.budget, a.shapes = doc["settings"]["budget"], doc["settings"]["shapes"]
+        plot(doc["runs"], a)
         return
 
-    run(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+    binary = a.spillway
+    if binary is None:
+        run(["cargo", "build", "--release", "--quiet"], cwd=ROOT)
+        binary = BIN
+    binary = os.path.abspath(binary)
     os.makedirs(a.work, exist_ok=True)
-    os.makedirs(os.path.dirname(a.csv), exist_ok=True)
-    rows_out = []
+    doc = bench_meta.meta()
+    doc["versions"] = {"spillway": run([binary, "--version"])[0].stdout.strip()}
+    doc["settings"] = {"sizes": a.sizes.split(","), "rows": a.rows, "budget": a.budget, "shapes": a.shapes,
+                       "spillway": binary, "work": a.work, "keep": a.keep}
+    doc["complete"] = False
+    doc["runs"] = rows_out = []
     for size in a.sizes.split(","):
         symbols, features, *rest = (int(x) for x in size.split(":"))
         nrows = rest[0] if rest else a.rows
@@ -85,19 +85,19 @@ def main():
         out = uni + ".spill"
         summ = out + ".json"
         if not os.path.isdir(uni):
-            _, gsecs = run([BIN, "gen", "--output", uni, "--symbols", str(symbols), "--rows", str(nrows),
+            _, gsecs = run([binary, "gen", "--output", uni, "--symbols", str(symbols), "--rows", str(nrows),
                             "--features", str(features)])
             print(f"generated {symbols} x {nrows} x {features} in {gsecs:.0f}s", file=sys.stderr)
         # Flush the generator's dirty pages (writeback would compete with the build), warm the cache.
         subprocess.run(["sync"], check=True)
         subprocess.run(["sh", "-c", f"cat {uni}/*.parquet > /dev/null"], check=True)
-        _, secs = run(["/usr/bin/time", "-v", BIN, "build", "--input", uni, "--output", out, "--target", "target",
+        _, secs = run(["/usr/bin/time", "-v", binary, "build", "--input", uni, "--output", out, "--target", "target",
                        "--memory-budget", a.budget, "--summary", summ, "--quiet"])
         s = json.load(open(summ))
-        _, vsecs = run([BIN, "verify", out])
+        _, vsecs = run([binary, "verify", out])
         row = {
             "symbols": symbols, "features": features, "rows_per_symbol": nrows, "rows": s["rows"], "input_bytes": s["input_bytes"],
-            "output_bytes": s["output_bytes"], "wall_s": round(s["seconds"], 3),
+            "output_bytes": s["output_bytes"], "wall_s": round(s["seconds"], 3), "process_wall_s": round(secs, 3),
             "rows_per_s": round(s["rows_per_second"]), "input_mb_per_s": round(s["input_mb_per_second"], 1),
             "peak_rss_mib": round(s["peak_rss_bytes"] / 2**20, 1), "bound_mib": round(s["budget"]["bound_bytes"] / 2**20, 1),
             "readers": s["budget"]["readers"], "batch_rows": s["budget"]["batch_rows"],
@@ -109,11 +109,10 @@ def main():
         os.remove(summ)
         if not a.keep:
             shutil.rmtree(uni)
-    with open(a.csv, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows_out[0]))
-        w.writeheader()
-        w.writerows(rows_out)
-    print(f"wrote {a.csv}; machine: {machine()}", file=sys.stderr)
+        bench_meta.write_json(doc, a.json)  # what ran so far, should a later size fail
+    doc["complete"] = True
+    bench_meta.write_json(bench_meta.finish(doc), a.json)
+    print(f"wrote {a.json}", file=sys.stderr)
     plot(rows_out, a)
 
 

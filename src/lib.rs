@@ -1,85 +1,143 @@
-//! spillway: a universe of per-symbol parquet files into one memory-mapped spill file, with
-//! memory bounded by the pipeline, never by the universe.
+//! The `spillway` command line, over the `spillway` library: options (clap derive) and dispatch
+//! to one module per subcommand. Output and exit codes are `out`'s; flags shared by several
+//! subcommands are `options`'; the progress bar is `progress`'s.
 //!
-//! The modules follow the pipeline, each importing only those before it (see `ARCHITECTURE.md`):
-//!
-//! ```text
-//! config -> input -> decode -> plan -> report -> read (N threads) -> bounded channels
-//!        -> write (1 thread) [-> order: intermediate -> time-major] -> build (runs it all,
-//!        commits) [-> publish: upload] ; tools (gen, inspect, sharded, dataset)
-//! ```
-//!
-//! - `output`: what an output path may replace (never a special file, a directory or anything
-//!   the command reads), for every command;
-//! - `config`: [`BuildOptions`] (flags or TOML) resolved into one validated [`BuildConfig`];
-//! - `input`: discovering the symbols and their files (in a directory, or listed in an object
-//!   store: `s3://`, `gs://`, `az://`), opening parquet files, footers, column types, time
-//!   values, numeric conversion;
-//! - `decode`: the fast page decoder (no pipeline types);
-//! - `plan`: footers and the time column alone fix the exact spill layout; the cross-sectional
-//!   filters; the memory budget that picks readers, batch rows and channel capacity;
-//! - `report`: what a build reports ([`BuildSummary`]), progress, peak memory;
-//! - `read`: each file decoded into float batches, by the fast decoder or arrow-rs;
-//! - `write`: the single ordered writer into the [`spill`] file;
-//! - `order`: time-major output, transposed in bounded windows out of a symbol-major
-//!   intermediate file;
-//! - `build`: runs the stages, cancellable ([`Cancel`]), and commits;
-//! - `publish`: outputs in object storage (built in a scratch directory, uploaded in parts),
-//!   and where a command's files are ([`publish::Place`]);
-//! - `tools`: the synthetic universe generator ([`gen`]), the footer report ([`inspect()`]),
-//!   the export of spill files to Parquet and Arrow IPC ([`export`]), and the sharded build's
-//!   cross-section map-reduce ([`count`], [`plan_cs`]) and manifest ([`dataset`]).
-//!
-//! The public API is what a caller needs to run builds and read their reports: [`build`],
-//! [`build_with`], [`up_to_date`], [`inspect()`], [`gen`], the configuration types, [`Cancel`],
-//! [`Progress`], the errors and the reports. Everything else is internal.
-#![deny(missing_docs)]
-#![forbid(unsafe_code)]
+//! [`main`] is the one `main` of both the cargo binary (`src/main.rs`) and the Python wheel's
+//! `spillway` command (`python/`), so both have the same commands, exit codes and signal
+//! behaviour. Errors are printed once, there, as `spillway: <error chain>`.
 
-mod error;
-mod guard;
-mod cancel;
-pub mod output;
-pub mod config;
-mod input;
-mod decode;
-mod plan;
-mod report;
-mod read;
-mod write;
-mod order;
+use std::ffi::OsString;
+use std::process::{Command as Child, ExitCode};
+use std::sync::OnceLock;
+
+use clap::{Parser, Subcommand};
+
 mod build;
-pub mod publish;
-mod tools;
+mod clean;
+mod count;
+mod demo;
+mod export;
+mod gen;
+mod inspect;
+mod manifest;
+mod options;
+pub mod out;
+mod plan_cs;
+pub mod progress;
+mod verify;
 
-pub use build::{build, build_with, up_to_date, write_current_summary, UpToDate};
-pub use cancel::Cancel;
-pub use config::{BuildConfig, BuildOptions, Freshness};
-pub use error::{DecodeError, Error, ErrorKind, Problem, Result, SymbolError, SymbolErrorKind};
-pub use plan::budget::Budget;
-pub use plan::filter::FilterStats;
-pub use plan::Skipped;
-pub use report::progress::Progress;
-pub use report::summary::{
-    BuildSummary, CurrentSummary, Decoders, TransposeMemory, TransposeStats,
-};
-pub use report::tool::{Tool, SEMANTICS_VERSION};
-pub use tools::dataset;
-pub use tools::export;
-pub use tools::gen;
-pub use tools::inspect::{inspect, InspectReport, TimeMajorEstimate};
-pub use tools::sharded::{count, plan_cs, CountSummary, PlanCsOptions, PlanCsSummary};
+/// spillway: combine a universe of per-symbol parquet files into one memory-mapped spill file,
+/// with memory bounded by the pipeline, not by the universe.
+///
+/// Exit codes: 0 success; 1 a data or input error (a bad file or value, an I/O failure, a memory
+/// budget that cannot be met; `verify`: a damaged file); 2 a usage error (a bad flag, option,
+/// path or config file); 3 an internal error (a bug: please report it); 128 + N when signal N
+/// stopped a build (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
+#[derive(Debug, Parser)]
+#[command(name = "spillway", version, about, long_about)]
+struct Opts {
+    #[command(subcommand)]
+    command: Command,
+}
 
-/// Not an API: the stages' entry points for spillway's own integration tests, benches and fuzz
-/// targets. They change whenever the pipeline does.
-#[doc(hidden)]
-pub mod internals {
-    pub use crate::build::execute_plan;
-    pub use crate::decode::{chunk_eligible, eligible, Physical};
-    #[cfg(feature = "fuzzing")]
-    pub use crate::decode::{fuzz_hybrid, fuzz_pages};
-    pub use crate::input::discover::discover;
-    pub use crate::plan::cs_file::{parse_counts, parse_plan};
-    pub use crate::plan::{plan, Plan};
-    pub use crate::read::{read_unit, Data, Msg, ReadContext, Reader, Spares, Task};
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build one spill file from a universe of per-symbol parquet files.
+    Build(build::Args),
+    /// Show what a build would see: footers, time order, filters, memory, whether an output is current.
+    Inspect(inspect::Args),
+    /// Write a synthetic universe.
+    Gen(gen::Args),
+    /// The main job on a built-in synthetic universe: generate, build, verify, summarize.
+    Demo(demo::Args),
+    /// Check a spill file's structure and every data checksum; or a dataset (dataset.json, on
+    /// disk or in a bucket) against its shards.
+    Verify(verify::Args),
+    /// Remove what killed builds left (temporary files; unfinished uploads in a bucket), or a
+    /// dataset's old manifest generations and the shards only they name.
+    Clean(clean::Args),
+    /// Write a spill file (or some rows and columns) as Parquet or Arrow IPC, streaming.
+    Export(export::Args),
+    /// Count one shard's rows per timestamp (and sampling keys) for a sharded build.
+    Count(count::Args),
+    /// Merge count files into the cross-section plan of a sharded build.
+    PlanCs(plan_cs::Args),
+    /// Commit the manifest (dataset.json) of a sharded build's shards, on disk or in a bucket.
+    Manifest(manifest::Args),
+}
+
+/// Runs the command line `args` (the program name first, as in [`std::env::args_os`]): the
+/// `main` of the `spillway` binary. See [`status`].
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    ExitCode::from(status(args))
+}
+
+/// Runs the command line `args` (the program name first) and says how it ended: 0 success, 1 data
+/// or input error, 2 usage error, 3 internal error (a panic), 128 + N when signal N stopped a
+/// build. Usage errors, `--help` and `--version` print and exit the process, as clap does.
+pub fn status<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let opts = Opts::parse_from(args);
+    // A panic is a bug: its message is printed by the default hook; the exit code says "internal".
+    let Ok(result) = std::panic::catch_unwind(|| run(opts)) else {
+        return 3;
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) if out::is_broken_pipe(&err) => 0,
+        Err(err) => {
+            out::note!("spillway: {err:#}\n");
+            out::exit_code(&err)
+        }
+    }
+}
+
+/// How this command line runs itself again, as a child process: a program and its leading
+/// arguments. Unset, it is this executable (the cargo binary).
+static RELAUNCH: OnceLock<Vec<OsString>> = OnceLock::new();
+
+/// Sets how this command line runs itself as a child process (`spillway demo` builds in one, so
+/// the peak memory the build reports is its own), before [`main`]: the Python wheel's command
+/// sets `python -m spillway`, as its executable is the interpreter. Only the first call counts.
+pub fn set_relaunch(program_and_args: Vec<OsString>) {
+    let _ = RELAUNCH.set(program_and_args);
+}
+
+/// A command that runs this command line again (see [`set_relaunch`]); the caller adds the
+/// subcommand and its arguments.
+fn relaunch() -> anyhow::Result<Child> {
+    use anyhow::Context;
+    match RELAUNCH.get().map(|v| v.split_first()) {
+        Some(Some((program, args))) => {
+            let mut c = Child::new(program);
+            c.args(args);
+            Ok(c)
+        }
+        _ => Ok(Child::new(
+            std::env::current_exe().context("finding the spillway executable")?,
+        )),
+    }
+}
+
+/// Runs the parsed subcommand; its exit code says whether it succeeded.
+fn run(opts: Opts) -> anyhow::Result<u8> {
+    match opts.command {
+        Command::Build(a) => build::run(a),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Gen(a) => gen::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Clean(a) => clean::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Count(a) => count::run(a),
+        Command::PlanCs(a) => plan_cs::run(a),
+        Command::Manifest(a) => manifest::run(a),
+    }
 }

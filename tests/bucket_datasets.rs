@@ -5,7 +5,7 @@
 //! left), and the scratch directory's room checked up front. Against `s3kit` on loopback, with
 //! faults from its proxy.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -313,8 +313,8 @@ fn clean_aborts_the_upload_of_a_killed_build() {
 #[test]
 fn a_scratch_without_room_is_refused_up_front() {
     let b = Bucket::new(&["--symbols", "2", "--rows", "60000", "--features", "20"]);
-    let Some(small) = small_tmpfs(b.dir.path()) else {
-        eprintln!("note: cannot mount a tmpfs here (needs root); skipping the scratch-room test");
+    let Some(small) = mount(b.dir.path(), "small", "tmpfs", "size=1m") else {
+        skip("cannot mount a tmpfs (no user namespace here: unshare -rm)");
         return;
     };
     let url = format!("s3://{BUCKET}/room/shard-0.spill");
@@ -324,28 +324,10 @@ fn a_scratch_without_room_is_refused_up_front() {
         .position(|a| a == "--scratch")
         .expect("--scratch")
         + 1;
-    args[at] = s(&small.0).to_string();
+    args[at] = s(&small.path).to_string();
     fails_with(&b.run(&strings(&args)), &["bytes available", "free space"]);
     assert!(!b.object("room/shard-0.spill").exists());
     assert_eq!(b.uploads(), 0);
-}
-
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-fn small_tmpfs(dir: &Path) -> Option<Mount> {
-    let m = dir.join("small");
-    std::fs::create_dir_all(&m).ok()?;
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs", s(&m)])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(Mount(m))
 }
 
 #[test]

@@ -91,30 +91,18 @@ fn determinism_matrix_and_write_modes_give_identical_bytes() {
 
 /// A filesystem that refuses O_DIRECT (ramfs; tmpfs accepts it since Linux 6.6): `auto` falls
 /// back to mmap windows with the same bytes, `direct` fails clearly and leaves nothing behind.
-/// Mounting needs root: skipped with a note elsewhere.
+/// The ramfs is mounted in a user namespace (`common::mount`); skipped where none is allowed.
 #[test]
 fn o_direct_refused_falls_back_to_mmap() {
     let d = tempfile::tempdir().expect("tempdir");
     let u = universe(d.path(), &[]);
     let on_disk = d.path().join("disk.spill");
     ok(&build(&u, &on_disk, &["--write-mode", "direct"]));
-    let mnt = d.path().join("ramfs");
-    std::fs::create_dir(&mnt).expect("mkdir");
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "ramfs", "ramfs", s(&mnt)])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !mounted {
-        eprintln!("note: cannot mount ramfs here (not root?); skipping the O_DIRECT fallback test");
+    let Some(ramfs) = mount(d.path(), "ramfs", "ramfs", "") else {
+        skip("cannot mount a ramfs (no user namespace here: unshare -rm)");
         return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _guard = Unmount(&mnt);
+    };
+    let mnt = &ramfs.path;
     let auto = mnt.join("auto.spill");
     ok(&build(&u, &auto, &[]));
     assert_eq!(std::fs::read(&auto).ok(), std::fs::read(&on_disk).ok());
@@ -124,7 +112,7 @@ fn o_direct_refused_falls_back_to_mmap() {
         &["O_DIRECT", "direct.spill"],
     );
     assert_eq!(
-        entries(&mnt),
+        entries(mnt),
         vec!["auto.spill".to_string()],
         "a failed build left files"
     );

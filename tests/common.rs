@@ -1,10 +1,14 @@
 //! Fixtures shared by the integration tests: running the binary, the Python interpreter with
-//! numpy/pyarrow/polars/duckdb, temporary directories.
+//! numpy/pyarrow/polars/duckdb, temporary directories, small mounted filesystems, and [`skip`],
+//! through which a test that cannot run here says so.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 
 /// The binary under test.
 pub fn spillway() -> Command {
@@ -114,8 +118,9 @@ pub fn entries(dir: &Path) -> Vec<String> {
 }
 
 /// The Python interpreter with numpy, pyarrow, polars and duckdb (`SPILLWAY_PYTHON`, else
-/// `target/venv/bin/python`, else `python3`). `None` (with a note) when they are missing, unless
-/// `SPILLWAY_REQUIRE_PYTHON` is set, where that is a failure.
+/// `target/venv/bin/python`, else `python3`). `None` when they are missing, recorded as a
+/// [`skip`] of the calling test, unless `SPILLWAY_REQUIRE_PYTHON` is set, where that is a
+/// failure.
 pub fn python() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("SPILLWAY_PYTHON").map(PathBuf::from),
@@ -134,9 +139,7 @@ pub fn python() -> Option<PathBuf> {
     if std::env::var_os("SPILLWAY_REQUIRE_PYTHON").is_some() {
         panic!("SPILLWAY_REQUIRE_PYTHON is set but no python with numpy, pyarrow, polars and duckdb was found");
     }
-    eprintln!(
-        "note: skipping: no python with numpy, pyarrow, polars, duckdb (run scripts/test.sh)"
-    );
+    skip("no python with numpy, pyarrow, polars, duckdb (run scripts/test.sh)");
     None
 }
 
@@ -222,4 +225,108 @@ pub fn ts_ns(v: Vec<i64>) -> arrow_array::ArrayRef {
 /// A float64 column.
 pub fn f64s(v: Vec<f64>) -> arrow_array::ArrayRef {
     std::sync::Arc::new(arrow_array::Float64Array::from(v))
+}
+
+/// Whether the tests run as root (`id -u` is 0).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// Says that the running test cannot run here, in whole or in part, and why: `SKIPPED <test>:
+/// <reason>` on stderr and, when `SPILLWAY_SKIP_LOG` names a file, a line
+/// `rust<TAB><test><TAB><reason>` appended to it (scripts/test.sh sets it; scripts/skips.py
+/// lists the log and fails on a reason `.ci/allowed-skips.txt` does not allow). The caller
+/// returns (or leaves out the part) itself. `<test>` is the name libtest gives the test's thread
+/// (`filesystem::disk_full_is_refused_up_front_and_keeps_the_previous_output`), so keep the
+/// call on that thread. `reason` must be stable, with no path or pid, for the allow-list to
+/// match it. Each (test, reason) is told once, however many property-test cases call this.
+pub fn skip(reason: &str) {
+    static TOLD: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed thread>")
+        .to_string();
+    let reason = reason.replace(['\t', '\n'], " ");
+    let first = TOLD
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .insert((test.clone(), reason.clone()));
+    if !first {
+        return;
+    }
+    eprintln!("SKIPPED {test}: {reason}");
+    let Some(log) = std::env::var_os("SPILLWAY_SKIP_LOG").map(PathBuf::from) else {
+        return;
+    };
+    if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).expect("the directory of SPILLWAY_SKIP_LOG");
+    }
+    // One write of the whole line in append mode: the lines of tests on other threads (and of
+    // pytest, which appends to the same log) never interleave within a line.
+    std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| f.write_all(format!("rust\t{test}\t{reason}\n").as_bytes()))
+        .unwrap_or_else(|e| panic!("appending to SPILLWAY_SKIP_LOG {}: {e}", log.display()));
+}
+
+/// A small filesystem mounted for one test, needing no root where user namespaces are allowed:
+/// a child (`unshare --user --map-root-user --mount`) mounts it in a mount namespace of its own
+/// and waits. Nothing outside that namespace sees the mount at its mount point; the test and the
+/// binary reach it through the child's root, [`Mount::path`] (`/proc/<pid>/root/<dir>/<name>`).
+/// The mount ends with the child: on drop, or when the test process dies (its stdin closes).
+pub struct Mount {
+    child: Child,
+    /// The mounted directory, as seen from outside its namespace.
+    pub path: PathBuf,
+}
+
+/// Mounts a `fstype` (tmpfs, ramfs) with mount options `options` (`size=3m,ro`; empty for none)
+/// at a new directory `dir/name`; `None` where this machine allows no user namespace (or no
+/// such mount in one): the caller then [`skip`]s.
+pub fn mount(dir: &Path, name: &str, fstype: &str, options: &str) -> Option<Mount> {
+    let at = dir.join(name);
+    std::fs::create_dir_all(&at).ok()?;
+    let mut args = vec!["-t", fstype];
+    if !options.is_empty() {
+        args.extend(["-o", options]);
+    }
+    args.extend([fstype, s(&at)]);
+    let mut child = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(r#"mount "$@" && echo mounted && read -r _"#)
+        .arg("sh")
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut said = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    let _ = BufReader::new(stdout).read_line(&mut said);
+    if said.trim() != "mounted" {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    }
+    let inside = at
+        .strip_prefix("/")
+        .expect("an absolute temporary directory");
+    let path = Path::new("/proc")
+        .join(child.id().to_string())
+        .join("root")
+        .join(inside);
+    Some(Mount { child, path })
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

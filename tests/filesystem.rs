@@ -1,7 +1,7 @@
 //! The filesystem under a build: unreadable inputs, a full disk (a small tmpfs), unwritable and
-//! missing output directories.
+//! missing output directories. The tmpfs mounts need a user namespace (`common::mount`), not root.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::common::*;
@@ -15,7 +15,7 @@ fn unreadable_file_is_an_error_naming_it() {
     set_mode(&victim, 0o000);
     set_mode(d.path(), 0o777);
     let out = d.path().join("o.spill");
-    let root = unsafe_free_is_root();
+    let root = is_root();
     let mut cmd = if root {
         let mut c = Command::new("setpriv");
         c.args([
@@ -40,7 +40,7 @@ fn unreadable_file_is_an_error_naming_it() {
         .output()
         .expect("run");
     if root && o.status.code() != Some(1) && stderr(&o).contains("setpriv") {
-        eprintln!("note: setpriv unavailable; skipping");
+        skip("setpriv unavailable: as root, the file would be readable");
         return;
     }
     fails_with(&o, &["S0001.parquet", "Permission denied"]);
@@ -52,37 +52,11 @@ fn set_mode(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
-fn unsafe_free_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
-}
-
-/// Mounts a tmpfs of `size` at a new directory under `dir` (root only); None where not allowed.
-fn tmpfs(dir: &Path, size: &str) -> Option<Mount> {
-    let m = dir.join(format!("mnt-{size}"));
-    std::fs::create_dir_all(&m).ok()?;
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", s(&m)])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(Mount(m))
-}
-
-struct Mount(PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn disk_full_is_refused_up_front_and_keeps_the_previous_output() {
     let d = tempfile::tempdir().expect("tempdir");
-    let Some(m) = tmpfs(d.path(), "3m") else {
-        eprintln!("note: cannot mount a tmpfs here (needs root); skipping the disk-full test");
+    let Some(m) = mount(d.path(), "mnt", "tmpfs", "size=3m") else {
+        skip("cannot mount a tmpfs (no user namespace here: unshare -rm)");
         return;
     };
     let small = d.path().join("small");
@@ -95,7 +69,7 @@ fn disk_full_is_refused_up_front_and_keeps_the_previous_output() {
         &big,
         &["--symbols", "4", "--rows", "20000", "--features", "10"],
     );
-    let out = m.0.join("train.spill");
+    let out = m.path.join("train.spill");
     ok(&run(&[
         "build",
         "--input",
@@ -125,7 +99,7 @@ fn disk_full_is_refused_up_front_and_keeps_the_previous_output() {
             "{mode}: the previous output changed"
         );
         assert_eq!(
-            entries(&m.0),
+            entries(&m.path),
             vec!["train.spill".to_string()],
             "{mode}: partial files left"
         );
@@ -150,25 +124,20 @@ fn unwritable_and_missing_output_directories() {
         ]),
         &["no/such/dir/o.spill", "does not exist"],
     );
-    if let Some(m) = tmpfs(d.path(), "1m") {
-        let remount = Command::new("mount")
-            .args(["-o", "remount,ro", s(&m.0)])
-            .status();
-        if remount.is_ok_and(|s| s.success()) {
-            let out = m.0.join("o.spill");
-            fails_with(
-                &run(&[
-                    "build",
-                    "--input",
-                    s(&u),
-                    "--output",
-                    s(&out),
-                    "--no-target",
-                ]),
-                &["o.spill", "Read-only file system"],
-            );
-        }
-    } else {
-        eprintln!("note: cannot mount here; the read-only directory case is skipped");
-    }
+    let Some(m) = mount(d.path(), "mnt", "tmpfs", "size=1m,ro") else {
+        skip("cannot mount a tmpfs (no user namespace here: unshare -rm): the read-only case");
+        return;
+    };
+    let out = m.path.join("o.spill");
+    fails_with(
+        &run(&[
+            "build",
+            "--input",
+            s(&u),
+            "--output",
+            s(&out),
+            "--no-target",
+        ]),
+        &["o.spill", "Read-only file system"],
+    );
 }

@@ -20,6 +20,11 @@ def export(path: str, to: str, columns: Optional[List[str]], start: Optional[int
            stop: Optional[int], nan_as_null: bool, format: Optional[str]) -> str:
     """Stream a spill file to Parquet or Arrow IPC; returns a JSON report."""
 
+def cli_main(argv: List[str], relaunch: List[str]) -> int:
+    """Runs the ``spillway`` command line ``argv`` (program name first); returns its exit code.
+    ``relaunch`` is how it runs itself as a child process (``[sys.executable, "-m", "spillway"]``)."""
+    ...
+
 def gather_rows(dst: Any, at: int, src: Any, start: int, rows: int) -> None:
     """Rows [start, start+rows) of a 2-D float32 buffer into rows [at, ...) of a C-contiguous one."""
 

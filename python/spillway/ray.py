@@ -48,9 +48,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Optional
 
 from . import dataset as _dataset
 from . import sharded as _sharded
@@ -206,10 +205,6 @@ def _die_with_parent(parent):
         os._exit(137)
 
 
-#: pid of the ``spillway`` child writing each output, for the testing hook.
-_CHILDREN: Dict[str, int] = {}
-
-
 def _run(exe, args, out, what, storage_options=None):
     """``exe args`` as a child that dies with this worker; its exit code as an exception: 2 a
     :class:`UsageError` (not retried), others a :class:`ShardBuildError` (retried).
@@ -223,37 +218,13 @@ def _run(exe, args, out, what, storage_options=None):
     with subprocess.Popen([exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True, env=env,
                           preexec_fn=lambda: _die_with_parent(parent)) as child:
-        _CHILDREN[out] = child.pid
         _, err = child.communicate()
-    _CHILDREN.pop(out, None)
     if child.returncode != 0:
         kind = UsageError if child.returncode == 2 else ShardBuildError
         raise kind(f"spillway {what} exited {child.returncode}: {err}")
 
 
-def _kill_when_writing(out, marker, scratch=None):
-    """Testing hook: SIGKILL this worker once the shard's temporary file exists (mid-build),
-    leaving ``marker.killed`` behind as the proof. In subprocess mode it holds the pid of the
-    ``spillway`` child, stopped first so that it cannot finish on its own: it must die with this
-    worker."""
-    if _is_url(out):
-        pattern = _scratch_pattern(scratch, out)
-    else:
-        d, name = os.path.split(out)
-        pattern = os.path.join(d, "." + os.path.splitext(name)[0] + "*")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (_is_url(out) or not os.path.exists(out)):
-        if glob.glob(pattern):
-            child = _CHILDREN.get(out)
-            if child is not None:  # stopped, it can only end by a signal: PR_SET_PDEATHSIG's
-                os.kill(child, signal.SIGSTOP)
-            with open(marker + ".killed", "w") as fh:
-                fh.write(str(child or ""))
-            os.kill(os.getpid(), signal.SIGKILL)
-        time.sleep(0.001)
-
-
-def _build(input, out, i, n, options, cs_plan, exe, kill_marker, plan_crc, universe):
+def _build(input, out, i, n, options, cs_plan, exe, plan_crc, universe):
     """One shard build, or none when ``out`` is current (checked here, on the worker, so a
     rerun checks the shards in parallel, not in the driver)."""
     rows = _current(out, i, n, plan_crc, universe, options)
@@ -262,10 +233,6 @@ def _build(input, out, i, n, options, cs_plan, exe, kill_marker, plan_crc, unive
     scope = {"shard": f"{i}/{n}", "cs_plan": cs_plan}
     if _is_url(out):
         _remove_stale_scratch(options.get("scratch"))
-    if kill_marker is not None and not os.path.exists(kill_marker):
-        open(kill_marker, "w").close()
-        threading.Thread(target=_kill_when_writing, args=(out, kill_marker, options.get("scratch")),
-                         daemon=True).start()
     if exe is not None:  # mode="subprocess"
         _run(exe, ["build", "--input", input, "--output", out, "--quiet"]
              + _cli_flags({**options, **scope}), out, f"build of shard {i}/{n}",
@@ -311,19 +278,14 @@ def _current(path, i, n, plan_crc, universe, options):
     return rows if current else None
 
 
-def _scratch_pattern(scratch, out):
-    """Scratch files of a build of ``out`` (a URL), of any process: ``.spillway-<pid>-<name>.*``."""
-    import tempfile
-    name = out.rsplit("/", 1)[-1]
-    return os.path.join(scratch or tempfile.gettempdir(), f".spillway-*-{glob.escape(name)}.*")
-
-
 def _remove_stale_scratch(scratch):
-    """Scratch files of killed processes on this node (``.spillway-<pid>-…``, pid gone)."""
+    """Scratch files of killed processes on this node, pid gone: copies (``.spillway-<pid>-….tmp``)
+    and the spill writer's temporary files of copies (``..spillway-<pid>-….spill-tmp``)."""
     import tempfile
-    for p in glob.glob(os.path.join(scratch or tempfile.gettempdir(), ".spillway-*-*.tmp")):
+    d = scratch or tempfile.gettempdir()
+    for p in glob.glob(os.path.join(d, ".spillway-*-*.tmp")) + glob.glob(os.path.join(d, "..spillway-*-*.spill-tmp")):
         try:
-            pid = int(os.path.basename(p).split("-")[1])
+            pid = int(os.path.basename(p).lstrip(".").split("-")[1])
         except (ValueError, IndexError):
             continue
         if not alive(pid):
@@ -356,7 +318,7 @@ def _same_options(recorded, options):
 def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retries: int = 3,
           fanout: int = 16, mode: str = "inprocess", spillway_bin: Optional[str] = None,
           replace: bool = False, scratch: Optional[str] = None,
-          _kill_shard=None, **build_options: Any) -> str:
+          **build_options: Any) -> str:
     """Build ``input`` as ``shards`` spill files in ``output_dir`` on the connected Ray cluster
     (``ray.init()`` first) and return the path (or URL) of the manifest,
     ``output_dir/dataset.json``.
@@ -384,8 +346,6 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
     the extension) or ``"subprocess"`` (each task runs the ``spillway`` binary at
     ``spillway_bin``, else ``$SPILLWAY_BIN``, else on ``PATH``, as seen by the driver; it dies
     with its worker). Phase timings are logged to the ``spillway.ray`` logger at INFO.
-    ``_kill_shard=(i, marker)``: a testing hook that SIGKILLs shard ``i``'s first attempt
-    mid-build.
     """
     ray = _ray()
     if int(shards) < 1:
@@ -459,9 +419,8 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
         t = _phase(t, f"cross-section plan ({level} tree levels below it)")
     plan_crc = None if plan is None else _plan_crc(plan, opts)
 
-    kill = dict([_kill_shard]) if _kill_shard else {}
-    built = ray.get([build_t.remote(input, paths[i], i, n, opts, plan, exe, kill.get(i),
-                                    plan_crc, universe) for i in range(n)])
+    built = ray.get([build_t.remote(input, paths[i], i, n, opts, plan, exe, plan_crc, universe)
+                     for i in range(n)])
     skipped = sum(b["skipped"] for b in built)
     t = _phase(t, f"{n - skipped} shard builds ({skipped} current, skipped)")
     if _is_url(out_dir):

@@ -11,11 +11,12 @@ use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
 use pyo3::prelude::*;
-use spillway::{BuildOptions, Cancel, Error, ErrorKind, Progress};
+use spillway::{BuildOptions, Cancel, Error, ErrorKind};
 
+mod cli;
+mod gather;
 mod sharded;
 
 /// How often the waiting thread takes the GIL back to run Python's signal handlers.
@@ -166,7 +167,11 @@ fn build(
     let cancel = Cancel::new();
     let worker = cancel.clone();
     let result = run_cancellable(py, &cancel, move || {
-        spillway::publish::build(&cfg, &Progress::new(progress && !quiet), &worker)
+        spillway::publish::build(
+            &cfg,
+            &spillway_cli::progress::progress(progress && !quiet),
+            &worker,
+        )
     })?;
     let summary = result.map_err(|e| to_py(py, &e))?;
     let internal = |e: serde_json::Error| raise(py, ErrorKind::Internal, e.to_string());
@@ -294,87 +299,6 @@ fn export(
     serde_json::to_string(&report).map_err(|e| raise(py, ErrorKind::Internal, e.to_string()))
 }
 
-/// The transposition of [`gather_rows`] works in tiles of 64 rows x 16 columns: 4 KiB of source
-/// (16 runs of 256 bytes) and 4 KiB of destination (64 runs of 64 bytes, one cache line each), so
-/// both stay in L1 and every destination line is written whole.
-const TILE_ROWS: usize = 64;
-const TILE_COLS: usize = 16;
-
-/// Copies rows `[start, start + rows)` of `src`, a 2-D float32 buffer of shape `(nrows, k)` with any
-/// non-negative strides (a spill file's feature view is column-major at a constant stride), into
-/// rows `[at, at + rows)` of `dst`, a writable C-contiguous float32 array of shape `(n, k)`.
-/// This is the transposition `SpillFile.batches` spends its time in: numpy does it element by
-/// element with a page-sized stride (under 1 GB/s); tiled here, without the GIL, it runs at memory
-/// speed.
-#[pyfunction]
-fn gather_rows(
-    py: Python<'_>,
-    dst: &Bound<'_, PyAny>,
-    at: usize,
-    src: &Bound<'_, PyAny>,
-    start: usize,
-    rows: usize,
-) -> PyResult<()> {
-    let d = PyBuffer::<f32>::get(dst)?;
-    let s = PyBuffer::<f32>::get(src)?;
-    if d.readonly() || d.dimensions() != 2 || !d.is_c_contiguous() {
-        return Err(PyTypeError::new_err(
-            "dst must be a writable C-contiguous 2-D float32 array",
-        ));
-    }
-    if s.dimensions() != 2 || s.suboffsets().is_some() {
-        return Err(PyTypeError::new_err(
-            "src must be a 2-D float32 buffer without suboffsets",
-        ));
-    }
-    let (n, k) = (d.shape()[0], d.shape()[1]);
-    let (src_rows, src_cols) = (s.shape()[0], s.shape()[1]);
-    let (rs, cs) = (s.strides()[0], s.strides()[1]);
-    let fits = |a: usize, len: usize| a.checked_add(rows).is_some_and(|e| e <= len);
-    if src_cols != k || !fits(at, n) || !fits(start, src_rows) {
-        return Err(PyValueError::new_err(format!(
-            "cannot copy {rows} rows from row {start} of a ({src_rows}, {src_cols}) source to row \
-             {at} of a ({n}, {k}) destination"
-        )));
-    }
-    let (Ok(rs), Ok(cs)) = (usize::try_from(rs), usize::try_from(cs)) else {
-        return Err(PyValueError::new_err("src strides must not be negative"));
-    };
-    if rows == 0 || k == 0 {
-        return Ok(());
-    }
-    // Raw addresses cross into the GIL-free closure; the buffers `d` and `s` (and so the
-    // exports that keep the memory valid) live until this function returns.
-    let (dp, sp) = (d.buf_ptr() as usize, s.buf_ptr() as usize);
-    py.detach(move || {
-        let (dp, sp) = (dp as *mut f32, sp as *const u8);
-        for r0 in (0..rows).step_by(TILE_ROWS) {
-            let r1 = (r0 + TILE_ROWS).min(rows);
-            for c0 in (0..k).step_by(TILE_COLS) {
-                let c1 = (c0 + TILE_COLS).min(k);
-                for r in r0..r1 {
-                    for j in c0..c1 {
-                        // SAFETY: the buffer protocol guarantees that `s` describes valid memory
-                        // for every index within its shape at its strides, and `start + r <
-                        // src_rows`, `j < k == src_cols` were checked above; the read tolerates
-                        // any alignment. `d` is a writable C-contiguous (n, k) float32 buffer and
-                        // `at + r < n`, `j < k`, so the element is inside it. Python cannot free
-                        // or resize either buffer while we hold their exports (`d`, `s`), and they
-                        // do not overlap (`dst` is a fresh array the reader allocated).
-                        unsafe {
-                            let v = std::ptr::read_unaligned(
-                                sp.add((start + r) * rs + j * cs) as *const f32
-                            );
-                            dp.add((at + r) * k + j).write(v);
-                        }
-                    }
-                }
-            }
-        }
-    });
-    Ok(())
-}
-
 /// The library's version (the `spillway` crate's).
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -384,7 +308,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(export, m)?)?;
-    m.add_function(wrap_pyfunction!(gather_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(gather::gather_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     sharded::register(m)?;
     Ok(())
 }

@@ -2,7 +2,9 @@
 --signal` where a model must learn, and spill files built from them in-process."""
 import contextlib
 import os
+import shutil
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -18,14 +20,41 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def cli():
-    """The `spillway` binary cargo built (scripts/test.sh runs cargo test first). Missing: a
-    failure under SPILLWAY_REQUIRE_PYTHON (CI), a skip elsewhere."""
-    path = os.environ.get("SPILLWAY_BIN") or os.path.join(ROOT, "target", "debug", "spillway")
-    if os.path.exists(path):
+    """The `spillway` command: ``$SPILLWAY_BIN`` when set, else the one the package installed
+    beside this interpreter (scripts/test.sh runs these tests from the wheel, with no cargo on
+    PATH). Missing: a failure under SPILLWAY_REQUIRE_PYTHON (CI), a skip elsewhere."""
+    path = os.environ.get("SPILLWAY_BIN") or shutil.which(
+        "spillway", path=os.path.dirname(sys.executable))
+    if path and os.path.exists(path):
         return path
     if os.environ.get("SPILLWAY_REQUIRE_PYTHON"):
-        pytest.fail(f"no spillway binary at {path} (cargo build)")
-    pytest.skip(f"no spillway binary at {path} (cargo build)")
+        pytest.fail("no spillway command beside this python: install the wheel "
+                    "(scripts/install-python.sh)")
+    pytest.skip("no spillway command beside this python: install the wheel (scripts/install-python.sh)")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Every skipped test (and module skipped at collection) as a line ``python<TAB><node
+    id><TAB><reason>`` appended to ``$SPILLWAY_SKIP_LOG`` when it is set: scripts/test.sh sets
+    it, and scripts/skips.py lists the log and fails on a reason .ci/allowed-skips.txt does not
+    allow. An expected failure (xfail) is not a skip."""
+    log = os.environ.get("SPILLWAY_SKIP_LOG")
+    if not log:
+        return
+    lines = []
+    for report in terminalreporter.stats.get("skipped", []):
+        if hasattr(report, "wasxfail"):
+            continue
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        node = report.nodeid or (longrepr[0] if isinstance(longrepr, tuple) else "?")
+        node, reason = (str(x).replace("\t", " ").replace("\n", " ") for x in (node, reason))
+        lines.append(f"python\t{node}\t{reason}\n")
+    if lines:
+        os.makedirs(os.path.dirname(os.path.abspath(log)), exist_ok=True)
+        with open(log, "a") as fh:  # appended after the Rust tests' lines (scripts/test.sh)
+            fh.write("".join(lines))
 
 
 def gone(pid, wait=10.0):
@@ -40,6 +69,22 @@ def gone(pid, wait=10.0):
             return True
         time.sleep(0.05)
     return False
+
+
+def child_of(pid, wait=10.0):
+    """The pid of a child of process ``pid``, once it has one (within ``wait`` seconds)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        for entry in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # not a process, or gone
+            if ppid == pid:
+                return int(entry)
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} started no child within {wait} s")
 
 
 @contextlib.contextmanager

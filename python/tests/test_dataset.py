@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import spillway
-from conftest import gone, make_universe
+from conftest import child_of, gone, make_universe
 
 FILTERS = dict(target="target", drop_null_target=True, min_cs=6, max_cs_samples=5, seed=11)
 
@@ -104,11 +104,9 @@ def test_a_spawned_spillway_dies_with_the_process_that_ran_it():
     the program it spawned (a sleep standing in for `spillway build`) dies with it."""
     import subprocess
     import sys
-    code = ("import threading, spillway.ray as r\n"
-            "threading.Timer(0.3, lambda: print(r._CHILDREN['x'], flush=True)).start()\n"
-            "r._run('/bin/sleep', ['60'], 'x', 'sleep')\n")
-    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    child = int(parent.stdout.readline())
+    code = "import spillway.ray as r\nr._run('/bin/sleep', ['60'], 'x', 'sleep')\n"
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    child = child_of(parent.pid)
     assert not gone(child, wait=0.2), "the child runs while its parent does"
     parent.kill()
     parent.wait()

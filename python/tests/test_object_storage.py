@@ -169,7 +169,8 @@ def azurite(tmp_path_factory):
     if not os.path.exists(AZURITE):
         if os.environ.get("SPILLWAY_REQUIRE_AZURITE"):
             pytest.fail(f"no Azurite at {AZURITE} (scripts/test.sh installs it with npm)")
-        pytest.skip(f"Azurite is not installed ({AZURITE}; scripts/test.sh installs it with npm)")
+        pytest.skip("Azurite is not installed (target/azurite; scripts/test.sh installs it with "
+                    "npm)")
     blob = pytest.importorskip("azure.storage.blob", reason="azure-storage-blob is in "
                                "scripts/requirements-test.txt")
     import socket

@@ -50,6 +50,58 @@ def universe(tmp_path_factory):
     return u, single, d
 
 
+def killing_the_first_attempt(shard, marker):
+    """A stand-in for ``spillway.ray._build`` (the shard task) whose first attempt at shard
+    ``shard`` SIGKILLs its own Ray worker mid-build, once the shard's temporary file exists,
+    leaving ``marker.killed`` behind as the proof. In subprocess mode that file holds the pid of
+    the worker's ``spillway`` child, stopped first so that it cannot finish on its own: it must
+    die with its worker. Every other call is the real task. The chaos is the test's: the product
+    has no hook for it. Made here, not at module level, so cloudpickle sends it by value
+    (workers cannot import this test module)."""
+
+    def kill_when_writing(out, scratch):
+        import re
+        import signal
+        import tempfile
+        import time
+        # The writer's temporary file names the writer's pid: `.<name>.<pid>-<n>.spill-tmp`
+        # beside a file on disk, `.spillway-<pid>-<name>.<random>.tmp` in the scratch directory
+        # of a shard bound for a bucket.
+        name = out.rsplit("/", 1)[-1]
+        if "://" in out:
+            where = scratch or tempfile.gettempdir()
+            temp = re.compile(rf"\.spillway-(\d+)-{re.escape(name)}\.")
+        else:
+            where = os.path.dirname(out)
+            temp = re.compile(rf"\.{re.escape(name)}\.(\d+)-\d+\.spill-tmp$")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and ("://" in out or not os.path.exists(out)):
+            names = os.listdir(where) if os.path.isdir(where) else []
+            found = next(filter(None, map(temp.match, names)), None)
+            if found:
+                writer = int(found.group(1))
+                child = writer if writer != os.getpid() else None
+                if child is not None:  # stopped, it can only end by a signal: PR_SET_PDEATHSIG's
+                    os.kill(child, signal.SIGSTOP)
+                with open(marker + ".killed", "w") as fh:
+                    fh.write(str(child or ""))
+                os.kill(os.getpid(), signal.SIGKILL)
+            time.sleep(0.001)
+
+    def build(input, out, i, n, options, *rest):
+        import threading
+        if i == shard and not os.path.exists(marker):
+            open(marker, "w").close()
+            threading.Thread(target=kill_when_writing, args=(out, options.get("scratch")),
+                             daemon=True).start()
+        # The real task: cloudpickle sends the module `sray` by reference, so a worker imports
+        # spillway.ray as it loads this function (as it would the real one) and its own
+        # `_build` is not patched.
+        return sray._build(input, out, i, n, options, *rest)
+
+    return build
+
+
 def assert_equal(single, manifest, **open_kw):
     a, ds = spillway.open(single), spillway.open_dataset(manifest, **open_kw)
     assert ds.nrows == a.nrows > 0
@@ -73,7 +125,9 @@ def test_a_killed_shard_is_retried_and_a_rerun_skips(cluster, universe, mode, mo
     u, single, d = universe
     monkeypatch.setenv("SPILLWAY_BIN", cli())
     out, marker = d / f"killed-{mode}", str(d / f"killed-{mode}.marker")
-    m = sray.build(u, str(out), shards=3, mode=mode, _kill_shard=(1, marker), **FILTERS)
+    with monkeypatch.context() as patched:
+        patched.setattr(sray, "_build", killing_the_first_attempt(1, marker))
+        m = sray.build(u, str(out), shards=3, mode=mode, **FILTERS)
     assert os.path.exists(marker + ".killed"), "shard 1's first attempt was killed mid-build"
     if mode == "subprocess":  # its stopped spillway child was killed with it (by Ray's raylet,
         # which kills a dead worker's children, or by PR_SET_PDEATHSIG: test_dataset.py)
@@ -201,8 +255,10 @@ def test_a_dataset_built_to_a_bucket_equals_the_single_machine_build(cluster, un
     monkeypatch.setenv("SPILLWAY_BIN", cli())
     marker = str(tmp_path / "kill")
     out = f"s3://ray-out/built-{mode}"
-    m = sray.build(u, out, shards=3, mode=mode, storage_options=s3["options"],
-                   scratch=str(tmp_path / "scratch"), _kill_shard=(1, marker), **FILTERS)
+    with monkeypatch.context() as patched:
+        patched.setattr(sray, "_build", killing_the_first_attempt(1, marker))
+        m = sray.build(u, out, shards=3, mode=mode, storage_options=s3["options"],
+                       scratch=str(tmp_path / "scratch"), **FILTERS)
     assert m == f"{out}/dataset.json"
     assert os.path.exists(marker + ".killed"), "shard 1's first attempt was killed mid-build"
     assert_equal(single, m, cache_dir=str(tmp_path / "cache"), storage_options=s3["options"])

@@ -29,7 +29,10 @@ impl Backing for Vec<u8> {}
 impl Backing for &[u8] {}
 impl Backing for Box<[u8]> {}
 
+/// On Unix the pages are dropped with `madvise(MADV_DONTNEED)`; elsewhere (Windows) nothing is
+/// done, as for any other backing.
 impl Backing for Mmap {
+    #[cfg(unix)]
     fn done_with(&self, range: Range<usize>) {
         // Only whole pages inside the range may be dropped.
         let page = crate::format::ALIGN as usize;

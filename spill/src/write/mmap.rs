@@ -4,10 +4,11 @@
 //! `sync_file_range(SYNC_FILE_RANGE_WRITE)`. Unmapping drops the pages from the process's resident
 //! set, so peak RSS is `columns x window`, whatever the file size (a whole-file `MmapMut` would make
 //! VmHWM equal the file size, and memmap2's `flush_async` does not start writeback on Linux).
+//! Off Linux, where there is no `sync_file_range`, the window is flushed with `flush_async` before
+//! it is unmapped instead.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 
 use memmap2::{MmapMut, MmapOptions};
 
@@ -58,6 +59,8 @@ impl MmapSink {
         };
         // Every page of the window is about to be overwritten: readahead on the first fault would
         // only zero-fill pages of other windows (measured: 45% of the CPU of a 2 GiB write).
+        // Windows takes no such hint.
+        #[cfg(unix)]
         map.advise(memmap2::Advice::Random)?;
         Ok(Window { map, start })
     }
@@ -67,6 +70,11 @@ impl MmapSink {
         let Some(w) = self.open[col].take() else {
             return Ok(());
         };
+        // sync_file_range is Linux's: elsewhere the mapping starts its own writeback before it
+        // goes (msync(MS_ASYNC); on Windows FlushViewOfFile, which its documentation puts before
+        // FlushFileBuffers to get a view's bytes to disk). `finish` fsyncs either way.
+        #[cfg(not(target_os = "linux"))]
+        w.map.flush_async()?;
         let (start, len) = (w.start, w.map.len() as u64);
         drop(w.map);
         start_writeback(&self.file, start, len)
@@ -104,7 +112,9 @@ impl Sink for MmapSink {
 }
 
 /// Starts asynchronous writeback of `[start, start + len)` (no waiting).
+#[cfg(target_os = "linux")]
 fn start_writeback(file: &File, start: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
     let (Ok(start), Ok(len)) = (libc::off64_t::try_from(start), libc::off64_t::try_from(len))
     else {
         return Ok(());
@@ -122,5 +132,12 @@ fn start_writeback(file: &File, start: u64, len: u64) -> io::Result<()> {
             return Err(err);
         }
     }
+    Ok(())
+}
+
+/// sync_file_range(2) is Linux's: elsewhere [`MmapSink::retire`] flushed the window before
+/// unmapping it, and there is nothing to start here.
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _start: u64, _len: u64) -> io::Result<()> {
     Ok(())
 }

@@ -6,11 +6,11 @@
 
 mod direct;
 mod mmap;
+mod os;
 mod temp;
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -44,12 +44,14 @@ pub(crate) trait Sink {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum WriteMode {
-    /// O_DIRECT where the filesystem supports it, else memory-mapped windows.
+    /// O_DIRECT where the filesystem supports it, else memory-mapped windows (always them off
+    /// Linux, which alone has O_DIRECT).
     #[default]
     Auto,
     /// Bounded memory-mapped windows, with writeback started as each window is released.
     Mmap,
-    /// Per-column aligned staging buffers written with O_DIRECT (fails where unsupported).
+    /// Per-column aligned staging buffers written with O_DIRECT (fails where unsupported, and on
+    /// every platform but Linux).
     Direct,
 }
 
@@ -151,18 +153,21 @@ impl SpillWriter {
         // Leftovers of killed writers of this same file go now (never those of live processes).
         temp::remove_stale_for(&final_path);
         let temp = temp::TempFile::new(&final_path)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
             // Like any file a program creates: the umask decides (0644 under the usual 022).
-            .mode(0o666)
+            options.mode(0o666);
+        }
+        let file = options
             .open(temp.path())
             .map_err(|e| Error::io("creating a temporary file for", &final_path, e))?;
         temp.arm();
-        reserve(&file, layout.data_end())
+        os::reserve(&file, layout.data_end())
             .map_err(|e| Error::io("reserving space for", &final_path, e))?;
-        file.write_all_at(&encode_header(), 0)
+        os::write_all_at(&file, &encode_header(), 0)
             .map_err(|e| Error::io("writing", &final_path, e))?;
 
         let regions: Vec<(u64, u64)> = (0..layout.columns().len())
@@ -320,12 +325,13 @@ impl SpillWriter {
             metadata_checksum: crc32fast::hash(&json),
         };
         let write_err = |e| Error::io("writing", &path, e);
-        self.file
-            .write_all_at(&json, metadata_offset)
-            .map_err(write_err)?;
-        self.file
-            .write_all_at(&trailer.encode(), metadata_offset + metadata_len)
-            .map_err(write_err)?;
+        os::write_all_at(&self.file, &json, metadata_offset).map_err(write_err)?;
+        os::write_all_at(
+            &self.file,
+            &trailer.encode(),
+            metadata_offset + metadata_len,
+        )
+        .map_err(write_err)?;
         // Durability before visibility: the data must be on disk before the name points at it,
         // or a crash after the rename could expose a file whose blocks never made it.
         self.file
@@ -349,120 +355,11 @@ impl SpillWriter {
         std::fs::rename(self.temp.path(), &path).map_err(|e| Error::io("renaming to", &path, e))?;
         self.temp.disarm();
         // The rename itself is only durable once the directory entry is synced.
-        sync_dir(&path)?;
+        os::sync_dir(&path)?;
         Ok(Committed {
             path,
             file_len,
             metadata,
         })
-    }
-}
-
-/// Reserves `len` bytes for `file` so that later writes (including through a mapping, where a
-/// full disk would be SIGBUS) cannot run out of space. Where the filesystem has no fallocate, the
-/// free space is checked (a clear error before any byte is written) and the reservation is
-/// written as zeros, which allocates every block; that costs one extra pass over the output on
-/// those filesystems only.
-fn reserve(file: &File, len: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let Ok(len_off) = libc::off_t::try_from(len) else {
-        return Err(io::Error::from(io::ErrorKind::FileTooLarge));
-    };
-    if len_off == 0 {
-        return Ok(());
-    }
-    // SAFETY: plain syscall on an open, owned descriptor; no memory is passed.
-    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_off) };
-    if rc == 0 {
-        return file.set_len(len);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => reserve_by_writing(file, len),
-        _ => Err(err),
-    }
-}
-
-/// The fallback of [`reserve`]: refuses when the filesystem reports less free space than `len`,
-/// else writes `len` zero bytes from offset 0 (the file is new and empty).
-fn reserve_by_writing(file: &File, len: u64) -> io::Result<()> {
-    if let Some(free) = free_bytes(file)?.filter(|&free| free < len) {
-        return Err(io::Error::new(
-            io::ErrorKind::StorageFull,
-            format!("the output needs {len} bytes and the filesystem has {free} free"),
-        ));
-    }
-    const CHUNK: u64 = 1 << 20;
-    let zeros = vec![0u8; CHUNK as usize];
-    let mut at = 0;
-    while at < len {
-        let n = CHUNK.min(len - at);
-        file.write_all_at(&zeros[..n as usize], at)?;
-        at += n;
-    }
-    Ok(())
-}
-
-/// Bytes available to an unprivileged writer on `file`'s filesystem; `None` where the filesystem
-/// reports no size at all (ramfs, some FUSE filesystems: zero blocks in total).
-fn free_bytes(file: &File) -> io::Result<Option<u64>> {
-    use std::os::fd::AsRawFd;
-    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
-    // SAFETY: `st` points to writable memory of the struct's size; the descriptor is open and
-    // owned; the struct is only read after the call succeeded and filled it.
-    let st = unsafe {
-        if libc::fstatvfs(file.as_raw_fd(), st.as_mut_ptr()) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        st.assume_init()
-    };
-    if st.f_blocks == 0 {
-        return Ok(None);
-    }
-    Ok(Some(st.f_bavail.saturating_mul(st.f_frsize)))
-}
-
-/// Fsyncs the directory holding `path`, making a rename in it durable.
-fn sync_dir(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("syncing directory", dir, e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reserving_without_fallocate_writes_zeros_or_refuses_before_writing() {
-        let file = tempfile::tempfile().expect("temp file");
-        reserve_by_writing(&file, 3 * (1 << 20) + 5).expect("reserve");
-        let meta = file.metadata().expect("metadata");
-        assert_eq!(meta.len(), 3 * (1 << 20) + 5);
-        // Every block allocated: a mapping of it cannot fault on a full disk.
-        use std::os::unix::fs::MetadataExt;
-        assert!(
-            meta.blocks() * 512 >= meta.len(),
-            "{} blocks",
-            meta.blocks()
-        );
-
-        let file = tempfile::tempfile().expect("temp file");
-        let free = free_bytes(&file)
-            .expect("statvfs")
-            .expect("a sized filesystem");
-        let too_much = free + (1 << 30);
-        let err = reserve_by_writing(&file, too_much).expect_err("more than the free space");
-        assert_eq!(err.kind(), io::ErrorKind::StorageFull);
-        assert!(err.to_string().contains("free"), "{err}");
-        assert_eq!(
-            file.metadata().expect("metadata").len(),
-            0,
-            "nothing written"
-        );
     }
 }

@@ -1,0 +1,564 @@
+//! The library's errors. Every variant that comes from input names the file (and the column where
+//! there is one); the binary adds nothing but context and an exit code.
+
+use std::path::PathBuf;
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can make a build (or inspect, or gen) fail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An OS call on a path failed.
+    #[error("{op} {}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `--order time`: the symbols' times turn back so often that the transposition's merge
+    /// (one entry per run of rows whose time only rises or only falls) does not fit the memory
+    /// budget.
+    #[error("--order time: the symbols' times turn back often enough to make at least {runs} runs of rows whose time only rises or only falls, more than the {max} a {budget}-byte memory budget lets the transposition merge; sort the inputs by time or raise --memory-budget (the cap grows with it)")]
+    OrderRuns {
+        /// Runs found so far.
+        runs: usize,
+        /// The most the merge holds.
+        max: usize,
+        /// The memory budget.
+        budget: u64,
+    },
+    /// The input directory holds no parquet files.
+    #[error("no parquet files in {} (expected <SYMBOL>.parquet or symbol=<SYMBOL>/*.parquet)", dir.display())]
+    NoInput {
+        /// The input directory.
+        dir: PathBuf,
+    },
+    /// The same symbol appears in both layouts (or twice after percent-decoding).
+    #[error("symbol {symbol:?} is given twice: {} and {}", first.display(), second.display())]
+    DuplicateSymbol {
+        /// The symbol.
+        symbol: String,
+        /// One place.
+        first: PathBuf,
+        /// The other.
+        second: PathBuf,
+    },
+    /// A problem confined to one symbol: fatal under `--on-error fail`, a skip under `skip`.
+    #[error(transparent)]
+    Symbol(#[from] SymbolError),
+    /// A column named in `--features` exists in no file.
+    #[error("feature column {column:?} (from --features) is in none of the input files")]
+    UnknownFeature {
+        /// The column.
+        column: String,
+    },
+    /// Every symbol was skipped or failed.
+    #[error("no symbol could be read; nothing to write. {} skipped:{}", skipped.len(), reasons(skipped))]
+    NothingToBuild {
+        /// Every symbol skipped, with the reason (as the summary lists them).
+        skipped: Vec<(String, String)>,
+    },
+    /// The output path would overwrite an input, the summary, or a directory.
+    #[error("{0}")]
+    OutputPath(String),
+    /// The memory budget cannot be met even with the smallest shape the flags allow.
+    #[error("memory budget of {} MiB cannot be met: about {} MiB are needed with {readers} reader(s), {batch_rows}-row batches and channel capacity {capacity} (the writer's buffers for {columns} columns take {} MiB, the plan and parsed footers {} MiB; largest file: {}); raise --memory-budget", budget >> 20, needed >> 20, writer >> 20, held >> 20, file.display())]
+    Budget {
+        /// The budget.
+        budget: u64,
+        /// The smallest bound the plan could reach.
+        needed: u64,
+        /// Readers at that bound (one, or `--threads`).
+        readers: usize,
+        /// Rows per batch at that bound.
+        batch_rows: usize,
+        /// Channel capacity at that bound (one, or `--channel-capacity`).
+        capacity: usize,
+        /// Output columns.
+        columns: usize,
+        /// Of `needed`, the writer's smallest buffers.
+        writer: u64,
+        /// Of `needed`, what the plan holds (units, the filters' table, parsed footers).
+        held: u64,
+        /// The file whose reading takes the most memory.
+        file: PathBuf,
+    },
+    /// An option is invalid.
+    #[error("invalid option: {0}")]
+    Config(String),
+
+    /// Object storage refused or failed a request about the universe as a whole (a missing
+    /// bucket, credentials it refuses, retries exhausted while listing). Secrets are scrubbed.
+    #[error("{url}: {what}")]
+    Remote {
+        /// The URL, without credentials.
+        url: String,
+        /// What went wrong, and the store's own message.
+        what: String,
+    },
+    /// The cross-sectional filters' tables do not fit the memory budget.
+    #[error("{0}")]
+    FilterMemory(String),
+    /// The build was cancelled (a signal, Ctrl-C in Python, [`crate::Cancel::cancel`]). Nothing
+    /// was written: the temporary file is gone and a previous output is untouched.
+    #[error("cancelled; nothing was written")]
+    Cancelled,
+    /// Writing the spill file failed (its errors name the output path where there is one).
+    #[error(transparent)]
+    Spill(#[from] spill::Error),
+    /// The OS refused to start a reader thread (thread limits, memory). Nothing was written.
+    #[error("cannot start a reader thread")]
+    Spawn {
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bug: the pipeline broke its own protocol. Nothing was written.
+    #[error("internal error (please report): {0}")]
+    Internal(String),
+    /// A count file or cross-section plan is damaged or malformed.
+    #[error("{}", path.display())]
+    CsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: CsFileError,
+    },
+    /// A count file or cross-section plan was made with other options or for another universe.
+    #[error("{}: {what}", path.display())]
+    CsMismatch {
+        /// The file.
+        path: PathBuf,
+        /// Which option (or universe, or symbol) differs.
+        what: String,
+    },
+    /// The filesystem an output is written to lacks room for it (checked before writing).
+    #[error("{place}: {available} bytes available, {what} needs {needed}: free space or choose another directory")]
+    NoRoom {
+        /// The directory (as the flag that chose it).
+        place: String,
+        /// What was to be written.
+        what: String,
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
+    /// A dataset's manifest exists and the command was not asked to replace it (or the store
+    /// cannot replace it safely).
+    #[error("{}: {what}", path.display())]
+    ManifestExists {
+        /// The manifest.
+        path: PathBuf,
+        /// What happened and what to do.
+        what: String,
+    },
+    /// A dataset manifest, or a shard it lists, is wrong.
+    #[error("{}: {what}", path.display())]
+    Dataset {
+        /// The manifest or the shard.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// Writing the synthetic universe failed.
+    #[error("writing {}", path.display())]
+    ParquetWrite {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+}
+
+/// What is wrong with a count or plan file (the caller adds the path).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CsFileError {
+    /// Reading failed (the I/O error is in the message, not a source: printed once).
+    #[error("reading: {0}")]
+    Io(std::io::Error),
+    /// Not this kind of file.
+    #[error("not a spillway {0} file (bad magic)")]
+    Magic(&'static str),
+    /// A major version this build does not read.
+    #[error(
+        "format version {0}.{1} is not supported (this spillway reads {major}.x: count and plan again with it)",
+        major = crate::plan::cs_file::VERSION.0
+    )]
+    Version(u16, u16),
+    /// The file ends early or its parts do not add up to its length.
+    #[error("truncated or malformed: {0}")]
+    Length(String),
+    /// The JSON header is not what it should be.
+    #[error("bad header: {0}")]
+    Header(String),
+    /// A record breaks a rule.
+    #[error("record {index}: {what}")]
+    Record {
+        /// Which record (from 0).
+        index: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// The checksum does not match: the file is damaged.
+    #[error(
+        "checksum mismatch (stored {stored:#010x}, computed {actual:#010x}): the file is damaged"
+    )]
+    Checksum {
+        /// In the trailer.
+        stored: u32,
+        /// Of the bytes.
+        actual: u32,
+    },
+}
+
+impl From<std::io::Error> for CsFileError {
+    fn from(e: std::io::Error) -> CsFileError {
+        CsFileError::Io(e)
+    }
+}
+
+/// A failure confined to one symbol's files.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: {kind}", path.display())]
+pub struct SymbolError {
+    /// The symbol.
+    pub symbol: String,
+    /// The file at fault.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub kind: SymbolErrorKind,
+}
+
+/// What is wrong with a symbol's file.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SymbolErrorKind {
+    /// The file could not be opened or read.
+    #[error("{op}: {message}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        message: String,
+    },
+    /// The parquet crate refused the file (bad footer, undecodable page, checksum mismatch, ...).
+    #[error("{context}: {message}")]
+    Parquet {
+        /// Where ("reading the footer", "decoding column \"f001\"", ...).
+        context: String,
+        /// The parquet crate's message.
+        message: String,
+    },
+    /// No time column.
+    #[error("no time column {wanted:?} (columns: {columns})")]
+    NoTimeColumn {
+        /// The column looked for.
+        wanted: String,
+        /// Some of the columns the file has.
+        columns: String,
+    },
+    /// A column has a type that cannot serve its role.
+    #[error("column {column:?} has type {dtype}, which cannot be used as {role}")]
+    ColumnType {
+        /// The column.
+        column: String,
+        /// Its type.
+        dtype: String,
+        /// The role ("the time column", "the target", "a feature").
+        role: &'static str,
+    },
+    /// An integer time column without `--time-unit`.
+    #[error("time column {column:?} holds integers ({dtype}); say their unit with --time-unit s|ms|us|ns")]
+    IntegerTime {
+        /// The column.
+        column: String,
+        /// Its type.
+        dtype: String,
+    },
+    /// A timestamp does not fit int64 nanoseconds.
+    #[error("column {column:?} row {row}: time {value} does not fit int64 nanoseconds since 1970 (years 1677-2262)")]
+    TimeOverflow {
+        /// The column.
+        column: String,
+        /// The row in the file.
+        row: u64,
+        /// The value as stored (with its unit).
+        value: String,
+    },
+    /// The file has fewer (or more) rows than its own metadata says.
+    #[error("decoded {got} rows where the footer promises {expected}: the file contradicts its metadata")]
+    RowCount {
+        /// Rows expected.
+        expected: u64,
+        /// Rows decoded.
+        got: u64,
+    },
+    /// The file changed between planning and reading.
+    #[error("file changed while the build was running (its size, modification time or ETag differs from the plan)")]
+    Changed,
+    /// The file name is not valid UTF-8, so it cannot name a symbol.
+    #[error("file or directory name is not valid UTF-8")]
+    NotUtf8,
+    /// A hive partition directory holds no parquet file.
+    #[error("no parquet files in this symbol directory")]
+    Empty,
+    /// A hive partition directory has an empty symbol name (`symbol=`).
+    #[error("the symbol name is empty (a `symbol=` directory)")]
+    EmptyName,
+    /// Two top-level columns of one file have the same name.
+    #[error("column {column:?} appears twice in the file's schema")]
+    DuplicateColumn {
+        /// The column.
+        column: String,
+    },
+    /// The fast decoder refused a page.
+    #[error("decoding column {column:?}, row group {row_group}, {error}")]
+    Decode {
+        /// The column.
+        column: String,
+        /// The row group.
+        row_group: usize,
+        /// The page and what is wrong.
+        error: DecodeError,
+    },
+    /// The parquet crate panicked on this file (a bug there, caught here).
+    #[error("the parquet decoder failed unexpectedly ({0}); the file is probably corrupt")]
+    DecoderPanic(String),
+    /// spillway's own decoder panicked: a bug in spillway, whatever the file holds.
+    #[error("spillway's decoder failed ({0}); this is a bug in spillway, please report it with the file")]
+    DecoderBug(String),
+}
+
+impl SymbolErrorKind {
+    /// What kind of failure this is (see [`ErrorKind`]): a bug in spillway's own decoder is
+    /// internal, anything else about a file is data. No catch-all, as in [`Error::kind`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SymbolErrorKind::DecoderBug(_) => ErrorKind::Internal,
+            SymbolErrorKind::Io { .. }
+            | SymbolErrorKind::Parquet { .. }
+            | SymbolErrorKind::NoTimeColumn { .. }
+            | SymbolErrorKind::ColumnType { .. }
+            | SymbolErrorKind::IntegerTime { .. }
+            | SymbolErrorKind::TimeOverflow { .. }
+            | SymbolErrorKind::RowCount { .. }
+            | SymbolErrorKind::Changed
+            | SymbolErrorKind::NotUtf8
+            | SymbolErrorKind::Empty
+            | SymbolErrorKind::EmptyName
+            | SymbolErrorKind::DuplicateColumn { .. }
+            | SymbolErrorKind::Decode { .. }
+            | SymbolErrorKind::DecoderPanic(_) => ErrorKind::Data,
+        }
+    }
+}
+
+impl SymbolError {
+    /// A symbol error.
+    pub fn new(symbol: &str, path: impl Into<PathBuf>, kind: SymbolErrorKind) -> SymbolError {
+        SymbolError {
+            symbol: symbol.to_string(),
+            path: path.into(),
+            kind,
+        }
+    }
+}
+
+/// Up to 10 skip reasons, one per line.
+fn reasons(skipped: &[(String, String)]) -> String {
+    let mut s: String = skipped
+        .iter()
+        .take(10)
+        .map(|(symbol, reason)| format!("\n  {symbol}: {reason}"))
+        .collect();
+    if skipped.len() > 10 {
+        s += &format!("\n  ... and {} more", skipped.len() - 10);
+    }
+    s
+}
+
+/// What is wrong with a column chunk of a file the fast decoder reads, and in which of its pages
+/// (counted from 0 in file order, the dictionary page included). [`SymbolErrorKind::Decode`] adds
+/// the file, the column and the row group.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{problem}", page.map(|p| format!("page {p}: ")).unwrap_or_default())]
+pub struct DecodeError {
+    /// The page, when the problem is in one.
+    pub page: Option<u32>,
+    /// What is wrong.
+    pub problem: Problem,
+}
+
+/// What is wrong with a page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Problem {
+    /// The parquet crate could not read the page (decompression), or the file could not be read.
+    #[error("{0}")]
+    Parquet(String),
+    /// A page header is not valid thrift, or lacks a required field.
+    #[error("page header: {0}")]
+    PageHeader(String),
+    /// A page larger than its chunk or than any writer makes.
+    #[error("page of {0} bytes does not fit its column chunk")]
+    PageSize(usize),
+    /// The page's CRC does not match its bytes.
+    #[error("page checksum mismatch (stored {stored:#010x}, computed {actual:#010x})")]
+    Checksum {
+        /// Stored CRC.
+        stored: u32,
+        /// CRC of the bytes read.
+        actual: u32,
+    },
+    /// An encoding the fast decoder does not read where the footer promised it would.
+    #[error("{0} encoding {1} is not supported here")]
+    Encoding(&'static str, parquet::basic::Encoding),
+    /// A repeated value of the hybrid encoding is out of range (a definition level above the
+    /// column's maximum, say).
+    #[error("level {value} is above the maximum level {max}")]
+    ValueOutOfRange {
+        /// The value.
+        value: u32,
+        /// The largest allowed.
+        max: u32,
+    },
+    /// An RLE / bit-packed run is cut short.
+    #[error("truncated RLE / bit-packed run")]
+    TruncatedRun,
+    /// A run header of more than 64 bits.
+    #[error("RLE run header too long")]
+    RunHeaderTooLong,
+    /// A run longer than memory can index.
+    #[error("RLE run too long")]
+    RunTooLong,
+    /// The encoded data ended before the values it announced.
+    #[error("RLE data ended before its values")]
+    DataEnded,
+    /// The definition levels of a V1 page are cut short.
+    #[error("truncated definition levels")]
+    TruncatedLevels,
+    /// Repetition levels in a flat column.
+    #[error("repetition levels in a column that has none")]
+    RepetitionLevels,
+    /// Definition levels in a required column.
+    #[error("definition levels in a required column")]
+    LevelsOnRequiredColumn,
+    /// A dictionary index width over 32 bits.
+    #[error("dictionary index width {0}")]
+    IndexWidth(u32),
+    /// The dictionary page's size is not its value count times the value width.
+    #[error("dictionary page size does not match its value count")]
+    DictionarySize,
+    /// An index past the dictionary's end.
+    #[error("dictionary index {index} out of range ({len} entries)")]
+    DictionaryIndex {
+        /// The index.
+        index: u32,
+        /// Dictionary entries.
+        len: usize,
+    },
+    /// The page's plain values end before its levels say.
+    #[error("plain values end early")]
+    PlainValuesShort,
+    /// Bytes left after the page's last plain value.
+    #[error("{0} bytes left after the page's last value: the page holds more values than its levels announce")]
+    LeftoverBytes(usize),
+    /// Dictionary indices left after the page's last value (beyond a bit-packed group's padding).
+    #[error("dictionary indices left after the page's last value: the page holds more values than its levels announce")]
+    LeftoverIndices,
+    /// Definition levels left after the page's last row.
+    #[error("definition levels left after the page's last row")]
+    LeftoverLevels,
+    /// The chunk ended before the row group's rows.
+    #[error("the column chunk holds fewer values than its row group's rows")]
+    FewerValues,
+    /// The chunk holds values past the row group's rows.
+    #[error("the column chunk holds more values than its row group's rows")]
+    MoreValues,
+}
+
+/// What kind of failure an error is. It decides the exit code, in this one place:
+///
+/// | code | kind |
+/// |---:|---|
+/// | 0 | success |
+/// | 1 | [`ErrorKind::Data`]: a bad file, a bad value, an I/O failure, a budget that cannot be met |
+/// | 2 | [`ErrorKind::Usage`]: a bad flag, option or config file |
+/// | 3 | [`ErrorKind::Internal`]: a bug in spillway (please report) |
+/// | 128 + signal | [`ErrorKind::Cancelled`]: stopped by SIGINT (130), SIGTERM (143), SIGHUP (129) |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The input (or the machine) cannot give what was asked: exit code 1.
+    Data,
+    /// The request itself is invalid: exit code 2.
+    Usage,
+    /// spillway broke its own protocol: exit code 3.
+    Internal,
+    /// The caller cancelled: exit code 128 + the signal's number.
+    Cancelled,
+}
+
+impl ErrorKind {
+    /// The process exit code of this kind (for [`ErrorKind::Cancelled`], the SIGINT code; the CLI
+    /// uses the code of the signal it received).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Data => 1,
+            ErrorKind::Usage => 2,
+            ErrorKind::Internal => 3,
+            ErrorKind::Cancelled => 130,
+        }
+    }
+}
+
+impl Error {
+    /// What kind of failure this is (see [`ErrorKind`]). Every variant is named, with no
+    /// catch-all: a new variant does not compile until its exit code is chosen here.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_)
+            | Error::UnknownFeature { .. }
+            | Error::OutputPath(_)
+            | Error::CsMismatch { .. }
+            | Error::ManifestExists { .. } => ErrorKind::Usage,
+            Error::Io { .. }
+            | Error::OrderRuns { .. }
+            | Error::NoInput { .. }
+            | Error::DuplicateSymbol { .. }
+            | Error::NothingToBuild { .. }
+            | Error::Budget { .. }
+            | Error::Remote { .. }
+            | Error::FilterMemory(_)
+            | Error::Spawn { .. }
+            | Error::CsFile { .. }
+            | Error::NoRoom { .. }
+            | Error::Dataset { .. }
+            | Error::ParquetWrite { .. } => ErrorKind::Data,
+            Error::Symbol(e) => e.kind.kind(),
+            Error::Spill(e) if e.is_bug() => ErrorKind::Internal,
+            Error::Spill(_) => ErrorKind::Data,
+            Error::Internal(_) => ErrorKind::Internal,
+            Error::Cancelled => ErrorKind::Cancelled,
+        }
+    }
+
+    /// Wraps an I/O error with what was being done and to which path.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}

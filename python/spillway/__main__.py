@@ -1,0 +1,4 @@
+"""``python -m spillway``: the ``spillway`` command line (see :mod:`spillway._cli`)."""
+from ._cli import main
+
+main()
