@@ -29,6 +29,6 @@ if [ "${1:-}" = --ci ]; then
   maturin build --quiet -m python/Cargo.toml --profile dev --compatibility linux --out "$out"
 else
   maturin build --quiet -m python/Cargo.toml --release --zig --compatibility manylinux_2_28 --out "$out"
-  maturin sdist --quiet -m python/Cargo.toml --out "$out"
+  maturin sdist -m python/Cargo.toml --out "$out"
 fi
 ls -l "$out"/spillway-*

@@ -109,7 +109,7 @@ def render(doc):
         f"of parquet ({size(u['plan_bytes'])} of column chunks and footers, {u['plan_requests']:,} GETs of "
         f"at most {st['request_size'] // 2**20} MiB for the raw baseline), served by `s3kit serve` on loopback "
         f"behind `s3kit proxy --latency-ms N` (directly at 0 ms). Server, proxy and clients share the "
-        "machine's cores. spillway with requests_in_flight={st['requests_in_flight']}, "
+        f"machine's cores. spillway with requests_in_flight={st['requests_in_flight']}, "
         f"request_size={st['request_size'] // 2**20}MiB. Medians of {st['repeat']} runs, interleaved; each job a "
         "separate process; wall and peak RSS from `/usr/bin/time -v`; MB/s is parquet bytes over wall time.",
     ]

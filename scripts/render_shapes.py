@@ -20,6 +20,8 @@ import render_section as section  # noqa: E402
 from render_section import stamp, wrap  # noqa: E402
 
 JSON = "docs/bench/shapes.json"
+# Every shape scripts/bench_shapes.sh knows, in its order.
+ALL_SHAPES = ("narrow", "small", "wide1000", "wide4000", "M")
 LABELS = {
     "spillway": "**spillway build**",
     "spillway_decode_only": "spillway build `--decode-only` (decode + convert, write nothing)",
@@ -120,6 +122,10 @@ def render_shapes(doc):
                      f"{num(best and best['wall_s'])} | {mib(best and best['peak_rss_mib'])} | "
                      f"{num(r['spillway_vs_fastest_peer'])} | {num(dec and dec['wall_s'])} | "
                      f"{num(r['spillway_vs_decode_only'])} |")
+    left_out = [n for n in ALL_SHAPES if n not in shapes]
+    if left_out:
+        lines += ["", wrap(f"Not in this run: {', '.join(left_out)} (`scripts/bench_shapes.sh` measures only the shapes "
+                  "it is given).")]
     # Every job on every shape: where the prose's figures on the peers come from.
     jobs = list(dict.fromkeys(j for s in shapes.values() for j in s["jobs"]))
     lines += ["", "Every job, median wall s / peak RSS MiB:", "",
