@@ -1,9 +1,9 @@
 //! Output and exit codes of the command line, in one place.
 //!
 //! - stdout carries results (`--json`, listings). A closed stdout (`spillway inspect ... | head`)
-//!   ends the command quietly with exit 0, as ripgrep and fd do: [`outln!`] returns the write
+//!   ends the command quietly with exit 0, as ripgrep and fd do: `outln!` returns the write
 //!   error, and `main` recognises a broken pipe in the chain.
-//! - stderr carries the human summary, progress and errors; a closed stderr is ignored ([`note!`]).
+//! - stderr carries the human summary, progress and errors; a closed stderr is ignored (`note!`).
 //! - Exit codes come from the library's [`spillway::ErrorKind`] (see its table): 1 for data and
 //!   input errors, 2 for usage errors ([`Usage`] here, `Error::Config` in the library, and clap's
 //!   own), 3 for internal errors (and panics), 128 + N when a signal stopped a build.

@@ -172,7 +172,7 @@ pub fn check_url(input: &Path) -> Result<()> {
     check_url_for("--input", input)
 }
 
-/// [`check_url`] for the URL given as `flag` (an output, a dataset, a plan).
+/// `check_url` for the URL given as `flag` (an output, a dataset, a plan).
 pub fn check_url_for(flag: &str, input: &Path) -> Result<()> {
     let Some(scheme) = url_scheme(input) else {
         return Ok(());

@@ -62,7 +62,7 @@ impl Place {
     }
 
     /// [`of`](Self::of), its requests in flight (an upload's parts) fitted to `budget` as a
-    /// reader's are ([`IoShape::from_options`](crate::input::store::IoShape::from_options)).
+    /// reader's are (`IoShape::from_options`).
     #[cfg_attr(not(feature = "object-store"), allow(unused_variables))]
     pub fn within(
         flag: &str,

@@ -51,7 +51,7 @@ pub struct TimeMajorEstimate {
     /// Windows the transposition would gather.
     pub windows: u64,
     /// Runs its merge would cut the rows into (stretches whose time only rises or only falls), at
-    /// most (see [`Disorder::runs`]); `None` when planning failed.
+    /// most (see `Disorder::runs`); `None` when planning failed.
     pub runs: Option<u64>,
     /// The most runs the merge may hold under the budget.
     pub max_runs: u64,
