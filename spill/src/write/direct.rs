@@ -314,8 +314,14 @@ impl Drop for DirectSink {
     }
 }
 
+/// The spill tests' skip report, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/spill/skip.rs"]
+mod skip;
+
 #[cfg(test)]
 mod tests {
+    use super::skip::skipped;
     use super::*;
 
     #[test]
@@ -395,23 +401,5 @@ mod tests {
             file[region as usize..] == expected[1][..],
             "column 1 differs"
         );
-    }
-
-    /// Reports a test that cannot run here: on stderr, and as a line of `$SPILLWAY_SKIP_LOG`
-    /// (`scripts/skips.py` fails CI on a skip its allow-list lacks).
-    fn skipped(reason: &str) {
-        let test = std::thread::current().name().unwrap_or("?").to_string();
-        let reason = reason.replace(['\t', '\n'], " ");
-        eprintln!("SKIPPED {test}: {reason}");
-        if let Some(log) = std::env::var_os("SPILLWAY_SKIP_LOG") {
-            use std::io::Write;
-            let line = format!("rust\tspill::{test}\t{reason}\n");
-            std::fs::File::options()
-                .create(true)
-                .append(true)
-                .open(log)
-                .and_then(|mut f| f.write_all(line.as_bytes()))
-                .expect("append to SPILLWAY_SKIP_LOG");
-        }
     }
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::skip::skipped;
 use serde_json::{Map, Value};
 use spill::{ColumnSpec, DType, Layout, Role, SpillWriter, Symbol, WriteOptions};
 
@@ -297,24 +298,6 @@ pub fn python() -> Option<PathBuf> {
         py.display()
     ));
     None
-}
-
-/// Reports a check that cannot run here: on stderr, and as a line of `$SPILLWAY_SKIP_LOG`
-/// (`scripts/skips.py` fails CI on a skip its allow-list lacks).
-pub fn skipped(reason: &str) {
-    let test = std::thread::current().name().unwrap_or("?").to_string();
-    let reason = reason.replace(['\t', '\n'], " ");
-    eprintln!("SKIPPED {test}: {reason}");
-    if let Some(log) = std::env::var_os("SPILLWAY_SKIP_LOG") {
-        use std::io::Write;
-        let line = format!("rust\tspill::{test}\t{reason}\n");
-        std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .and_then(|mut f| f.write_all(line.as_bytes()))
-            .expect("append to SPILLWAY_SKIP_LOG");
-    }
 }
 
 /// Directory of `spillfile.py`.

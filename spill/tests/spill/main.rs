@@ -10,6 +10,7 @@ mod interop;
 mod keys;
 mod memory;
 mod roundtrip;
+mod skip;
 mod stats;
 mod time;
 mod time_errors;
