@@ -8,8 +8,8 @@ parquet universe it was built from. Every job runs in its own process; its peak 
         --repeat 3 --json docs/bench/python.json
 
 Jobs (an epoch = every row's features and target as float32 batches of --batch-rows):
-  spill_seq        f.batches() in file order (drop_behind)
-  spill_shuffled   f.batches(shuffle="blocks") (drop_behind)
+  spill_seq        f.batches() in file order (pread)
+  spill_shuffled   f.batches(shuffle="blocks") (pread)
   polars_epoch     polars.read_parquet per file, to float32 numpy, cut into batches
   pyarrow_epoch    pyarrow iter_batches per file, to float32 numpy
   lgb_spill        LightGBM Dataset from spill (Arrow over the views) + 20 rounds

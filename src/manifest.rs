@@ -1,6 +1,6 @@
-//! `spillway manifest`: the manifest of a sharded dataset (`dataset.json`), written last and in
-//! one step once the shards are in place (on disk or in a bucket); and `spillway verify
-//! dataset.json`.
+//! `spillway manifest`: the manifest of a sharded dataset (`dataset.json`), or with
+//! `--collection` of independent files with one schema, written last and in one step once the
+//! files are in place (on disk or in a bucket); and `spillway verify dataset.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -13,12 +13,18 @@ use crate::out::{note, outln};
 /// Arguments of `spillway manifest`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The shards (spill files built with --shard; paths or URLs), in any order.
+    /// The shards (spill files built with --shard; paths or URLs), in any order; with
+    /// --collection, the files, in the order their rows are numbered.
     #[arg(required = true)]
     shards: Vec<PathBuf>,
     /// The cross-section plan they were built with.
     #[arg(long)]
     cs_plan: Option<PathBuf>,
+    /// The files are independent spill files with one schema (the same columns, dtypes, roles
+    /// and order; two days built apart, say), not the shards of one build: their symbol tables
+    /// may differ, and the manifest records their union.
+    #[arg(long, conflicts_with = "cs_plan")]
+    collection: bool,
     /// The manifest to write (a path or a URL); shard paths are stored relative to its
     /// directory.
     #[arg(long)]
@@ -39,6 +45,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         scratch: args.remote.scratch.clone(),
         replace: args.replace,
     };
+    if args.collection {
+        let c = dataset::collection(&args.shards, &args.output, &access, &Cancel::new())?;
+        note!(
+            "wrote {}: a collection of {} files, {} rows, {} symbols, generation {}\n",
+            args.output.display(),
+            c.files.len(),
+            c.nrows,
+            c.symbols.len(),
+            c.generation.unwrap_or(1)
+        );
+        return Ok(0);
+    }
     let m = dataset::manifest(
         &args.shards,
         args.cs_plan.as_deref(),
@@ -100,8 +118,12 @@ pub fn verify(path: &Path, json: bool, chunks: bool, remote: &Remote) -> anyhow:
             true => format!("{} chunks verified", r.chunks),
             false => "sizes and metadata checksums verified (--deep: every chunk)".into(),
         };
+        let files = match r.kind == dataset::COLLECTION {
+            true => "files of a collection",
+            false => "shards",
+        };
         outln!(
-            "ok: {}: {} shards, {} rows; {checked}",
+            "ok: {}: {} {files}, {} rows; {checked}",
             path.display(),
             r.shards,
             r.nrows,

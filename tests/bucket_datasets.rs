@@ -348,3 +348,55 @@ fn if_changed_skips_a_current_output_in_a_bucket() {
     ok(&b.run(&strings(&args)));
     assert!(b.server.puts() > puts, "not current: built and uploaded");
 }
+
+/// Issue 25 item 6: a collection of independent files in a bucket, committed and verified as a
+/// sharded build's manifest is, and a file replaced since found by the quick check.
+#[test]
+fn a_collection_in_a_bucket_commits_and_verifies() {
+    let b = Bucket::new(&["--symbols", "3", "--rows", "3000", "--features", "4"]);
+    let mut urls = Vec::new();
+    for (name, extra) in [("a", None), ("b", Some("500"))] {
+        let url = format!("s3://{BUCKET}/coll/{name}.spill");
+        let mut args = b.shard_args(0, 1, &url);
+        args.truncate(args.len() - 2); // not a shard: an independent build
+        args.extend(
+            extra
+                .map(|rows| ["--max-rows".to_string(), rows.to_string()])
+                .into_iter()
+                .flatten(),
+        );
+        ok(&b.run(&strings(&args)));
+        urls.push(url);
+    }
+    let manifest = format!("s3://{BUCKET}/coll/dataset.json");
+    let mut args = vec![
+        "manifest",
+        "--collection",
+        &urls[0],
+        &urls[1],
+        "--output",
+        &manifest,
+    ];
+    ok(&b.run(&args));
+    let written = std::fs::read_to_string(b.object("coll/dataset.json")).expect("manifest");
+    assert!(written.contains("\"kind\": \"collection\""), "{written}");
+    assert!(
+        written.contains("\"path\": \"b.spill\""),
+        "relative: {written}"
+    );
+    ok(&b.run(&["verify", &manifest]));
+    ok(&b.run(&["verify", "--deep", &manifest]));
+    // b rebuilt with other rows: the quick check finds it.
+    let mut rebuild = b.shard_args(0, 1, &urls[1]);
+    rebuild.truncate(rebuild.len() - 2);
+    ok(&b.run(&strings(&rebuild)));
+    fails_with(
+        &b.run(&["verify", &manifest]),
+        &["b.spill", "does not match the manifest"],
+    );
+    // Committed again with --replace: generation 2, the first kept.
+    args.push("--replace");
+    ok(&b.run(&args));
+    assert!(b.object("coll/dataset.g1.json").exists());
+    ok(&b.run(&["verify", &manifest]));
+}

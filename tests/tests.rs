@@ -13,5 +13,6 @@ mod reliability;
 mod filesystem;
 mod decoders;
 mod sharded;
+mod collection;
 mod object_storage;
 mod bucket_datasets;

@@ -4,6 +4,7 @@ mapping (no copy), and the validation set is binned like the training set.
     python docs/examples/lightgbm_train.py [SPILL]
 """
 import sys
+from typing import Any, Dict
 
 import lightgbm as lgb
 import numpy as np
@@ -13,12 +14,12 @@ import spillway.lightgbm
 
 # Dataset parameters: the validation set (reference=) must be built with the same ones, and the
 # training parameters repeat them, so LightGBM never overrides one with another.
-DATASET = {"max_bin": 63, "verbose": -1}
+DATASET: Dict[str, Any] = {"max_bin": 63, "verbose": -1}
 
 
 def main(path: str) -> None:
     f = spillway.open(path)
-    cut = int(np.quantile(f.column(f.time_column), 0.8))
+    cut = int(np.quantile(f.column("ts"), 0.8))
     train, valid = f.split_by_time(cut)
     dtrain = spillway.lightgbm.dataset(f, ranges=train, **DATASET)  # NaN labels left out
     dvalid = spillway.lightgbm.dataset(f, ranges=valid, reference=dtrain, **DATASET)

@@ -10,7 +10,7 @@ output = sys.argv[2] if len(sys.argv) > 2 else "data/train.spill"
 
 summary = spillway.build(universe, output, target="target")  # in-process, bounded memory
 f = spillway.open(output)                                     # zero-copy, read-only numpy views
-cut = int(np.quantile(f.column(f.time_column), 0.8))          # the last fifth of the time validates
+cut = int(np.quantile(f.column("ts"), 0.8))                   # the last fifth of the time validates
 train, valid = f.split_by_time(cut)                           # row ranges, one or more a symbol
 for X, y in f.batches(65536, ranges=train, shuffle="blocks", seed=0):
     pass                                                      # X float32 (rows, features), y (rows,)

@@ -14,10 +14,11 @@ import spillway.torch
 
 def main(path: str) -> None:
     f = spillway.open(path)
-    cut = int(np.quantile(f.column(f.time_column), 0.8))
+    cut = int(np.quantile(f.column("ts"), 0.8))
     train, valid = f.split_by_time(cut)
     nfeatures = len(f.columns_with_role("feature"))
-    ds = spillway.torch.Dataset(path, batch_rows=4096, ranges=train, shuffle="blocks", seed=0)
+    ds = spillway.torch.Dataset(path, batch_rows=4096, ranges=train, shuffle="blocks", seed=0,
+                                num_workers=2, drop_last=True)  # as many batches per worker
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2,
                                          multiprocessing_context="spawn")
     model = torch.nn.Linear(nfeatures, 1)

@@ -16,7 +16,7 @@ MAX_BIN = 63  # the same for the training and the validation QuantileDMatrix, an
 
 def main(path: str) -> None:
     f = spillway.open(path)
-    cut = int(np.quantile(f.column(f.time_column), 0.8))
+    cut = int(np.quantile(f.column("ts"), 0.8))
     train, valid = f.split_by_time(cut)
     it = spillway.xgboost.DataIter(f, ranges=train)  # ~1M-row batches, NaN labels dropped
     dtrain = xgb.QuantileDMatrix(it, max_bin=MAX_BIN)

@@ -20,28 +20,50 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from types import ModuleType
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, overload
 
 from . import spillfile
 from ._options import check_flag, check_path
 from ._options import options_json as _options
 from .errors import DataError, InternalError, SpillwayError, UsageError
-from .spillfile import SpillError, SpillFile, open  # noqa: A004 - the reader's entry point
+from .spillfile import SpillError, SpillFile
 from .dataset import Dataset, open_dataset
 
+_native_error: Optional[ImportError] = None
 try:
     from . import _native
 except ImportError as _e:  # the numpy reader still works; build/inspect/export need the extension
-    _native = None
+    _native = None  # type: ignore[assignment]  # typed as the module: _need_native() checks
     _native_error = _e
 else:
-    spillfile._gather_rows = _native.gather_rows  # batches() transposes in Rust
+    spillfile._read_rows = _native.read_rows  # batches() read and transpose in Rust
+    spillfile._take_rows = _native.take_rows
 
 __all__ = ["open", "open_dataset", "Dataset", "build", "inspect", "verify", "export", "SpillFile", "SpillError",
            "SpillwayError", "DataError", "UsageError", "InternalError", "__version__"]
 
 
-def _version():
+@overload
+def open(path: Union[str, "os.PathLike[str]"]) -> SpillFile: ...  # noqa: A001
+
+
+@overload
+def open(path: Union[List[Union[str, "os.PathLike[str]"]],  # noqa: A001
+                     Tuple[Union[str, "os.PathLike[str]"], ...]]) -> Dataset: ...
+
+
+def open(path: Any) -> Any:  # noqa: A001 - the reader's entry point, as spillfile.open
+    """Open a spill file (the numpy reader's :class:`SpillFile`: validated, memory-mapped); given
+    a list of paths, those independent spill files with one schema as one :class:`Dataset`
+    (:meth:`Dataset.from_files`: rows in that order, symbol codes mapped by name into one
+    table), as their collection manifest (``spillway manifest --collection``) would open."""
+    if isinstance(path, (list, tuple)):
+        return Dataset.from_files(path)
+    return spillfile.open(path)
+
+
+def _version() -> str:
     if _native is not None:
         return _native.__version__
     try:
@@ -56,14 +78,15 @@ __version__ = _version()
 _SUBMODULES = ("torch", "xgboost", "lightgbm", "spillfile", "errors", "dataset", "ray")
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> ModuleType:
     """``spillway.torch`` and friends are imported on first use (each imports its framework)."""
     if name in _SUBMODULES:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _need_native():
+def _need_native() -> ModuleType:
+    """The extension, ``spillway._native``; ImportError, saying why, when it did not load."""
     if _native is None:
         raise ImportError("spillway's native extension is not available "
                           f"({_native_error}); install the package with pip to build, inspect "
@@ -76,14 +99,15 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
           features: Union[Sequence[str], str, None] = None, time_col: Optional[str] = None,
-          max_rows: Optional[int] = None, no_float32: bool = False, threads: Optional[int] = None,
-          channel_capacity: Optional[int] = None, batch_rows: Optional[int] = None,
-          memory_budget: Union[str, int, None] = None, on_error: Optional[str] = None,
-          write_mode: Optional[str] = None, drop_null_target: bool = False,
+          max_rows: Optional[int] = None, no_float32: Optional[bool] = None,
+          threads: Optional[int] = None, channel_capacity: Optional[int] = None,
+          batch_rows: Optional[int] = None, memory_budget: Union[str, int, None] = None,
+          on_error: Optional[str] = None, write_mode: Optional[str] = None,
+          drop_null_target: Optional[bool] = None,
           min_cs: Optional[int] = None, max_cs_samples: Optional[int] = None,
           seed: Optional[int] = None, order: Optional[str] = None,
           config: Optional[PathLike] = None, summary: Optional[PathLike] = None,
-          quiet: Optional[bool] = None, progress: bool = False,
+          quiet: Optional[bool] = None, progress: Optional[bool] = None,
           storage_options: Optional[Mapping[str, Any]] = None,
           **more: Any) -> Dict[str, Any]:
     """Build a spill file from a universe of parquet files, in this process, and return the build
@@ -113,14 +137,17 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
       build writes a hidden symbol-major intermediate beside the output and transposes it, in the
       same memory budget;
     - ``config``: a TOML file of the same options (``summary`` and ``quiet`` included), which the
-      keywords override;
+      keywords override. A keyword left at None is not given: the file's value (else the
+      default) holds. Flags override both ways: ``drop_null_target=False`` (``no_float32``,
+      ``no_target``, ``quiet``) undoes the file's ``true``, as ``--drop-null-target=false``
+      does on the command line;
     - ``summary``: also write the summary as JSON to this path, as ``--summary`` does: a regular
       file (or a new name) is written atomically, a FIFO or a device directly (never replaced),
       ``"-"`` to ``sys.stdout``; the output, an input, the config or the plan is refused
       (UsageError), before the build starts;
     - ``quiet``: no progress bar, even with ``progress=True`` (``quiet=False`` undoes a config
       file's ``quiet = true``); the build prints nothing else: its warnings are in the summary;
-    - ``progress``: show the progress bar on stderr (when it is a terminal).
+    - ``progress``: show the progress bar on stderr (when it is a terminal; default: not shown).
 
     Options the library gains later pass through ``**more``. An unknown keyword or a value of
     the wrong type is a TypeError, a bad value (out of range, an unknown choice) a UsageError (a
@@ -139,27 +166,31 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
     config = None if config is None else check_path("config", config)
     summary = None if summary is None else check_path("summary", summary)
     quiet = None if quiet is None else check_flag("quiet", quiet)
-    return json.loads(_need_native().build(opts, config, check_flag("progress", progress),
-                                           summary, quiet))
+    show = False if progress is None else check_flag("progress", progress)
+    _need_native()
+    result: Dict[str, Any] = json.loads(_native.build(opts, config, show, summary, quiet))
+    return result
 
 
 def inspect(input: PathLike, *, target: Optional[str] = None,
             features: Union[Sequence[str], str, None] = None, time_col: Optional[str] = None,
-            max_rows: Optional[int] = None, no_float32: bool = False,
-            memory_budget: Union[str, int, None] = None, drop_null_target: bool = False,
+            max_rows: Optional[int] = None, no_float32: Optional[bool] = None,
+            memory_budget: Union[str, int, None] = None, drop_null_target: Optional[bool] = None,
             min_cs: Optional[int] = None, max_cs_samples: Optional[int] = None,
             seed: Optional[int] = None, storage_options: Optional[Mapping[str, Any]] = None,
             **more: Any) -> Dict[str, Any]:
     """What a build of ``input`` would see, from the parquet footers alone (plus the time and
     target columns when filter options are given): symbols, rows, the column union with types,
     symbols missing the target, the estimated output size and peak memory. Returns the dict of
-    ``spillway inspect --json``. Options as for :func:`build`."""
+    ``spillway inspect --json``. Options as for :func:`build` (None: not given)."""
     opts = _options(input=input, target=target, features=features, time_col=time_col,
                     max_rows=max_rows, no_float32=no_float32, memory_budget=memory_budget,
                     drop_null_target=drop_null_target, min_cs=min_cs,
                     max_cs_samples=max_cs_samples, seed=seed, storage_options=storage_options,
                     **more)
-    return json.loads(_need_native().inspect(opts))
+    _need_native()
+    report: Dict[str, Any] = json.loads(_native.inspect(opts))
+    return report
 
 
 def verify(path: PathLike) -> Dict[str, Any]:
@@ -181,10 +212,11 @@ def verify(path: PathLike) -> Dict[str, Any]:
             raise DataError(f"{path}: not a valid spill file: {e}") from None
         damaged = [(d.column, d.chunk, d.rows[0], d.rows[1], d.stored, d.actual) for d in found]
         ok = not damaged
-    report = {"file": path, "ok": ok, "nrows": nrows, "columns": ncols, "symbols": nsyms,
-              "chunks": chunks,
-              "damaged": [{"column": c, "chunk": k, "rows": [a, b], "stored": s, "actual": t}
-                          for c, k, a, b, s, t in damaged]}
+    report: Dict[str, Any] = {
+        "file": path, "ok": ok, "nrows": nrows, "columns": ncols, "symbols": nsyms,
+        "chunks": chunks,
+        "damaged": [{"column": c, "chunk": k, "rows": [a, b], "stored": s, "actual": t}
+                    for c, k, a, b, s, t in damaged]}
     if not ok:
         first = report["damaged"][0]
         err = DataError(f"{path}: {len(damaged)} of {chunks} chunks damaged; first: column "
@@ -208,7 +240,8 @@ def export(path: PathLike, to: PathLike, *, columns: Optional[Sequence[str]] = N
     :meth:`SpillFile.to_arrow`."""
     start, stop = (None, None) if rows is None else rows
     cols = None if columns is None else [str(c) for c in columns]
-    return json.loads(_need_native().export(os.fspath(path), os.fspath(to), cols,
-                                            None if start is None else int(start),
-                                            None if stop is None else int(stop),
-                                            bool(nan_as_null), format))
+    _need_native()
+    result: Dict[str, Any] = json.loads(_native.export(
+        os.fspath(path), os.fspath(to), cols, None if start is None else int(start),
+        None if stop is None else int(stop), bool(nan_as_null), format))
+    return result

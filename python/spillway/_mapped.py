@@ -6,11 +6,15 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional,
+                    Sequence, Tuple)
 
 from .cache import CacheFull, Fetch, Pinned, ShardCache
 
-__all__ = ["MappedShards"]
+if TYPE_CHECKING:
+    from .spillfile import SpillFile
+
+__all__ = ["MappedShards", "RemoteShard"]
 
 _LOOKAHEAD = 256  # runs scanned for the next shards to prefetch
 PREFETCH_THREADS = 2  # downloads at once while prefetching
@@ -26,7 +30,7 @@ class MappedShards:
                  fetch: Fetch, verify: bool = False):
         self.urls, self.entries, self.cache = urls, entries, cache
         self._fetch, self._verify = fetch, verify
-        self._files: "OrderedDict[int, Tuple[Any, Pinned]]" = OrderedDict()  # LRU first
+        self._files: "OrderedDict[int, Tuple[SpillFile, Pinned]]" = OrderedDict()  # LRU first
         self._holds: Dict[int, int] = {}
         self._reserved = 0
         self._lock = threading.Lock()
@@ -44,7 +48,7 @@ class MappedShards:
         with self._lock:
             return list(self._files)
 
-    def hold(self, i: int) -> Any:
+    def hold(self, i: int) -> SpillFile:
         """Shard ``i`` mapped (downloaded if needed) and held until :meth:`unhold`: its
         ``SpillFile``. Raises :class:`CacheFull` when the held shards leave no room for it."""
         f = self._hold(i, make_room=True)
@@ -109,7 +113,8 @@ class MappedShards:
             raise CacheFull(f"cache_limit ({self.limit} bytes) cannot hold {what}: {need} bytes; "
                             f"raise cache_limit" + (" or lower window" if window else ""))
 
-    def read(self, runs: Sequence[Tuple[int, Any]], read: Callable[[Any, Any], Iterator[Any]],
+    def read(self, runs: Sequence[Tuple[int, Any]],
+             read: Callable[[SpillFile, Any], Iterator[Any]],
              prefetch: int = 2) -> Iterator[Any]:
         """``read(file, local ranges)`` of every run ``(shard, local ranges)`` in order, each
         shard held while read and closed after its last run; the next ``prefetch`` shards are
@@ -169,7 +174,7 @@ class MappedShards:
             self._reserved += need
             return True
 
-    def _hold(self, i: int, make_room: bool) -> Optional[Any]:
+    def _hold(self, i: int, make_room: bool) -> Optional[SpillFile]:
         with self._lock:
             gate = self._opening.setdefault(i, threading.Lock())
         with gate:  # one opener per shard: a second waits, then finds it mapped
@@ -203,7 +208,8 @@ class MappedShards:
         slot)."""
         for j in [j for j, f in ahead.items() if f.done() and f.result() is False]:
             del ahead[j]  # no room then: try again
-        current, upcoming = runs[k][0], []
+        current = runs[k][0]
+        upcoming: List[int] = []
         with self._lock:
             mapped = set(self._files)
         for j, _ in runs[k + 1:k + 1 + _LOOKAHEAD]:
@@ -233,6 +239,29 @@ class MappedShards:
         return self.cache.acquire(self.urls[i], self.entries[i], self._fetch, self._verify)
 
 
+
+class RemoteShard:
+    """Shard ``i`` of a remote dataset: ``nrows``, ``path`` (its URL) and ``entry`` from the
+    manifest; any other attribute is the mapped ``SpillFile``'s (downloading it on first use).
+    It stays mapped until the dataset needs the room; readers of many shards should use the
+    :class:`~spillway.Dataset`'s methods, which keep within the cache limit."""
+
+    def __init__(self, ds: Any, i: int):
+        self._ds, self._i = ds, i
+        self.entry = ds.manifest["shards"][i]
+        self.nrows: int = self.entry["rows"]
+        assert ds._remote is not None
+        self.path: str = ds._remote.urls[i]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # never map for a protocol lookup (copy, pickle)
+            raise AttributeError(name)
+        with self._ds._using(self._i) as f:
+            return getattr(f, name)
+
+    def __repr__(self) -> str:
+        return f"<remote shard {self.path!r}: {self.nrows} rows>"
+
 def _claim(fut: "Optional[Future[Optional[bool]]]") -> bool:
     """Whether a prefetch holds its shard (one not started yet is cancelled)."""
     if fut is None or fut.cancel():
@@ -258,7 +287,7 @@ def _peak(seq: Sequence[int], sizes: Sequence[int]) -> int:
     return best
 
 
-def _open_shard(path: str, entry: Mapping[str, Any]) -> Any:
+def _open_shard(path: str, entry: Mapping[str, Any]) -> SpillFile:
     from . import spillfile
     f = spillfile.open(path)
     if f.nrows != entry["rows"]:

@@ -25,8 +25,37 @@ def cli_main(argv: List[str], relaunch: List[str]) -> int:
     ``relaunch`` is how it runs itself as a child process (``[sys.executable, "-m", "spillway"]``)."""
     ...
 
-def gather_rows(dst: Any, at: int, src: Any, start: int, rows: int) -> None:
-    """Rows [start, start+rows) of a 2-D float32 buffer into rows [at, ...) of a C-contiguous one."""
+# The native reads of SpillFile.batches and SpillFile.take (python/src/read.rs), without the GIL.
+def read_rows(fd: int, offsets: List[int], col_bytes: int, runs: List[Tuple[int, int]],
+              out: Any, at: int, dtype: str, itemsize: int = 4, chunk_bytes: int = 0,
+              crcs: Optional[List[List[int]]] = None,
+              verified: Optional[List[bytearray]] = None,
+              names: Optional[List[str]] = None) -> None:
+    """Copy rows of columns read with pread(2) from the open file ``fd`` (borrowed, not closed)
+    into ``out``: column ``i`` is ``col_bytes`` bytes at byte ``offsets[i]`` of little-endian
+    values of ``itemsize`` bytes; each run ``(a, b)`` in turn puts rows ``[a, b)`` of every
+    column into the next rows of ``out`` from row ``at``. ``out``: writable C-contiguous
+    ``(n, len(offsets))`` (or ``(n,)`` for one column) of ``<f4`` for ``dtype="float32"``,
+    ``<f2`` for "float16", ``<u2`` (bfloat16 bits) for "bfloat16" (float32 columns, rounded to
+    nearest even), or for "raw" any plain little-endian number of ``itemsize`` bytes (``<i8``,
+    ``<M8[ns]``, ``<u4``, ``<f4``...), copied as stored.
+
+    With ``crcs`` (``crcs[i]``: column ``i``'s chunk CRC-32s, chunks of ``chunk_bytes``), every
+    chunk a run touches whose ``verified[i][k]`` is 0 (every one, without ``verified``) is read
+    whole and checked before anything is copied; ``verified[i][k]`` is set to 1, in place, for
+    each chunk found intact. A mismatch raises ``ValueError("column 'name' rows [r0, r1)
+    (chunk k): checksum mismatch: stored 0x..., computed 0x...")`` (``names[i]``, else the
+    index) and copies nothing. A file that ends inside a column is a ``ValueError`` naming it,
+    a failed read an ``OSError``; bad arguments are ``TypeError``/``ValueError``."""
+
+def take_rows(base: Any, offsets: List[int], nrows: int, rows: Any, dest: Any, out: Any,
+              dtype: str) -> None:
+    """``out[dest[i], j] = column_j[rows[i]]``: column ``j`` is ``nrows`` float32 values at byte
+    ``offsets[j]`` of ``base`` (1-D uint8 over the whole mapping, ``np.frombuffer(mmap)``);
+    ``rows`` (sorted ascending reads each column front to back) and ``dest`` are 1-D int64
+    arrays of one length; ``out`` as for :func:`read_rows` with ``dtype`` "float32", "float16" or
+    "bfloat16". Every index is checked before any read: ``IndexError``; a column beyond
+    ``base`` or ``out`` sharing memory with an input: ``ValueError``."""
 
 # The sharded build's building blocks (python/src/sharded.rs), through spillway.dataset.
 def count(options_json: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple, Type
 
 from .errors import UsageError
 
@@ -36,18 +36,18 @@ def check_int(name: str, value: Any) -> int:
     another type, UsageError out of range, reported as the integer given."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, not {_type(value)} ({value!r})")
-    value = int(value)
-    if value < 0:
-        raise UsageError(f"{name}={value} is out of range: it must be at least 0")
-    if value > U64_MAX:
-        raise UsageError(f"{name}={value} is out of range: the largest value is 2**64 - 1 "
+    n = int(value)
+    if n < 0:
+        raise UsageError(f"{name}={n} is out of range: it must be at least 0")
+    if n > U64_MAX:
+        raise UsageError(f"{name}={n} is out of range: the largest value is 2**64 - 1 "
                          f"({U64_MAX}), an unsigned 64-bit integer")
-    return value
+    return n
 
 
 def check_flag(name: str, value: Any) -> bool:
     """``value`` as a bool (numpy's too): TypeError for anything else."""
-    if not isinstance(value, (bool, _np_bool())):
+    if not isinstance(value, _np_bool()):
         raise TypeError(f"{name} must be True or False, not {_type(value)} ({value!r})")
     return bool(value)
 
@@ -68,7 +68,7 @@ def _check_str(name: str, value: Any) -> str:
     return value
 
 
-def _check_features(value: Any) -> list:
+def _check_features(value: Any) -> List[str]:
     if isinstance(value, str):
         return value.split(",")  # as the CLI's --features a,b,c
     if isinstance(value, (bytes, dict)) or not hasattr(value, "__iter__"):
@@ -88,7 +88,7 @@ def _check_size(value: Any) -> str:
 
 def option_text(value: Any) -> str:
     """A storage option's value as the text object_store parses (``True`` -> ``"true"``)."""
-    if isinstance(value, (bool, _np_bool())):
+    if isinstance(value, _np_bool()):
         return "true" if value else "false"
     return str(value)
 
@@ -99,7 +99,7 @@ def check_storage(value: Any) -> Dict[str, str]:
     if not hasattr(value, "items"):
         raise TypeError(f"storage_options must be a dict of option names to values, not "
                         f"{_type(value)}")
-    out = {}
+    out: Dict[str, str] = {}
     for k, v in value.items():
         if not isinstance(k, str):
             raise TypeError(f"storage_options keys must be str, not {_type(k)}")
@@ -110,12 +110,13 @@ def check_storage(value: Any) -> Dict[str, str]:
     return out
 
 
-def _np_bool():
+def _np_bool() -> Tuple[Type[Any], ...]:
+    """The bool types a flag may be: ``bool`` and numpy's ``bool_``."""
     try:
         import numpy as np
     except ImportError:  # numpy is a requirement; without it, bool alone
-        return bool
-    return np.bool_
+        return (bool,)
+    return (bool, np.bool_)
 
 
 def _value(name: str, value: Any) -> Any:
@@ -145,11 +146,12 @@ def _value(name: str, value: Any) -> Any:
 
 
 def options_json(**kw: Any) -> str:
-    """A JSON object of the library's BuildOptions: kebab-case keys, unset options (None or
-    False) left out. Raises TypeError or UsageError naming the keyword."""
+    """A JSON object of the library's BuildOptions: kebab-case keys, options not given (None)
+    left out. A flag given as False is kept (``"drop-null-target": false``): laid over a config
+    file, it overrides the file's ``true``. Raises TypeError or UsageError naming the keyword."""
     out: Dict[str, Any] = {}
     for name, value in kw.items():
-        if value is None or value is False:
+        if value is None:
             continue
         key = "storage" if name == "storage_options" else name.replace("_", "-")
         out[key] = _value(name, value)

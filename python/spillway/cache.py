@@ -69,7 +69,7 @@ def parse_size(value: Union[int, str, None], name: str = "cache_limit") -> Optio
     else:
         m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", value)
         mult = _UNITS.get(m.group(2).lower()) if m else None
-        if mult is None:
+        if m is None or mult is None:
             raise UsageError(f"{name}={value!r} is not a size (e.g. 50GiB, 512MiB, or bytes)")
         n = int(float(m.group(1)) * mult)
     if n < 0:

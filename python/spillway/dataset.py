@@ -25,89 +25,30 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import json
 import os
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import numpy as np
 
 from . import spillfile
-from ._mapped import MappedShards
+from ._mapped import MappedShards, RemoteShard
+from ._pieces import rechunk, runs_of, shard_sequence, tag
 from .cache import CacheFull, ShardCache, parse_size
 from .errors import UsageError
 from .spillfile import RowRanges, SpillError
 from .sharded import count, plan_cs, verify_dataset, write_manifest  # noqa: F401 (re-exported)
 from .sharded import is_url as _is_url
+from ._manifest import files_manifest, metadata_crc, parse_manifest, read_manifest
+from . import _collection
 
-FORMAT = "spillway-dataset"
-_MASK64 = (1 << 64) - 1
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = ["Dataset", "open_dataset", "count", "plan_cs", "write_manifest", "verify_dataset"]
 
 
-def _metadata_crc(path: str, size: int) -> int:
-    """The trailer's metadata checksum (SPEC.md: trailer bytes 40..44)."""
-    with open(path, "rb") as fh:
-        fh.seek(size - 64 + 40)
-        return int.from_bytes(fh.read(4), "little")
-
-
-def _parse_manifest(data: bytes, where: str) -> Dict[str, Any]:
-    if len(data) > 64 << 20:
-        raise SpillError(f"{where}: too large for a dataset manifest")
-    try:
-        m = json.loads(data)
-    except ValueError as e:
-        raise SpillError(f"{where}: not a dataset manifest: {e}") from None
-    if not isinstance(m, dict) or m.get("format") != FORMAT or \
-            not isinstance(m.get("version"), list) or m["version"][:1] != [1]:
-        raise SpillError(f"{where}: not a {FORMAT} 1.x manifest")
-    shards = m.get("shards")
-    if not isinstance(shards, list) or not shards:
-        raise SpillError(f"{where}: no shards")
-    for e in shards:
-        ok = isinstance(e, dict) and isinstance(e.get("path"), str) and \
-            all(spillfile._is_row(e.get(k)) and e[k] >= 0 for k in ("rows", "bytes")) and \
-            isinstance(e.get("checksum"), str)
-        p = e.get("path", "") if isinstance(e, dict) else ""
-        if not ok or not p or p.startswith("/") or "\\" in p or ".." in p.split("/"):
-            raise SpillError(f"{where}: a shard entry is not {{path (relative), rows, bytes, "
-                             f"checksum}}: {e!r:.200}")
-    return m
-
-
-def read_manifest(path) -> Dict[str, Any]:
-    """The manifest at ``path``, checked for its format and major version."""
-    path = os.fspath(path)
-    if os.path.getsize(path) > 64 << 20:
-        raise SpillError(f"{path}: too large for a dataset manifest")
-    with open(path, "rb") as fh:
-        return _parse_manifest(fh.read(), path)
-
-
-class _RemoteShard:
-    """Shard ``i`` of a remote dataset: ``nrows``, ``path`` (its URL) and ``entry`` from the
-    manifest; any other attribute is the mapped ``SpillFile``'s (downloading it on first use).
-    It stays mapped until the dataset needs the room; readers of many shards should use the
-    :class:`Dataset`'s methods, which keep within the cache limit."""
-
-    def __init__(self, ds: "Dataset", i: int):
-        self._ds, self._i = ds, i
-        self.entry = ds.manifest["shards"][i]
-        self.nrows: int = self.entry["rows"]
-        self.path: str = ds._remote.urls[i]
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):  # never map for a protocol lookup (copy, pickle)
-            raise AttributeError(name)
-        with self._ds._using(self._i) as f:
-            return getattr(f, name)
-
-    def __repr__(self) -> str:
-        return f"<remote shard {self.path!r}: {self.nrows} rows>"
-
-
-def _reopen(path: str, kw: Dict[str, Any]) -> "Dataset":
+def _reopen(path: Any, kw: Dict[str, Any]) -> "Dataset":
     return Dataset(path, **kw)
 
 
@@ -116,17 +57,20 @@ class Dataset:
     A local manifest: opening maps every shard and checks it against the manifest (length,
     metadata checksum, rows): O(metadata). A manifest URL: opening reads the manifest only."""
 
-    def __init__(self, manifest, *, cache_dir=None, cache_limit: Union[int, str, None] = None,
+    def __init__(self, manifest: Union[PathLike, List[PathLike], Tuple[PathLike, ...]], *,
+                 cache_dir: Optional[str] = None, cache_limit: Union[int, str, None] = None,
                  storage_options: Optional[Dict[str, Any]] = None, verify: bool = False,
-                 prefetch: int = 2):
+                 prefetch: int = 2) -> None:
         from ._options import check_flag, check_int
         verify = check_flag("verify", verify)
         self._prefetch = check_int("prefetch", prefetch)
         self._remote: Optional[MappedShards] = None
         self.cache: Optional[ShardCache] = None
         self._kw: Dict[str, Any] = dict(verify=verify, prefetch=self._prefetch)
-        if _is_url(manifest):
-            self._open_remote(manifest, cache_dir, parse_size(cache_limit), storage_options,
+        self._maps: Dict[int, np.ndarray] = {}  # a collection's code map per file, once read
+        self._files: Optional[List[str]] = None  # from_files: the paths (no manifest file)
+        if not isinstance(manifest, (list, tuple)) and _is_url(manifest):
+            self._open_remote(str(manifest), cache_dir, parse_size(cache_limit), storage_options,
                               verify)
         else:
             given = [k for k, v in (("cache_dir", cache_dir), ("cache_limit", cache_limit),
@@ -134,9 +78,12 @@ class Dataset:
             if given:
                 raise UsageError(f"{', '.join(given)}: only for a remote manifest (a URL such as "
                                  f"s3://bucket/prefix/dataset.json), not the local {manifest!r}")
-            self._open_local(manifest, verify)
+            if isinstance(manifest, (list, tuple)):
+                self._open_files([os.path.abspath(os.fspath(p)) for p in manifest], verify)
+            else:
+                self._open_local(manifest, verify)
 
-    def _open_local(self, manifest, verify: bool) -> None:
+    def _open_local(self, manifest: Union[str, "os.PathLike[str]"], verify: bool) -> None:
         self.path = os.path.abspath(os.fspath(manifest))
         self.manifest = read_manifest(self.path)
         base = os.path.dirname(self.path)
@@ -148,7 +95,7 @@ class Dataset:
                 size = os.path.getsize(p)
             except OSError as err:
                 raise SpillError(f"{p}: shard missing: {err}") from None
-            if size != e["bytes"] or f"crc32:{_metadata_crc(p, size):08x}" != e["checksum"]:
+            if size != e["bytes"] or f"crc32:{metadata_crc(p, size):08x}" != e["checksum"]:
                 raise SpillError(f"{p}: the shard is not the one the manifest lists "
                                  "(length or metadata checksum differs)")
             if verify:
@@ -161,15 +108,66 @@ class Dataset:
             self.offsets.append(self.offsets[-1] + f.nrows)
         self._check_rows()
 
-    def _open_remote(self, url: str, cache_dir, limit: Optional[int], storage_options,
-                     verify: bool) -> None:
+    def _open_files(self, paths: List[str], verify: bool) -> None:
+        if not paths:
+            raise UsageError("an empty list of spill files")
+        self._files = paths
+        self.path = f"{len(paths)} files: {paths[0]}" + (", ..." if len(paths) > 1 else "")
+        self.shards = []
+        try:
+            for p in paths:
+                if verify:
+                    from . import verify as verify_file
+                    verify_file(p)
+                self.shards.append(spillfile.open(p))
+            self.manifest = files_manifest(paths, self.shards)
+        except BaseException:
+            for f in self.shards:
+                f.close()
+            raise
+        self.offsets = [0]
+        for f in self.shards:
+            self.offsets.append(self.offsets[-1] + f.nrows)
+        self._check_rows()
+
+    @classmethod
+    def from_files(cls, paths: Sequence[PathLike], *,
+                   verify: bool = False) -> "Dataset":
+        """Independent spill files with one schema (columns, dtypes, roles and row order; their
+        symbol tables may differ), in this order, as one dataset: what the collection manifest
+        ``spillway manifest --collection`` writes for them opens as (the same rows, symbol codes
+        and batches; a saved batch state resumes on either). Symbol codes are mapped by name into
+        one table (:attr:`symbols`). SpillError naming the file and column if they differ."""
+        return cls(list(paths), verify=verify)
+
+    @property
+    def collection(self) -> bool:
+        """Whether the shards are independent files (a collection), each with its own symbol
+        table, rather than the shards of one build."""
+        return _collection.is_collection(self.manifest)
+
+    def _code_map(self, i: int) -> np.ndarray:
+        """File ``i``'s symbol codes to the collection's (by name)."""
+        if i not in self._maps:
+            with self._using(i) as f:
+                self._maps[i] = _collection.code_maps(self.manifest["symbols"], [f.symbols])[0]
+        return self._maps[i]
+
+    def _codes(self, i: int, codes: np.ndarray) -> np.ndarray:
+        """Shard ``i``'s symbol codes in the dataset's table (a collection maps them by name)."""
+        if not self.collection:
+            return codes
+        return _collection.union_codes(codes, self._code_map(i))
+
+    def _open_remote(self, url: str, cache_dir: Optional[str], limit: Optional[int],
+                     storage_options: Optional[Dict[str, Any]], verify: bool) -> None:
         from . import _need_native
         from .sharded import storage_json
         native = _need_native()
         opts = storage_json(storage_options)
         self._kw.update(cache_dir=cache_dir, cache_limit=limit, storage_options=storage_options)
         self.path = url
-        self.manifest = _parse_manifest(native.get_object(url, opts), url)
+        self.manifest = parse_manifest(native.get_object(url, opts), url)
         entries = self.manifest["shards"]
         base = url.rsplit("/", 1)[0]
         cache_dir = cache_dir if cache_dir is not None else \
@@ -185,7 +183,7 @@ class Dataset:
         urls = [e["path"] if _is_url(e["path"]) else f"{base}/{e['path']}" for e in entries]
         self._remote = MappedShards(urls, entries,
                                     self.cache, fetch, verify)
-        self.shards = [_RemoteShard(self, i) for i in range(len(entries))]
+        self.shards = [RemoteShard(self, i) for i in range(len(entries))]
         self.offsets = [0]
         for e in entries:
             self.offsets.append(self.offsets[-1] + e["rows"])
@@ -228,7 +226,7 @@ class Dataset:
     def nrows(self) -> int:
         return self.offsets[-1]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.nrows
 
     @property
@@ -252,41 +250,44 @@ class Dataset:
 
     @property
     def symbols(self) -> List[str]:
-        """The global symbol table (every shard's)."""
+        """The global symbol table (every shard's; a collection's: the union of its files')."""
+        if self.collection:
+            return list(self.manifest["symbols"])
         with self._using(self._any()) as f:
             return f.symbols
 
-    def columns_with_role(self, role):
+    def columns_with_role(self, role: str) -> List[str]:
         return [c["name"] for c in self.manifest["schema"] if c["role"] == role]
 
     @property
-    def time_column(self):
+    def time_column(self) -> Optional[str]:
         with self._using(self._any()) as f:
             return f.time_column
 
     @property
-    def target_column(self):
+    def target_column(self) -> Optional[str]:
         with self._using(self._any()) as f:
             return f.target_column
 
-    def __reduce__(self):  # Ray tasks and spawn workers re-open it, with the same arguments
-        return (_reopen, (self.path, dict(self._kw)))
+    def __reduce__(self) -> Tuple[Any, ...]:  # Ray tasks and spawn workers re-open it, with the same arguments
+        return (_reopen, (self._files or self.path, dict(self._kw)))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"<spillway.Dataset {self.path!r}: {self.nrows} rows, {len(self.columns)} "
                 f"columns, {self.nshards} shards>")
 
-    def close(self):
+    def close(self) -> None:
+        """Close every shard (remote: unmap and unpin them)."""
         if self._remote is not None:
             self._remote.close()
             return
         for s in self.shards:
             s.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "Dataset":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ------------------------------------------------------------------ rows
@@ -300,11 +301,13 @@ class Dataset:
         i = bisect.bisect_right(self.offsets, row) - 1
         return i, row - self.offsets[i]
 
-    def _ranges(self, ranges, caller=None):
+    def _ranges(self, ranges: Optional[RowRanges],
+                caller: Optional[str] = None) -> List[Tuple[int, int]]:
         """Global row ranges checked as the reader checks its own (see ``take``)."""
         return spillfile._row_ranges(ranges, self.nrows, caller)
 
-    def _pieces(self, ranges, caller=None):
+    def _pieces(self, ranges: Optional[RowRanges],
+                caller: Optional[str] = None) -> Iterator[Tuple[int, int, int]]:
         """Global ranges as ``(shard, local_start, local_stop)`` pieces, in order."""
         for a, b in self._ranges(ranges, caller):
             while a < b:
@@ -313,14 +316,14 @@ class Dataset:
                 yield i, la, la + take
                 a += take
 
-    def _local(self, ranges):
+    def _local(self, ranges: Optional[RowRanges]) -> List[List[Tuple[int, int]]]:
         """Global ranges as per-shard lists of local ranges (order kept within a shard)."""
         per: List[List[Tuple[int, int]]] = [[] for _ in range(self.nshards)]
         for i, a, b in self._pieces(ranges):
             per[i].append((a, b))
         return per
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Union[int, slice]) -> Dict[str, Any]:
         """``ds[i]``: a dict of the row's values; ``ds[a:b]``: a dict of arrays (copies)."""
         if isinstance(key, slice):
             a, b, step = key.indices(self.nrows)
@@ -329,7 +332,10 @@ class Dataset:
             return {c: self.column(c, ranges=[(a, max(a, b))]) for c in self.columns}
         i, r = self.locate(key)
         with self._using(i) as f:
-            return {c: f.column(c)[r] for c in self.columns}
+            row = {c: f.column(c)[r] for c in self.columns}
+        for c in self.columns_with_role("symbol"):
+            row[c] = self._codes(i, np.asarray([row[c]]))[0]
+        return row
 
     def column_chunks(self, name: str) -> List[np.ndarray]:
         """Column ``name`` of every shard: read-only zero-copy views, in row order. Remote: every
@@ -341,12 +347,14 @@ class Dataset:
                     out.append(f.column(name))
             return out
 
-    def column(self, name: str, ranges=None) -> np.ndarray:
+    def column(self, name: str, ranges: Optional[RowRanges] = None) -> np.ndarray:
         """Column ``name`` (of ``ranges``) as one new array (a copy across shards)."""
         parts = []
+        symbol = name in self.columns_with_role("symbol")
         for i, a, b in self._pieces(ranges):
             with self._using(i) as f:
-                parts.append(f.column(name)[a:b])  # a view keeps its mapping until joined
+                v = f.column(name)[a:b]  # a view keeps its mapping until joined
+                parts.append(self._codes(i, v) if symbol else v)
         if parts:
             return np.concatenate(parts)
         with self._using(0) as f:
@@ -368,7 +376,7 @@ class Dataset:
         y = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
         return X, y
 
-    def symbol_names(self, ranges=None, kind="pandas"):
+    def symbol_names(self, ranges: Optional[RowRanges] = None, kind: str = "pandas") -> Any:
         """The symbol of every row as a categorical over the global table (see the reader's)."""
         codes = self.column("symbol", ranges)
         if kind == "pandas":
@@ -381,7 +389,7 @@ class Dataset:
         raise ValueError(f"kind must be 'pandas' or 'arrow', not {kind!r}")
 
     # ------------------------------------------------------------------ time
-    def time_ranges(self, start=None, stop=None) -> List[Tuple[int, int]]:
+    def time_ranges(self, start: Any = None, stop: Any = None) -> List[Tuple[int, int]]:
         """Global row ranges whose time lies in ``[start, stop)`` (bounds as for the reader).
         Remote: reads every shard's time index (each shard downloaded once, one at a time)."""
         out: List[Tuple[int, int]] = []
@@ -396,35 +404,42 @@ class Dataset:
                     out.append((a, b))
         return out
 
-    def split_by_time(self, cut):
+    def split_by_time(self, cut: Any) -> Tuple[List[Tuple[int, int]], List[Tuple[int, int]]]:
         """``(before, after)``: global row ranges with time ``< cut`` and ``>= cut``."""
         return self.time_ranges(None, cut), self.time_ranges(cut, None)
 
     # ------------------------------------------------------------------ training
     def batches(self, batch_rows: int, columns: Optional[Sequence[str]] = None,
                 ranges: Optional[RowRanges] = None, shuffle: Optional[str] = None,
-                block_rows: Optional[int] = None, seed: int = 0, drop_behind: bool = True,
-                with_time: bool = False, with_symbols: bool = False,
-                window: int = 2) -> Iterator[tuple]:
-        """As :meth:`SpillFile.batches`, across shards: the rows of ``ranges`` (global) cut into
-        blocks of ``block_rows`` (default ``batch_rows``); pieces are joined so every batch but
-        the last has ``batch_rows`` rows. Every row of ``ranges`` comes exactly once per call,
-        and the same arguments give the same batches. The shuffles:
+                block_rows: Optional[int] = None, seed: int = 0, with_time: bool = False,
+                with_symbols: bool = False, window: int = 2, *, epoch: Optional[int] = None,
+                rank: int = 0, world_size: int = 1, worker: int = 0, num_workers: int = 1,
+                drop_last: bool = False, pad: bool = False,
+                state: Optional[Mapping[str, Any]] = None, target: bool = True,
+                dtype: str = "float32", out: Optional[np.ndarray] = None,
+                verify: bool = False) -> spillfile.Batches:
+        """As :meth:`SpillFile.batches <spillway.spillfile.SpillFile.batches>`, across shards:
+        the rows of ``ranges`` (global) cut into blocks of ``block_rows`` (default
+        ``batch_rows``), batches of ``batch_rows`` (the last may be shorter) joined across
+        shards. Every row of ``ranges`` comes exactly once per epoch, and the same arguments give
+        the same batches. Ranks, workers, ``drop_last``/``pad``, ``epoch``, ``state`` (resume),
+        ``columns``, ``target``, ``dtype``, ``out`` and ``verify`` as the reader's; a state
+        records the manifest's shards and refuses another dataset. The shuffles:
 
         - ``None``: rows in order. Remote: one shard mapped at a time, each downloaded once.
-        - ``"blocks"``: the blocks of all of ``ranges`` permuted by ``seed`` exactly as the reader
-          permutes one file's, so the single-machine file gives the same batches. The best
-          shuffle, but every batch reads blocks of any shard: remote, each shard is downloaded
-          once per epoch only if the cache holds every shard of ``ranges``; with less, a shard
-          evicted between its blocks is downloaded again (up to once per block).
-        - ``"shards"``: the shard order permuted by ``seed`` (:func:`~spillway.spillfile.
-          splitmix64_permutation`), then the blocks of each ``window`` consecutive shards of that
-          order (blocks cut per shard, never across two) permuted together by a seed derived
-          from ``seed`` and the window's index, and read window after window. Each shard
-          belongs to one window, so an epoch downloads each shard once when ``window`` shards
-          fit the cache; a batch mixes rows of at most about ``window`` shards. ``window``
-          (default 2, the same for local and remote datasets so both give the same batches)
-          trades shuffle quality for cache room.
+        - ``"blocks"``: the blocks of all of ``ranges`` permuted by ``seed + epoch`` exactly as
+          the reader permutes one file's, so the single-machine file gives the same batches. The
+          best shuffle, but every batch reads blocks of any shard: remote, each shard is
+          downloaded once per epoch only if the cache holds every shard of ``ranges``; with
+          less, a shard evicted between its blocks is downloaded again (up to once per block).
+        - ``"shards"``: the shard order permuted by ``seed + epoch``
+          (:func:`~spillway.spillfile.splitmix64_permutation`), then the blocks of each ``window``
+          consecutive shards of that order (blocks cut per shard, never across two) permuted
+          together by a seed derived from it and the window's index, and read window after
+          window. Each shard belongs to one window, so an epoch downloads each shard once when
+          ``window`` shards fit the cache; a batch mixes rows of at most about ``window`` shards.
+          ``window`` (default 2, the same for local and remote datasets so both give the same
+          batches) trades shuffle quality for cache room.
 
         Remote: a cache limit too small for the shards one batch must keep mapped together
         (those it reads in more than one piece), or, for ``"shards"``, for one window's
@@ -435,47 +450,90 @@ class Dataset:
 
         The arguments are checked as the reader's are, by this call: a wrong type is a
         TypeError, a bad value a ValueError."""
+        mode = "blocks" if shuffle == "shards" else shuffle
+        batch_rows, block_rows, seed = spillfile._batch_args(batch_rows, block_rows, mode, seed)
+        deal_args = spillfile._deal_args(rank, world_size, worker, num_workers, drop_last, pad)
+        sel = self._ranges(ranges, "batches")
+        epoch_ = spillfile._epoch_of(epoch, state)
+        order_seed = (seed + epoch_) & ((1 << 64) - 1)
+        key = "spill-dataset-v1;shards=" + ",".join(
+            f"{e['bytes']}:{e['checksum']}" for e in self.manifest["shards"])
         if shuffle == "shards":
-            batch_rows, block_rows, seed = spillfile._batch_args(batch_rows, block_rows,
-                                                                 "blocks", seed)
             if not spillfile._is_row(window):
                 raise TypeError(f"window must be an int, not {type(window).__name__}")
             if window < 1:
                 raise ValueError(f"window must be at least 1, not {int(window)}")
-            pieces = self._shard_sequence(self._ranges(ranges, "batches"), block_rows, seed,
-                                          int(window))
+            key += f";window={int(window)}"
+            segments = [(self.offsets[i] + a, self.offsets[i] + b) for i, a, b in
+                        shard_sequence(self._local(sel), block_rows, order_seed, int(window))]
         else:
-            batch_rows, block_rows, seed = spillfile._batch_args(batch_rows, block_rows,
-                                                                 shuffle, seed)
-            segments = spillfile._block_sequence(self._ranges(ranges, "batches"), shuffle,
-                                                 block_rows, seed)
-            pieces = self._pieces(segments)
-        runs = _runs(pieces)
+            segments = spillfile._block_sequence(sel, shuffle, block_rows, order_seed)
+        plan = spillfile._Plan(segments, batch_rows)
+        base = spillfile._base_state(key + ";ranges=" + spillfile._ranges_text(sel), plan,
+                                     shuffle, block_rows, seed, epoch_, False)
+        # Checked by this call, from the manifest (a remote shard is not downloaded for it).
+        names = self.columns_with_role("feature") if columns is None else list(columns)
+        for n in names:
+            if n not in self.columns:
+                raise KeyError(n)
+        if dtype not in spillfile.X_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(spillfile.X_DTYPES)}, not "
+                             f"{dtype!r:.80}")
+        spillfile._check_out(out, plan, len(names), dtype)
+        deal, skip = spillfile._start({**base, "epoch": epoch}, plan, state, *deal_args)
 
-        def read(f, local):
-            return f.batches(batch_rows, columns=columns, ranges=local, drop_behind=drop_behind,
-                             with_time=with_time, with_symbols=with_symbols)
-        if self._remote is None:
-            return _rechunk((p for i, local in runs for p in read(self.shards[i], local)),
-                            batch_rows)
-        self._remote.check_room(runs, batch_rows, int(window) if shuffle == "shards" else None)
-        return _rechunk(self._remote.read(runs, read, self._prefetch), batch_rows)
+        def read(f: spillfile.SpillFile, local: List[Tuple[int, int]]) -> spillfile.Batches:
+            return f.batches(batch_rows, columns=names, ranges=local, with_time=with_time,
+                             with_symbols=with_symbols, target=target, dtype=dtype,
+                             verify=verify)
 
-    def _shard_sequence(self, ranges, block_rows: int, seed: int,
-                        window: int) -> List[Tuple[int, int, int]]:
-        """The ``(shard, start, stop)`` pieces of ``shuffle="shards"`` in read order."""
-        per = self._local(ranges)
-        order = spillfile.splitmix64_permutation(len(per), seed)
-        out = []
-        for w in range(0, len(order), window):
-            blocks = [(i, blk) for i in order[w:w + window]
-                      for blk in spillfile.cut_blocks(per[i], block_rows)]
-            for k in spillfile.splitmix64_permutation(len(blocks), _window_seed(seed, w)):
-                i, blk = blocks[k]
-                out.extend((i, a, b) for a, b in blk)
-        return out
+        gs = [deal.batch(idx) for idx in deal.mine[skip:]]
+        runs = runs_of(p for g in gs for p in self._pieces(plan.runs(g)))
+        if self._remote is not None:  # refused up front, before any download
+            self._remote.check_room(runs, batch_rows, int(window) if shuffle == "shards" else None)
 
-    def to_arrow(self, columns=None, ranges=None):
+        def produce(mine: Sequence[int]) -> Iterator[Tuple[Any, ...]]:
+            # mine: deal.mine[skip:], whose runs are above
+            pieces: Iterator[Tuple[Any, ...]]
+            if self._remote is None:
+                pieces = (p for i, local in runs for p in read(self.shards[i], local))
+            else:
+                pieces = self._remote.read(runs, read, self._prefetch)
+            if with_symbols and self.collection:  # each file's codes in the union's table
+                pieces = ((*p[:-1], self._codes(i, p[-1])) for i, p in tag(runs, pieces))
+            for batch in rechunk(pieces, [plan.span(g)[1] for g in gs]):
+                if out is not None:
+                    out[:len(batch[0])] = batch[0]
+                    batch = (out[:len(batch[0])], *batch[1:])
+                yield batch
+        return spillfile.Batches(plan, deal, skip, base, produce)
+
+    def take_rows(self, indices: Any, columns: Optional[Sequence[str]] = None,
+                  dtype: str = "float32") -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """``(X, y)`` for arbitrary global rows, as :meth:`SpillFile.take_rows
+        <spillway.spillfile.SpillFile.take_rows>`: each shard gathers its rows natively.
+        Remote: the shards of those rows mapped at once, refused beyond the cache limit."""
+        idx = spillfile._row_indices(indices, self.nrows)
+        shard = np.searchsorted(np.asarray(self.offsets), idx, "right") - 1
+        used = [int(i) for i in np.unique(shard)] or [0]
+        X: Optional[np.ndarray] = None
+        y: Optional[np.ndarray] = None
+        with self._holding(used, "take_rows"):
+            for i in used:
+                at = np.flatnonzero(shard == i)
+                with self._using(i) as f:
+                    Xi, yi = f.take_rows(idx[at] - self.offsets[i], columns, dtype)
+                if X is None:
+                    X = np.empty((len(idx), Xi.shape[1]), Xi.dtype)
+                    y = None if yi is None else np.empty(len(idx), yi.dtype)
+                X[at] = Xi
+                if y is not None:
+                    y[at] = yi
+        assert X is not None
+        return X, y
+
+    def to_arrow(self, columns: Optional[Sequence[str]] = None,
+                 ranges: Optional[RowRanges] = None) -> Any:
         """One ``pyarrow.Table`` (chunked per shard, zero-copy over each mapping). Remote: the
         shards of ``ranges`` mapped at once, refused beyond the cache limit."""
         import pyarrow as pa
@@ -491,11 +549,16 @@ class Dataset:
                     return f.to_arrow(columns, ranges=[(0, 0)])
             return pa.concat_tables(tables)
 
-    def verify(self):
+    def verify(self) -> Dict[str, Any]:
         """Check the whole dataset: the report dict; raises :class:`spillway.DataError` on any
         problem (needs the extension). Local: every shard, every chunk, the plan
         (:func:`verify_dataset`). Remote: every shard's every chunk, each downloaded (or taken
         from the cache) and checked in turn; a damaged cached copy is downloaded again."""
+        if self._files is not None:
+            from . import verify as verify_file
+            reports = [verify_file(p) for p in self._files]
+            return {"dataset": self.path, "ok": True, "kind": "collection",
+                    "shards": self.nshards, "files": reports, "problems": []}
         if self._remote is None:
             return verify_dataset(self.path)
         m = self._remote
@@ -504,58 +567,12 @@ class Dataset:
         return {"dataset": self.path, "ok": True, "shards": self.nshards, "problems": []}
 
 
-def _window_seed(seed: int, w: int) -> int:
-    """The block permutation seed of the window starting at shard position ``w``: SplitMix64's
-    output number ``w + 1`` from state ``seed`` (a different, well-mixed seed per window)."""
-    z = (seed + (w + 1) * 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
-def _runs(pieces) -> List[Tuple[int, List[Tuple[int, int]]]]:
-    """``(shard, start, stop)`` pieces as runs ``(shard, [local ranges])`` of consecutive pieces
-    of one shard, adjacent ranges merged."""
-    runs: List[Tuple[int, List[Tuple[int, int]]]] = []
-    for i, a, b in pieces:
-        if runs and runs[-1][0] == i:
-            last = runs[-1][1]
-            if last[-1][1] == a:
-                last[-1] = (last[-1][0], b)
-            else:
-                last.append((a, b))
-        else:
-            runs.append((i, [(a, b)]))
-    return runs
-
-
-def _rechunk(it, n):
-    """Batches (tuples of arrays, None allowed) re-cut to ``n`` rows, joining short pieces."""
-    held: List[tuple] = []
-    have = 0
-    for piece in it:
-        rows = len(piece[0])
-        if not held and rows == n:
-            yield piece
-            continue
-        held.append(piece)
-        have += rows
-        while have >= n:
-            joined = tuple(None if parts[0] is None else np.concatenate(parts)
-                           for parts in zip(*held))
-            out = tuple(None if a is None else a[:n] for a in joined)
-            rest = tuple(None if a is None else a[n:] for a in joined)
-            yield tuple(None if a is None else np.ascontiguousarray(a) for a in out)
-            have -= n
-            held = [rest] if have else []
-    if have:
-        yield tuple(None if parts[0] is None else np.concatenate(parts) for parts in zip(*held))
-
-
-def open_dataset(manifest, *, cache_dir=None, cache_limit: Union[int, str, None] = None,
+def open_dataset(manifest: Union[PathLike, List[PathLike], Tuple[PathLike, ...]], *, cache_dir: Optional[str] = None, cache_limit: Union[int, str, None] = None,
                  storage_options: Optional[Dict[str, Any]] = None, verify: bool = False,
                  prefetch: int = 2) -> Dataset:
-    """Open the sharded dataset of ``manifest`` (``dataset.json``) as one :class:`Dataset`.
+    """Open the dataset of ``manifest`` (``dataset.json``: a sharded build's, or a collection of
+    independent files, ``spillway manifest --collection``) as one :class:`Dataset`; a list of
+    spill files is opened as their collection would be (:meth:`Dataset.from_files`).
 
     ``manifest`` is a local path, or a URL (``s3://bucket/prefix/dataset.json``, ``gs://``,
     ``az://``: anything with ``://``) read through the extension. A remote dataset reads only

@@ -2,16 +2,16 @@
 
 ``SpillwayError`` is the base; ``exit_code`` is the code ``spillway`` on the command line exits
 with for the same failure. A cancelled build (Ctrl-C) raises ``KeyboardInterrupt``, as Python does.
-A file the numpy reader refuses raises :class:`spillway.spillfile.SpillError` (a ``ValueError``).
+A file the numpy reader refuses raises :class:`spillway.spillfile.SpillError` (a ``ValueError``
+and a ``SpillwayError``).
 """
+from typing import Any, Dict, Optional
+
+# The base class lives in the numpy reader, so that file keeps working alone and its SpillError
+# is a SpillwayError too.
+from .spillfile import SpillwayError
 
 __all__ = ["SpillwayError", "DataError", "UsageError", "InternalError"]
-
-
-class SpillwayError(Exception):
-    """Base class of every error the native library raises."""
-
-    exit_code = 1
 
 
 class DataError(SpillwayError):
@@ -19,6 +19,9 @@ class DataError(SpillwayError):
     failure, a memory budget that cannot be met. The CLI exits with code 1."""
 
     exit_code = 1
+    #: The whole report of :func:`spillway.verify` or ``verify_dataset`` that found the problem
+    #: (None from elsewhere).
+    report: Optional[Dict[str, Any]] = None
 
 
 class UsageError(SpillwayError, ValueError):

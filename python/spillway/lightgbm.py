@@ -21,25 +21,35 @@ rows, as LightGBM needs. ``label_quantiles=K`` makes the label each row's quanti
 (LightGBM's default ``label_gain`` allows K up to 31). lightgbm and pyarrow are imported when a
 dataset is made.
 """
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import spillfile
+from .spillfile import RowRanges, SpillFile
 
-__all__ = ["dataset", "label_ranges", "quantile_grades"]
+if TYPE_CHECKING:
+    from ._lightgbm import Dataset
+
+__all__ = ["dataset", "label_ranges", "quantile_grades", "Dataset"]
 
 
-def label_ranges(f, ranges=None):
+def label_ranges(f: SpillFile,
+                 ranges: Optional[RowRanges] = None) -> Tuple[List[Tuple[int, int]], int]:
     """``(ranges, dropped)``: the row ranges of ``ranges`` (default all) split around rows whose
     target is NaN, and how many such rows there were."""
     y = f.column(f.target_column or spillfile._missing("target"))
-    out, dropped = [], 0
+    out: List[Tuple[int, int]] = []
+    dropped = 0
     for a, b in f._ranges(ranges):
         bad = np.flatnonzero(np.isnan(y[a:b]))
         dropped += len(bad)
         start = a
-        for r in bad:
+        for r in bad.tolist():
             if a + r > start:
                 out.append((start, a + r))
             start = a + r + 1
@@ -48,21 +58,24 @@ def label_ranges(f, ranges=None):
     return out, dropped
 
 
-def quantile_grades(y, sizes, k):
+def quantile_grades(y: ArrayLike, sizes: ArrayLike, k: int) -> NDArray[np.float32]:
     """Each value's quantile grade ``0 .. k-1`` within its group: ``y`` holds consecutive groups
     of ``sizes`` values; the value of rank ``r`` (0 the smallest, ties in order) in a group of
     ``n`` gets ``floor(r * k / n)``. Returns float32 (integral values)."""
-    sizes = np.asarray(sizes, dtype=np.int64)
-    ids = np.repeat(np.arange(len(sizes)), sizes)
-    order = np.lexsort((y, ids))
-    starts = np.cumsum(sizes) - sizes
-    rank = np.empty(len(y), dtype=np.int64)
-    rank[order] = np.arange(len(y)) - np.repeat(starts, sizes)
-    return (rank * int(k) // np.repeat(sizes, sizes)).astype(np.float32)
+    values = np.asarray(y)
+    n = np.asarray(sizes, dtype=np.int64)
+    ids = np.repeat(np.arange(len(n)), n)
+    order = np.lexsort((values, ids))
+    starts = np.cumsum(n) - n
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.arange(len(values)) - np.repeat(starts, n)
+    return (rank * int(k) // np.repeat(n, n)).astype(np.float32)
 
 
-def dataset(f, ranges=None, columns=None, reference=None, free_raw_data=True, group=False,
-            label_quantiles=None, **params):
+def dataset(f: Union[SpillFile, str, "os.PathLike[str]"], ranges: Optional[RowRanges] = None,
+            columns: Optional[Sequence[str]] = None, reference: Optional[Any] = None,
+            free_raw_data: bool = True, group: bool = False,
+            label_quantiles: Optional[int] = None, **params: Any) -> Dataset:
     """An ``lightgbm.Dataset`` of the rows of ``ranges`` (default all) of spill file ``f`` (a
     :class:`spillway.SpillFile` or a path): features ``columns`` (default all) as an Arrow table
     over the mapping, label the target column, NaN labels left out. ``params`` are LightGBM
@@ -72,12 +85,10 @@ def dataset(f, ranges=None, columns=None, reference=None, free_raw_data=True, gr
     ``group`` set to the cross-sections' row counts (``dataset.spillway_groups``).
     ``label_quantiles=K`` (time-major files only): the label becomes each row's quantile grade
     ``0 .. K-1`` of the target within its cross-section (:func:`quantile_grades`), for ranking
-    objectives, which need integer relevance."""
-    try:
-        import lightgbm as lgb
-        import pyarrow as pa
-    except ImportError as e:
-        raise ImportError("spillway.lightgbm needs lightgbm and pyarrow") from e
+    objectives, which need integer relevance. Returns a :class:`Dataset`: an ``lgb.Dataset``
+    whose ``construct()`` also drops the file's mapped pages."""
+    from ._lightgbm import Dataset
+    import pyarrow as pa
     f = spillfile.open(f) if isinstance(f, (str, os.PathLike)) else f
     if (group or label_quantiles) and f.order != "time":
         raise spillfile.SpillError(
@@ -86,15 +97,26 @@ def dataset(f, ranges=None, columns=None, reference=None, free_raw_data=True, gr
     kept, dropped = label_ranges(f, ranges)
     names = f.columns_with_role("feature") if columns is None else list(columns)
     table = f.to_arrow(names, ranges=kept or [(0, 0)])
-    y = f.column(f.target_column)
+    y = f.column(f.target_column or spillfile._missing("target"))
     sizes = f._group_runs(kept) if (group or label_quantiles) else None
-    if label_quantiles:
+    label: Any
+    if label_quantiles and sizes is not None:
         values = np.concatenate([y[a:b] for a, b in kept]) if kept else y[:0]
         label = quantile_grades(values, sizes, int(label_quantiles))
     else:
         label = pa.chunked_array([spillfile._arrow_array(y[a:b]) for a, b in kept or [(0, 0)]])
-    ds = lgb.Dataset(table, label=label, reference=reference, params=params or None,
-                     free_raw_data=free_raw_data, group=sizes if group else None)
+    ds = Dataset(table, label=label, reference=reference, params=params or None,
+                 free_raw_data=free_raw_data, group=sizes if group else None)
+    ds.spillway_file = f
     ds.spillway_dropped = dropped
     ds.spillway_groups = sizes if group else None
     return ds
+
+
+def __getattr__(name: str) -> Any:
+    """``Dataset`` is imported on first use (it subclasses ``lightgbm.Dataset``: importing this
+    module does not import lightgbm)."""
+    if name != "Dataset":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from ._lightgbm import Dataset
+    return Dataset

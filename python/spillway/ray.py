@@ -49,15 +49,23 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Optional
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Type
 
 from . import dataset as _dataset
 from . import sharded as _sharded
 from .cache import alive
-from .sharded import is_url as _is_url
+from .sharded import PathLike, is_url as _is_url
 from . import spillfile
 from ._options import option_text as _option_text
+from ._options import options_json
 from .errors import DataError, InternalError, UsageError
+
+if TYPE_CHECKING:
+    from ray.data import Datasource
+
+#: Options as given to :func:`build` (``build_options``), keyword to value.
+Options = Dict[str, Any]
 
 SUPPORTED_RAY = ((2, 60), (2, 61))  # [low, high)
 
@@ -68,7 +76,7 @@ class ShardBuildError(DataError):
 
 #: Exceptions a task is retried on: a failure of the data, the machine or the binary. A
 #: ``UsageError`` (a bad option, mismatched count or plan files) would fail again: not retried.
-RETRIED = [DataError, InternalError, OSError]
+RETRIED: List[Type[BaseException]] = [DataError, InternalError, OSError]
 #: Memory a task declares beyond ``memory_budget``: the interpreter, the extension, Ray's worker.
 TASK_OVERHEAD = 256 << 20
 
@@ -77,7 +85,7 @@ _log = logging.getLogger("spillway.ray")
 __all__ = ["build", "read_spill", "SpillDatasource", "ShardBuildError", "SUPPORTED_RAY"]
 
 
-def _ray():
+def _ray() -> ModuleType:
     import ray
     v = tuple(int(x) for x in ray.__version__.split(".")[:2])
     if not SUPPORTED_RAY[0] <= v < SUPPORTED_RAY[1]:
@@ -87,7 +95,7 @@ def _ray():
     return ray
 
 
-def _parse_size(s) -> int:
+def _parse_size(s: Optional[object]) -> int:
     """``memory_budget`` in bytes (as the library parses it: K/M/G/T powers of 1024)."""
     if s is None:
         return 256 << 20
@@ -104,22 +112,22 @@ def _parse_size(s) -> int:
     return int(float(num) * mult)
 
 
-def _shard_name(i, n, key):
+def _shard_name(i: int, n: int, key: str) -> str:
     return f"shard-{i:05d}-of-{n:05d}-{key}.spill"
 
 
-def _join(base, *parts):
+def _join(base: str, *parts: str) -> str:
     """``parts`` under ``base``, a directory or a URL."""
     if _is_url(base):
         return "/".join([base.rstrip("/"), *parts])
     return os.path.join(base, *parts)
 
 
-def _storage_json(options) -> str:
+def _storage_json(options: Options) -> str:
     return _sharded.storage_json(options.get("storage_options"))
 
 
-def _build_key(universe, options) -> str:
+def _build_key(universe: Mapping[str, Any], options: Options) -> str:
     """8 hex digits of CRC-32 over what decides a shard's bytes: the universe's fingerprint and
     the options that change rows (the cross-section plan is a function of both)."""
     import zlib
@@ -129,15 +137,16 @@ def _build_key(universe, options) -> str:
     return f"{zlib.crc32(text.encode()):08x}"
 
 
-def _refuse_another(manifest, paths, replace, options):
+def _refuse_another(manifest: str, paths: List[str], replace: bool, options: Options) -> None:
     """Before any task: a manifest at ``manifest`` naming other shards than ``paths`` (another
     dataset) is refused unless ``replace``, so that a build that cannot commit builds nothing."""
     if replace:
         return
     try:
         if _is_url(manifest):
-            from . import _need_native
-            raw = _need_native().get_object(manifest, _storage_json(options))
+            from . import _native, _need_native
+            _need_native()
+            raw = _native.get_object(manifest, _storage_json(options))
         else:
             with open(manifest, "rb") as fh:
                 raw = fh.read()
@@ -158,7 +167,8 @@ COUNT_OPTIONS = {"target", "no_target", "features", "time_col", "time_unit", "ma
                  "on_error", "storage_options", "scratch"}
 
 
-def _count(input, out, i, n, options, exe):
+def _count(input: str, out: str, i: int, n: int, options: Options,
+           exe: Optional[str]) -> Dict[str, Any]:
     if exe is not None:
         opts = {k: v for k, v in options.items() if k in COUNT_OPTIONS}
         _run(exe, ["count", "--input", input, "--shard", f"{i}/{n}", "--output", out]
@@ -167,7 +177,10 @@ def _count(input, out, i, n, options, exe):
     return _dataset.count(input, out, shard=f"{i}/{n}", **options)
 
 
-def _merge(counts, out, min_cs, k, seed, merge_only, exe, storage_options=None, scratch=None):
+def _merge(counts: List[str], out: str, min_cs: int, k: Optional[int], seed: int,
+           merge_only: bool, exe: Optional[str],
+           storage_options: Optional[Mapping[str, Any]] = None,
+           scratch: Optional[str] = None) -> Dict[str, Any]:
     if exe is not None:
         flags = _cli_flags({"min_cs": min_cs, "max_cs_samples": k, "seed": seed,
                             "merge_only": merge_only, "scratch": scratch})
@@ -178,7 +191,7 @@ def _merge(counts, out, min_cs, k, seed, merge_only, exe, storage_options=None, 
                             scratch=scratch)
 
 
-def _cli_flags(options):
+def _cli_flags(options: Options) -> List[str]:
     """Options as CLI flags. ``storage_options`` is left out: it may hold secrets, which a
     command line shows to every user (``ps``); :func:`_run` passes it in the environment."""
     flags = []
@@ -195,7 +208,7 @@ def _cli_flags(options):
     return flags
 
 
-def _die_with_parent(parent):
+def _die_with_parent(parent: int) -> None:
     """In the child, before exec: SIGKILL when the parent (the Ray worker, pid ``parent``) dies;
     exit at once if it died before the request took effect (the child was already reparented)."""
     import ctypes
@@ -205,7 +218,8 @@ def _die_with_parent(parent):
         os._exit(137)
 
 
-def _run(exe, args, out, what, storage_options=None):
+def _run(exe: str, args: List[str], out: str, what: str,
+         storage_options: Optional[Mapping[str, Any]] = None) -> None:
     """``exe args`` as a child that dies with this worker; its exit code as an exception: 2 a
     :class:`UsageError` (not retried), others a :class:`ShardBuildError` (retried).
     ``storage_options`` reach the child as JSON in ``SPILLWAY_STORAGE_OPTIONS`` (its environment
@@ -224,13 +238,15 @@ def _run(exe, args, out, what, storage_options=None):
         raise kind(f"spillway {what} exited {child.returncode}: {err}")
 
 
-def _build(input, out, i, n, options, cs_plan, exe, plan_crc, universe):
+def _build(input: str, out: str, i: int, n: int, options: Options, cs_plan: Optional[str],
+           exe: Optional[str], plan_crc: Optional[str],
+           universe: Mapping[str, Any]) -> Dict[str, Any]:
     """One shard build, or none when ``out`` is current (checked here, on the worker, so a
     rerun checks the shards in parallel, not in the driver)."""
     rows = _current(out, i, n, plan_crc, universe, options)
     if rows is not None:
         return {"output": out, "rows": rows, "skipped": True}
-    scope = {"shard": f"{i}/{n}", "cs_plan": cs_plan}
+    scope: Options = {"shard": f"{i}/{n}", "cs_plan": cs_plan}
     if _is_url(out):
         _remove_stale_scratch(options.get("scratch"))
     if exe is not None:  # mode="subprocess"
@@ -243,13 +259,16 @@ def _build(input, out, i, n, options, cs_plan, exe, plan_crc, universe):
     return {"output": out, "rows": s["rows"], "skipped": False}
 
 
-def _describe(path, options):
+def _describe(path: str, options: Options) -> Dict[str, Any]:
     """What a spill file (a path or a URL) says of itself, from its end alone."""
-    from . import _need_native
-    return json.loads(_need_native().describe(os.fspath(path), _storage_json(options)))
+    from . import _native, _need_native
+    _need_native()
+    described: Dict[str, Any] = json.loads(_native.describe(path, _storage_json(options)))
+    return described
 
 
-def _current(path, i, n, plan_crc, universe, options):
+def _current(path: str, i: int, n: int, plan_crc: Optional[str], universe: Mapping[str, Any],
+             options: Options) -> Optional[int]:
     """The rows of the shard file at ``path`` when it can be kept (else None): it is intact and
     records this shard of this universe, filtered by this plan, built with these options. On
     disk every chunk is verified; in a bucket, its size and metadata checksum (read from its
@@ -269,16 +288,17 @@ def _current(path, i, n, plan_crc, universe, options):
         return None
     shard = meta.get("shard") or {}
     # Written by a spillway whose output bytes differ (a fix since): rebuild.
-    from . import _need_native
-    if meta.get("semantics_version", 1) != _need_native().SEMANTICS_VERSION:
+    from . import _native, _need_native
+    _need_native()
+    if meta.get("semantics_version", 1) != _native.SEMANTICS_VERSION:
         return None
     current = (shard.get("scope") == f"{i}/{n}" and shard.get("cs_plan") == plan_crc
                and shard.get("fingerprint") == universe["fingerprint"]
                and _same_options(meta.get("options") or {}, options))
-    return rows if current else None
+    return int(rows) if current else None
 
 
-def _remove_stale_scratch(scratch):
+def _remove_stale_scratch(scratch: Optional[str]) -> None:
     """Scratch files of killed processes on this node, pid gone: copies (``.spillway-<pid>-….tmp``)
     and the spill writer's temporary files of copies (``..spillway-<pid>-….spill-tmp``)."""
     import tempfile
@@ -295,7 +315,7 @@ def _remove_stale_scratch(scratch):
                 pass
 
 
-def _same_options(recorded, options):
+def _same_options(recorded: Mapping[str, Any], options: Options) -> bool:
     """The options that change a shard's rows, as recorded, against those asked for."""
     f = recorded.get("filters") or {}
     asked = {"target": options.get("target"), "max_rows": options.get("max_rows"),
@@ -315,7 +335,8 @@ def _same_options(recorded, options):
 
 
 # ---------------------------------------------------------------------- the driver
-def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retries: int = 3,
+def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: float = 1,
+          max_retries: int = 3,
           fanout: int = 16, mode: str = "inprocess", spillway_bin: Optional[str] = None,
           replace: bool = False, scratch: Optional[str] = None,
           **build_options: Any) -> str:
@@ -379,10 +400,11 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
         opts["scratch"] = os.path.abspath(os.fspath(scratch))
     storage = opts.get("storage_options")
     # The universe (every footer, read here once) first: a bad option fails before any task.
-    from . import _need_native, _options
+    from . import _native, _need_native
+    _need_native()
     t = time.perf_counter()
-    universe = json.loads(_need_native().universe(
-        _options(input=input, **{k: v for k, v in opts.items() if k != "scratch"})))
+    universe: Dict[str, Any] = json.loads(_native.universe(
+        options_json(input=input, **{k: v for k, v in opts.items() if k != "scratch"})))
     t = _phase(t, f"universe read (every footer): {universe.get('symbols')} symbols")
     task = dict(num_cpus=num_cpus, memory=_parse_size(opts.get("memory_budget")) + TASK_OVERHEAD,
                 max_retries=int(max_retries), retry_exceptions=RETRIED)
@@ -435,18 +457,19 @@ def build(input, output_dir, shards: int = 1, *, num_cpus: float = 1, max_retrie
     return manifest
 
 
-def _phase(start, what):
+def _phase(start: float, what: str) -> float:
     """Logs ``what`` with the seconds since ``start``; returns now."""
     now = time.perf_counter()
     _log.info("%s in %.2f s", what, now - start)
     return now
 
 
-def _plan_crc(path, options):
+def _plan_crc(path: str, options: Options) -> str:
     """``crc32:`` of a plan, as shards record it (the CRC stored before its last 4 bytes)."""
     if _is_url(path):
-        from . import _need_native
-        raw = _need_native().get_object(path, _storage_json(options), 8)
+        from . import _native, _need_native
+        _need_native()
+        raw = _native.get_object(path, _storage_json(options), 8)
         return f"crc32:{int.from_bytes(raw[0:4], 'little'):08x}"
     with open(path, "rb") as fh:
         fh.seek(-8, os.SEEK_END)
@@ -457,7 +480,8 @@ def _plan_crc(path, options):
 from ._ray_data import read_spill  # noqa: E402 (re-exported: spillway.ray.read_spill)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> "Type[Datasource]":
+    """``SpillDatasource`` is made on first use (it subclasses Ray's ``Datasource``)."""
     if name == "SpillDatasource":
         from ._ray_data import datasource_class
         return datasource_class()
@@ -465,7 +489,7 @@ def __getattr__(name):
 
 
 # ---------------------------------------------------------------------- python -m spillway.ray
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m spillway.ray",
                                 description="Build a sharded spill dataset on a Ray cluster.")
     p.add_argument("--input", required=True, help="a directory, or a bucket URL (s3://…)")

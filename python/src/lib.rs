@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use spillway::{BuildOptions, Cancel, Error, ErrorKind};
 
 mod cli;
-mod gather;
+mod read;
 mod sharded;
 
 /// How often the waiting thread takes the GIL back to run Python's signal handlers.
@@ -308,7 +308,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(export, m)?)?;
-    m.add_function(wrap_pyfunction!(gather::gather_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(read::read_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(read::take_rows, m)?)?;
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
     sharded::register(m)?;
     Ok(())

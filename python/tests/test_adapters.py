@@ -37,6 +37,31 @@ def test_nan_labels_are_dropped_and_counted(signal_spill):
     assert xgb.QuantileDMatrix(it).num_row() == f.nrows - 16 and it.dropped == 16
 
 
+def mapped_rss_kib(path):
+    """Resident KiB of the mappings of ``path`` in this process (/proc/self/smaps)."""
+    import re
+    rss, cur = 0, False
+    with open("/proc/self/smaps") as fh:
+        for line in fh:
+            parts = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+$", parts[0]):
+                cur = parts[-1] == path
+            elif cur and parts[0] == "Rss:":
+                rss += int(parts[1])
+    return rss
+
+
+def test_lightgbm_releases_the_file_pages_once_constructed(signal_spill):
+    pytest.importorskip("lightgbm")
+    f = spillway.open(signal_spill)
+    ds = spillway.lightgbm.dataset(f, verbose=-1)
+    np.asarray(f.features()).sum()  # every feature page resident
+    assert mapped_rss_kib(f.path) > 1024
+    ds.construct()
+    assert mapped_rss_kib(f.path) < 256
+    assert ds.num_data() > 0
+
+
 def mse(a, b):
     return float(np.mean((np.asarray(a, np.float64) - b) ** 2))
 

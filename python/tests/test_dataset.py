@@ -69,6 +69,38 @@ def test_the_dataset_equals_the_single_machine_file(sharded):
     assert pickle.loads(pickle.dumps(ds)).nrows == ds.nrows
 
 
+def test_dataset_loaders_equal_the_single_machine_file(sharded):
+    """Ranks, evenness, resume, dtypes, columns and take_rows across shards give what the
+    single-machine file gives; a state of one is refused by the other (another fingerprint)."""
+    single, manifest, _ = sharded
+    a, ds = spillway.open(single), spillway.open_dataset(manifest)
+    kw = dict(shuffle="blocks", block_rows=97, seed=3, epoch=2, columns=["f002", "f000"],
+              dtype="float16", world_size=3, pad=True)
+    for rank in range(3):
+        got, want = ds.batches(64, rank=rank, **kw), a.batches(64, rank=rank, **kw)
+        assert len(got) == len(want) > 0 and got.padded == want.padded
+        for g, w in zip(got, want):
+            assert g[0].dtype == np.float16
+            for x, y in zip(g, w):
+                np.testing.assert_array_equal(x, y)
+    it = ds.batches(64, rank=1, **kw)
+    for _ in range(3):
+        next(it)
+    state = it.state_dict()
+    resumed = [b[0] for b in ds.batches(64, rank=1, state=state, **{**kw, "epoch": None})]
+    assert [x.tolist() for x in resumed] == [b[0].tolist() for b in it]
+    with pytest.raises(ValueError, match="another file or another selection"):
+        a.batches(64, rank=1, state=state, **kw)
+    idx = np.random.default_rng(0).integers(0, a.nrows, 500)
+    for x, y in zip(ds.take_rows(idx, columns=["f001", "f000"]),
+                    a.take_rows(idx, columns=["f001", "f000"])):
+        np.testing.assert_array_equal(x, y)
+    out = np.empty((64, 2), np.float16)
+    for (x, _), (w, _) in zip(ds.batches(64, out=out, **kw), a.batches(64, **kw)):
+        assert np.shares_memory(x, out)
+        np.testing.assert_array_equal(x, w)
+
+
 def test_a_missing_or_replaced_shard_is_refused(sharded, tmp_path):
     _, manifest, d = sharded
     copy = tmp_path / "copy"

@@ -1,7 +1,7 @@
 """The docs' examples (docs/examples/*.py) run as written: each in its own process on a small
 synthetic universe, exit 0, and follow the frameworks' rules (LightGBM never warns that it
-overrides the validation set's parameters). mypy checks them where it is installed, and the
-README's Python quick start is the quick-start example, byte for byte."""
+overrides the validation set's parameters). `mypy --strict` checks them together with the
+package itself, and the README's Python quick start is the quick-start example, byte for byte."""
 import os
 import re
 import subprocess
@@ -43,7 +43,8 @@ def docs_universe(tmp_path_factory):
 
 def test_every_example_is_tested():
     names = {n for n in os.listdir(EXAMPLES) if n.endswith(".py")}
-    tested = {"quickstart.py", "build.py", "numpy_epoch.py", "sharded_dataset.py"} | set(FRAMEWORKS)
+    tested = {"quickstart.py", "build.py", "numpy_epoch.py", "sharded_dataset.py",
+              "preemptible.py"} | set(FRAMEWORKS)
     assert names == tested, "a new docs example needs a test here"
 
 
@@ -53,6 +54,11 @@ def test_building_examples(example, docs_universe, tmp_path):
     out = tmp_path / "train.spill"
     run(example, universe, out, cwd=tmp_path)
     assert out.exists()
+
+
+def test_preemptible_epoch_resumes_on_other_ranks(docs_universe, tmp_path):
+    r = run("preemptible.py", docs_universe[1], tmp_path, cwd=tmp_path)
+    assert "before:" in r.stdout and (tmp_path / "batches.json").exists()
 
 
 def test_numpy_epoch_learns(docs_universe, tmp_path):
@@ -77,13 +83,19 @@ def test_sharded_dataset_example(docs_universe, tmp_path):
     assert (tmp_path / "dataset" / "dataset.json").exists()
 
 
-def test_examples_type_check(tmp_path):
+def test_package_and_examples_type_check(tmp_path):
+    """`mypy --strict -p spillway` (python/pyproject.toml's [tool.mypy], from python/: the
+    package's source, typed against its stubs spillfile.pyi and _native.pyi) and the examples,
+    which are the README's, as a user's code calling the typed package."""
     if not installed("mypy"):
         pytest.skip("mypy is not installed in this venv (scripts/requirements-test.txt)")
-    # --strict, less the calls into the package's functions that have no annotations yet.
-    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--allow-untyped-calls",
-                        "--ignore-missing-imports", "--cache-dir", str(tmp_path / "cache"),
-                        EXAMPLES], capture_output=True, text=True, cwd=tmp_path)
+    examples = sorted(os.path.join(EXAMPLES, n) for n in os.listdir(EXAMPLES) if n.endswith(".py"))
+    python = os.path.join(ROOT, "python")
+    # One run (mypy takes -p or files, not both: the package's directory is the same package).
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict",
+                        "--config-file", os.path.join(python, "pyproject.toml"),
+                        "--cache-dir", str(tmp_path / "cache"), "spillway", *examples],
+                       capture_output=True, text=True, cwd=python)
     assert r.returncode == 0, r.stdout + r.stderr
 
 

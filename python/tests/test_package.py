@@ -34,8 +34,10 @@ def test_the_reader_is_the_repository_file():
     with open(spillway.spillfile.__file__, "rb") as a, \
             open(os.path.join(ROOT, "spill", "python", "spillfile.py"), "rb") as b:
         assert a.read() == b.read()
-    assert spillway.open is spillway.spillfile.open
     assert spillway.SpillError is spillway.spillfile.SpillError
+    assert spillway.SpillwayError is spillway.spillfile.SpillwayError
+    assert issubclass(spillway.SpillError, (spillway.SpillwayError, ValueError))
+    assert issubclass(spillway.DataError, spillway.SpillwayError)
     code = ("import importlib.util, sys; s = importlib.util.spec_from_file_location('spillfile', "
             "sys.argv[1]); m = importlib.util.module_from_spec(s); s.loader.exec_module(m); "
             "print('spillway' in sys.modules)")
@@ -188,34 +190,32 @@ print("ok", spillway.__version__)
 
 @pytest.mark.parametrize("batch_rows, shuffle", [(1, None), (333, None), (4096, "blocks"),
                                                  (100_000, "blocks")])
-def test_native_gather_gives_the_readers_batches(spill_path, batch_rows, shuffle):
-    """With the package, batches() transposes in Rust (gather_rows); the rows must be the ones
-    the numpy path (spill/python/tests) and the documented order give."""
-    assert spillway.spillfile._gather_rows is spillway._native.gather_rows
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_native_reader_gives_the_numpy_readers_batches(spill_path, batch_rows, shuffle, dtype):
+    """With the package, batches() and take_rows() run natively (read_rows, take_rows); the
+    values must be the numpy path's (spill/python/tests) in the documented order."""
+    sf = spillway.spillfile
+    assert sf._read_rows is spillway._native.read_rows
+    assert sf._take_rows is spillway._native.take_rows
     f = spillway.open(spill_path)
-    X = f.features()
-    got = list(f.batches(batch_rows, shuffle=shuffle, block_rows=777, seed=9, with_time=True))
-    rows = [r for a, b in spillway.spillfile._block_sequence([(0, f.nrows)], shuffle, 777, 9)
-            for r in range(a, b)]
-    np.testing.assert_array_equal(np.concatenate([b[0] for b in got]), X[rows])
-    np.testing.assert_array_equal(np.concatenate([b[2] for b in got]), f.column("ts")[rows])
+    kw = dict(shuffle=shuffle, block_rows=777, seed=9, with_time=True, dtype=dtype,
+              columns=list(reversed(f.columns_with_role("feature"))))
+    got = list(f.batches(batch_rows, **kw))
+    try:
+        sf._read_rows = None  # the numpy path
+        want = list(f.batches(batch_rows, **kw))
+    finally:
+        sf._read_rows = spillway._native.read_rows
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        for a, b in zip(g, w):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+    idx = np.random.default_rng(0).integers(0, f.nrows, 1000)
+    X, y = f.take_rows(idx, dtype=dtype)
+    try:
+        sf._take_rows = None
+        np.testing.assert_array_equal(X, f.take_rows(idx, dtype=dtype)[0])
+    finally:
+        sf._take_rows = spillway._native.take_rows
 
-
-def test_gather_rows_checks_its_arguments(spill_path):
-    g = spillway._native.gather_rows
-    X = spillway.open(spill_path).features()
-    out = np.zeros((10, X.shape[1]), np.float32)
-    g(out, 2, X, 5, 8)
-    np.testing.assert_array_equal(out[2:], X[5:13])
-    with pytest.raises(ValueError):
-        g(out, 3, X, 0, 8)                               # past the end of dst
-    with pytest.raises(ValueError):
-        g(out, 0, X, len(X) - 2, 3)                      # past the end of src
-    with pytest.raises(TypeError):
-        g(out.T, 0, X, 0, 1)                             # dst not C-contiguous
-    with pytest.raises((TypeError, BufferError, ValueError)):
-        g(out.astype(np.float64), 0, X, 0, 1)            # not float32
-    ro = out.copy()
-    ro.flags.writeable = False
-    with pytest.raises((TypeError, BufferError)):
-        g(ro, 0, X, 0, 1)

@@ -33,8 +33,9 @@ from typing import Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ["SpillError", "SpillFile", "Timestamps", "open", "DamagedChunk",
-           "splitmix64_permutation", "cut_blocks", "merge_runs", "pack_units"]
+__all__ = ["SpillwayError", "SpillError", "SpillFile", "Timestamps", "Batches", "open",
+           "DamagedChunk", "merge_states", "splitmix64_permutation", "cut_blocks", "merge_runs",
+           "pack_units"]
 
 MAGIC = b"\x89SPILL\r\n"
 TRAILER_MAGIC = b"SPILLEND"
@@ -74,7 +75,15 @@ ROLES = ("time", "symbol", "target", "feature")
 RowRanges = Union[Sequence[Tuple[int, int]], Tuple[int, int]]
 
 
-class SpillError(ValueError):
+class SpillwayError(Exception):
+    """Base class of every error of spillway: this reader's and the package's (``spillway.errors``
+    re-exports it). ``exit_code``: the code the ``spillway`` command exits with for the same
+    failure (1: the data or input)."""
+
+    exit_code = 1
+
+
+class SpillError(SpillwayError, ValueError):
     """The file is not a valid spill file (corrupt, truncated, unsupported, or not one at all)."""
 
 
@@ -299,8 +308,7 @@ def _is_row(v):
 
 
 _RANGES = "row ranges [(start, stop), ...]"
-_TAKE_ROWS = ("; arbitrary row indices get a method of their own (take_rows, coming with the "
-              "training loaders)")
+_TAKE_ROWS = "; arbitrary row indices go to take_rows(indices)"
 
 
 def _row_ranges(ranges, nrows, caller):
@@ -360,35 +368,93 @@ def _block_sequence(ranges, shuffle, block_rows, seed):
     return merge_runs(blocks[k] for k in splitmix64_permutation(len(blocks), seed))
 
 
-class _Releaser:
-    """Drops the mapped pages of rows already copied out (``madvise(MADV_DONTNEED)``): the pages
-    go from the process's resident set, the file's bytes stay in the page cache, and a later read
-    faults them back in. Ranges are widened by ``SLACK`` bytes each side: a page fault maps up to
-    16 neighbouring cached pages too (the kernel's fault-around), which for shuffled blocks belong
-    to blocks consumed earlier or later; left mapped they would add up to a good part of the file.
-    Pages of rows not read yet that this drops are simply faulted back in (from the page cache)."""
+# ---------------------------------------------------------------------------------- loading
+# Batches are read with pread (os.preadv), never through the mapping: the resident set then holds
+# the batches and bounce buffers only, not file pages (whose size on first touch is the kernel's
+# folio size, up to 2 MiB per column). The spillway package sets this to its native reader
+# (spillway._native.read_rows: the same arguments, the GIL released, a tiled transposition);
+# alone, this module reads with os.preadv and transposes with numpy.
+_read_rows = None
+# The spillway package sets this to spillway._native.take_rows (a gather without the GIL).
+_take_rows = None
 
-    SLACK = 1 << 17
-
-    def __init__(self, mm, infos):
-        self._mm = mm
-        self._cols = [(c.offset, c.dtype.itemsize) for c in infos]
-        self._ok = hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED")
-
-    def __call__(self, a, b):
-        if not self._ok or b <= a:
-            return
-        page = mmap.PAGESIZE
-        for off, size in self._cols:
-            start = max(off + a * size - self.SLACK, 0) // page * page
-            stop = min(-(-(off + b * size + self.SLACK) // page) * page, len(self._mm))
-            self._mm.madvise(mmap.MADV_DONTNEED, start, stop - start)
+X_DTYPES = {"float32": np.dtype("<f4"), "float16": np.dtype("<f2"), "bfloat16": np.dtype("<u2")}
+_BOUNCE_BYTES = 4 << 20  # the pure-Python reader's bounce buffer
 
 
-# The copy from the column-major file into row-major batches is a transposition, which numpy does
-# element by element (about 0.8 GB/s). The spillway package sets this to its native tiled copy
-# (spillway._native.gather_rows, several times faster); alone, this module uses numpy.
-_gather_rows = None
+def _pread_into(fd, buf, offset, what):
+    """Fill the writable byte memoryview ``buf`` from ``fd`` at ``offset`` (short reads retried)."""
+    done = 0
+    while done < len(buf):
+        n = os.preadv(fd, [buf[done:]], offset + done)
+        if n == 0:
+            raise SpillError(f"{what}: unexpected end of file at byte {offset + done}")
+        done += n
+
+
+def _row_indices(indices, nrows):
+    """``indices`` (a 1-D array-like of ints) as an int64 array of rows of ``[0, nrows)``:
+    TypeError for what is not ints, IndexError naming the first row out of range."""
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+        raise TypeError(f"indices must be a 1-D array of ints, not {idx.dtype} of shape "
+                        f"{idx.shape}")
+    idx = idx.astype(np.int64, copy=False)
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= nrows):
+        bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
+        raise IndexError(f"row {bad} is not in [0, {nrows})")
+    return idx
+
+
+def _bfloat16_bits(x):
+    """float32 values as bfloat16 bit patterns (uint16): rounded to nearest, ties to even; a NaN
+    stays a quiet NaN."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    r = ((u + np.uint32(0x7FFF) + ((u >> 16) & np.uint32(1))) >> 16).astype(np.uint16)
+    nan = np.isnan(x)
+    if nan.any():
+        r[nan] = ((u[nan] >> 16) | np.uint32(0x40)).astype(np.uint16)
+    return r
+
+
+def _check_chunks(fd, offset, col_bytes, r0, r1, itemsize, chunk_bytes, crcs, verified, name):
+    """Checked reads: the CRC of every chunk of rows ``[r0, r1)`` not checked yet."""
+    for k in range(r0 * itemsize // chunk_bytes, -(-r1 * itemsize // chunk_bytes)):
+        if verified[k]:
+            continue
+        start, stop = k * chunk_bytes, min((k + 1) * chunk_bytes, col_bytes)
+        buf = bytearray(stop - start)
+        _pread_into(fd, memoryview(buf), offset + start, f"column {name!r}")
+        actual = zlib.crc32(buf)
+        if actual != crcs[k]:
+            raise ValueError(f"column {name!r} rows [{start // itemsize}, {stop // itemsize}) "
+                             f"(chunk {k}): checksum mismatch: stored {crcs[k]:#010x}, computed "
+                             f"{actual:#010x}")
+        verified[k] = 1
+
+
+def _py_read_rows(fd, offsets, col_bytes, runs, out, at, dtype, itemsize=4, chunk_bytes=0,
+                  crcs=None, verified=None, names=None):
+    """What spillway._native.read_rows does, in numpy: rows ``runs`` of the columns at byte
+    ``offsets`` (``itemsize`` bytes per value) into rows ``at...`` of the 2-D ``out``, converted to
+    ``dtype`` ("float32", "float16", "bfloat16" from float32, or "raw"), chunk CRCs checked first
+    when ``crcs`` is given (``verified[i][k]`` set once chunk k of column i is)."""
+    src = out.dtype if dtype == "raw" else np.dtype("<f4")
+    step = max(1, _BOUNCE_BYTES // (itemsize * max(1, len(offsets))))
+    buf = np.empty((len(offsets), step), src)
+    pos = at
+    for a, b in runs:
+        for r in range(a, b, step):
+            m = min(step, b - r)
+            for i, off in enumerate(offsets):
+                if crcs is not None:
+                    _check_chunks(fd, off, col_bytes, r, r + m, itemsize, chunk_bytes, crcs[i],
+                                  verified[i], names[i])
+                _pread_into(fd, memoryview(buf[i, :m]).cast("B"), off + r * itemsize,
+                            f"column {names[i]!r}" if names else "spill file")
+            part = buf[:, :m].T
+            out[pos:pos + m] = _bfloat16_bits(part) if dtype == "bfloat16" else part
+            pos += m
 
 
 class _Recycler:
@@ -414,44 +480,352 @@ class _Recycler:
             del self._pool[:-self._keep * max(1, len(arrays))]
 
 
-def _fixed_sizes(total, batch_rows):
-    for done in range(0, total, batch_rows):
-        yield min(batch_rows, total - done)
+class _RowReader:
+    """Reads rows of chosen columns of one spill file into batch arrays with pread, on its own
+    descriptor of the file that was opened and validated (a file replaced since is not read)."""
 
+    def __init__(self, f, names, extra, dtype, verify):
+        self._fd = -1
+        if dtype not in X_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(X_DTYPES)}, not {dtype!r:.80}")
+        self._x = [f.column_info(n) for n in names]
+        # Columns of another dtype than float32 (float64 features, say) are read one at a time
+        # and converted by numpy.
+        self._fast = all(c.dtype_name == "f32" for c in self._x)
+        self._extra = [None if n is None else f.column_info(n) for n in extra]
+        self._dtype, self._xdtype = dtype, X_DTYPES[dtype]
+        self._nrows, self._chunk = f.nrows, f.chunk_bytes
+        self._verified = f._verified if verify else None
+        self._fd = os.dup(f._file())
+        self._pool = _Recycler()
 
-def _batch_iter(X, cols, k, ones, segments, sizes, release):
-    seg, cur = 0, (segments[0][0] if segments else 0)
-    pool = _Recycler()
-    for n in sizes:
-        Xo = pool.empty((n, k), np.dtype(np.float32))
-        outs = [None if v is None else
-                pool.empty((n,), np.dtype(np.float32) if v.dtype.kind == "f" else v.dtype)
-                for v in ones]
-        pos = 0
-        while pos < n:
-            a, b = segments[seg]
-            take = min(b - cur, n - pos)
-            if X is not None and _gather_rows is not None and X.dtype == np.float32:
-                _gather_rows(Xo, pos, X, cur, take)
-            elif X is not None:
-                Xo[pos:pos + take] = X[cur:cur + take]
+    @property
+    def ncols(self):
+        return len(self._x)
+
+    def _read(self, cols, runs, out, at, dtype):
+        read = _read_rows or _py_read_rows
+        size = cols[0].dtype.itemsize
+        kw = {}
+        if self._verified is not None:
+            sums = [c.checksums for c in cols]
+            marks = [self._verified.setdefault(c.name, bytearray(len(c.checksums))) for c in cols]
+            kw = dict(chunk_bytes=self._chunk, crcs=sums, verified=marks)
+        try:
+            read(self._fd, [c.offset for c in cols], self._nrows * size, runs, out, at, dtype,
+                 size, names=[c.name for c in cols], **kw)
+        except ValueError as e:
+            if "checksum mismatch" in str(e):
+                raise SpillError(str(e)) from None
+            raise
+
+    def empty(self, n, out=None):
+        """The arrays of a batch of ``n`` rows (X into ``out[:n]`` when given)."""
+        if out is not None:
+            X = out[:n]
+        else:
+            X = self._pool.empty((n, len(self._x)), self._xdtype)
+        ones = [None if c is None else self._pool.empty(
+            (n,), np.dtype("<f4") if c.role == "target" else c.dtype) for c in self._extra]
+        return [X, *ones]
+
+    def read_into(self, arrays, runs, at):
+        """Rows ``runs`` into rows ``at...`` of each batch array."""
+        n = sum(b - a for a, b in runs)
+        if self._x and self._fast:
+            self._read(self._x, runs, arrays[0], at, self._dtype)
+        elif self._x:
+            for j, c in enumerate(self._x):
+                v = self._column(c, runs, n).astype(np.float32)
+                arrays[0][at:at + n, j] = _bfloat16_bits(v) if self._dtype == "bfloat16" else v
+        for c, a in zip(self._extra, arrays[1:]):
+            if c is None:
+                continue
+            if c.role == "target" and c.dtype_name != "f32":  # narrowed to float32
+                a[at:at + n] = self._column(c, runs, n)
             else:
-                for j, c in enumerate(cols):
-                    Xo[pos:pos + take, j] = c[cur:cur + take]
-            for v, o in zip(ones, outs):
-                if v is not None:
-                    o[pos:pos + take] = v[cur:cur + take]
-            if release is not None:
-                release(cur, cur + take)
-            pos += take
-            cur += take
-            if cur == b:
-                seg += 1
-                cur = segments[seg][0] if seg < len(segments) else 0
-        batch = (Xo, *outs)
-        pool.handed_out(batch)
-        del Xo, outs
-        yield batch
+                self._read([c], runs, a.reshape(-1, 1), at, "raw")
+
+    def _column(self, c, runs, n):
+        tmp = np.empty((n, 1), c.dtype)
+        self._read([c], runs, tmp, 0, "raw")
+        return tmp[:, 0]
+
+    def read(self, runs, n, out=None):
+        arrays = self.empty(n, out)
+        self.read_into(arrays, runs, 0)
+        batch = tuple(arrays)
+        if out is None:
+            self._pool.handed_out(batch)
+        else:
+            self._pool.handed_out(batch[1:])
+        return batch
+
+    def close(self):
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self):
+        self.close()
+
+
+# ---------------------------------------------------------------------------------- dealing
+class _Plan:
+    """An epoch's global batches: their sizes and offsets in the (shuffled) row sequence, and the
+    source row runs of each (SPEC.md "Batches")."""
+
+    def __init__(self, segments, batch_rows, sizes=None):
+        self.segments = [(a, b) for a, b in segments if b > a]
+        self.starts = np.concatenate([[0], np.cumsum([b - a for a, b in self.segments],
+                                                     dtype=np.int64)]).astype(np.int64)
+        self.total = int(self.starts[-1])
+        self.batch_rows = batch_rows
+        if sizes is None:
+            self.sizes = self.offsets = None
+            self.n = -(-self.total // batch_rows)
+            self.partial = self.total % batch_rows != 0
+        else:
+            self.sizes = np.asarray(sizes, dtype=np.int64)
+            self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(np.int64)
+            self.n, self.partial = len(self.sizes), False
+
+    def span(self, g):
+        """``(offset, size)`` of global batch ``g`` in the sequence."""
+        if self.sizes is None:
+            o = g * self.batch_rows
+            return o, min(self.batch_rows, self.total - o)
+        return int(self.offsets[g]), int(self.sizes[g])
+
+    def runs(self, g):
+        """The source row ranges of global batch ``g``, in order."""
+        o, s = self.span(g)
+        i = int(np.searchsorted(self.starts, o, "right")) - 1
+        out, end = [], o + s
+        while o < end:
+            a, b = self.segments[i]
+            start = a + o - int(self.starts[i])
+            take = min(b - start, end - o)
+            out.append((start, start + take))
+            o += take
+            i += 1
+        return out
+
+    def rows(self, batches):
+        """The source rows of the global ``batches``, adjacent runs merged."""
+        return merge_runs(self.runs(g) for g in batches)
+
+
+class _Deal:
+    """Which global batches one (rank, worker) yields from cursor ``cursor``, and the batches
+    dropped or padded to give every rank and worker the same count (SPEC.md "Batches")."""
+
+    def __init__(self, plan, cursor, rank, world, worker, workers, drop_last, pad):
+        n, u = plan.n, world * workers
+        if drop_last and pad:
+            raise ValueError("drop_last and pad exclude each other")
+        if u > 1 and not (drop_last or pad):
+            raise ValueError(f"world_size x num_workers = {u} > 1: pass drop_last=True or "
+                             "pad=True so every rank and worker gets the same number of batches")
+        usable = n - 1 if drop_last and plan.partial else n
+        if drop_last:
+            k = max(usable - cursor, 0) // u * workers
+        elif pad:
+            k = -(-max(n - cursor, 0) // u) * workers
+        else:
+            k = max(n - cursor, 0)
+        self.n, self.cursor, self.local = n, cursor, k
+        self.world, self.rank, self.workers, self.worker = world, rank, workers, worker
+        self.mine = [cursor + j * world + rank for j in range(worker, k, workers)]
+        end = cursor + k * world
+        self.dropped = list(range(end, n)) if drop_last else []
+        self.padded = [(i - n) % n for i in range(max(n, cursor), end)] if pad else []
+
+    def batch(self, idx):
+        """The global batch a dealt index reads (a padded index wraps to the epoch's start)."""
+        return idx if idx < self.n else (idx - self.n) % self.n
+
+
+_STATE_KEYS = ("spillway_batches", "fingerprint", "rows", "batch_rows", "shuffle", "block_rows",
+               "seed", "epoch", "whole_timestamps", "batches", "cursor", "rank", "world_size",
+               "worker", "num_workers", "worker_batches")
+_STATE_MATCH = ("fingerprint", "rows", "batch_rows", "shuffle", "block_rows", "seed",
+                "whole_timestamps", "batches")
+
+
+def _fingerprint(text):
+    import hashlib
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _ranges_text(ranges):
+    return ",".join(f"{a}-{b}" for a, b in ranges if b > a)
+
+
+def _check_state(state, want):
+    """A saved state checked against this call's ``want`` (the _STATE_MATCH fields, epoch)."""
+    if not isinstance(state, Mapping) or state.get("spillway_batches") != 1:
+        raise ValueError("state must be a dict from Batches.state_dict() (spillway_batches: 1)")
+    missing = [k for k in _STATE_KEYS if k not in state]
+    if missing:
+        raise ValueError(f"state is missing {', '.join(missing)}")
+    for k in _STATE_MATCH:
+        if state[k] != want[k]:
+            if k == "fingerprint":
+                raise ValueError("the state belongs to another file or another selection of rows "
+                                 f"(fingerprint {state[k]!r:.40}, this one {want[k]!r})")
+            raise ValueError(f"the state was saved with {k}={state[k]!r:.40}, this call has "
+                             f"{k}={want[k]!r}")
+    if want["epoch"] is not None and state["epoch"] != want["epoch"]:
+        raise ValueError(f"the state is of epoch {state['epoch']!r:.40}, this call asks for epoch "
+                         f"{want['epoch']}")
+    for k in ("cursor", "rank", "world_size", "worker", "num_workers", "worker_batches", "epoch"):
+        if not _is_row(state[k]) or state[k] < 0:
+            raise ValueError(f"state field {k} must be a non-negative int, not {state[k]!r:.40}")
+    if state["cursor"] > state["batches"]:
+        raise ValueError(f"state cursor {state['cursor']} is past the epoch's "
+                         f"{state['batches']} batches")
+
+
+class Batches:
+    """The iterator :meth:`SpillFile.batches` returns: batches (tuples of arrays) of one rank and
+    worker, ``len()`` the batches still to come, :meth:`state_dict` a small JSON-able dict to
+    resume from (``batches(..., state=...)``), and what was dropped or padded to even the ranks
+    out: ``dropped`` and ``padded``, source row ranges, the same on every rank."""
+
+    def __init__(self, plan, deal, skip, base, produce):
+        self._plan, self._deal, self._base = plan, deal, base
+        self._k = skip
+        self._it = produce(deal.mine[skip:])
+        self.epoch, self.rank, self.world_size = base["epoch"], deal.rank, deal.world
+        self.dropped = plan.rows(deal.dropped)
+        self.padded = plan.rows(deal.padded)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self._it)
+        self._k += 1
+        return batch
+
+    def __len__(self):
+        return len(self._deal.mine) - self._k
+
+    def state_dict(self):
+        """Where this iterator is, as a dict of ints, strings and bools (under 1 KiB of JSON):
+        pass it as ``state=`` to the same ``batches(...)`` call to continue exactly here (at the
+        same world size), or at another world size (every batch not yet delivered is delivered
+        once). A worker's state (``num_workers > 1``) resumes only that worker; merge the workers'
+        states with :func:`merge_states` to change world size or workers."""
+        d = self._deal
+        done = self._k >= len(d.mine)
+        if d.workers == 1:
+            cursor, wb = (d.n if done else d.cursor + self._k * d.world), 0
+        else:
+            cursor, wb = (d.n, 0) if done else (d.cursor, self._k)
+        return {**self._base, "cursor": cursor, "rank": d.rank, "world_size": d.world,
+                "worker": d.worker, "num_workers": d.workers, "worker_batches": wb}
+
+
+def _deal_args(rank, world_size, worker, num_workers, drop_last, pad):
+    for name, v in (("rank", rank), ("world_size", world_size), ("worker", worker),
+                    ("num_workers", num_workers)):
+        if not _is_row(v):
+            raise TypeError(f"{name} must be an int, not {type(v).__name__} ({v!r:.80})")
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"need 0 <= rank < world_size, not rank={rank}, world_size={world_size}")
+    if num_workers < 1 or not 0 <= worker < num_workers:
+        raise ValueError(f"need 0 <= worker < num_workers, not worker={worker}, "
+                         f"num_workers={num_workers}")
+    return int(rank), int(world_size), int(worker), int(num_workers), bool(drop_last), bool(pad)
+
+
+def _start(base, plan, state, rank, world, worker, workers, drop_last, pad):
+    """The ``(deal, skip)`` of a call: from the beginning, or from ``state``."""
+    cursor, skip = 0, 0
+    if state is not None:
+        _check_state(state, base)
+        cursor = state["cursor"]
+        if state["num_workers"] > 1 and cursor < state["batches"]:
+            same = (state["world_size"], state["num_workers"], state["rank"], state["worker"])
+            if same != (world, workers, rank, worker):
+                raise ValueError("a worker's state resumes only the same worker at the same "
+                                 "world_size and num_workers; merge the workers' states first "
+                                 "(merge_states)")
+            skip = state["worker_batches"]
+    deal = _Deal(plan, cursor, rank, world, worker, workers, drop_last, pad)
+    if skip > len(deal.mine):
+        raise ValueError(f"state says the worker yielded {skip} batches of its "
+                         f"{len(deal.mine)}")
+    return deal, skip
+
+
+def _epoch_of(epoch, state):
+    """The epoch of a ``batches`` call: ``epoch``, else the state's, else 0."""
+    if epoch is None:
+        epoch = state.get("epoch", 0) if isinstance(state, Mapping) else 0
+    if not _is_row(epoch) or epoch < 0:
+        raise TypeError(f"epoch must be a non-negative int, not {epoch!r:.80}")
+    return int(epoch)
+
+
+def _base_state(key, plan, shuffle, block_rows, seed, epoch, whole):
+    """The state fields fixed by a ``batches`` call (the key identifies file and rows)."""
+    return {"spillway_batches": 1, "fingerprint": _fingerprint(key), "rows": plan.total,
+            "batch_rows": plan.batch_rows, "shuffle": shuffle,
+            "block_rows": block_rows if shuffle else None, "seed": seed if shuffle else 0,
+            "epoch": epoch,
+            "whole_timestamps": bool(whole), "batches": plan.n}
+
+
+def _check_out(out, plan, ncols, dtype):
+    if out is None:
+        return
+    rows = plan.batch_rows if plan.sizes is None else int(plan.sizes.max(initial=0))
+    if not isinstance(out, np.ndarray) or out.dtype != X_DTYPES[dtype] or out.ndim != 2 or \
+            not out.flags.c_contiguous or not out.flags.writeable:
+        raise TypeError(f"out must be a writable C-contiguous 2-D numpy array of "
+                        f"{X_DTYPES[dtype]} ({dtype})")
+    if out.shape[0] < rows or out.shape[1] != ncols:
+        raise ValueError(f"out has shape {out.shape}; the batches need ({rows}, {ncols}) at least")
+
+
+def merge_states(states):
+    """The states of every DataLoader worker of ONE rank (``num_workers`` of them, saved
+    together) as one rank state, which resumes at any world size and number of workers. Raises
+    ValueError unless they are one consistent snapshot (same epoch and cursor, one per worker,
+    the delivered batches a prefix of the rank's sequence, as an in-order DataLoader gives)."""
+    states = list(states)
+    if not states:
+        raise ValueError("merge_states needs the states of every worker of a rank")
+    first = states[0]
+    v = first.get("num_workers") if isinstance(first, Mapping) else None
+    if v == 1 and len(states) == 1:
+        return dict(first)
+    if not _is_row(v) or len(states) != v or sorted(s.get("worker") for s in states) != \
+            list(range(v)):
+        raise ValueError(f"merge_states needs one state per worker (num_workers={v!r:.20}), "
+                         f"got {len(states)}")
+    for s in states:
+        _check_state(s, {**{k: first[k] for k in _STATE_MATCH}, "epoch": first["epoch"]})
+        if (s["world_size"], s["rank"]) != (first["world_size"], first["rank"]):
+            raise ValueError("merge_states: the states are of different ranks or world sizes")
+    n = first["batches"]
+    live = {s["worker"]: s["worker_batches"] for s in states if s["cursor"] < n}
+    out = {**first, "worker": 0, "num_workers": 1, "worker_batches": 0}
+    if not live:
+        return {**out, "cursor": n}
+    cursors = {s["cursor"] for s in states if s["cursor"] < n}
+    if len(cursors) != 1:
+        raise ValueError("merge_states: the workers' states start from different cursors")
+    full = max(live.values()) + 1  # a finished worker yielded one more than any unfinished one
+    counts = [live.get(w, full) for w in range(v)]
+    k = sum(counts)
+    if any(c != -(-(k - w) // v) for w, c in enumerate(counts)):
+        raise ValueError(f"merge_states: the workers yielded {counts} batches, not a prefix of "
+                         "the rank's sequence (save the states of one snapshot)")
+    return {**out, "cursor": cursors.pop() + k * first["world_size"]}
 
 
 def _u64_array(v, what):
@@ -667,16 +1041,20 @@ class SpillFile:
 
     def __init__(self, path):
         self.path = os.fspath(path)
-        with builtins_open(self.path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
+        self._mmap = None
+        # Kept open: batches read this file (the one validated) with pread, even if the path is
+        # replaced meanwhile.
+        self._fh = builtins_open(self.path, "rb")
+        self._verified = {}  # column name -> one byte per chunk: its CRC checked (verify=True)
+        try:
+            size = os.fstat(self._fh.fileno()).st_size
             if size < MIN_FILE_LEN:
                 raise SpillError(f"file is {size} bytes, shorter than the smallest spill file "
                                  f"({MIN_FILE_LEN} bytes): truncated or not a spill file")
-            self._mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        try:
+            self._mmap = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
             self._validate(self._mmap)
         except BaseException:
-            self._mmap.close()
+            self.close()
             raise
 
     # ------------------------------------------------------------------ validation (SPEC order)
@@ -719,6 +1097,7 @@ class SpillFile:
         if zlib.crc32(raw) != meta_crc:
             raise SpillError("metadata checksum mismatch: metadata is corrupt")
         self._parse_metadata(_parse_json(raw), meta_off, required)
+        self._meta_crc = meta_crc
         self.version = (major, minor)
         self.file_len = size
 
@@ -1077,28 +1456,61 @@ class SpillFile:
     def take(self, ranges: RowRanges, columns: Optional[Sequence[str]] = None,
              copy: bool = False) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """``(X, y)`` for the rows of ``ranges``: with ``copy=False`` and one range, read-only
-        zero-copy views of the mapping; with ``copy=True``, new C-contiguous writable arrays (X in
-        the file's dtype). Several ranges need ``copy=True``. ``ranges``: ``[(start, stop), ...]``
-        or one ``(start, stop)`` tuple; a list of row indices is a TypeError."""
+        zero-copy views of the mapping (the columns must be stored at a constant stride, as the
+        feature columns are in stored order); with ``copy=True``, new C-contiguous writable float32
+        arrays holding only those rows (any columns, any order). Several ranges need ``copy=True``.
+        ``ranges``: ``[(start, stop), ...]`` or one ``(start, stop)`` tuple; arbitrary row indices
+        go to :meth:`take_rows`."""
         ranges = self._ranges(ranges, "take")
-        X = self.features(columns, copy=True)
+        names = self.columns_with_role("feature") if columns is None else list(columns)
         tname = self.target_column
-        y = self.column(tname) if tname is not None else None
         if not copy:
             if len(ranges) != 1:
                 raise ValueError(f"{len(ranges)} ranges cannot be one view: pass copy=True")
-            a, b = ranges[0]
-            return X[a:b], (None if y is None else y[a:b])
-        n = sum(b - a for a, b in ranges)
-        Xo = np.empty((n, X.shape[1]), dtype=X.dtype)
-        yo = None if y is None else np.empty(n, dtype=y.dtype)
-        pos = 0
-        for a, b in ranges:
-            Xo[pos:pos + b - a] = X[a:b]
-            if yo is not None:
-                yo[pos:pos + b - a] = y[a:b]
-            pos += b - a
-        return Xo, yo
+            (a, b), X = ranges[0], self.features(names)
+            return X[a:b], (None if tname is None else self.column(tname)[a:b])
+        reader = _RowReader(self, names, [tname], "float32", False)
+        try:
+            arrays = reader.empty(sum(b - a for a, b in ranges))
+            reader.read_into(arrays, ranges, 0)
+        finally:
+            reader.close()
+        return arrays[0], arrays[1]
+
+    def take_rows(self, indices, columns: Optional[Sequence[str]] = None,
+                  dtype: str = "float32") -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """``(X, y)`` for arbitrary rows: ``indices`` any 1-D array-like of row numbers (repeats
+        and any order allowed; negative ones are an IndexError), ``columns`` any subset and order
+        of float32 columns (default the features). X is a new C-contiguous array (len(indices),
+        len(columns)) in ``dtype`` (``float32``, ``float16``, ``bfloat16`` as uint16 bits), y the
+        target as float32 (None without one). With the extension the gather runs natively without
+        the GIL, in sorted order, reading only the rows asked for. It reads through the mapping
+        (random rows of a column-major file are best served by the page cache's mapped pages),
+        and releases the pages it touched when it returns (:meth:`release_pages`), so the
+        resident set goes back down after each call."""
+        idx = _row_indices(indices, self.nrows)
+        if dtype not in X_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(X_DTYPES)}, not {dtype!r:.80}")
+        names = self.columns_with_role("feature") if columns is None else list(columns)
+        cols = [self.column_info(n) for n in names]
+        for c in cols:
+            if c.dtype_name != "f32":
+                raise ValueError(f"column {c.name!r} holds {c.dtype_name}: take_rows' X takes "
+                                 "float32 columns")
+        order = np.argsort(idx, kind="stable")
+        rows = idx[order]
+        X = np.empty((len(idx), len(cols)), X_DTYPES[dtype])
+        if _take_rows is not None and len(idx) and cols:
+            _take_rows(self._bytes(), [c.offset for c in cols], self.nrows, rows, order, X, dtype)
+        else:
+            for j, c in enumerate(cols):
+                v = self.column(c.name)[rows]
+                X[order, j] = _bfloat16_bits(v) if dtype == "bfloat16" else v
+        tname = self.target_column
+        y = None if tname is None else self.column(tname)[idx].astype(np.float32)
+        if len(idx):
+            self.release_pages()
+        return X, y
 
     def symbol_names(self, ranges=None, kind="pandas"):
         """The symbol of every row (of ``ranges``) as a categorical over the symbol table: the
@@ -1145,55 +1557,89 @@ class SpillFile:
 
     def batches(self, batch_rows: int, columns: Optional[Sequence[str]] = None,
                 ranges: Optional[RowRanges] = None, shuffle: Optional[str] = None,
-                block_rows: Optional[int] = None, seed: int = 0, drop_behind: bool = True,
-                with_time: bool = False, with_symbols: bool = False,
-                whole_timestamps: bool = False) -> Iterator[tuple]:
+                block_rows: Optional[int] = None, seed: int = 0, with_time: bool = False,
+                with_symbols: bool = False, whole_timestamps: bool = False, *,
+                epoch: Optional[int] = None, rank: int = 0, world_size: int = 1,
+                worker: int = 0, num_workers: int = 1, drop_last: bool = False,
+                pad: bool = False, state: Optional[Mapping] = None, target: bool = True,
+                dtype: str = "float32", out: Optional[np.ndarray] = None,
+                verify: bool = False) -> "Batches":
         """Iterate over the rows in batches of ``batch_rows`` (the last may be shorter), yielding
-        ``(X, y)``: ``X`` a new C-contiguous float32 array (rows, features), ``y`` float32 (None
-        without a target); with ``with_time`` the int64 times follow, with ``with_symbols`` the
-        uint32 symbol codes. Every array is a fresh, writable copy (safe for torch.from_numpy).
+        ``(X, y)``: ``X`` a new C-contiguous array (rows, columns) in ``dtype``, ``y`` the target
+        as float32 (None without a target, or with ``target=False``); with ``with_time`` the int64
+        times follow, with ``with_symbols`` the uint32 symbol codes. Every array is a fresh,
+        writable copy (safe for torch.from_numpy), read with pread: the file's pages are never
+        mapped into the process, so its resident set is a few batches whatever the file's size.
+        Returns a :class:`Batches` iterator (``len()``, ``state_dict()``, ``dropped``, ``padded``).
 
         The rows are ``ranges`` (half-open, in order; default the whole file) concatenated;
         batches cross symbol boundaries. ``shuffle="blocks"`` cuts that sequence into blocks of
         ``block_rows`` (default ``batch_rows``; the last may be shorter) and permutes the blocks
-        (Fisher-Yates driven by SplitMix64 from ``seed``, see :func:`splitmix64_permutation`); rows
-        within a block keep their order. The Rust iterator yields the same batches.
+        (Fisher-Yates driven by SplitMix64 from ``seed + epoch``, see
+        :func:`splitmix64_permutation`); rows within a block keep their order. The Rust iterator
+        yields the same batches. SPEC.md ("Batches") states all of it exactly.
 
         ``whole_timestamps`` (time-major files): batches of whole cross-sections. The ranges must
         start and stop on timestamp boundaries; the sequence is then made of units (one
         timestamp's rows within one range), packed by :func:`pack_units`: blocks of at most
         ``block_rows`` rows for the shuffle, then batches of at most ``batch_rows`` rows (a
-        cross-section larger than that is a block or batch alone). So every batch ends on a
-        timestamp boundary. Same batches as the Rust iterator's ``whole_timestamps()``.
+        cross-section larger than that is a block or batch alone).
 
-        ``drop_behind`` releases the mapped pages of consumed rows (``madvise(MADV_DONTNEED)``), so
-        the resident set stays at about a batch, whatever the size of the file.
+        Ranks and workers: the epoch's batches are dealt round-robin, global batch ``c + j *
+        world_size + rank`` to ``rank``'s ``j``-th, and a rank's batches round-robin to its
+        ``num_workers`` workers. With more than one rank or worker, ``drop_last=True`` (drop the
+        last partial batch and the rest that cannot be dealt evenly) or ``pad=True`` (repeat
+        batches from the start of the epoch) must be chosen: every rank and worker then gets the
+        same number of batches, and across them every row comes exactly once except those
+        reported in ``dropped`` / ``padded``. ``drop_last`` alone also drops a short last batch.
 
-        ``batch_rows``, ``block_rows`` (at least 1) and ``seed`` are ints, ``ranges`` row ranges
-        (``[(start, stop), ...]`` or one ``(start, stop)`` tuple): a wrong type is a TypeError, a
-        bad value a ValueError, raised by this call."""
+        Resume: ``state`` (a :meth:`Batches.state_dict`) continues the epoch where it was saved:
+        at the same world size, exactly the batches the uninterrupted iterator would have yielded;
+        at another, every batch not yet delivered, once. A state of another file, selection or
+        batching is refused (ValueError). ``epoch`` defaults to the state's (else 0).
+
+        ``columns``: any float32 columns in any order (default: the features). ``dtype``:
+        ``"float32"``, ``"float16"`` or ``"bfloat16"`` (numpy has no bfloat16: uint16 arrays of
+        its bit patterns, rounded to nearest even), converted while copying. ``out``: a writable
+        C-contiguous array of at least (largest batch, columns) in that dtype: X is written into it
+        and yielded as ``out[:rows]``, valid until the next batch (for pinned buffers).
+        ``verify``: check each chunk's CRC the first time a batch reads from it (SpillError naming
+        the column and the chunk's rows on a mismatch).
+
+        A wrong type is a TypeError, a bad value a ValueError, raised by this call."""
         batch_rows, block_rows, seed = _batch_args(batch_rows, block_rows, shuffle, seed)
+        deal_args = _deal_args(rank, world_size, worker, num_workers, drop_last, pad)
         ranges = self._ranges(ranges, "batches")
+        epoch_ = _epoch_of(epoch, state)
+        shuffle_seed = (seed + epoch_) & _MASK64
         if whole_timestamps:
-            segments, sizes = self._whole_sequence(ranges, shuffle, block_rows, seed, batch_rows)
+            segments, sizes = self._whole_sequence(ranges, shuffle, block_rows, shuffle_seed,
+                                                   batch_rows)
         else:
-            segments = _block_sequence(ranges, shuffle, block_rows, seed)
-            sizes = _fixed_sizes(sum(b - a for a, b in segments), batch_rows)
+            segments = _block_sequence(ranges, shuffle, block_rows, shuffle_seed)
+            sizes = None
+        plan = _Plan(segments, batch_rows, sizes)
+        key = f"spill-batches-v1;len={self.file_len};meta={self._meta_crc};ranges="
+        base = _base_state(key + _ranges_text(ranges), plan, shuffle, block_rows, seed, epoch_,
+                           whole_timestamps)
         names = self.columns_with_role("feature") if columns is None else list(columns)
-        try:
-            X = self.features(names)  # one strided 2-D view: one copy call per piece
-            cols = None
-        except SpillError:
-            X, cols = None, [self.column(n) for n in names]
-        extra = [self.target_column]
+        extra = [self.target_column if target else None]
         if with_time:
             extra.append(self.time_column or _missing("time"))
         if with_symbols:
             extra.append((self.columns_with_role("symbol") or [None])[0] or _missing("symbol"))
-        ones = [None if n is None else self.column(n) for n in extra]
-        infos = [self.column_info(n) for n in names + [n for n in extra if n is not None]]
-        release = _Releaser(self._map(), infos) if drop_behind else None
-        return _batch_iter(X, cols, len(names), ones, segments, sizes, release)
+        reader = _RowReader(self, names, extra, dtype, verify)
+        _check_out(out, plan, reader.ncols, dtype)
+        deal, skip = _start({**base, "epoch": epoch}, plan, state, *deal_args)
+
+        def produce(mine):
+            try:
+                for idx in mine:
+                    g = deal.batch(idx)
+                    yield reader.read(plan.runs(g), plan.span(g)[1], out)
+            finally:
+                reader.close()
+        return Batches(plan, deal, skip, base, produce)
 
     def _whole_sequence(self, ranges, shuffle, block_rows, seed, batch_rows):
         """The row runs and batch sizes of whole-cross-section batches (see :meth:`batches`)."""
@@ -1259,6 +1705,21 @@ class SpillFile:
             raise SpillError(f"{len(damaged)} damaged chunk(s); first: column {first.column!r} rows "
                              f"[{first.rows[0]}, {first.rows[1]})")
 
+    def release_pages(self):
+        """Drop the file's mapped pages from this process's resident set
+        (``madvise(MADV_DONTNEED)`` over the mapping): views stay valid and read the same bytes,
+        faulting pages back from the page cache. For after a framework copied what it read from
+        views (the LightGBM adapter calls it once the binned dataset is built). No effect where
+        ``madvise`` is unavailable."""
+        m = self._map()
+        if hasattr(m, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+            m.madvise(mmap.MADV_DONTNEED)
+
+    def _file(self):
+        """The descriptor of the open file (batches pread from a dup of it)."""
+        self._map()
+        return self._fh.fileno()
+
     def _map(self):
         if self._mmap is None:
             raise ValueError(f"spill file {self.path!r} is closed")
@@ -1273,6 +1734,9 @@ class SpillFile:
         """Close the file: later calls on it raise ValueError. Views handed out stay valid and keep
         the mapping alive; it is unmapped when the last of them is gone (at once if there is none)."""
         m, self._mmap = self._mmap, None
+        fh, self._fh = getattr(self, "_fh", None), None
+        if fh is not None:
+            fh.close()
         if m is None:
             return
         try:

@@ -339,6 +339,75 @@ pub enum Error {
     /// Batch options that cannot be honoured.
     #[error("batch options: {0}")]
     BadBatchOptions(&'static str),
+    /// A rank or worker index that is not below its count.
+    #[error("batch options: {what}={index} is not in 0..{count_name}={count}")]
+    BadPartition {
+        /// "rank" or "worker".
+        what: &'static str,
+        /// The index asked for.
+        index: u64,
+        /// "world_size" or "num_workers".
+        count_name: &'static str,
+        /// The count.
+        count: u64,
+    },
+    /// A batch state is not the JSON object of SPEC.md ("Epochs, ranks and workers").
+    #[error("batch state is not valid: {0}")]
+    BadStateJson(String),
+    /// A batch state of a format version this reader does not know.
+    #[error("the batch state has spillway_batches={found}; this reader knows 1")]
+    StateVersion {
+        /// The version found.
+        found: u64,
+    },
+    /// A batch state saved for another file or another selection of rows (its fingerprint differs).
+    #[error("the state belongs to another file or another selection of rows (its fingerprint is {saved}, this call's is {call})")]
+    StateOtherFile {
+        /// The state's fingerprint.
+        saved: String,
+        /// This call's fingerprint.
+        call: String,
+    },
+    /// A batch state saved with other batch options than this call's.
+    #[error("the state was saved with {field}={saved}, this call has {field}={call}")]
+    StateMismatch {
+        /// The field that differs ("batch_rows", "seed", "epoch", ...).
+        field: &'static str,
+        /// The state's value (as JSON).
+        saved: String,
+        /// This call's value (as JSON).
+        call: String,
+    },
+    /// A worker's batch state loaded by another worker, rank, `world_size` or `num_workers`.
+    #[error("a worker's state resumes only the same worker at the same world_size and num_workers; merge the workers' states first (saved by rank {saved_rank} of world_size={saved_world_size}, worker {saved_worker} of num_workers={saved_num_workers}; this call is rank {rank} of world_size={world_size}, worker {worker} of num_workers={num_workers})")]
+    WorkerStateMoved {
+        /// The state's rank.
+        saved_rank: u64,
+        /// The state's worker.
+        saved_worker: u64,
+        /// This call's rank.
+        rank: u64,
+        /// This call's worker.
+        worker: u64,
+        /// The state's world size.
+        saved_world_size: u64,
+        /// The state's workers per rank.
+        saved_num_workers: u64,
+        /// This call's world size.
+        world_size: u64,
+        /// This call's workers per rank.
+        num_workers: u64,
+    },
+    /// A batch state's position lies past what the epoch holds.
+    #[error("the state's {field}={value} is past {max}, the most this epoch allows")]
+    StatePastEnd {
+        /// "cursor" or "worker_batches".
+        field: &'static str,
+        /// The state's value.
+        value: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
     /// The file has no column whose role is `time`.
     #[error("the file has no time column")]
     NoTimeColumn,

@@ -17,8 +17,9 @@
 //! - [`SpillWriter`] is created from a [`Layout`] (the exact row count, columns and symbol ranges),
 //!   takes column slices in row order, and commits atomically with [`SpillWriter::finish`].
 //! - [`SpillFile::batches`] copies rows into row-major training batches (ranges, a seeded block
-//!   shuffle, pages released behind, whole cross-sections in time-major files), the same batches
-//!   as the numpy reader's; [`SpillFile::time_ranges`], [`SpillFile::time_range`] and
+//!   shuffle, pages released behind, whole cross-sections in time-major files; epochs, ranks and
+//!   workers evened out, resumable from a [`BatchState`]), the same batches as the numpy
+//!   reader's; [`SpillFile::time_ranges`], [`SpillFile::time_range`] and
 //!   [`SpillFile::group_sizes`] find the rows of a time window and the ranking groups.
 //!
 //! ```no_run
@@ -48,7 +49,7 @@ mod timestamps;
 mod verify;
 mod write;
 
-pub use batch::{block_order, Batch, BatchOptions, Batches};
+pub use batch::{batches_fingerprint, block_order, Batch, BatchOptions, BatchState, Batches};
 pub use error::{Error, Result};
 pub use format::{
     caps, DType, Role, Trailer, ALIGN, CHECKSUM_CRC32, DEFAULT_CHUNK_BYTES, FEATURE_TIME_ORDER,

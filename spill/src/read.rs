@@ -263,6 +263,11 @@ impl<D: Backing> SpillFile<D> {
         self.trailer.file_len
     }
 
+    /// The trailer's checksum of the metadata block (the batch state's fingerprint names it).
+    pub(crate) fn metadata_checksum(&self) -> u32 {
+        self.trailer.metadata_checksum
+    }
+
     /// The raw little-endian bytes of column `i` (panics if `i` is out of range, like indexing).
     pub fn column_bytes(&self, i: usize) -> &[u8] {
         let c = &self.meta.columns[i];

@@ -168,6 +168,18 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// A file of a collection has other columns, or another row order, than its first file.
+    #[error("{}: {what}; the files of a collection must have the same columns (names, dtypes and roles, in order) and row order", path.display())]
+    CollectionSchema {
+        /// The file.
+        path: PathBuf,
+        /// The collection's first file, whose schema every other must have.
+        first: PathBuf,
+        /// The first column that differs (`None`: the row order does).
+        column: Option<String>,
+        /// How it differs (naming `first`).
+        what: String,
+    },
     /// Writing the synthetic universe failed.
     #[error("writing {}", path.display())]
     ParquetWrite {
@@ -544,6 +556,7 @@ impl Error {
             | Error::CsFile { .. }
             | Error::NoRoom { .. }
             | Error::Dataset { .. }
+            | Error::CollectionSchema { .. }
             | Error::ParquetWrite { .. } => ErrorKind::Data,
             Error::Symbol(e) => e.kind.kind(),
             Error::Spill(e) if e.is_bug() => ErrorKind::Internal,

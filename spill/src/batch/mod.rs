@@ -1,13 +1,19 @@
 //! Training batches for Rust consumers (no arrow): [`SpillFile::batches`] copies the chosen rows of
 //! the chosen columns into row-major buffers, a batch at a time, in a documented (and optionally
-//! shuffled) order that the numpy reader reproduces exactly, whole cross-sections at a time on
-//! request (`whole.rs`); `time.rs` finds the rows of a time window and the group sizes.
+//! shuffled) order that the numpy reader reproduces exactly. The options are in `options.rs`, the
+//! row sequence and its global batches in `seq.rs` (whole cross-sections: `whole.rs`), which of
+//! them a rank and worker yields in `deal.rs`, the resumable state in `state.rs`; `time.rs` finds
+//! the rows of a time window and the group sizes.
 //!
 //! The semantics are spelled out on [`BatchOptions`] and in SPEC.md ("Batches").
 
 use std::ops::Range;
 
+mod deal;
+mod options;
 mod release;
+mod seq;
+mod state;
 mod time;
 mod whole;
 
@@ -15,141 +21,12 @@ use crate::error::{short, Error, Result};
 use crate::format::Role;
 use crate::read::{Backing, SpillFile};
 use crate::stats::Element;
+use deal::{Deal, Evenness, Partition};
+pub use options::BatchOptions;
 use release::Release;
-
-/// How [`SpillFile::batches`] cuts a file into training batches (builder style).
-///
-/// The row sequence, and so every batch, is a pure function of these options and the file, the
-/// same in the Rust and the numpy readers:
-///
-/// 1. **Selection**: the rows of [`ranges`](Self::ranges) (half-open `[start, stop)` row ranges,
-///    each within `[0, nrows)`, in the given order; overlaps repeat rows), concatenated. Default:
-///    `[0, nrows)`.
-/// 2. **Shuffle** ([`shuffle_blocks`](Self::shuffle_blocks)`(block_rows, seed)`): that sequence is
-///    cut into consecutive blocks of `block_rows` rows (the last may be shorter), and the blocks are
-///    permuted by Fisher-Yates driven by SplitMix64 seeded with `seed`:
-///    ```text
-///    state = seed
-///    next(): state = state + 0x9E3779B97F4A7C15 (mod 2^64); z = state
-///            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 (mod 2^64)
-///            z = (z ^ (z >> 27)) * 0x94D049BB133111EB (mod 2^64)
-///            return z ^ (z >> 31)
-///    for i from nblocks - 1 down to 1: j = next() % (i + 1); swap blocks i and j
-///    ```
-///    Rows inside a block keep their order. Without a shuffle the sequence is left as it is.
-/// 3. **Batches**: consecutive runs of `batch_rows` rows of the (permuted) sequence; the last may
-///    be shorter. Batches cross symbol, range and block boundaries. So the permuted sequence does
-///    not depend on `batch_rows`.
-///
-/// With [`whole_timestamps`](Self::whole_timestamps) (time-major files), batches hold whole
-/// cross-sections: every non-empty range must start and stop on a timestamp boundary, and the
-/// sequence is then made of *units*, each one timestamp's rows within one range. Units are packed
-/// greedily in order into groups of at most N rows (a group takes the next unit while it stays
-/// within N; a unit of more than N rows is a group alone): blocks with N = `block_rows`, permuted
-/// as in 2, then batches with N = `batch_rows` from the permuted sequence. Without a shuffle the
-/// blocks step is skipped.
-///
-/// Each batch holds, for its rows in sequence order: `x`, the [`columns`](Self::columns) (default:
-/// every `feature` column, in stored order) row-major; `y`, the first `target` column (none if the
-/// file has none); optionally the time column ([`with_time`](Self::with_time)) and the symbol
-/// codes ([`with_symbols`](Self::with_symbols): from the symbol table's ranges in a symbol-major
-/// file, from the `symbol` column in a time-major one); and the source row ranges it covers.
-///
-/// Memory: one batch (`batch_rows x (columns + 1)` values) plus 8 bytes per shuffled block. With
-/// [`drop_behind`](Self::drop_behind), the file pages the batches read are released from the
-/// process once copied, a few batches at a time, so the file adds about 8 MiB to the resident set
-/// (plus the 64 KiB windows one batch touches: `columns x batch_rows / block_rows x 64 KiB` for
-/// small blocks), even on a file many times larger than RAM.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchOptions {
-    batch_rows: usize,
-    columns: Option<Vec<String>>,
-    ranges: Option<Vec<Range<u64>>>,
-    shuffle: Option<(u64, u64)>,
-    time: bool,
-    symbols: bool,
-    whole: bool,
-    drop_behind: bool,
-}
-
-impl BatchOptions {
-    /// Batches of `batch_rows` rows (at least 1) over every feature column of the whole file, in
-    /// file order, without time or symbols, pages left to the kernel.
-    pub fn new(batch_rows: usize) -> BatchOptions {
-        BatchOptions {
-            batch_rows,
-            columns: None,
-            ranges: None,
-            shuffle: None,
-            time: false,
-            symbols: false,
-            whole: false,
-            drop_behind: false,
-        }
-    }
-
-    /// The columns of `x`, by name, in this order (each of the batch's element type).
-    pub fn columns<I, S>(mut self, names: I) -> BatchOptions
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.columns = Some(names.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// The rows to read: these half-open row ranges, concatenated in this order.
-    pub fn ranges(mut self, ranges: impl IntoIterator<Item = Range<u64>>) -> BatchOptions {
-        self.ranges = Some(ranges.into_iter().collect());
-        self
-    }
-
-    /// Permutes blocks of `block_rows` rows (at least 1) of the selected sequence with `seed`
-    /// (see the type's documentation for the exact algorithm).
-    pub fn shuffle_blocks(mut self, block_rows: u64, seed: u64) -> BatchOptions {
-        self.shuffle = Some((block_rows, seed));
-        self
-    }
-
-    /// Adds the time column (int64 UTC nanoseconds) to each batch.
-    pub fn with_time(mut self) -> BatchOptions {
-        self.time = true;
-        self
-    }
-
-    /// Adds each row's symbol code (its index in the symbol table) to each batch.
-    pub fn with_symbols(mut self) -> BatchOptions {
-        self.symbols = true;
-        self
-    }
-
-    /// Batches of whole cross-sections (time-major files only, else [`Error::NotTimeMajor`]):
-    /// every batch ends on a timestamp boundary, with at most `batch_rows` rows unless it is one
-    /// timestamp of more; a shuffle permutes blocks of whole cross-sections of at most
-    /// `block_rows` rows (or one larger one). The ranges must start and stop on timestamp
-    /// boundaries ([`Error::NotOnTimestampBoundary`]; [`SpillFile::time_range`] gives such
-    /// ranges). Memory: 8 bytes per cross-section of the selection while planning, then 8 bytes
-    /// per block and per batch.
-    pub fn whole_timestamps(mut self) -> BatchOptions {
-        self.whole = true;
-        self
-    }
-
-    /// Whether to release the file pages the batches read once they are copied
-    /// (`madvise(DONTNEED)` on a memory map, through [`Backing::done_with`]): widened to the
-    /// kernel's 64 KiB fault-around windows, merged per column, released every 8 MiB, the rest
-    /// when the iterator is dropped. Default `false`.
-    ///
-    /// Measured on a 2 GiB file of 100 f32 columns, batches of 4096 rows, pages cached: the
-    /// iterator copies 2.9 GB/s without, 1.9-2.4 GB/s with blocks of 65536 rows (peak RSS 2 GiB
-    /// against 20 MiB), 1.1 GB/s with blocks of 4096. Blocks much smaller than a window (100
-    /// rows) make every release drop pages other blocks read later: 50 MB/s; use large blocks
-    /// with it.
-    pub fn drop_behind(mut self, on: bool) -> BatchOptions {
-        self.drop_behind = on;
-        self
-    }
-}
+pub use seq::block_order;
+use seq::{Sequence, Walk};
+pub use state::{batches_fingerprint, BatchState};
 
 /// One training batch: its rows in sequence order, copied out of the file.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,7 +100,8 @@ enum Codes<'a> {
     Column(Source<'a, u32>),
 }
 
-/// The iterator of [`SpillFile::batches`]: yields [`Batch`]es until the selection is used up.
+/// The iterator of [`SpillFile::batches`]: yields the [`Batch`]es of this rank and worker until
+/// its share of the epoch is used up; [`state`](Self::state) says where it is.
 pub struct Batches<'a, D, T> {
     file: &'a SpillFile<D>,
     x: Vec<Source<'a, T>>,
@@ -232,21 +110,14 @@ pub struct Batches<'a, D, T> {
     symbols: Codes<'a>,
     /// With drop-behind: the pages read, waiting to be released.
     release: Option<Release<'a>>,
-    batch_rows: u64,
-    /// Selected ranges and where each starts in the sequence (`starts[i]`; `starts[n]` = total).
-    ranges: Vec<Range<u64>>,
-    starts: Vec<u64>,
-    block_rows: u64,
-    /// Whole cross-sections: the blocks' bounds in sequence positions (`None`: fixed blocks of
-    /// `block_rows`), and the size of every batch with the next one's index.
-    bounds: Option<Vec<u64>>,
-    sizes: Option<Vec<u64>>,
-    next_size: usize,
-    /// Blocks in the order they are read.
-    order: Vec<u64>,
-    /// Next block (index into `order`) and rows of it already read.
-    next_block: usize,
-    in_block: u64,
+    /// The epoch's row sequence and global batches, and where the last batch ended in it.
+    seq: Sequence,
+    walk: Walk,
+    /// The global batches this rank and worker yields.
+    deal: Deal,
+    /// This call's state, but for the position ([`Batches::state`] fills it in).
+    state: BatchState,
+    /// Rows still to yield.
     remaining: u64,
 }
 
@@ -254,37 +125,11 @@ impl<D, T> std::fmt::Debug for Batches<'_, D, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batches")
             .field("columns", &self.x.len())
-            .field("batch_rows", &self.batch_rows)
-            .field("block_rows", &self.block_rows)
-            .field("blocks", &self.order.len())
-            .field("remaining", &self.remaining)
+            .field("state", &self.state)
+            .field("deal", &self.deal)
+            .field("remaining_rows", &self.remaining)
             .finish_non_exhaustive()
     }
-}
-
-/// SplitMix64, the generator of the block shuffle (SPEC.md "Batches").
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
-/// The order in which `nblocks` blocks are read after a shuffle with `seed`: Fisher-Yates driven by
-/// SplitMix64, exactly as SPEC.md ("Batches") describes.
-pub fn block_order(nblocks: u64, seed: u64) -> Vec<u64> {
-    let mut order: Vec<u64> = (0..nblocks).collect();
-    let mut rng = SplitMix64(seed);
-    for i in (1..order.len()).rev() {
-        let j = (rng.next() % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
-    order
 }
 
 /// Rows copied per tile of the row-major transpose: a tile of every column stays in L1.
@@ -293,11 +138,30 @@ const TILE_ROWS: usize = 64;
 impl<D: Backing> SpillFile<D> {
     /// Training batches of element type `T` (see [`BatchOptions`] for the exact semantics).
     /// Checks everything up front: the columns exist and hold `T` (the time column `i64`), ranges
-    /// lie within the file, `batch_rows` and `block_rows` are at least 1.
+    /// lie within the file, `batch_rows` and `block_rows` are at least 1, the rank and worker are
+    /// below their counts, `drop_last` or `pad` (not both) when there is more than one rank or
+    /// worker, and a state to resume from belongs to this file, selection and options.
     pub fn batches<T: Element>(&self, opts: BatchOptions) -> Result<Batches<'_, D, T>> {
         if opts.batch_rows == 0 {
             return Err(Error::BadBatchOptions("batch_rows must be at least 1"));
         }
+        let even = match (opts.drop_last, opts.pad) {
+            (true, true) => {
+                return Err(Error::BadBatchOptions(
+                    "drop_last and pad exclude each other: choose one",
+                ))
+            }
+            (true, false) => Evenness::DropLast,
+            (false, true) => Evenness::Pad,
+            (false, false) => Evenness::Neither,
+        };
+        let part = Partition {
+            rank: opts.rank.0,
+            world_size: opts.rank.1,
+            worker: opts.worker.0,
+            num_workers: opts.worker.1,
+        };
+        part.check(even)?;
         let idx = match &opts.columns {
             None => self.columns_with_role(Role::Feature),
             Some(names) => names
@@ -329,44 +193,51 @@ impl<D: Backing> SpillFile<D> {
         let ranges = opts
             .ranges
             .unwrap_or_else(|| std::iter::once(0..nrows).collect());
-        let mut starts = Vec::with_capacity(ranges.len() + 1);
-        let mut total = 0u64;
-        for r in &ranges {
-            self.check_range(r)?;
-            starts.push(total);
-            total = total
-                .checked_add(r.end - r.start)
-                .ok_or(Error::BadBatchOptions(
-                    "the ranges hold more than 2^64 rows",
-                ))?;
-        }
-        starts.push(total);
+        let starts = seq::starts(self, &ranges)?;
         if matches!(opts.shuffle, Some((0, _))) {
             return Err(Error::BadBatchOptions("block_rows must be at least 1"));
         }
-        let (block_rows, order, bounds, sizes) = match (opts.whole, opts.shuffle) {
-            (true, shuffle) => {
-                let ts = self.timestamps().ok_or(Error::NotTimeMajor {
-                    what: "whole-timestamp batches",
-                })?;
-                let units = whole::units(ts, &ranges)?;
-                let plan = whole::plan(&units, opts.batch_rows as u64, shuffle);
-                (total.max(1), plan.order, plan.bounds, Some(plan.sizes))
-            }
-            (false, Some((block_rows, seed))) => (
-                block_rows,
-                block_order(total.div_ceil(block_rows), seed),
-                None,
-                None,
-            ),
-            // Unshuffled: the whole sequence is one block.
-            (false, None) => (
-                total.max(1),
-                if total > 0 { vec![0] } else { vec![] },
-                None,
-                None,
-            ),
+        let mut call = BatchState {
+            spillway_batches: 1,
+            fingerprint: batches_fingerprint(self.file_len(), self.metadata_checksum(), &ranges),
+            rows: starts[ranges.len()],
+            batch_rows: opts.batch_rows as u64,
+            shuffle: opts.shuffle.map(|_| "blocks".to_string()),
+            block_rows: opts.shuffle.map(|(block_rows, _)| block_rows),
+            seed: opts.shuffle.map_or(0, |(_, seed)| seed),
+            epoch: 0,
+            whole_timestamps: opts.whole,
+            batches: 0,
+            cursor: 0,
+            rank: part.rank,
+            world_size: part.world_size,
+            worker: part.worker,
+            num_workers: part.num_workers,
+            worker_batches: 0,
         };
+        call.epoch = match &opts.resume {
+            Some(saved) => saved.check_options(&call, opts.epoch)?,
+            None => opts.epoch.unwrap_or(0),
+        };
+        let shuffle = opts
+            .shuffle
+            .map(|(block_rows, seed)| (block_rows, seed.wrapping_add(call.epoch)));
+        let seq = Sequence::plan(
+            self,
+            ranges,
+            starts,
+            opts.batch_rows as u64,
+            shuffle,
+            opts.whole,
+        )?;
+        call.batches = seq.batches();
+        let deal_from = |cursor| Deal::new(seq.batches(), seq.partial(), cursor, part, even);
+        let (cursor, skip) = match &opts.resume {
+            Some(saved) => saved.check_position(&call, |c| deal_from(c).per_worker())?,
+            None => (0, 0),
+        };
+        let mut deal = deal_from(cursor);
+        deal.skip(skip);
         Ok(Batches {
             file: self,
             x,
@@ -376,17 +247,11 @@ impl<D: Backing> SpillFile<D> {
             release: opts
                 .drop_behind
                 .then(|| Release::new(self.data(), idx.len() + 3)),
-            batch_rows: opts.batch_rows as u64,
-            ranges,
-            starts,
-            block_rows,
-            bounds,
-            sizes,
-            next_size: 0,
-            order,
-            next_block: 0,
-            in_block: 0,
-            remaining: total,
+            remaining: seq.rows_to_yield(&deal),
+            seq,
+            walk: Walk::default(),
+            deal,
+            state: call,
         })
     }
 
@@ -399,72 +264,65 @@ impl<D: Backing> SpillFile<D> {
 }
 
 impl<D: Backing, T: Element> Batches<'_, D, T> {
-    /// Rows not yet returned.
+    /// Rows this iterator has still to yield (of this rank and worker, padding included).
     pub fn remaining_rows(&self) -> u64 {
         self.remaining
     }
 
+    /// Where the iterator is, to save beside a checkpoint and [`BatchOptions::resume`] from: a
+    /// rank (one worker) that has yielded `k` batches from cursor `c` saves `cursor = c + k x
+    /// world_size`; a worker (of more than one) saves the cursor it started from and its batches
+    /// yielded in `worker_batches`; once nothing is left to yield, `cursor = batches` and
+    /// `worker_batches = 0`.
+    pub fn state(&self) -> BatchState {
+        let (cursor, worker_batches) = self.deal.position();
+        BatchState {
+            cursor,
+            worker_batches,
+            ..self.state.clone()
+        }
+    }
+
+    /// The source rows of the global batches `drop_last` drops (from the cursor this iterator
+    /// started at: every global batch `c + K x world_size <= g < n`, the partial last one among
+    /// them), in global batch order, adjacent runs merged; the same on every rank and worker.
+    pub fn dropped_rows(&self) -> Vec<Range<u64>> {
+        self.rows_of_globals(self.deal.dropped())
+    }
+
+    /// The source rows read by the padded batches (global index `idx >= n`, which reads global
+    /// batch `(idx - n) mod n`), in global index order, adjacent runs merged; the same on every
+    /// rank and worker.
+    pub fn padded_rows(&self) -> Vec<Range<u64>> {
+        self.rows_of_globals(self.deal.padded())
+    }
+
+    fn rows_of_globals(&self, globals: impl Iterator<Item = u64>) -> Vec<Range<u64>> {
+        let (mut walk, mut runs) = (Walk::default(), Vec::new());
+        for g in globals {
+            self.seq.rows_of(&mut walk, self.seq.global(g), &mut runs);
+        }
+        runs
+    }
+
     /// Fills `batch` with the next batch, reusing its buffers; `false` (and `batch` emptied) when
-    /// the selection is used up.
+    /// this rank and worker's share of the epoch is used up.
     pub fn next_into(&mut self, batch: &mut Batch<T>) -> bool {
         batch.rows.clear();
-        let size = match &self.sizes {
-            Some(sizes) => sizes.get(self.next_size).copied().unwrap_or(0),
-            None => self.batch_rows,
-        };
-        self.next_size += 1;
-        let mut need = size;
-        while need > 0 && self.next_block < self.order.len() {
-            let Range { start, end } = self.block(self.order[self.next_block]);
-            let from = start + self.in_block;
-            let take = need.min(end - from);
-            self.push_runs(from..from + take, &mut batch.rows);
-            need -= take;
-            self.in_block += take;
-            if from + take == end {
-                self.next_block += 1;
-                self.in_block = 0;
+        let dealt = self.deal.next_global();
+        let n = match dealt {
+            Some(g) => {
+                let seq = self.seq.global(g);
+                self.seq
+                    .rows_of(&mut self.walk, seq.clone(), &mut batch.rows);
+                seq.end - seq.start
             }
-        }
-        let n = size - need;
-        self.remaining -= n;
+            None => 0,
+        };
+        self.remaining = self.remaining.saturating_sub(n);
         self.copy(batch, n as usize);
         self.release(&batch.rows);
-        n > 0
-    }
-
-    /// Sequence positions of block `b`.
-    fn block(&self, b: u64) -> Range<u64> {
-        match &self.bounds {
-            Some(bounds) => bounds[b as usize]..bounds[b as usize + 1],
-            None => {
-                let start = b * self.block_rows;
-                start..(start + self.block_rows).min(self.starts[self.ranges.len()])
-            }
-        }
-    }
-
-    /// Appends the source rows of sequence positions `seq` to `runs`, merging adjacent runs.
-    fn push_runs(&self, seq: Range<u64>, runs: &mut Vec<Range<u64>>) {
-        let mut p = seq.start;
-        // The last range starting at or before p: it holds p (an empty range followed by others
-        // starts where they do, so it is never the last one at or before p < total).
-        let mut i = self.starts.partition_point(|&s| s <= p) - 1;
-        while p < seq.end {
-            let r = &self.ranges[i];
-            let off = p - self.starts[i];
-            let len = r.end - r.start;
-            if off < len {
-                let n = (len - off).min(seq.end - p);
-                let run = r.start + off..r.start + off + n;
-                match runs.last_mut() {
-                    Some(last) if last.end == run.start => last.end = run.end,
-                    _ => runs.push(run),
-                }
-                p += n;
-            }
-            i += 1;
-        }
+        dealt.is_some()
     }
 
     /// Copies the rows of `batch.rows` (`n` in all) into its buffers.
@@ -563,11 +421,9 @@ impl<D: Backing, T: Element> Iterator for Batches<'_, D, T> {
         self.next_into(&mut batch).then_some(batch)
     }
 
+    /// Exactly the batches this rank and worker has still to yield.
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = match &self.sizes {
-            Some(sizes) => sizes.len().saturating_sub(self.next_size),
-            None => usize::try_from(self.remaining.div_ceil(self.batch_rows)).unwrap_or(usize::MAX),
-        };
+        let n = usize::try_from(self.deal.remaining()).unwrap_or(usize::MAX);
         (n, Some(n))
     }
 }

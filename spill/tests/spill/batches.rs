@@ -46,7 +46,7 @@ pub fn case(nrows: usize, nfeat: usize, rng: &mut Rng) -> Case {
     }
 }
 
-fn written(case: &Case) -> (tempfile::TempDir, SpillFile<memmap2::Mmap>) {
+pub fn written(case: &Case) -> (tempfile::TempDir, SpillFile<memmap2::Mmap>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = case.write(&dir.path().join("b.spill"), &[], WriteOptions::default());
     let f = spill::open(p).expect("open");
@@ -55,7 +55,7 @@ fn written(case: &Case) -> (tempfile::TempDir, SpillFile<memmap2::Mmap>) {
 
 /// The documented semantics, written as plainly as possible: the row sequence of `ranges`, its
 /// blocks permuted by Fisher-Yates over SplitMix64, cut into batches.
-fn naive_batches(
+pub fn naive_batches(
     ranges: &[Range<u64>],
     shuffle: Option<(u64, u64)>,
     batch_rows: usize,

@@ -118,7 +118,7 @@ pub fn write_time(u: &Universe, path: &Path, cuts: &[usize]) -> PathBuf {
 }
 
 /// The rows `[start, stop)` of each timestamp, from the time column (a naive scan).
-fn naive_index(ts: &[i64]) -> Vec<(i64, Range<u64>)> {
+pub fn naive_index(ts: &[i64]) -> Vec<(i64, Range<u64>)> {
     let mut out: Vec<(i64, Range<u64>)> = Vec::new();
     for (r, &t) in ts.iter().enumerate() {
         match out.last_mut() {
@@ -255,7 +255,7 @@ fn group_sizes_count_each_timestamps_rows() {
 
 /// The documented semantics of whole-timestamp batches, plainly: units as lists of rows, each
 /// group the longest run of units within the limit (or one unit), blocks permuted.
-fn naive_whole(
+pub fn naive_whole(
     index: &[(i64, Range<u64>)],
     ranges: &[Range<u64>],
     shuffle: Option<(u64, u64)>,

@@ -9,14 +9,14 @@
 //! dataset) and by an exclusive `flock` of the dataset's directory on disk. Rewriting the same manifest (a rerun that changed
 //! nothing) changes nothing.
 //!
-//! [`clean_generations`] removes all but the newest generations, and then the shards and plans
-//! that only the removed ones named.
+//! [`clean_generations`] removes all but the newest generations, and then the files (shards, a
+//! collection's files, plans) that only the removed ones named.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::files::{dir_of, join};
-use super::{parse_manifest, Manifest, MAX_MANIFEST};
+use super::{parse_any_manifest, AnyManifest, MAX_MANIFEST};
 use crate::error::{Error, Result};
 use crate::publish::Place;
 
@@ -46,7 +46,7 @@ fn exists(path: &Path, what: String) -> Error {
 }
 
 /// The manifest as written: pretty JSON and a newline.
-fn encode(m: &Manifest) -> Result<Vec<u8>> {
+fn encode(m: &AnyManifest) -> Result<Vec<u8>> {
     let mut v = serde_json::to_vec_pretty(m).map_err(|e| Error::Internal(e.to_string()))?;
     v.push(b'\n');
     Ok(v)
@@ -54,14 +54,19 @@ fn encode(m: &Manifest) -> Result<Vec<u8>> {
 
 /// Commits `m` as the manifest `output` in `place` (see the module docs); returns it with its
 /// generation set.
-pub fn commit(place: &Place, output: &Path, mut m: Manifest, replace: bool) -> Result<Manifest> {
+pub fn commit(
+    place: &Place,
+    output: &Path,
+    mut m: AnyManifest,
+    replace: bool,
+) -> Result<AnyManifest> {
     #[cfg(feature = "object-store")]
     if let Some(store) = place.store() {
         let url = output.to_string_lossy();
         let (generation, there) = match store.get_bytes(&url, None, MAX_MANIFEST)? {
             None => (1, None),
             Some((bytes, head)) => {
-                let old = parse_manifest(output, &bytes)?;
+                let old = parse_any_manifest(output, &bytes)?;
                 match decide(output, &old, &m, replace)? {
                     None => return Ok(old),
                     Some(g) => {
@@ -77,7 +82,7 @@ pub fn commit(place: &Place, output: &Path, mut m: Manifest, replace: bool) -> R
                 }
             }
         };
-        m.generation = Some(generation);
+        m.set_generation(Some(generation));
         let mode = match there {
             None => crate::publish::place::Put::Create,
             Some(e) => crate::publish::place::Put::Replace(e),
@@ -102,7 +107,7 @@ pub fn commit(place: &Place, output: &Path, mut m: Manifest, replace: bool) -> R
     let generation = match local.read(output, MAX_MANIFEST)? {
         None => 1,
         Some((bytes, _)) => {
-            let old = parse_manifest(output, &bytes)?;
+            let old = parse_any_manifest(output, &bytes)?;
             match decide(output, &old, &m, replace)? {
                 None => return Ok(old),
                 Some(g) => {
@@ -112,7 +117,7 @@ pub fn commit(place: &Place, output: &Path, mut m: Manifest, replace: bool) -> R
             }
         }
     };
-    m.generation = Some(generation);
+    m.set_generation(Some(generation));
     let bytes = encode(&m)?;
     let io = crate::output::writing(output);
     crate::output::write_atomic(output, |w| {
@@ -123,12 +128,15 @@ pub fn commit(place: &Place, output: &Path, mut m: Manifest, replace: bool) -> R
 
 /// Against the manifest there, `old`: `None` when `new` is the same dataset (nothing to write),
 /// else the generation `new` gets, or the refusal when `replace` was not asked.
-fn decide(output: &Path, old: &Manifest, new: &Manifest, replace: bool) -> Result<Option<u64>> {
-    let g = old.generation.unwrap_or(1);
-    let same = Manifest {
-        generation: old.generation,
-        ..new.clone()
-    };
+fn decide(
+    output: &Path,
+    old: &AnyManifest,
+    new: &AnyManifest,
+    replace: bool,
+) -> Result<Option<u64>> {
+    let g = old.generation().unwrap_or(1);
+    let mut same = new.clone();
+    same.set_generation(old.generation());
     if &same == old {
         return Ok(None);
     }
@@ -146,8 +154,8 @@ fn decide(output: &Path, old: &Manifest, new: &Manifest, replace: bool) -> Resul
 }
 
 /// Keeps `old` (its `bytes`) as its generation file before it is replaced.
-fn keep_generation(place: &Place, output: &Path, old: &Manifest, bytes: &[u8]) -> Result<()> {
-    let path = generation_path(output, old.generation.unwrap_or(1));
+fn keep_generation(place: &Place, output: &Path, old: &AnyManifest, bytes: &[u8]) -> Result<()> {
+    let path = generation_path(output, old.generation().unwrap_or(1));
     #[cfg(feature = "object-store")]
     if let Some(store) = place.store() {
         let url = path.to_string_lossy();
@@ -167,7 +175,7 @@ fn keep_generation(place: &Place, output: &Path, old: &Manifest, bytes: &[u8]) -
 pub struct Cleaned {
     /// Generation files.
     pub generations: Vec<PathBuf>,
-    /// Shards and plans no kept manifest names.
+    /// Files (shards, plans) no kept manifest names.
     pub files: Vec<PathBuf>,
 }
 
@@ -194,10 +202,8 @@ pub fn clean_generations(
                 path: path.to_path_buf(),
                 what: "gone while cleaning".into(),
             })?;
-        let m = parse_manifest(path, &bytes)?;
-        let mut set: BTreeSet<PathBuf> = m.shards.iter().map(|s| join(&dir, &s.path)).collect();
-        set.extend(m.cs_plan.iter().map(|p| join(&dir, &p.path)));
-        Ok(set)
+        let m = parse_any_manifest(path, &bytes)?;
+        Ok(m.paths().into_iter().map(|p| join(&dir, p)).collect())
     };
     let mut live = files_of(manifest)?;
     for (_, p) in generations.iter().take(keep) {

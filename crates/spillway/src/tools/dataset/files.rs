@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{bad, Opened, SchemaColumn, ShardEntry};
+use super::{bad, FileEntry, Opened, SchemaColumn, ShardEntry};
 use crate::cancel::Cancel;
 use crate::config::StorageOptions;
 use crate::error::{Error, Result};
@@ -46,20 +46,21 @@ impl<'a> Places<'a> {
     }
 }
 
-/// What the shard at `path` says of itself, its entry named `rel` (see [`describe`]).
-pub(crate) fn open_shard(place: &Place, path: &Path, rel: String) -> Result<Opened> {
+/// What any spill file says of itself, from its header and end alone: its entry (named `rel`),
+/// build metadata, schema, row order and symbol names. What shards and collections share.
+pub(crate) struct Member {
+    pub(crate) entry: FileEntry,
+    pub(crate) build: serde_json::Map<String, Value>,
+    pub(crate) schema: Vec<SchemaColumn>,
+    pub(crate) order: spill::Order,
+    pub(crate) symbols: Vec<String>,
+}
+
+/// What the spill file at `path` says of itself, its entry named `rel` (a footer read).
+pub(crate) fn open_file(place: &Place, path: &Path, rel: String) -> Result<Member> {
     let (len, trailer, meta) = place
         .describe(path)?
         .ok_or_else(|| bad(path, "the file is missing"))?;
-    let build = &meta.build;
-    let shard = build
-        .get("shard")
-        .cloned()
-        .ok_or_else(|| bad(path, "it is not a shard (built without --shard)"))?;
-    let symbols = shard
-        .get("symbols")
-        .and_then(|v| serde_json::from_value::<[u64; 2]>(v.clone()).ok())
-        .ok_or_else(|| bad(path, "its shard metadata has no symbol range"))?;
     let schema = meta
         .columns
         .iter()
@@ -75,19 +76,39 @@ pub(crate) fn open_shard(place: &Place, path: &Path, rel: String) -> Result<Open
     };
     let time = meta.columns.first().map(|c| c.stats);
     let time_range = time.and_then(|s| Some([int(s.min)?, int(s.max)?]));
-    Ok(Opened {
-        entry: ShardEntry {
+    Ok(Member {
+        entry: FileEntry {
             path: rel,
             rows: meta.nrows,
             bytes: len,
             checksum: crc_text(trailer.metadata_checksum),
-            symbols,
             time_range,
         },
-        tool: build.get("tool").cloned().unwrap_or(Value::Null),
-        options: build.get("options").cloned().unwrap_or(Value::Null),
-        shard,
+        symbols: meta.symbols.into_iter().map(|s| s.name).collect(),
+        build: meta.build,
         schema,
+        order: meta.order,
+    })
+}
+
+/// What the shard at `path` says of itself, its entry named `rel` (see [`open_file`]).
+pub(crate) fn open_shard(place: &Place, path: &Path, rel: String) -> Result<Opened> {
+    let m = open_file(place, path, rel)?;
+    let shard = m
+        .build
+        .get("shard")
+        .cloned()
+        .ok_or_else(|| bad(path, "it is not a shard (built without --shard)"))?;
+    let symbols = shard
+        .get("symbols")
+        .and_then(|v| serde_json::from_value::<[u64; 2]>(v.clone()).ok())
+        .ok_or_else(|| bad(path, "its shard metadata has no symbol range"))?;
+    Ok(Opened {
+        entry: ShardEntry::new(m.entry, symbols),
+        tool: m.build.get("tool").cloned().unwrap_or(Value::Null),
+        options: m.build.get("options").cloned().unwrap_or(Value::Null),
+        shard,
+        schema: m.schema,
     })
 }
 

@@ -1,16 +1,19 @@
-//! A sharded dataset's manifest, `dataset.json`: the commit point of a sharded build, written
-//! last and atomically once every shard is in place.
+//! A dataset's manifest, `dataset.json`: the commit point of a sharded build, or of a collection
+//! of independent files, written last and atomically once every file is in place.
 //!
-//! It holds the format and version, the build options, the universe (symbol count, names CRC,
-//! fingerprint of every file read), the cross-section plan (path and checksum), the schema, and
-//! per shard its path (relative to the manifest), rows, bytes, checksum, global symbol codes and
-//! time range. A shard's checksum is the CRC-32 of its metadata block, as its trailer stores it:
-//! the metadata holds the CRC of every 4 MiB chunk of every column, so it pins every byte, and it
-//! costs one read of the trailer to check (`verify` then recomputes the chunks).
+//! A sharded build's (format 1.x) holds the format and version, the build options, the universe
+//! (symbol count, names CRC, fingerprint of every file read), the cross-section plan (path and
+//! checksum), the schema, and per shard its path (relative to the manifest), rows, bytes,
+//! checksum, global symbol codes and time range. A shard's checksum is the CRC-32 of its metadata
+//! block, as its trailer stores it: the metadata holds the CRC of every 4 MiB chunk of every
+//! column, so it pins every byte, and it costs one read of the trailer to check (`verify` then
+//! recomputes the chunks).
 //!
 //! [`manifest`] checks that the shards belong together before writing it: one universe, one
 //! fingerprint, one plan, the same options and schema, and symbol ranges that tile the universe
-//! in order. [`verify_dataset`] re-checks all of that from the files, and every chunk checksum.
+//! in order. [`collection()`] writes the manifest of independent files with one schema (format
+//! 2.x, `"kind": "collection"`: see [`Collection`]). [`verify_dataset`] re-checks either from the
+//! files, and every chunk checksum.
 
 use std::path::{Path, PathBuf};
 
@@ -25,11 +28,15 @@ use crate::plan::cs_file::crc_text;
 use crate::plan::shard::global;
 use crate::publish::{is_url, Place, Scratch};
 
+mod collection;
 mod commit;
 mod files;
+mod verify;
 
+pub use collection::{collection, Collection, COLLECTION, COLLECTION_VERSION};
 pub use commit::{clean_generations, generation_path, Cleaned};
-use files::{dir_of, join, open_shard, plan_checksum, relative, Places};
+use files::{dir_of, open_shard, plan_checksum, relative, Places};
+pub use verify::{verify_dataset, DatasetReport};
 
 /// How a dataset command reaches its files and commits its manifest.
 #[derive(Debug, Clone, Default)]
@@ -62,9 +69,10 @@ pub struct SchemaColumn {
     pub role: String,
 }
 
-/// One shard as the manifest lists it.
+/// One spill file as a manifest lists it: what pins it (length, rows, metadata checksum) and
+/// its time range. A collection's entry; a shard's adds its symbol codes ([`ShardEntry`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardEntry {
+pub struct FileEntry {
     /// The spill file, relative to the manifest's directory.
     pub path: String,
     /// Rows.
@@ -73,15 +81,13 @@ pub struct ShardEntry {
     pub bytes: u64,
     /// `crc32:` of the metadata block (the trailer's `metadata_checksum`).
     pub checksum: String,
-    /// Global symbol codes `[start, stop)`.
-    pub symbols: [u64; 2],
-    /// Smallest and largest time (ns), `None` for an empty shard.
+    /// Smallest and largest time (ns), `None` for an empty file.
     pub time_range: Option<[i64; 2]>,
 }
 
-impl ShardEntry {
+impl FileEntry {
     /// The first field in which the file `now` differs from this entry, said plainly.
-    fn difference(&self, now: &ShardEntry) -> Option<String> {
+    fn difference(&self, now: &FileEntry) -> Option<String> {
         let range =
             |r: Option<[i64; 2]>| r.map_or("none".into(), |[a, b]| format!("[{a}, {b}] ns"));
         let field = |name: &str, then: String, now: String| {
@@ -101,15 +107,67 @@ impl ShardEntry {
             )
         })
         .or_else(|| {
-            let codes = |s: [u64; 2]| format!("symbols [{}, {})", s[0], s[1]);
-            field("its symbol range", codes(self.symbols), codes(now.symbols))
-        })
-        .or_else(|| {
             field(
                 "its time range",
                 range(self.time_range),
                 range(now.time_range),
             )
+        })
+    }
+}
+
+/// One shard as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardEntry {
+    /// The spill file, relative to the manifest's directory.
+    pub path: String,
+    /// Rows.
+    pub rows: u64,
+    /// File length.
+    pub bytes: u64,
+    /// `crc32:` of the metadata block (the trailer's `metadata_checksum`).
+    pub checksum: String,
+    /// Global symbol codes `[start, stop)`.
+    pub symbols: [u64; 2],
+    /// Smallest and largest time (ns), `None` for an empty shard.
+    pub time_range: Option<[i64; 2]>,
+}
+
+impl ShardEntry {
+    /// The entry of the file `f`, a shard of global symbol codes `symbols`.
+    fn new(f: FileEntry, symbols: [u64; 2]) -> ShardEntry {
+        ShardEntry {
+            path: f.path,
+            rows: f.rows,
+            bytes: f.bytes,
+            checksum: f.checksum,
+            symbols,
+            time_range: f.time_range,
+        }
+    }
+
+    /// The file's part of the entry.
+    fn file(&self) -> FileEntry {
+        FileEntry {
+            path: self.path.clone(),
+            rows: self.rows,
+            bytes: self.bytes,
+            checksum: self.checksum.clone(),
+            time_range: self.time_range,
+        }
+    }
+
+    /// The first field in which the shard `now` differs from this entry, said plainly.
+    fn difference(&self, now: &ShardEntry) -> Option<String> {
+        let codes = |s: [u64; 2]| format!("symbols [{}, {})", s[0], s[1]);
+        self.file().difference(&now.file()).or_else(|| {
+            (self.symbols != now.symbols).then(|| {
+                format!(
+                    "its symbol range is {}, the manifest says {}",
+                    codes(now.symbols),
+                    codes(self.symbols)
+                )
+            })
         })
     }
 }
@@ -178,6 +236,28 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Where the manifest `output` goes, checked before anything is read: its place, and the path
+/// it is written at (through a symlink, where the link points: entries are relative to that
+/// directory). `inputs` are the files it is made of, `(flag, what, path)`: a local one must be
+/// a regular file (`flag` names it in errors) and is never the output (`what` names it then).
+fn prepare(
+    places: &mut Places,
+    output: &Path,
+    inputs: &[(&str, &str, &Path)],
+) -> Result<(Place, PathBuf)> {
+    let place = places.of("--output", output)?;
+    if place.is_remote() {
+        return Ok((place, output.to_path_buf()));
+    }
+    let local: Vec<_> = inputs.iter().filter(|(_, _, p)| !is_url(p)).collect();
+    for (flag, _, p) in &local {
+        crate::input::regular_file(flag, p)?;
+    }
+    let reads: Vec<(&str, &Path)> = local.iter().map(|(_, what, p)| (*what, *p)).collect();
+    let real = crate::output::check("--output", output, &reads)?;
+    Ok((place, real))
+}
+
 /// Checks that `shards` (spill files built with `--shard`) form one dataset filtered by `cs_plan`,
 /// and commits the manifest `output` (see `commit`: written last, in one request or rename;
 /// an existing one replaced only with `access.replace`). Any of them may be URLs.
@@ -189,27 +269,13 @@ pub fn manifest(
     cancel: &Cancel,
 ) -> Result<Manifest> {
     let mut places = Places::new(&access.storage, cancel);
-    let out_place = places.of("--output", output)?;
-    let output = &if out_place.is_remote() {
-        output.to_path_buf()
-    } else {
-        for p in shards.iter().filter(|p| !is_url(p)) {
-            crate::input::regular_file("shard", p)?;
-        }
-        if let Some(p) = cs_plan.filter(|p| !is_url(p)) {
-            crate::input::regular_file("--cs-plan", p)?;
-        }
-        let mut reads: Vec<(&str, &Path)> = shards
-            .iter()
-            .filter(|p| !is_url(p))
-            .map(|p| ("one of the shards", p.as_path()))
-            .collect();
-        reads.extend(cs_plan.map(|p| ("the --cs-plan file", p)));
-        // Through a symlink, the manifest is written where the link points, and shard paths
-        // are relative to that directory.
-        crate::output::check("--output", output, &reads)?
-    };
-    let dir = dir_of(output);
+    let mut inputs: Vec<(&str, &str, &Path)> = shards
+        .iter()
+        .map(|p| ("shard", "one of the shards", p.as_path()))
+        .collect();
+    inputs.extend(cs_plan.map(|p| ("--cs-plan", "the --cs-plan file", p)));
+    let (out_place, output) = prepare(&mut places, output, &inputs)?;
+    let dir = dir_of(&output);
     let mut opened = Vec::with_capacity(shards.len());
     for p in shards {
         let place = places.of("shard", p)?;
@@ -228,7 +294,13 @@ pub fn manifest(
         None => None,
     };
     let m = assemble(opened, plan, |i| shards[i].clone())?;
-    commit::commit(&out_place, output, m, access.replace)
+    match commit::commit(&out_place, &output, AnyManifest::Sharded(m), access.replace)? {
+        AnyManifest::Sharded(m) => Ok(m),
+        // `commit` returns the manifest there only when it equals this one.
+        AnyManifest::Collection(_) => Err(Error::Internal(
+            "committing a sharded manifest returned a collection".into(),
+        )),
+    }
 }
 
 /// The manifest of `opened` (in symbol order), after checking they belong together.
@@ -341,21 +413,102 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
     parse_manifest(path, &bytes)
 }
 
-/// Parses the manifest `bytes` read from `path` (named in errors): typed, another major
-/// version refused. Untrusted bytes: a bad manifest is an error, never a panic.
+/// Parses the sharded dataset's manifest `bytes` read from `path` (named in errors): typed,
+/// another major version refused (and a collection's: see [`parse_any_manifest`]). Untrusted
+/// bytes: a bad manifest is an error, never a panic.
 pub fn parse_manifest(path: &Path, bytes: &[u8]) -> Result<Manifest> {
-    let m: Manifest = serde_json::from_slice(bytes)
-        .map_err(|e| bad(path, format!("not a dataset manifest: {e}")))?;
-    if m.format != FORMAT || m.version[0] != VERSION[0] {
-        return Err(bad(
+    match parse_any_manifest(path, bytes)? {
+        AnyManifest::Sharded(m) => Ok(m),
+        AnyManifest::Collection(_) => Err(bad(
             path,
             format!(
-                "format {:?} version {:?} is not {FORMAT} {}.x",
-                m.format, m.version, VERSION[0]
+                "it is the manifest of a collection of independent files (kind {COLLECTION:?}), \
+                 not of a sharded build"
             ),
+        )),
+    }
+}
+
+/// A manifest of either kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum AnyManifest {
+    /// A sharded build's (format 1.x, no `kind`).
+    Sharded(Manifest),
+    /// A collection of independent files' (format 2.x, `"kind": "collection"`).
+    Collection(Collection),
+}
+
+impl AnyManifest {
+    /// Its generation (`None`: never committed, or a 1.0 manifest, generation 1).
+    pub fn generation(&self) -> Option<u64> {
+        match self {
+            AnyManifest::Sharded(m) => m.generation,
+            AnyManifest::Collection(c) => c.generation,
+        }
+    }
+
+    fn set_generation(&mut self, generation: Option<u64>) {
+        match self {
+            AnyManifest::Sharded(m) => m.generation = generation,
+            AnyManifest::Collection(c) => c.generation = generation,
+        }
+    }
+
+    /// The files it names, as it names them (relative to its directory): the spill files, then
+    /// the plan.
+    pub fn paths(&self) -> Vec<&str> {
+        match self {
+            AnyManifest::Sharded(m) => m
+                .shards
+                .iter()
+                .map(|s| s.path.as_str())
+                .chain(m.cs_plan.iter().map(|p| p.path.as_str()))
+                .collect(),
+            AnyManifest::Collection(c) => c.files.iter().map(|f| f.path.as_str()).collect(),
+        }
+    }
+}
+
+/// Parses the manifest `bytes` read from `path` (named in errors), of either kind: 1.x is a
+/// sharded build's, 2.x carries its `kind` (`collection`); another major or kind is refused.
+/// Untrusted bytes: a bad manifest is an error, never a panic.
+pub fn parse_any_manifest(path: &Path, bytes: &[u8]) -> Result<AnyManifest> {
+    /// What decides how the rest is read.
+    #[derive(Deserialize)]
+    struct Head {
+        format: String,
+        version: [u16; 2],
+        #[serde(default)]
+        kind: Option<String>,
+    }
+    let not = |e: serde_json::Error| bad(path, format!("not a dataset manifest: {e}"));
+    let h: Head = serde_json::from_slice(bytes).map_err(not)?;
+    let kind = h.kind.as_deref();
+    let ours = h.format == FORMAT;
+    if ours && h.version[0] == VERSION[0] {
+        return Ok(AnyManifest::Sharded(
+            serde_json::from_slice(bytes).map_err(not)?,
         ));
     }
-    Ok(m)
+    if ours && h.version[0] == COLLECTION_VERSION[0] && kind == Some(COLLECTION) {
+        return Ok(AnyManifest::Collection(
+            serde_json::from_slice(bytes).map_err(not)?,
+        ));
+    }
+    Err(bad(
+        path,
+        format!(
+            "format {:?} version {:?}{} is not {FORMAT} {}.x (a sharded build's) or {}.x of \
+             kind {COLLECTION:?}",
+            h.format,
+            h.version,
+            kind.map_or(String::new(), |k| format!(" kind {k:?}")),
+            VERSION[0],
+            COLLECTION_VERSION[0]
+        ),
+    ))
 }
 
 /// What a spill file says of itself, read from its header and end alone ([`describe_file`]).
@@ -384,124 +537,4 @@ pub fn describe_file(path: &Path, access: &Access, cancel: &Cancel) -> Result<De
         nrows: meta.nrows,
         metadata: meta.build,
     })
-}
-
-/// What [`verify_dataset`] found.
-#[derive(Debug, Clone, Serialize)]
-pub struct DatasetReport {
-    /// The manifest.
-    pub manifest: PathBuf,
-    /// Rows of all shards.
-    pub nrows: u64,
-    /// Shards checked.
-    pub shards: usize,
-    /// Chunk checksums recomputed.
-    pub chunks: u64,
-    /// Every problem found (empty: the dataset is intact).
-    pub problems: Vec<String>,
-}
-
-impl DatasetReport {
-    /// Whether the dataset is intact.
-    pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
-/// Checks a whole dataset: the manifest, every shard against its entry (length, metadata
-/// checksum, rows, symbols) and together (as [`manifest`] does), the plan's checksum, and, when
-/// `chunks`, every chunk checksum of every shard (from a bucket: each shard downloaded into the
-/// scratch directory in turn, checked and removed). Errors only when the manifest itself is bad
-/// or cannot be read.
-pub fn verify_dataset(
-    path: &Path,
-    chunks: bool,
-    access: &Access,
-    cancel: &Cancel,
-) -> Result<DatasetReport> {
-    let mut places = Places::new(&access.storage, cancel);
-    let place = places.of("manifest", path)?;
-    let (bytes, _) = place
-        .read(path, MAX_MANIFEST)?
-        .ok_or_else(|| bad(path, "no such manifest"))?;
-    let m = parse_manifest(path, &bytes)?;
-    let dir = dir_of(path);
-    let scratch = Scratch::new(access.scratch.as_deref())?;
-    let mut report = DatasetReport {
-        manifest: path.to_path_buf(),
-        nrows: m.nrows,
-        shards: m.shards.len(),
-        chunks: 0,
-        problems: Vec::new(),
-    };
-    let mut opened = Vec::new();
-    for e in &m.shards {
-        let p = join(&dir, &e.path);
-        let place = places.of("shard", &p)?;
-        let o = match open_shard(&place, &p, e.path.clone()) {
-            Ok(o) => o,
-            Err(err) => {
-                report.problems.push(chain(&err));
-                continue;
-            }
-        };
-        let diff = e.difference(&o.entry);
-        if let Some(diff) = &diff {
-            report.problems.push(format!(
-                "{}: the file does not match the manifest: {diff}",
-                p.display()
-            ));
-        }
-        if chunks && diff.is_none() {
-            let copy = place.local_copy(&p, &scratch);
-            match copy.and_then(|c| spill::open(&c.path).map_err(Error::Spill)) {
-                Ok(f) => {
-                    let r = f.verify();
-                    report.chunks += r.chunks;
-                    for d in r.damaged.iter().take(5) {
-                        report.problems.push(format!(
-                            "{}: column {:?} rows [{}, {}) is damaged",
-                            p.display(),
-                            d.column,
-                            d.rows.start,
-                            d.rows.end
-                        ));
-                    }
-                }
-                Err(err) => report
-                    .problems
-                    .push(format!("{}: {}", p.display(), chain(&err))),
-            }
-        }
-        opened.push(o);
-    }
-    if let Some(plan) = &m.cs_plan {
-        let p = join(&dir, &plan.path);
-        let checked = places
-            .of("plan", &p)
-            .and_then(|place| plan_checksum(&place, &p, &scratch));
-        match checked {
-            Ok(c) if c == plan.checksum => {}
-            Ok(c) => report.problems.push(format!(
-                "{}: checksum {c}, the manifest says {}",
-                plan.path, plan.checksum
-            )),
-            Err(e) => report.problems.push(chain(&e)),
-        }
-    }
-    if report.problems.is_empty() {
-        let paths: Vec<PathBuf> = m.shards.iter().map(|e| join(&dir, &e.path)).collect();
-        match assemble(opened, m.cs_plan.clone(), |i| paths[i].clone()) {
-            Ok(again)
-                if again.nrows == m.nrows
-                    && again.schema == m.schema
-                    && again.options == m.options => {}
-            Ok(_) => report.problems.push(format!(
-                "{}: its totals, schema or options disagree with the shards",
-                path.display()
-            )),
-            Err(e) => report.problems.push(e.to_string()),
-        }
-    }
-    Ok(report)
 }
