@@ -1,11 +1,9 @@
 """How a dataset's batches are cut from its shards: the ``(shard, start, stop)`` pieces of the
-``"shards"`` shuffle, pieces grouped into per-shard runs, and the pieces read from the shards
-re-cut into batches of the planned sizes. Pure functions over row numbers and arrays."""
+``"shards"`` shuffle, and pieces grouped into per-shard runs. Pure functions over row numbers."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, List, Tuple
+from typing import Iterable, List, Tuple
 
-import numpy as np
 
 from . import spillfile
 
@@ -51,41 +49,3 @@ def runs_of(pieces: Iterable[Tuple[int, int, int]]) -> List[Tuple[int, List[Tupl
         else:
             runs.append((i, [(a, b)]))
     return runs
-
-
-def tag(runs: List[Tuple[int, List[Tuple[int, int]]]],
-         pieces: Iterable[Tuple[Any, ...]]) -> Iterator[Tuple[int, Tuple[Any, ...]]]:
-    """Each batch piece with its shard: the pieces come run after run, in order, each run's rows
-    in whole pieces (a piece never spans two runs)."""
-    it = iter(pieces)
-    for i, local in runs:
-        need = sum(b - a for a, b in local)
-        while need > 0:
-            p = next(it)
-            need -= len(p[0])
-            yield i, p
-
-
-def rechunk(it: Iterable[Tuple[Any, ...]], sizes: Iterable[int]) -> Iterator[Tuple[Any, ...]]:
-    """Batches (tuples of arrays, None allowed) re-cut to the rows of ``sizes``, in order,
-    joining short pieces."""
-    held: List[Tuple[Any, ...]] = []
-    have = 0
-    left = iter(sizes)
-    want = next(left, None)
-    for piece in it:
-        rows = len(piece[0])
-        if not held and rows == want:
-            yield piece
-            want = next(left, None)
-            continue
-        held.append(piece)
-        have += rows
-        while want is not None and have >= want:
-            joined = tuple(None if parts[0] is None else np.concatenate(parts)
-                           for parts in zip(*held))
-            yield tuple(None if a is None else np.ascontiguousarray(a[:want]) for a in joined)
-            rest = tuple(None if a is None else a[want:] for a in joined)
-            have -= want
-            held = [rest] if have else []
-            want = next(left, None)

@@ -33,7 +33,7 @@ import numpy as np
 
 from . import spillfile
 from ._mapped import MappedShards, RemoteShard
-from ._pieces import rechunk, runs_of, shard_sequence, tag
+from ._pieces import runs_of, shard_sequence
 from .cache import CacheFull, ShardCache, parse_size
 from .errors import UsageError
 from .spillfile import RowRanges, SpillError
@@ -261,13 +261,15 @@ class Dataset:
 
     @property
     def time_column(self) -> Optional[str]:
-        with self._using(self._any()) as f:
-            return f.time_column
+        """Name of the time column (from the manifest's schema: nothing is downloaded)."""
+        names = self.columns_with_role("time")
+        return names[0] if names else None
 
     @property
     def target_column(self) -> Optional[str]:
-        with self._using(self._any()) as f:
-            return f.target_column
+        """Name of the target column (from the manifest's schema)."""
+        names = self.columns_with_role("target")
+        return names[0] if names else None
 
     def __reduce__(self) -> Tuple[Any, ...]:  # Ray tasks and spawn workers re-open it, with the same arguments
         return (_reopen, (self._files or self.path, dict(self._kw)))
@@ -482,30 +484,53 @@ class Dataset:
         spillfile._check_out(out, plan, len(names), dtype)
         deal, skip = spillfile._start({**base, "epoch": epoch}, plan, state, *deal_args)
 
-        def read(f: spillfile.SpillFile, local: List[Tuple[int, int]]) -> spillfile.Batches:
-            return f.batches(batch_rows, columns=names, ranges=local, with_time=with_time,
-                             with_symbols=with_symbols, target=target, dtype=dtype,
-                             verify=verify)
-
         gs = [deal.batch(idx) for idx in deal.mine[skip:]]
         runs = runs_of(p for g in gs for p in self._pieces(plan.runs(g)))
         if self._remote is not None:  # refused up front, before any download
             self._remote.check_room(runs, batch_rows, int(window) if shuffle == "shards" else None)
+        extra: List[Optional[str]] = [self.target_column if target else None]
+        if with_time:
+            extra.append(self.time_column or spillfile._missing("time"))
+        if with_symbols:
+            symbol = self.columns_with_role("symbol")
+            extra.append(symbol[0] if symbol else spillfile._missing("symbol"))
+        remap = with_symbols and self.collection  # each file's codes in the union's table
 
         def produce(mine: Sequence[int]) -> Iterator[Tuple[Any, ...]]:
-            # mine: deal.mine[skip:], whose runs are above
-            pieces: Iterator[Tuple[Any, ...]]
+            # mine: deal.mine[skip:], whose runs are above. Each run's rows are read straight
+            # into the batch they belong to (a batch may take rows of several runs).
+            opened: Iterable[Tuple[int, Any]]
             if self._remote is None:
-                pieces = (p for i, local in runs for p in read(self.shards[i], local))
-            else:
-                pieces = self._remote.read(runs, read, self._prefetch)
-            if with_symbols and self.collection:  # each file's codes in the union's table
-                pieces = ((*p[:-1], self._codes(i, p[-1])) for i, p in tag(runs, pieces))
-            for batch in rechunk(pieces, [plan.span(g)[1] for g in gs]):
-                if out is not None:
-                    out[:len(batch[0])] = batch[0]
-                    batch = (out[:len(batch[0])], *batch[1:])
-                yield batch
+                opened = ((i, self.shards[i]) for i, _ in runs)
+            else:  # each shard held (downloaded) while its run is read
+                held = self._remote.read(runs, lambda f, local: iter([f]), self._prefetch)
+                opened = zip((i for i, _ in runs), held)
+            pool = spillfile._Recycler()
+            readers: Dict[int, Tuple[Any, Any]] = {}
+            sizes = iter([plan.span(g)[1] for g in gs])
+            want, arrays, at = next(sizes, 0), None, 0
+            for (i, local), (_, f) in zip(runs, opened):
+                if i not in readers or readers[i][0] is not f:  # (remote: a shard re-mapped)
+                    if i in readers:
+                        readers[i][1].close()
+                    readers[i] = (f, spillfile._RowReader(f, names, extra, dtype, verify, pool))
+                reader = readers[i][1]
+                for a, b in local:
+                    while a < b:
+                        if arrays is None:
+                            arrays = reader.empty(want, out)
+                        take = min(b - a, want - at)
+                        reader.read_into(arrays, [(a, a + take)], at)
+                        if remap:
+                            arrays[-1][at:at + take] = self._codes(i, arrays[-1][at:at + take])
+                        a, at = a + take, at + take
+                        if at == want:
+                            batch = tuple(arrays)
+                            pool.handed_out(batch if out is None else batch[1:])
+                            yield batch
+                            want, arrays, at = next(sizes, 0), None, 0
+            for _, r in readers.values():
+                r.close()
         return spillfile.Batches(plan, deal, skip, base, produce)
 
     def take_rows(self, indices: Any, columns: Optional[Sequence[str]] = None,

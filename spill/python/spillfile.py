@@ -484,7 +484,7 @@ class _RowReader:
     """Reads rows of chosen columns of one spill file into batch arrays with pread, on its own
     descriptor of the file that was opened and validated (a file replaced since is not read)."""
 
-    def __init__(self, f, names, extra, dtype, verify):
+    def __init__(self, f, names, extra, dtype, verify, pool=None):
         self._fd = -1
         if dtype not in X_DTYPES:
             raise ValueError(f"dtype must be one of {', '.join(X_DTYPES)}, not {dtype!r:.80}")
@@ -496,24 +496,31 @@ class _RowReader:
         self._dtype, self._xdtype = dtype, X_DTYPES[dtype]
         self._nrows, self._chunk = f.nrows, f.chunk_bytes
         self._verified = f._verified if verify else None
+        # The read calls' arguments, made once rather than per batch.
+        self._xargs = self._args(self._x) if self._x and self._fast else None
+        self._eargs = [None if c is None else self._args([c]) for c in self._extra]
         self._fd = os.dup(f._file())
-        self._pool = _Recycler()
+        self._pool = _Recycler() if pool is None else pool
 
     @property
     def ncols(self):
         return len(self._x)
 
-    def _read(self, cols, runs, out, at, dtype):
-        read = _read_rows or _py_read_rows
+    def _args(self, cols):
+        """``read_rows``' arguments for ``cols`` but the runs and the output."""
         size = cols[0].dtype.itemsize
-        kw = {}
+        kw = dict(names=[c.name for c in cols])
         if self._verified is not None:
-            sums = [c.checksums for c in cols]
-            marks = [self._verified.setdefault(c.name, bytearray(len(c.checksums))) for c in cols]
-            kw = dict(chunk_bytes=self._chunk, crcs=sums, verified=marks)
+            kw.update(chunk_bytes=self._chunk, crcs=[c.checksums for c in cols],
+                      verified=[self._verified.setdefault(c.name, bytearray(len(c.checksums)))
+                                for c in cols])
+        return [c.offset for c in cols], self._nrows * size, size, kw
+
+    def _read(self, args, runs, out, at, dtype):
+        offsets, col_bytes, size, kw = args
         try:
-            read(self._fd, [c.offset for c in cols], self._nrows * size, runs, out, at, dtype,
-                 size, names=[c.name for c in cols], **kw)
+            (_read_rows or _py_read_rows)(self._fd, offsets, col_bytes, runs, out, at, dtype,
+                                          size, **kw)
         except ValueError as e:
             if "checksum mismatch" in str(e):
                 raise SpillError(str(e)) from None
@@ -532,23 +539,23 @@ class _RowReader:
     def read_into(self, arrays, runs, at):
         """Rows ``runs`` into rows ``at...`` of each batch array."""
         n = sum(b - a for a, b in runs)
-        if self._x and self._fast:
-            self._read(self._x, runs, arrays[0], at, self._dtype)
+        if self._xargs is not None:
+            self._read(self._xargs, runs, arrays[0], at, self._dtype)
         elif self._x:
             for j, c in enumerate(self._x):
                 v = self._column(c, runs, n).astype(np.float32)
                 arrays[0][at:at + n, j] = _bfloat16_bits(v) if self._dtype == "bfloat16" else v
-        for c, a in zip(self._extra, arrays[1:]):
+        for c, args, a in zip(self._extra, self._eargs, arrays[1:]):
             if c is None:
                 continue
             if c.role == "target" and c.dtype_name != "f32":  # narrowed to float32
                 a[at:at + n] = self._column(c, runs, n)
             else:
-                self._read([c], runs, a.reshape(-1, 1), at, "raw")
+                self._read(args, runs, a.reshape(-1, 1), at, "raw")
 
     def _column(self, c, runs, n):
         tmp = np.empty((n, 1), c.dtype)
-        self._read([c], runs, tmp, 0, "raw")
+        self._read(self._args([c]), runs, tmp, 0, "raw")
         return tmp[:, 0]
 
     def read(self, runs, n, out=None):
