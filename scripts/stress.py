@@ -99,7 +99,7 @@ def main():
             "symbols": symbols, "features": features, "rows_per_symbol": nrows, "rows": s["rows"], "input_bytes": s["input_bytes"],
             "output_bytes": s["output_bytes"], "wall_s": round(s["seconds"], 3), "process_wall_s": round(secs, 3),
             "rows_per_s": round(s["rows_per_second"]), "input_mb_per_s": round(s["input_mb_per_second"], 1),
-            "peak_rss_mib": round(s["peak_rss_bytes"] / 2**20, 1), "bound_mib": round(s["budget"]["bound_bytes"] / 2**20, 1),
+            "peak_rss_mib": round(s["peak_rss_bytes"] / 2**20, 1), "bound_mib": round(s["planned_bound_bytes"] / 2**20, 1),
             "readers": s["budget"]["readers"], "batch_rows": s["budget"]["batch_rows"],
             "capacity": s["budget"]["capacity"], "bottleneck": s["bottleneck"], "verify_s": round(vsecs, 2),
         }

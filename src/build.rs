@@ -91,7 +91,7 @@ pub struct Args {
 
 /// Turns SIGINT, SIGTERM and SIGHUP into `cancel`, remembering which signal came; a second one
 /// takes the default action (the process dies at once).
-fn on_signals(cancel: &Cancel) -> anyhow::Result<Arc<AtomicUsize>> {
+pub(crate) fn on_signals(cancel: &Cancel) -> anyhow::Result<Arc<AtomicUsize>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let which = Arc::new(AtomicUsize::new(0));
     for sig in [SIGINT, SIGTERM, SIGHUP] {
@@ -104,7 +104,7 @@ fn on_signals(cancel: &Cancel) -> anyhow::Result<Arc<AtomicUsize>> {
     Ok(which)
 }
 
-fn signal_name(sig: i32) -> &'static str {
+pub(crate) fn signal_name(sig: i32) -> &'static str {
     match sig {
         signal_hook::consts::SIGINT => "SIGINT",
         signal_hook::consts::SIGTERM => "SIGTERM",

@@ -12,8 +12,10 @@ use std::sync::OnceLock;
 
 use clap::{Parser, Subcommand};
 
+mod append;
 mod build;
 mod clean;
+mod compact;
 mod count;
 mod demo;
 mod export;
@@ -64,6 +66,12 @@ enum Command {
     PlanCs(plan_cs::Args),
     /// Commit the manifest (dataset.json) of a sharded build's shards, on disk or in a bucket.
     Manifest(manifest::Args),
+    /// Grow a time-major dataset by the rows after its last timestamp: new time shards and the
+    /// next manifest generation, its history checked.
+    Append(append::Args),
+    /// Merge a time-major dataset's shards (its build's and every append's) into fewer, as the
+    /// next manifest generation.
+    Compact(compact::Args),
 }
 
 /// Runs the command line `args` (the program name first, as in [`std::env::args_os`]): the
@@ -139,5 +147,7 @@ fn run(opts: Opts) -> anyhow::Result<u8> {
         Command::Count(a) => count::run(a),
         Command::PlanCs(a) => plan_cs::run(a),
         Command::Manifest(a) => manifest::run(a),
+        Command::Append(a) => append::run(a),
+        Command::Compact(a) => compact::run(a),
     }
 }

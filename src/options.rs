@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use spillway::config::{BuildOptions, EpochUnit, RowOrder, StorageOptions};
+use spillway::config::{BuildOptions, CsTransform, EpochUnit, RowOrder, StorageOptions};
 use spillway::gen::GenOptions;
 
 /// A clap parser for a library enum that parses from its names.
@@ -73,6 +73,12 @@ pub struct Selection {
     /// hidden intermediate file beside the output).
     #[arg(long, value_parser = choice::<RowOrder>(RowOrder::NAMES))]
     pub order: Option<RowOrder>,
+    /// With --order time: transform each feature within each timestamp's cross-section. rank:
+    /// the percentile rank in (0, 1], ties averaged; zscore: (x - mean) / std (population std;
+    /// 0 where it is 0); winsorize=Q: clipped to the Q and 1-Q quantiles (0 <= Q < 0.5). NaN
+    /// stays NaN and is left out; the target, time and symbol columns are never transformed.
+    #[arg(long, value_name = "rank|zscore|winsorize=Q", value_parser = cs_transform)]
+    pub cs_transform: Option<CsTransform>,
 }
 
 impl Selection {
@@ -93,6 +99,7 @@ impl Selection {
             max_cs_samples: self.max_cs_samples,
             seed: self.seed,
             order: self.order,
+            cs_transform: self.cs_transform,
             storage: (!self.storage_option.is_empty()).then(|| {
                 let mut s = StorageOptions::new();
                 for (k, v) in &self.storage_option {
@@ -103,6 +110,14 @@ impl Selection {
             ..Default::default()
         }
     }
+}
+
+/// Parses a `--cs-transform` (the library's message, without its prefix, names the forms).
+fn cs_transform(s: &str) -> Result<CsTransform, String> {
+    s.parse().map_err(|e| match e {
+        spillway::Error::Config(m) => m,
+        other => other.to_string(),
+    })
 }
 
 /// Parses a `--storage-option KEY=VALUE`.

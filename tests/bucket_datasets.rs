@@ -400,3 +400,78 @@ fn a_collection_in_a_bucket_commits_and_verifies() {
     assert!(b.object("coll/dataset.g1.json").exists());
     ok(&b.run(&["verify", &manifest]));
 }
+
+/// `spillway append` to a time-major dataset in a bucket: the new shard is built in the scratch
+/// directory and uploaded, the manifest replaced by a conditional PUT as generation 2 (the first
+/// kept), and the bytes are the local append's.
+#[test]
+fn an_append_to_a_dataset_in_a_bucket_equals_the_local_one() {
+    let b = Bucket::new(&["--symbols", "4", "--rows", "3000", "--features", "3"]);
+    let today = b.path("u");
+    let probe = b.path("probe.spill");
+    ok(&build(&today, &probe, &["--order", "time"]));
+    let times = spill::open(&probe)
+        .expect("open")
+        .column::<i64>("ts")
+        .expect("ts")
+        .to_vec();
+    let cut = times[times.len() * 9 / 10];
+    let yesterday = b.path("yesterday");
+    std::fs::create_dir(&yesterday).expect("mkdir");
+    crate::append::truncate(&today, &yesterday, cut);
+    let local = b.path("local");
+    std::fs::create_dir(&local).expect("mkdir");
+    for (dir, manifest) in [
+        (
+            format!("s3://{BUCKET}/ts"),
+            format!("s3://{BUCKET}/ts/dataset.json"),
+        ),
+        (
+            s(&local).to_string(),
+            s(&local.join("dataset.json")).to_string(),
+        ),
+    ] {
+        let mut shards = Vec::new();
+        for i in 0..2 {
+            let out = format!("{dir}/shard-{i}.spill");
+            let mut args = b.shard_args(i, 2, &out);
+            args[2] = s(&yesterday).to_string();
+            args.extend(["--order".into(), "time".into()]);
+            ok(&b.run(&strings(&args)));
+            shards.push(out);
+        }
+        let mut args = vec!["manifest"];
+        args.extend(strings(&shards));
+        args.extend(["--output", &manifest]);
+        ok(&b.run(&args));
+        let scratch = b.path("scratch");
+        let a = [
+            "append",
+            &manifest,
+            "--input",
+            s(&today),
+            "--scratch",
+            s(&scratch),
+            "--quiet",
+        ];
+        ok(&b.run(&a));
+        ok(&b.run(&["verify", &manifest]));
+        assert!(
+            b.scratch_is_empty(),
+            "the local copy of the new shard is removed"
+        );
+    }
+    let remote: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.object("ts/dataset.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(remote["generation"], 2);
+    assert!(b.object("ts/dataset.g1.json").exists(), "generation 1 kept");
+    let name = remote["shards"][2]["path"]
+        .as_str()
+        .expect("the appended shard");
+    assert_eq!(
+        std::fs::read(b.object(&format!("ts/{name}"))).expect("object"),
+        std::fs::read(local.join(name)).expect("local"),
+        "the appended shard's bytes are the local append's"
+    );
+}

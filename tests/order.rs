@@ -35,7 +35,7 @@ impl Rng {
 /// A universe of `symbols` symbols on a grid of 40 times: each symbol a ragged stretch of it with
 /// timestamps missing, some repeated (duplicates within the symbol), a few rows swapped (time
 /// going backwards), a few null times, and NaN or null targets.
-fn universe(dir: &Path, symbols: usize, seed: u64) {
+pub(crate) fn universe(dir: &Path, symbols: usize, seed: u64) {
     let mut rng = Rng(seed);
     for s in 0..symbols {
         let (a, b) = (rng.below(20), 20 + rng.below(21));
@@ -160,6 +160,36 @@ fn assert_only(dir: &Path, names: &[&str]) {
     assert_eq!(entries(dir), names, "leftovers in {}", dir.display());
 }
 
+/// The build flags of a random case's filters: `--drop-null-target`, `--min-cs`,
+/// `--max-cs-samples` (with a seed from `seed`) and `--max-rows`, as chosen.
+pub(crate) fn filter_flags(
+    drop: bool,
+    min_cs: Option<u64>,
+    k: Option<u64>,
+    max_rows: Option<u64>,
+    seed: u64,
+) -> Vec<String> {
+    let mut f: Vec<String> = Vec::new();
+    if drop {
+        f.push("--drop-null-target".into());
+    }
+    if let Some(v) = min_cs {
+        f.extend(["--min-cs".into(), v.to_string()]);
+    }
+    if let Some(v) = k {
+        f.extend([
+            "--max-cs-samples".into(),
+            v.to_string(),
+            "--seed".into(),
+            (seed % 100).to_string(),
+        ]);
+    }
+    if let Some(v) = max_rows {
+        f.extend(["--max-rows".into(), v.to_string()]);
+    }
+    f
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
@@ -175,10 +205,8 @@ proptest! {
         let d = tempfile::tempdir().expect("tempdir");
         let u = d.path().join("u");
         newest_first_universe(&u, symbols, seed);
-        let (m, mr) = (min_cs.map(|v| v.to_string()), max_rows.map(|v| v.to_string()));
-        let mut extra: Vec<&str> = Vec::new();
-        if let Some(v) = &m { extra.extend(["--min-cs", v]); }
-        if let Some(v) = &mr { extra.extend(["--max-rows", v]); }
+        let flags = filter_flags(false, min_cs, None, max_rows, 0);
+        let mut extra: Vec<&str> = flags.iter().map(String::as_str).collect();
         let (sym, time) = (d.path().join("s.spill"), d.path().join("t.spill"));
         ok(&build(&u, &sym, &extra));
         extra.extend(["--order", "time"]);
@@ -198,13 +226,8 @@ proptest! {
         let d = tempfile::tempdir().expect("tempdir");
         let u = d.path().join("u");
         universe(&u, symbols, seed);
-        let (m, kk, mr, sd) = (min_cs.map(|v| v.to_string()), k.map(|v| v.to_string()),
-            max_rows.map(|v| v.to_string()), (seed % 100).to_string());
-        let mut extra: Vec<&str> = Vec::new();
-        if drop { extra.push("--drop-null-target"); }
-        if let Some(v) = &m { extra.extend(["--min-cs", v]); }
-        if let Some(v) = &kk { extra.extend(["--max-cs-samples", v, "--seed", &sd]); }
-        if let Some(v) = &mr { extra.extend(["--max-rows", v]); }
+        let flags = filter_flags(drop, min_cs, k, max_rows, seed);
+        let extra: Vec<&str> = flags.iter().map(String::as_str).collect();
         let out = d.path().join("out");
         std::fs::create_dir(&out).expect("mkdir");
         let (sym, time) = (out.join("s.spill"), out.join("t.spill"));
@@ -286,6 +309,15 @@ fn the_summary_reports_the_order_and_the_io_amplification() {
     let amp = json["io_amplification"].as_f64().expect("a number");
     assert!(amp > 2.0 && amp < 4.0, "{amp}");
     assert!(json["transpose"]["timestamps"].as_u64() > Some(0));
+    // The planned bound covers both passes, and the peak stays under it.
+    let bound = json["planned_bound_bytes"].as_u64().expect("a bound");
+    let parts = [
+        &json["budget"]["bound_bytes"],
+        &json["transpose"]["memory"]["bound_bytes"],
+    ];
+    assert_eq!(Some(bound), parts.iter().filter_map(|v| v.as_u64()).max());
+    assert!(json["peak_rss_bytes"].as_u64() <= Some(bound), "{json}");
+    assert!(e.contains("= max(stream pass "), "{e}");
     let plain = d.path().join("p.spill");
     let o = run(&build_args(&u, &plain, &["--summary", "-", "--quiet"]));
     ok(&o);
@@ -358,17 +390,4 @@ fn if_changed_tells_the_orders_apart_and_verify_checks_the_index() {
     let json: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(json["order"], "time");
     assert!(json["timestamps"].as_u64() > Some(0));
-}
-
-#[test]
-fn time_major_shards_are_refused_until_shards_are_cut_on_time() {
-    let d = tempfile::tempdir().expect("tempdir");
-    let u = d.path().join("u");
-    universe(&u, 3, 7);
-    for scope in [["--shard", "0/2"], ["--symbols", "A..M"]] {
-        let mut args = vec!["--order", "time"];
-        args.extend(scope);
-        let o = build(&u, &d.path().join("t.spill"), &args);
-        usage_error(&o, &["--order time", scope[0]]);
-    }
 }

@@ -83,7 +83,7 @@ fn absurdly_many_columns_fail_up_front_or_fit_the_plan() {
         serde_json::from_slice(&std::fs::read(&summary).expect("summary")).expect("json");
     let (peak, bound) = (
         j["peak_rss_bytes"].as_u64().unwrap_or(0),
-        j["budget"]["bound_bytes"].as_u64().unwrap_or(0),
+        j["planned_bound_bytes"].as_u64().unwrap_or(0),
     );
     assert!(
         peak <= bound,
@@ -473,6 +473,6 @@ fn the_planned_bound_covers_the_peak_on_thousands_of_small_files() {
     ok(&build(&u, &out, &["--summary", s(&sum)]));
     let j: Value = serde_json::from_slice(&std::fs::read(&sum).expect("summary")).expect("json");
     let peak = j["peak_rss_bytes"].as_u64().unwrap_or(u64::MAX);
-    let bound = j["budget"]["bound_bytes"].as_u64().unwrap_or(0);
+    let bound = j["planned_bound_bytes"].as_u64().unwrap_or(0);
     assert!(peak <= bound, "peak {peak} above the planned bound {bound}");
 }

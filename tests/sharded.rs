@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
-const FILTERS: [&str; 7] = [
+/// The filters the sharded tests build with.
+pub(crate) const FILTERS: [&str; 7] = [
     "--drop-null-target",
     "--min-cs",
     "5",
@@ -198,7 +199,7 @@ fn a_hive_universe_with_max_rows_shards_exactly() {
 
 /// 12 symbols whose times repeat (1 to 3 rows a time), go backwards within a file, and overlap
 /// across the parts of a hive symbol; some targets NaN.
-fn repeated_universe(d: &Path) -> PathBuf {
+pub(crate) fn repeated_universe(d: &Path) -> PathBuf {
     const MIN: i64 = 60_000_000_000;
     let u = d.join("rep");
     let write = |path: PathBuf, ts: Vec<i64>, salt: usize| {

@@ -13,20 +13,22 @@ Building, inspecting, native verification and export run in the Rust library
 is also a single file that can be copied next to any code (``import spillfile``). Adapters import
 their framework only when used: :mod:`spillway.torch`, :mod:`spillway.xgboost`,
 :mod:`spillway.lightgbm`. Sharded datasets: :func:`open_dataset` (:mod:`spillway.dataset`), built on
-a Ray cluster by :mod:`spillway.ray`. Errors: :mod:`spillway.errors`.
+a Ray cluster by :mod:`spillway.ray`; a time-major one grows by :func:`append`. Errors:
+:mod:`spillway.errors`.
 """
 from __future__ import annotations
 
 import importlib
 import json
 import os
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, overload
 
 from . import spillfile
 from ._options import check_flag, check_path
 from ._options import options_json as _options
-from .errors import DataError, InternalError, SpillwayError, UsageError
+from .errors import DataError, HistoryError, InternalError, SpillwayError, UsageError
 from .spillfile import SpillError, SpillFile
 from .dataset import Dataset, open_dataset
 
@@ -40,8 +42,9 @@ else:
     spillfile._read_rows = _native.read_rows  # batches() read and transpose in Rust
     spillfile._take_rows = _native.take_rows
 
-__all__ = ["open", "open_dataset", "Dataset", "build", "inspect", "verify", "export", "SpillFile", "SpillError",
-           "SpillwayError", "DataError", "UsageError", "InternalError", "__version__"]
+__all__ = ["open", "open_dataset", "Dataset", "build", "inspect", "verify", "export", "append",
+           "AppendReport", "HistoryCheck", "SpillFile", "SpillError", "SpillwayError", "DataError",
+           "HistoryError", "UsageError", "InternalError", "__version__"]
 
 
 @overload
@@ -106,6 +109,7 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
           drop_null_target: Optional[bool] = None,
           min_cs: Optional[int] = None, max_cs_samples: Optional[int] = None,
           seed: Optional[int] = None, order: Optional[str] = None,
+          cs_transform: Optional[str] = None,
           config: Optional[PathLike] = None, summary: Optional[PathLike] = None,
           quiet: Optional[bool] = None, progress: Optional[bool] = None,
           storage_options: Optional[Mapping[str, Any]] = None,
@@ -136,6 +140,13 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
       see :mod:`spillway.lightgbm` ``group=`` and :mod:`spillway.xgboost` ``qid=``); a time-major
       build writes a hidden symbol-major intermediate beside the output and transposes it, in the
       same memory budget;
+    - ``cs_transform``: with ``order="time"`` only, each feature transformed within each
+      timestamp's cross-section: ``"rank"`` (the percentile rank in (0, 1], ties averaged:
+      pandas' ``groupby(time)[col].rank(pct=True)``), ``"zscore"`` (``(x - mean) / std``,
+      population std, 0 where it is 0) or ``"winsorize=Q"`` (clipped to the ``Q`` and ``1 - Q``
+      quantiles, ``0 <= Q < 0.5``, as pandas' ``Series.quantile``); NaN stays NaN and is left
+      out; computed in float64, stored in the column's type; the target, time and symbol
+      columns are never transformed. The transform is recorded in the file's options;
     - ``config``: a TOML file of the same options (``summary`` and ``quiet`` included), which the
       keywords override. A keyword left at None is not given: the file's value (else the
       default) holds. Flags override both ways: ``drop_null_target=False`` (``no_float32``,
@@ -162,7 +173,7 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
                     memory_budget=memory_budget, on_error=on_error, write_mode=write_mode,
                     drop_null_target=drop_null_target, min_cs=min_cs,
                     max_cs_samples=max_cs_samples, seed=seed, order=order,
-                    storage_options=storage_options, **more)
+                    cs_transform=cs_transform, storage_options=storage_options, **more)
     config = None if config is None else check_path("config", config)
     summary = None if summary is None else check_path("summary", summary)
     quiet = None if quiet is None else check_flag("quiet", quiet)
@@ -245,3 +256,123 @@ def export(path: PathLike, to: PathLike, *, columns: Optional[Sequence[str]] = N
         os.fspath(path), os.fspath(to), cols, None if start is None else int(start),
         None if stop is None else int(stop), bool(nan_as_null), format))
     return result
+
+
+@dataclass(frozen=True)
+class HistoryCheck:
+    """How :func:`append` checked that the universe still holds the dataset's history."""
+
+    #: Whether the dataset records a history (datasets built before spillway kept one do not:
+    #: nothing can be trusted, and only ``rebuild=True`` appends to them).
+    recorded: bool
+    #: Symbols whose files are all unchanged since the dataset was built: trusted, not read.
+    trusted: int
+    #: Symbols whose files changed (a flat ``<SYM>.parquet`` rewritten): their rows up to the
+    #: dataset's last timestamp were built again and compared with the dataset's.
+    rebuilt: List[str]
+    #: Symbols new to the dataset (they take the next symbol codes).
+    new_symbols: List[str]
+    #: What differs, symbol by symbol: empty, or the dataset was rebuilt (``rebuild=True``).
+    problems: List[str]
+
+
+@dataclass(frozen=True)
+class AppendReport:
+    """What :func:`append` did (``spillway append --summary``'s JSON, typed)."""
+
+    #: The manifest (as given: a path or a URL).
+    manifest: str
+    #: Its generation now (the one read, when nothing was appended).
+    generation: int
+    #: The dataset's last timestamp before the append (int64 ns, UTC).
+    after: int
+    #: Its last timestamp now (``after`` when nothing was appended).
+    last: int
+    #: The new shards, relative to the manifest (none when nothing was appended).
+    shards: List[str]
+    #: Rows added (every row of the dataset after a rebuild).
+    rows: int
+    #: Whether the whole dataset was rebuilt (``rebuild=True`` and a history that differs).
+    rebuilt: bool
+    #: How the history was checked; None when nothing was appended (no row is new: not checked).
+    history: Optional[HistoryCheck]
+    #: Seconds, all told.
+    seconds: float
+
+    @property
+    def appended(self) -> bool:
+        """Whether a new generation was committed (False: no row of the universe is new)."""
+        return bool(self.shards)
+
+    @classmethod
+    def from_json(cls, text: str) -> "AppendReport":
+        """The report from the JSON of ``spillway append --summary`` (or the extension)."""
+        r = json.loads(text)
+        h = r.get("history")
+        return cls(manifest=str(r["manifest"]), generation=int(r["generation"]),
+                   after=int(r["after"]), last=int(r["last"]),
+                   shards=[str(x) for x in r["shards"]], rows=int(r["rows"]),
+                   rebuilt=bool(r["rebuilt"]),
+                   history=None if h is None else HistoryCheck(
+                       recorded=bool(h["recorded"]), trusted=int(h["trusted"]),
+                       rebuilt=list(h["rebuilt"]), new_symbols=list(h["new_symbols"]),
+                       problems=list(h["problems"])),
+                   seconds=float(r["seconds"]))
+
+
+def append(dataset: PathLike, input: PathLike, *, shards: int = 1, rebuild: bool = False,
+           threads: Optional[int] = None, memory_budget: Union[str, int, None] = None,
+           storage_options: Optional[Mapping[str, Any]] = None,
+           scratch: Optional[PathLike] = None, quiet: bool = True) -> AppendReport:
+    """Grow the time-major dataset ``dataset`` (its ``dataset.json``: a path or a URL) by the
+    rows of the universe ``input`` after the dataset's last timestamp, in this process, as
+    ``spillway append`` does, and return what was done.
+
+    The new rows are cut into ``shards`` time shards (``time-g<G>-<i>-of-<n>-<key>.spill``)
+    written beside the manifest (into a bucket: built in ``scratch``, default the temporary
+    directory, and uploaded), then the next manifest generation, old shards and new, is
+    committed only over the generation this append read (a concurrent writer makes it fail,
+    never mix; readers of the old generation keep ``dataset.g<N>.json``). The grown dataset
+    holds the rows a single ``order="time"`` build of ``input`` holds, with the dataset's symbol
+    codes kept (new symbols take the next codes). The options that decide rows (target,
+    features, filters, transform) are the dataset's, which its manifest records; ``threads``,
+    ``memory_budget`` (per shard build) and ``storage_options`` (as for :func:`build`) only
+    shape the work. ``quiet=False`` shows the progress bar on stderr (on a terminal).
+
+    The universe must still hold the dataset's history: files the dataset was built from are
+    trusted when unchanged; a changed one has its rows up to the last timestamp built again and
+    compared. History that differs (or rows at or before the last timestamp in new files:
+    backfilled) raises :class:`HistoryError`, naming each symbol and the first timestamp (ns)
+    that differs, and writes nothing; ``rebuild=True`` takes the grown universe whole instead
+    (new shards of every timestamp, codes kept: ``report.rebuilt``). When no row is new the
+    dataset is left as it is and the report has no shards and 0 rows (``report.appended`` is
+    False). A dataset that is not time-major, or was built with ``max_rows``, is a
+    :class:`DataError`; a bad value a :class:`UsageError`. Runs with the GIL released; Ctrl-C
+    cancels (nothing is committed) and re-raises ``KeyboardInterrupt``.
+    """
+    return _append(dataset, input, shards=shards, rebuild=rebuild, threads=threads,
+                   memory_budget=memory_budget, storage_options=storage_options,
+                   scratch=scratch, quiet=quiet)
+
+
+def _append(dataset: PathLike, input: PathLike, *, shards: int = 1, rebuild: bool = False,
+            only: Optional[int] = None, commit_only: bool = False, quiet: bool = True,
+            **resources: Any) -> AppendReport:
+    """:func:`append`, with the two halves of a cluster's append (:mod:`spillway.ray`):
+    ``only=I`` builds new shard ``I`` and commits nothing; ``commit_only`` builds nothing and
+    commits the ``shards`` new shards the ``only`` tasks built. ``resources``: options of
+    :func:`build` that only shape the work (``threads``, ``memory_budget``,
+    ``storage_options``, ``scratch``...); the library refuses the others."""
+    from ._options import check_int
+    manifest = check_path("dataset", dataset)
+    n = check_int("shards", shards)
+    if not 1 <= n < 1 << 32:
+        raise UsageError(f"shards={n} is out of range: it must be from 1 to 2**32 - 1")
+    i = None if only is None else check_int("only", only)
+    if i is not None and i >= n:
+        raise UsageError(f"only={i}: there are {n} new shards (0 to {n - 1})")
+    opts = _options(input=input, **resources)
+    _need_native()
+    return AppendReport.from_json(_native.append(
+        manifest, opts, n, check_flag("rebuild", rebuild), i,
+        check_flag("commit_only", commit_only), not check_flag("quiet", quiet)))

@@ -12,6 +12,8 @@ from . import _collection
 from .spillfile import SpillError, SpillFile
 
 FORMAT = "spillway-dataset"
+#: The row orders a manifest names (``order``; absent before version 1.2: symbol).
+ORDERS = ("symbol", "time")
 
 __all__ = ["read_manifest", "parse_manifest", "metadata_crc", "files_manifest"]
 
@@ -25,8 +27,9 @@ def metadata_crc(path: str, size: int) -> int:
 
 def parse_manifest(data: bytes, where: str) -> Dict[str, Any]:
     """The manifest ``data`` (read from ``where``, named in errors) checked for its format and
-    version. A collection's ``files`` are also its ``shards``, so that readers treat both kinds
-    alike."""
+    version, and, for a time-major dataset (``"order": "time"``, version 1.2), each shard's
+    ``time_range``, in time order. A collection's ``files`` are also its ``shards``, so that
+    readers treat both kinds alike."""
     if len(data) > 64 << 20:
         raise SpillError(f"{where}: too large for a dataset manifest")
     try:
@@ -51,11 +54,38 @@ def parse_manifest(data: bytes, where: str) -> Dict[str, Any]:
         if not ok or not p or p.startswith("/") or "\\" in p or ".." in p.split("/"):
             raise SpillError(f"{where}: a shard entry is not {{path (relative), rows, bytes, "
                              f"checksum}}: {e!r:.200}")
+    order = m.get("order", "symbol")
+    if order not in ORDERS:
+        raise SpillError(f"{where}: order {order!r:.40} is not one of {ORDERS}")
+    if order == "time":
+        _check_timeline(shards, where)
     return m
+
+
+def _check_timeline(shards: List[Any], where: str) -> None:
+    """The shards of a time-major dataset (version 1.2: ``"order": "time"``): each with its
+    ``time_range`` ``[first, last]`` (ns) or null when empty, each starting after the last
+    time of the shards before it (a timestamp's rows are in one shard)."""
+    last = None
+    for i, e in enumerate(shards):
+        r = e.get("time_range")
+        if r is None and e["rows"] == 0:
+            continue
+        if not (isinstance(r, list) and len(r) == 2 and all(map(_is_time, r)) and r[0] <= r[1]):
+            raise SpillError(f"{where}: shard {i} ({e['path']}) of a time-major dataset: "
+                             f"time_range is not [first, last] ns: {r!r:.100}")
+        if last is not None and r[0] <= last:
+            raise SpillError(f"{where}: shard {i} ({e['path']}) starts at time {r[0]}, not "
+                             f"after the shards before it (last time {last})")
+        last = r[1]
 
 
 def _is_count(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _is_time(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < 1 << 63
 
 
 def read_manifest(path: Union[str, "os.PathLike[str]"]) -> Dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping,
                     Sequence, Tuple)
 
 from .cache import CacheFull, Fetch, Pinned, ShardCache
+from .errors import InternalError
 
 if TYPE_CHECKING:
     from .spillfile import SpillFile
@@ -27,9 +28,10 @@ class MappedShards:
     another needs the room. Thread-safe (a prefetch thread opens shards beside the reader)."""
 
     def __init__(self, urls: List[str], entries: List[Mapping[str, Any]], cache: ShardCache,
-                 fetch: Fetch, verify: bool = False):
+                 fetch: Fetch, verify: bool = False,
+                 tail: Optional[Callable[[str, int], bytes]] = None):
         self.urls, self.entries, self.cache = urls, entries, cache
-        self._fetch, self._verify = fetch, verify
+        self._fetch, self._verify, self._tail = fetch, verify, tail
         self._files: "OrderedDict[int, Tuple[SpillFile, Pinned]]" = OrderedDict()  # LRU first
         self._holds: Dict[int, int] = {}
         self._reserved = 0
@@ -42,6 +44,13 @@ class MappedShards:
 
     def size(self, i: int) -> int:
         return int(self.entries[i]["bytes"])
+
+    def tail(self, i: int, n: int) -> bytes:
+        """The last ``n`` bytes of shard ``i``'s object (its trailer and metadata), read from the
+        store with no download: what a time-major dataset reads each shard's index from."""
+        if self._tail is None:
+            raise InternalError("MappedShards made without a tail reader")
+        return self._tail(self.urls[i], n)
 
     def mapped(self) -> List[int]:
         """The shards mapped now (least recently used first)."""

@@ -20,6 +20,17 @@ def export(path: str, to: str, columns: Optional[List[str]], start: Optional[int
            stop: Optional[int], nan_as_null: bool, format: Optional[str]) -> str:
     """Stream a spill file to Parquet or Arrow IPC; returns a JSON report."""
 
+def append(manifest: str, options_json: str, shards: int = 1, rebuild: bool = False,
+           only: Optional[int] = None, commit_only: bool = False,
+           progress: bool = False) -> str:
+    """Append to the time-major dataset ``manifest`` (a path or a URL) the rows of the universe
+    (``options_json``: BuildOptions of the input and resources: ``input``, ``threads``,
+    ``memory-budget``, ``storage``, ``scratch``) after its last timestamp, as ``shards`` new
+    time shards and the next manifest generation. ``only``: build that new shard, commit
+    nothing; ``commit_only``: build nothing, commit the shards the ``only`` calls built. The
+    report as JSON (no shards, 0 rows, ``"history": null`` when no row is new); history that
+    differs raises ``spillway.errors.HistoryError`` unless ``rebuild``."""
+
 def cli_main(argv: List[str], relaunch: List[str]) -> int:
     """Runs the ``spillway`` command line ``argv`` (program name first); returns its exit code.
     ``relaunch`` is how it runs itself as a child process (``[sys.executable, "-m", "spillway"]``)."""

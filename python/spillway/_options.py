@@ -22,7 +22,8 @@ U64_MAX = (1 << 64) - 1
 # Every integer option of BuildOptions is a u64 (or a usize: the same on 64-bit platforms).
 _INTS = ("max_rows", "threads", "channel_capacity", "batch_rows", "min_cs", "max_cs_samples",
          "seed")
-_STRS = ("target", "time_col", "time_unit", "on_error", "write_mode", "order", "shard", "symbols")
+_STRS = ("target", "time_col", "time_unit", "on_error", "write_mode", "order", "cs_transform",
+         "shard", "symbols")
 _FLAGS = ("no_float32", "drop_null_target", "no_target")
 _PATHS = ("input", "output", "cs_plan", "summary", "scratch")
 

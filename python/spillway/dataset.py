@@ -4,6 +4,7 @@ engine-neutral building blocks.
     ds = spillway.open_dataset("out/dataset.json")
     ds.nrows, ds.columns, ds[123]                      # global row indexing
     train, valid = ds.split_by_time("2024-06-01")      # global (start, stop) row ranges
+    a, b = ds.time_range("2024-01-01", "2024-06-01")   # time-major: ONE range, across shards
     for X, y in ds.batches(65536, ranges=train, shuffle="blocks", seed=0): ...
     ds.column_chunks("target")                          # per-shard zero-copy views
     ds.to_arrow()                                       # one table, zero-copy per shard
@@ -34,6 +35,7 @@ import numpy as np
 from . import spillfile
 from ._mapped import MappedShards, RemoteShard
 from ._pieces import runs_of, shard_sequence
+from ._time import TimeMethods
 from .cache import CacheFull, ShardCache, parse_size
 from .errors import UsageError
 from .spillfile import RowRanges, SpillError
@@ -52,10 +54,13 @@ def _reopen(path: Any, kw: Dict[str, Any]) -> "Dataset":
     return Dataset(path, **kw)
 
 
-class Dataset:
+class Dataset(TimeMethods):
     """The shards of a manifest as one dataset (see the module docs and :func:`open_dataset`).
     A local manifest: opening maps every shard and checks it against the manifest (length,
-    metadata checksum, rows): O(metadata). A manifest URL: opening reads the manifest only."""
+    metadata checksum, rows): O(metadata). A manifest URL: opening reads the manifest only.
+    A time-major dataset (:attr:`order` ``"time"``) answers the time methods (``time_range``,
+    ``timestamps``, ``timestamp_ranges``, ``group_sizes``) as the single time-major file does:
+    :mod:`spillway._time`."""
 
     def __init__(self, manifest: Union[PathLike, List[PathLike], Tuple[PathLike, ...]], *,
                  cache_dir: Optional[str] = None, cache_limit: Union[int, str, None] = None,
@@ -180,9 +185,11 @@ class Dataset:
 
         def fetch(u: str, dest: str, expect: int) -> Any:
             return native.download(u, dest, opts, expect)
+
+        def tail(u: str, n: int) -> bytes:  # a shard's end: its time index without a download
+            return bytes(native.get_object(u, opts, n))
         urls = [e["path"] if _is_url(e["path"]) else f"{base}/{e['path']}" for e in entries]
-        self._remote = MappedShards(urls, entries,
-                                    self.cache, fetch, verify)
+        self._remote = MappedShards(urls, entries, self.cache, fetch, verify, tail)
         self.shards = [RemoteShard(self, i) for i in range(len(entries))]
         self.offsets = [0]
         for e in entries:
@@ -250,10 +257,16 @@ class Dataset:
 
     @property
     def symbols(self) -> List[str]:
-        """The global symbol table (every shard's; a collection's: the union of its files')."""
+        """The global symbol table (every shard's; a collection's: the union of its files'; a
+        time-major dataset's: its newest shard's, which every older table begins, as the
+        manifest's history lists it)."""
         if self.collection:
             return list(self.manifest["symbols"])
-        with self._using(self._any()) as f:
+        history = self.manifest.get("history")
+        if history:
+            return [s["name"] for s in history["symbols"]]
+        newest = self.nshards - 1 if self.manifest.get("order") == "time" else self._any()
+        with self._using(newest) as f:
             return f.symbols
 
     def columns_with_role(self, role: str) -> List[str]:
@@ -389,26 +402,6 @@ class Dataset:
             import pyarrow as pa
             return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(self.symbols))
         raise ValueError(f"kind must be 'pandas' or 'arrow', not {kind!r}")
-
-    # ------------------------------------------------------------------ time
-    def time_ranges(self, start: Any = None, stop: Any = None) -> List[Tuple[int, int]]:
-        """Global row ranges whose time lies in ``[start, stop)`` (bounds as for the reader).
-        Remote: reads every shard's time index (each shard downloaded once, one at a time)."""
-        out: List[Tuple[int, int]] = []
-        for i, off in enumerate(self.offsets[:-1]):
-            with self._using(i) as f:
-                local = f.time_ranges(start, stop)
-            for a, b in local:
-                a, b = a + off, b + off
-                if out and out[-1][1] == a:
-                    out[-1] = (out[-1][0], b)
-                else:
-                    out.append((a, b))
-        return out
-
-    def split_by_time(self, cut: Any) -> Tuple[List[Tuple[int, int]], List[Tuple[int, int]]]:
-        """``(before, after)``: global row ranges with time ``< cut`` and ``>= cut``."""
-        return self.time_ranges(None, cut), self.time_ranges(cut, None)
 
     # ------------------------------------------------------------------ training
     def batches(self, batch_rows: int, columns: Optional[Sequence[str]] = None,

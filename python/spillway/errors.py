@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 # is a SpillwayError too.
 from .spillfile import SpillwayError
 
-__all__ = ["SpillwayError", "DataError", "UsageError", "InternalError"]
+__all__ = ["SpillwayError", "DataError", "HistoryError", "UsageError", "InternalError"]
 
 
 class DataError(SpillwayError):
@@ -22,6 +22,19 @@ class DataError(SpillwayError):
     #: The whole report of :func:`spillway.verify` or ``verify_dataset`` that found the problem
     #: (None from elsewhere).
     report: Optional[Dict[str, Any]] = None
+
+
+class HistoryError(DataError):
+    """:func:`spillway.append` found that the universe no longer holds the dataset's history: a
+    file it was built from changed and its rows up to the dataset's last timestamp differ, or a
+    file it was not built from has rows at or before that timestamp (backfilled history). The
+    message names each symbol and the first timestamp (ns) that differs; nothing was written.
+    ``append(..., rebuild=True)`` takes the universe whole instead. The CLI exits with code 1."""
+
+    #: The dataset's manifest (a path or a URL).
+    manifest: Optional[str] = None
+    #: What differs, symbol by symbol (``"; "`` between symbols).
+    what: Optional[str] = None
 
 
 class UsageError(SpillwayError, ValueError):

@@ -21,6 +21,13 @@ its worker dies or it raises anything but a ``UsageError`` (``retry_exceptions``
    missing;
 3. the driver writes ``OUT/dataset.json`` last, atomically: the dataset exists once it does.
 
+With ``order="time"`` the shards are time shards (``build --order time --shard I/N``: the
+timeline cut into N ranges balanced by rows, every shard holding whole cross-sections), so the
+filters are decided within each shard and wave 1 is skipped: no count, no plan. With
+``append=True`` too, a time-major ``OUT/dataset.json`` already there grows instead: one task per
+new time shard (``spillway append --only I``), then the driver commits the next generation
+(``--commit``); see :func:`build`.
+
 Only paths and small summaries go through Ray's object store. The shards go to ``output_dir``:
 a directory every node sees (a shared filesystem), or a bucket URL (``s3://bucket/train/day``),
 for clusters whose nodes share a bucket and nothing else. Then each task builds its file in its
@@ -59,7 +66,7 @@ from .sharded import PathLike, is_url as _is_url
 from . import spillfile
 from ._options import option_text as _option_text
 from ._options import options_json
-from .errors import DataError, InternalError, UsageError
+from .errors import DataError, HistoryError, InternalError, UsageError
 
 if TYPE_CHECKING:
     from ray.data import Datasource
@@ -133,15 +140,14 @@ def _build_key(universe: Mapping[str, Any], options: Options) -> str:
     import zlib
     rows = {k: options.get(k) for k in sorted(COUNT_OPTIONS | {"order"})
             if k not in ("storage_options", "memory_budget", "on_error", "scratch")}
+    if options.get("cs_transform") is not None:  # only when set: other keys stay as they were
+        rows["cs_transform"] = _transform(options["cs_transform"])
     text = json.dumps([universe.get("fingerprint"), rows], sort_keys=True, default=str)
     return f"{zlib.crc32(text.encode()):08x}"
 
 
-def _refuse_another(manifest: str, paths: List[str], replace: bool, options: Options) -> None:
-    """Before any task: a manifest at ``manifest`` naming other shards than ``paths`` (another
-    dataset) is refused unless ``replace``, so that a build that cannot commit builds nothing."""
-    if replace:
-        return
+def _read_manifest(manifest: str, options: Options) -> Optional[Dict[str, Any]]:
+    """The manifest at ``manifest`` (a path or a URL), parsed; None when there is none."""
     try:
         if _is_url(manifest):
             from . import _native, _need_native
@@ -151,9 +157,21 @@ def _refuse_another(manifest: str, paths: List[str], replace: bool, options: Opt
             with open(manifest, "rb") as fh:
                 raw = fh.read()
     except (FileNotFoundError, DataError):
+        return None
+    parsed: Dict[str, Any] = json.loads(raw)
+    return parsed
+
+
+def _refuse_another(manifest: str, paths: List[str], replace: bool, options: Options) -> None:
+    """Before any task: a manifest at ``manifest`` naming other shards than ``paths`` (another
+    dataset) is refused unless ``replace``, so that a build that cannot commit builds nothing."""
+    if replace:
+        return
+    m = _read_manifest(manifest, options)
+    if m is None:
         return  # none yet
     base = manifest.rsplit("/", 1)[0]
-    there = [_join(base, e["path"]) for e in json.loads(raw).get("shards", [])]
+    there = [_join(base, e["path"]) for e in m.get("shards", [])]
     if there != paths:
         raise UsageError(f"{manifest}: a manifest of another dataset is already there; pass "
                          "replace=True (--replace) to replace it (it is kept as its generation, "
@@ -219,23 +237,24 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _run(exe: str, args: List[str], out: str, what: str,
-         storage_options: Optional[Mapping[str, Any]] = None) -> None:
+         storage_options: Optional[Mapping[str, Any]] = None) -> str:
     """``exe args`` as a child that dies with this worker; its exit code as an exception: 2 a
     :class:`UsageError` (not retried), others a :class:`ShardBuildError` (retried).
     ``storage_options`` reach the child as JSON in ``SPILLWAY_STORAGE_OPTIONS`` (its environment
-    is readable only by this user), never on its command line."""
+    is readable only by this user), never on its command line. Returns its standard output."""
     parent = os.getpid()
     env = None
     if storage_options:
         env = {**os.environ, "SPILLWAY_STORAGE_OPTIONS": json.dumps(
             {str(k): _option_text(v) for k, v in storage_options.items()})}
-    with subprocess.Popen([exe, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    with subprocess.Popen([exe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, env=env,
                           preexec_fn=lambda: _die_with_parent(parent)) as child:
-        _, err = child.communicate()
+        stdout, err = child.communicate()
     if child.returncode != 0:
         kind = UsageError if child.returncode == 2 else ShardBuildError
         raise kind(f"spillway {what} exited {child.returncode}: {err}")
+    return stdout
 
 
 def _build(input: str, out: str, i: int, n: int, options: Options, cs_plan: Optional[str],
@@ -257,6 +276,43 @@ def _build(input: str, out: str, i: int, n: int, options: Options, cs_plan: Opti
     from . import build
     s = build(input, out, **options, **scope)
     return {"output": out, "rows": s["rows"], "skipped": False}
+
+
+#: The options ``spillway append`` takes from a cluster's append (the resources; the dataset's
+#: manifest records the rest): ``mode="subprocess"`` refuses others up front.
+APPEND_FLAGS = {"threads", "memory_budget", "scratch", "storage_options"}
+#: The CLI's words for a history it refuses (its message names ``--rebuild``).
+_HISTORY_REFUSED = "spillway append --rebuild"
+
+
+def _append_shard(manifest: str, input: str, i: int, n: int, rebuild: bool, resources: Options,
+                  exe: Optional[str]) -> Dict[str, Any]:
+    """New time shard ``i`` of ``n`` of an append (``spillway append --only I``): ``{"shards",
+    "rows"}`` (no shards: no row is new), or ``{"refused": what}`` when the history differs,
+    returned rather than raised so that Ray does not retry what would fail again."""
+    if exe is not None:  # mode="subprocess"
+        args = ["append", manifest, "--input", input, "--shards", str(n), "--only", str(i),
+                "--quiet", "--summary", "-"] + (["--rebuild"] if rebuild else [])
+        try:
+            out = _run(exe, args + _cli_flags(resources), manifest,
+                       f"append of new shard {i}/{n}", resources.get("storage_options"))
+        except ShardBuildError as e:
+            # Its line: "[... exited 1: ]spillway: MANIFEST: WHAT; rebuild the dataset (...)".
+            line = next((x for x in str(e).splitlines() if _HISTORY_REFUSED in x), None)
+            if line is None:
+                raise
+            what = line.split("spillway: ", 1)[-1].removeprefix(f"{manifest}: ")
+            return {"refused": what.split("; rebuild the dataset")[0]}
+        if not out.strip():  # exit 0 and no summary: nothing to append
+            return {"shards": [], "rows": 0}
+        r: Dict[str, Any] = json.loads(out)
+        return {"shards": r["shards"], "rows": r["rows"]}
+    from . import _append
+    try:
+        report = _append(manifest, input, shards=n, only=i, rebuild=rebuild, **resources)
+    except HistoryError as e:
+        return {"refused": e.what or str(e)}
+    return {"shards": report.shards, "rows": report.rows}
 
 
 def _describe(path: str, options: Options) -> Dict[str, Any]:
@@ -323,11 +379,13 @@ def _same_options(recorded: Mapping[str, Any], options: Options) -> bool:
              "drop_null_target": bool(options.get("drop_null_target")),
              "min_cs": int(options.get("min_cs") or 0),
              "max_cs_samples": options.get("max_cs_samples"),
-             "seed": int(options.get("seed") or 0)}
+             "seed": int(options.get("seed") or 0), "order": options.get("order") or "symbol",
+             "cs_transform": _transform(options.get("cs_transform"))}
     have = {"target": recorded.get("target"), "max_rows": recorded.get("max_rows"),
             "float32": recorded.get("float32"), "drop_null_target": f.get("drop_null_target"),
             "min_cs": f.get("min_cs"), "max_cs_samples": f.get("max_cs_samples"),
-            "seed": f.get("seed")}
+            "seed": f.get("seed"), "order": recorded.get("order") or "symbol",
+            "cs_transform": _transform(recorded.get("cs_transform"))}
     feats = options.get("features")
     if isinstance(feats, str):
         feats = feats.split(",")
@@ -338,26 +396,42 @@ def _same_options(recorded: Mapping[str, Any], options: Options) -> bool:
 def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: float = 1,
           max_retries: int = 3,
           fanout: int = 16, mode: str = "inprocess", spillway_bin: Optional[str] = None,
-          replace: bool = False, scratch: Optional[str] = None,
-          **build_options: Any) -> str:
+          replace: bool = False, scratch: Optional[str] = None, append: bool = False,
+          rebuild: bool = False, **build_options: Any) -> str:
     """Build ``input`` as ``shards`` spill files in ``output_dir`` on the connected Ray cluster
     (``ray.init()`` first) and return the path (or URL) of the manifest,
     ``output_dir/dataset.json``.
 
     ``build_options`` are :func:`spillway.build`'s (``target``, ``min_cs``, ``max_cs_samples``,
-    ``seed``, ``memory_budget``, ``storage_options``...). ``input`` may be a URL
-    (``s3://bucket/universe/``): every task then reads the bucket itself, with no shared
-    filesystem for the input. ``output_dir`` may be a URL too (``s3://bucket/train/day``): each
-    task builds its shard in ``scratch`` on its node (default: the temporary directory),
-    uploads it and removes it; the count and plan files go the same way, and the manifest is
-    committed last with one conditional PUT. ``storage_options`` serve both URLs and travel
-    with the tasks (credentials already in the workers' environment, e.g. through a
-    ``runtime_env``, need not be passed at all).
+    ``seed``, ``memory_budget``, ``storage_options``, ``order``...). ``order="time"``: a
+    time-major dataset, the shards cut along the timeline (each task ``build --order time
+    --shard I/N``; no count or plan step, the filters decided within each shard): read back
+    with :func:`spillway.open_dataset`, its rows are the single ``--order time`` build's and
+    its time methods (``time_range``, ``group_sizes``...) answer as that file's.
+
+    ``input`` may be a URL (``s3://bucket/universe/``): every task then reads the bucket
+    itself, with no shared filesystem for the input. ``output_dir`` may be a URL too
+    (``s3://bucket/train/day``): each task builds its shard in ``scratch`` on its node
+    (default: the temporary directory), uploads it and removes it; the count and plan files go
+    the same way, and the manifest is committed last with one conditional PUT.
+    ``storage_options`` serve both URLs and travel with the tasks (credentials already in the
+    workers' environment, e.g. through a ``runtime_env``, need not be passed at all).
 
     An existing ``dataset.json`` of another dataset is replaced only with ``replace=True``; the
     one replaced is kept as ``dataset.g<N>.json`` (``spillway clean DATASET
     --keep-generations K`` removes old ones). A rerun that changes nothing rebuilds nothing
     and leaves the manifest as it is.
+
+    ``append=True`` (with ``order="time"`` only, else a ValueError): when a time-major
+    ``dataset.json`` is already there, it grows by the rows of ``input`` after its last
+    timestamp instead, as :func:`spillway.append` does: ``shards`` tasks each build one new
+    time shard (``spillway append --only I``), then the driver commits the next manifest
+    generation over the one the tasks read (``--commit``). The dataset's recorded options
+    decide the rows: those given here must agree with them (else a UsageError), and only the
+    resources (``threads``, ``memory_budget``, ``storage_options``, ``scratch``) shape the
+    work. History that changed raises :class:`spillway.HistoryError` (nothing is committed)
+    unless ``rebuild=True``; when no row is new, nothing is written. Without a manifest there,
+    the dataset is built as without ``append``, so one call serves every day.
 
     Each task declares ``num_cpus`` and ``memory`` = ``memory_budget`` + 256 MiB (a scheduling
     hint: the build itself stays within ``memory_budget``), and is retried ``max_retries`` times
@@ -368,6 +442,12 @@ def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: f
     ``spillway_bin``, else ``$SPILLWAY_BIN``, else on ``PATH``, as seen by the driver; it dies
     with its worker). Phase timings are logged to the ``spillway.ray`` logger at INFO.
     """
+    if append and build_options.get("order") != "time":
+        raise ValueError("append=True grows a time-major dataset by new time shards: pass "
+                         "order='time' too")
+    if rebuild and not append:
+        raise ValueError("rebuild=True is for append=True (a dataset whose history changed "
+                         "is rebuilt whole); without append, pass replace=True")
     ray = _ray()
     if int(shards) < 1:
         raise ValueError("shards must be at least 1")
@@ -399,6 +479,13 @@ def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: f
     if scratch is not None:
         opts["scratch"] = os.path.abspath(os.fspath(scratch))
     storage = opts.get("storage_options")
+    manifest = _join(out_dir, "dataset.json")
+    task = dict(num_cpus=num_cpus, memory=_parse_size(opts.get("memory_budget")) + TASK_OVERHEAD,
+                max_retries=int(max_retries), retry_exceptions=RETRIED)
+    if append:
+        existing = _read_manifest(manifest, opts)
+        if existing is not None and existing.get("order") == "time":
+            return _grow(ray, input, manifest, existing, n, opts, exe, task, bool(rebuild))
     # The universe (every footer, read here once) first: a bad option fails before any task.
     from . import _native, _need_native
     _need_native()
@@ -406,8 +493,6 @@ def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: f
     universe: Dict[str, Any] = json.loads(_native.universe(
         options_json(input=input, **{k: v for k, v in opts.items() if k != "scratch"})))
     t = _phase(t, f"universe read (every footer): {universe.get('symbols')} symbols")
-    task = dict(num_cpus=num_cpus, memory=_parse_size(opts.get("memory_budget")) + TASK_OVERHEAD,
-                max_retries=int(max_retries), retry_exceptions=RETRIED)
     count_t = ray.remote(**task)(_count)
     merge_t = ray.remote(**task)(_merge)
     build_t = ray.remote(**task)(_build)
@@ -416,7 +501,6 @@ def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: f
     # shards and the plan's directory, so another build never overwrites what a manifest names.
     key = _build_key(universe, opts)
     paths = [_join(out_dir, _shard_name(i, n, key)) for i in range(n)]
-    manifest = _join(out_dir, "dataset.json")
     _refuse_another(manifest, paths, replace, opts)
     cs = _join(out_dir, "cs", key)
     if not _is_url(cs):
@@ -424,7 +508,8 @@ def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: f
 
     plan = None
     k, min_cs = opts.get("max_cs_samples"), int(opts.get("min_cs") or 0)
-    if min_cs > 1 or k is not None:
+    # Time shards hold whole cross-sections: each decides its own filters, with no plan.
+    if (min_cs > 1 or k is not None) and opts.get("order") != "time":
         counts = [_join(cs, f"count-{i:05d}-of-{n:05d}") for i in range(n)]
         ray.get([count_t.remote(input, c, i, n, opts, exe) for i, c in enumerate(counts)])
         t = _phase(t, f"{n} counts")
@@ -454,6 +539,88 @@ def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: f
                                 storage_options=storage, scratch=opts.get("scratch"))
     _phase(t, f"manifest {manifest} (generation {m.get('generation', 1)}): "
               f"{sum(b['rows'] for b in built)} rows")
+    return manifest
+
+
+#: The options that decide a shard's rows: an append takes the dataset's (its manifest's).
+ROW_OPTIONS = ("target", "no_target", "features", "time_col", "time_unit", "max_rows",
+               "no_float32", "drop_null_target", "min_cs", "max_cs_samples", "seed", "order",
+               "cs_transform")
+
+
+def _transform(value: Any) -> Any:
+    """A ``cs_transform`` as compared: ``"winsorize=.05"`` and ``"winsorize=0.05"`` are one."""
+    if value is None:
+        return None
+    name, eq, q = str(value).strip().partition("=")
+    try:
+        return [name, float(q) if eq else None]
+    except ValueError:
+        return [name, q]
+
+
+def _differs(m: Mapping[str, Any], options: Options) -> List[str]:
+    """The options that decide rows given in ``options`` whose values are not those the
+    manifest ``m`` records, each as ``key=given (the dataset's: recorded)``."""
+    rec = m.get("options") or {}
+    f = rec.get("filters") or {}
+    time_col = next((c["name"] for c in m.get("schema", []) if c.get("role") == "time"), None)
+    have = {"target": rec.get("target"), "no_target": rec.get("target") is None,
+            "features": rec.get("features"), "time_col": time_col,
+            "time_unit": rec.get("time_unit"), "max_rows": rec.get("max_rows"),
+            "no_float32": not rec.get("float32", True),
+            "drop_null_target": bool(f.get("drop_null_target")),
+            "min_cs": int(f.get("min_cs") or 0), "max_cs_samples": f.get("max_cs_samples"),
+            "seed": int(f.get("seed") or 0), "order": rec.get("order") or "symbol",
+            "cs_transform": _transform(rec.get("cs_transform"))}
+    out = []
+    for key in ROW_OPTIONS:
+        if key not in options:
+            continue
+        given = options[key]
+        if key == "features":
+            given = given.split(",") if isinstance(given, str) else [str(c) for c in given]
+        elif key == "cs_transform":
+            given = _transform(given)
+        elif key in ("no_target", "no_float32", "drop_null_target"):
+            given = bool(given)
+        if given != have[key]:
+            out.append(f"{key}={options[key]!r} (the dataset's: {have[key]!r})")
+    return out
+
+
+def _grow(ray: ModuleType, input: str, manifest: str, existing: Mapping[str, Any], n: int,
+          opts: Options, exe: Optional[str], task: Dict[str, Any], rebuild: bool) -> str:
+    """``build(append=True)`` over the time-major dataset ``existing`` at ``manifest``: ``n``
+    tasks each build one new time shard, then the driver commits them; returns ``manifest``."""
+    differ = _differs(existing, opts)
+    if differ:
+        raise UsageError(f"{manifest}: append=True grows the dataset with the options its "
+                         f"manifest records, and these differ: {'; '.join(differ)}; build "
+                         "another dataset to change them (replace=True, without append)")
+    resources = {k: v for k, v in opts.items() if k not in ROW_OPTIONS}
+    if exe is not None and set(resources) - APPEND_FLAGS:
+        raise ValueError(f"mode='subprocess' appends with `spillway append`, which takes only "
+                         f"{sorted(APPEND_FLAGS)}, not {sorted(set(resources) - APPEND_FLAGS)}")
+    t = time.perf_counter()
+    append_t = ray.remote(**task)(_append_shard)
+    got = ray.get([append_t.remote(manifest, input, i, n, rebuild, resources, exe)
+                   for i in range(n)])
+    refused = [g["refused"] for g in got if "refused" in g]
+    if refused:
+        err = HistoryError(f"{manifest}: {refused[0]}; rebuild the dataset "
+                           "(spillway.ray.build(..., append=True, rebuild=True)) to take it")
+        err.manifest, err.what = manifest, refused[0]
+        raise err
+    if not any(g["shards"] for g in got):
+        _phase(t, f"{manifest}: no row of {input} is after the dataset's last timestamp; "
+                  "nothing to append")
+        return manifest
+    t = _phase(t, f"{n} new time shards: {sum(g['rows'] for g in got)} rows")
+    from . import _append
+    r = _append(manifest, input, shards=n, rebuild=rebuild, commit_only=True, **resources)
+    _phase(t, f"manifest {manifest} (generation {r.generation}): {r.rows} rows appended after "
+              f"{r.after} ns{' (the dataset rebuilt)' if r.rebuilt else ''}")
     return manifest
 
 
@@ -500,6 +667,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--replace", action="store_true",
                    help="replace an existing dataset.json of another dataset (kept as "
                         "dataset.g<N>.json)")
+    p.add_argument("--append", action="store_true",
+                   help="with --order time: grow the time-major dataset.json already there by "
+                        "the rows after its last timestamp (build it when there is none)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="with --append: rebuild a dataset whose history changed, instead of "
+                        "refusing")
     p.add_argument("--shards", type=int, default=1)
     p.add_argument("--address", default=None, help="Ray cluster address (default: local/auto)")
     p.add_argument("--num-cpus", type=float, default=1, help="CPUs each task declares")
@@ -507,7 +680,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--fanout", type=int, default=16)
     p.add_argument("--mode", choices=["inprocess", "subprocess"], default="inprocess")
     p.add_argument("--spillway-bin", help="the spillway binary for --mode subprocess")
-    for flag in ("target", "time-col", "time-unit", "memory-budget", "on-error", "features"):
+    for flag in ("target", "time-col", "time-unit", "memory-budget", "on-error", "features",
+                 "order"):
         p.add_argument("--" + flag)
     for flag in ("max-rows", "min-cs", "max-cs-samples", "seed", "threads"):
         p.add_argument("--" + flag, type=int)

@@ -1,4 +1,5 @@
-//! `spillway._native`: the library's build, inspect, verify and export, for `spillway/__init__.py`.
+//! `spillway._native`: the library's build, inspect, verify, export and append, for
+//! `spillway/__init__.py`.
 //!
 //! Options cross as JSON objects whose keys are `BuildOptions`' own (serde, `deny_unknown_fields`),
 //! so the binding needs no list of fields: an option the library adds works here at once, and an
@@ -15,6 +16,7 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
 use pyo3::prelude::*;
 use spillway::{BuildOptions, Cancel, Error, ErrorKind};
 
+mod append;
 mod cli;
 mod read;
 mod sharded;
@@ -311,6 +313,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read::read_rows, m)?)?;
     m.add_function(wrap_pyfunction!(read::take_rows, m)?)?;
     m.add_function(wrap_pyfunction!(cli::cli_main, m)?)?;
+    m.add_function(wrap_pyfunction!(append::append, m)?)?;
     sharded::register(m)?;
     Ok(())
 }

@@ -168,6 +168,20 @@ pub enum Error {
         /// What is wrong.
         what: String,
     },
+    /// An append found no row after the dataset's last timestamp (not a failure: nothing to do).
+    #[error("no row of the universe is after the dataset's last timestamp ({after} ns): nothing to append")]
+    NothingToAppend {
+        /// The dataset's last timestamp.
+        after: i64,
+    },
+    /// An append found history the dataset does not hold, or holds otherwise.
+    #[error("{}: {what}; rebuild the dataset (`spillway append --rebuild`) to take it", path.display())]
+    History {
+        /// The manifest.
+        path: PathBuf,
+        /// Which symbols, and the first timestamp that differs.
+        what: String,
+    },
     /// A file of a collection has other columns, or another row order, than its first file.
     #[error("{}: {what}; the files of a collection must have the same columns (names, dtypes and roles, in order) and row order", path.display())]
     CollectionSchema {
@@ -556,6 +570,8 @@ impl Error {
             | Error::CsFile { .. }
             | Error::NoRoom { .. }
             | Error::Dataset { .. }
+            | Error::NothingToAppend { .. }
+            | Error::History { .. }
             | Error::CollectionSchema { .. }
             | Error::ParquetWrite { .. } => ErrorKind::Data,
             Error::Symbol(e) => e.kind.kind(),

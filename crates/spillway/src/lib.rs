@@ -79,6 +79,7 @@ pub mod internals {
     #[cfg(feature = "fuzzing")]
     pub use crate::decode::{fuzz_hybrid, fuzz_pages};
     pub use crate::input::discover::discover;
+    pub use crate::order::{Float, Kernel};
     pub use crate::plan::cs_file::{parse_counts, parse_plan};
     pub use crate::plan::plan;
     pub use crate::read::{read_unit, Data, Msg, ReadContext, Reader, Spares, Task};

@@ -33,12 +33,14 @@ pub const DEFAULT_TIME_COLUMNS: [&str; 2] = ["ts", "timestamp"];
 
 mod choices;
 mod storage;
+mod transform;
 
 pub(crate) use choices::named;
 pub use choices::{Decoder, EpochUnit, Freshness, OnError, RowOrder, WriteMode};
 pub use storage::{
     check_url_for, file_url_path, is_secret, url_scheme, StorageOptions, OWN_KEYS, SCHEMES,
 };
+pub use transform::CsTransform;
 
 /// The cross-sectional filter settings (see `plan::filter`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -115,6 +117,9 @@ pub struct BuildOptions {
     pub cs_plan: Option<PathBuf>,
     /// symbol | time: how the output's rows are ordered.
     pub order: Option<RowOrder>,
+    /// rank | zscore | winsorize=Q: the per-timestamp transform of the features (time-major
+    /// output only).
+    pub cs_transform: Option<CsTransform>,
     /// Where the build writes its JSON summary (`-`: standard output).
     pub summary: Option<PathBuf>,
     /// Options of the object store an `s3://`, `gs://` or `az://` input is read from (the TOML
@@ -160,6 +165,7 @@ impl BuildOptions {
             symbols: over.symbols.or(self.symbols),
             cs_plan: over.cs_plan.or(self.cs_plan),
             order: over.order.or(self.order),
+            cs_transform: over.cs_transform.or(self.cs_transform),
             summary: over.summary.or(self.summary),
             storage: match (self.storage, over.storage) {
                 (Some(a), Some(b)) => Some(a.merge(b)),
@@ -275,13 +281,33 @@ impl BuildOptions {
                 "--cs-plan is for shard builds: give --shard I/N (or --symbols A..B)".into(),
             ));
         }
-        if scope.is_some() && self.order == Some(RowOrder::Time) {
-            // A time-major dataset needs shards cut on time, not on symbols: not built yet.
-            return Err(Error::Config(
-                "--order time does not combine with --shard or --symbols yet: shards are \
-                 symbol ranges, and a time-major dataset needs time ranges"
-                    .into(),
-            ));
+        if self.order == Some(RowOrder::Time) {
+            // A time-major dataset is cut on time: its shards are `--shard I/N` of the timeline,
+            // each holding whole cross-sections (so it decides its filters itself).
+            match &scope {
+                Some(Scope::Names { .. }) => {
+                    return Err(Error::Config(
+                        "--order time does not combine with --symbols: a time-major dataset's \
+                         shards are cut on time (--shard I/N), not on symbol names"
+                            .into(),
+                    ))
+                }
+                Some(Scope::Part { .. }) if self.cs_plan.is_some() => {
+                    return Err(Error::Config(
+                        "--order time --shard needs no --cs-plan: each shard holds whole \
+                         cross-sections and decides the filters itself"
+                            .into(),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if let (Some(t), false) = (self.cs_transform, self.order == Some(RowOrder::Time)) {
+            // A cross-section is contiguous only in a time-major file: the transform runs in
+            // the transposition's windows, which a symbol-major build has none of.
+            return Err(Error::Config(format!(
+                "--cs-transform {t} is for time-major output: add --order time"
+            )));
         }
         let memory_budget = match self.memory_budget {
             Some(s) => parse_size(&s)
@@ -309,6 +335,7 @@ impl BuildOptions {
             write_mode: self.write_mode.unwrap_or_default(),
             filters,
             order: self.order.unwrap_or_default(),
+            cs_transform: self.cs_transform,
             decoder: Decoder::Auto,
             decode_only: false,
             scope,
@@ -362,6 +389,9 @@ pub struct BuildConfig {
     pub filters: FilterOptions,
     /// How the output's rows are ordered.
     pub order: RowOrder,
+    /// The per-timestamp transform of the feature columns (time-major output only; `None`:
+    /// values as read).
+    pub cs_transform: Option<CsTransform>,
     /// Which decoder reads the files (never changes a byte of the output).
     pub decoder: Decoder,
     /// Decode and convert everything but write nothing (a measurement of the readers).
@@ -480,6 +510,9 @@ impl BuildConfig {
         }
         if self.order != RowOrder::Symbol {
             options["order"] = serde_json::json!(self.order.name());
+        }
+        if let Some(t) = self.cs_transform {
+            options["cs_transform"] = serde_json::json!(t.to_string());
         }
         options
     }

@@ -140,3 +140,55 @@ fn storage_options_merge_key_by_key_and_urls_are_checked() {
         .expect_err("credentials");
     assert!(matches!(e, Error::Config(_)) && !e.to_string().contains("hunter2"));
 }
+
+#[test]
+fn a_cs_transform_needs_time_major_output_and_is_recorded() {
+    let base = || BuildOptions {
+        input: Some("i".into()),
+        output: Some("o".into()),
+        no_target: Some(true),
+        cs_transform: Some(CsTransform::Rank),
+        ..Default::default()
+    };
+    let e = base().resolve().expect_err("symbol-major");
+    assert!(
+        matches!(&e, Error::Config(m) if m.contains("--cs-transform rank") && m.contains("--order time")),
+        "{e}"
+    );
+    let time = |t: Option<CsTransform>| {
+        BuildOptions {
+            order: Some(RowOrder::Time),
+            cs_transform: t,
+            ..base()
+        }
+        .resolve()
+        .expect("time-major")
+    };
+    let ranked = time(Some(CsTransform::Rank));
+    assert_eq!(ranked.cs_transform, Some(CsTransform::Rank));
+    assert_eq!(ranked.output_options()["cs_transform"], "rank");
+    // Absent when not given: files built without it keep their recorded options.
+    assert!(time(None).output_options().get("cs_transform").is_none());
+    let winsorized = time(Some(CsTransform::Winsorize(0.01)));
+    assert_eq!(
+        winsorized.output_options()["cs_transform"],
+        "winsorize=0.01"
+    );
+    assert_ne!(ranked.output_options(), winsorized.output_options());
+    // The TOML key, flags over it.
+    let file = BuildOptions::from_toml(
+        "input = \"i\"\noutput = \"o\"\nno-target = true\norder = \"time\"\n\
+         cs-transform = \"winsorize=1e-2\"\n",
+    )
+    .expect("valid toml");
+    let cfg = file.clone().resolve().expect("valid");
+    assert_eq!(cfg.cs_transform, Some(CsTransform::Winsorize(0.01)));
+    let flags = BuildOptions {
+        cs_transform: Some(CsTransform::Zscore),
+        ..Default::default()
+    };
+    let cfg = file.merge(flags).resolve().expect("valid");
+    assert_eq!(cfg.cs_transform, Some(CsTransform::Zscore));
+    let e = BuildOptions::from_toml("cs-transform = \"winsorize=0.7\"").expect_err("range");
+    assert!(e.to_string().contains("out of range"), "{e}");
+}

@@ -292,3 +292,44 @@ fn scan_int96(
     }
     Ok(())
 }
+
+/// `ns` (UTC nanoseconds since the epoch) as ISO 8601 with its nanoseconds beside it, for
+/// messages: `2020-01-07T11:05:00Z (1578395100000000000 ns)`; fractions of a second shown only
+/// when there are some.
+pub(crate) fn iso(ns: i64) -> String {
+    let (secs, frac) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, mi, s) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    let frac = match frac {
+        0 => String::new(),
+        f => format!(".{f:09}").trim_end_matches('0').to_string(),
+    };
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z ({ns} ns)")
+}
+
+#[cfg(test)]
+mod iso_tests {
+    #[test]
+    fn iso_dates_are_civil_dates() {
+        assert_eq!(super::iso(0), "1970-01-01T00:00:00Z (0 ns)");
+        assert_eq!(
+            super::iso(1_578_395_100_000_000_000),
+            "2020-01-07T11:05:00Z (1578395100000000000 ns)"
+        );
+        assert_eq!(
+            super::iso(951_782_400_500_000_000),
+            "2000-02-29T00:00:00.5Z (951782400500000000 ns)"
+        );
+        assert_eq!(super::iso(-1), "1969-12-31T23:59:59.999999999Z (-1 ns)");
+    }
+}

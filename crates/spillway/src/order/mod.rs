@@ -12,7 +12,9 @@
 //!    the timestamp index, so the output's layout is exact before a value is written;
 //! 3. the merge runs again, `window::Window` taking the output rows a window at a time and
 //!    gathering each column with one read per run stretch, written through the spill writer
-//!    in row order.
+//!    in row order. With `--cs-transform`, each window takes whole cross-sections (the index
+//!    says where they end) and the feature columns go through `transform`'s kernel first; a
+//!    window then holds at least the largest cross-section ([`whole_sections`]).
 //!
 //! Memory is fixed by the budget, never by the row count: on top of what the stream pass left
 //! resident, a writer of at most 32 MiB, a window of [`window::ROW_BYTES`] a row and a time
@@ -31,15 +33,20 @@ use spill::{Layout, SpillWriter, WriteOptions};
 mod counts;
 mod merge;
 mod source;
+mod transform;
 mod window;
+
+pub use self::transform::{Float, Kernel};
 
 use self::counts::{TimeCounts, TIME_BYTES};
 use self::merge::{
     count_timestamps, find_runs, Merge, MAX_BUFFER_ROWS, MIN_BUFFER_ROWS, RUN_BYTES, RUN_MIN_BYTES,
 };
 use self::source::Source;
-use self::window::{Window, ROW_BYTES};
+use self::transform::SCRATCH_BYTES;
+use self::window::{Sections, Window, BOUND_BYTES, ROW_BYTES};
 use crate::cancel::Cancel;
+use crate::config::CsTransform;
 use crate::error::{Error, Result};
 use crate::plan::budget::Budget;
 use crate::plan::Plan;
@@ -161,6 +168,27 @@ pub fn max_runs(budget: &Budget, ncols: usize, in_use: u64) -> usize {
     usize::try_from(merge / RUN_MIN_BYTES).unwrap_or(usize::MAX)
 }
 
+/// The split `memory` when windows take whole cross-sections, the largest of `largest` rows: a
+/// window row also costs a bound ([`BOUND_BYTES`]), so the window takes fewer rows, but never
+/// fewer than the largest cross-section (memory then follows it, not the budget), and the
+/// kernel's scratch ([`SCRATCH_BYTES`] a row of the largest) joins the bound.
+pub fn whole_sections(memory: Memory, largest: u64) -> Memory {
+    let per_row = ROW_BYTES + BOUND_BYTES;
+    let rows = (memory.window_rows * ROW_BYTES / per_row)
+        .max(largest)
+        .max(1);
+    let bound = memory
+        .bound_bytes
+        .saturating_sub(memory.window_rows * ROW_BYTES)
+        .saturating_add(rows.saturating_mul(per_row))
+        .saturating_add(largest.saturating_mul(SCRATCH_BYTES));
+    Memory {
+        window_rows: rows,
+        bound_bytes: bound,
+        ..memory
+    }
+}
+
 /// Times each of `runs` runs buffers.
 fn buffer_rows(memory: &Memory, runs: usize) -> usize {
     let per_run = memory.merge_bytes / runs.max(1) as u64;
@@ -168,14 +196,16 @@ fn buffer_rows(memory: &Memory, runs: usize) -> usize {
 }
 
 /// Writes the rows of the committed intermediate `staging` (the symbol-major file of `plan`) to
-/// a time-major spill writer at `output`, and returns that writer, every row written, for the
-/// caller to commit.
+/// a time-major spill writer at `output`, the feature columns through `transform` (if any), and
+/// returns that writer, every row written, for the caller to commit.
+#[allow(clippy::too_many_arguments)]
 pub fn transpose(
     plan: &Plan,
     staging: &Intermediate,
     output: &Path,
     budget: &Budget,
     opts: WriteOptions,
+    transform: Option<CsTransform>,
     progress: &Progress,
     cancel: &Cancel,
 ) -> Result<(SpillWriter, TransposeStats)> {
@@ -191,6 +221,7 @@ pub fn transpose(
         max_runs: max_runs(budget, ncols, in_use),
         budget_bytes: budget.budget_bytes,
         opts,
+        transform,
     };
     job.run(cancel)
 }
@@ -205,6 +236,8 @@ struct Job<'a> {
     max_runs: usize,
     budget_bytes: u64,
     opts: WriteOptions,
+    /// The per-timestamp transform of the feature columns.
+    transform: Option<CsTransform>,
 }
 
 impl Job<'_> {
@@ -229,6 +262,12 @@ impl Job<'_> {
         };
         let timestamps = index.len() as u64;
         cancel.check()?;
+        // A transform needs the windows cut at the cross-sections' ends, which the index gives.
+        let sections_of = self.transform.map(|_| index.clone());
+        let memory = match &sections_of {
+            Some(index) => whole_sections(memory, Sections::largest(index)),
+            None => memory,
+        };
         let layout = self.layout.clone().with_time_order(index)?;
         let index_seconds = t0.elapsed().as_secs_f64();
 
@@ -237,10 +276,14 @@ impl Job<'_> {
         let mut writer = SpillWriter::create(self.output, layout, opts)?;
         let mut merge = Merge::new(&runs, &src, buffer_rows)?;
         let mut window = Window::new(memory.window_rows as usize, merge.runs());
+        if let Some(t) = self.transform {
+            window = window.with_kernel(Kernel::new(t));
+        }
+        let mut sections = sections_of.as_ref().map(Sections::new);
         let (mut row, mut windows) = (0u64, 0u64);
         loop {
             cancel.check()?;
-            let n = window.fill(&mut merge, &src)?;
+            let n = window.fill(&mut merge, &src, sections.as_mut())?;
             if n == 0 {
                 break;
             }
@@ -273,3 +316,5 @@ impl Job<'_> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cs;

@@ -125,6 +125,7 @@ fn check_every_window_size(
             max_runs: runs,
             budget_bytes: 0,
             opts: WriteOptions::default(),
+            transform: None,
         };
         let (w, stats) = job.run(&Cancel::new()).expect("transposes");
         assert_eq!(stats.runs, runs);
@@ -172,6 +173,7 @@ fn too_many_runs_for_the_merge_is_an_error() {
         max_runs: 4,
         budget_bytes: 123,
         opts: WriteOptions::default(),
+        transform: None,
     };
     let err = job.run(&Cancel::new()).expect_err("too many runs");
     assert!(

@@ -10,15 +10,24 @@
 //! `stage`, the stretches back to back in row order), then one pass `out[p] = stage[idx[p]]`.
 //! Memory: 24 bytes a window row (two u32 indices, two 8-byte value buffers), plus a few words a
 //! run.
+//!
+//! With `--cs-transform`, a window takes whole cross-sections ([`Sections`]: as many whole
+//! timestamps as fit in its rows, at least one, so its rows must hold the largest), and each
+//! feature column, once gathered, goes through the transform's [`Kernel`] before it is written.
+//! The cross-sections' bounds in the window cost 4 bytes a timestamp ([`BOUND_BYTES`]).
 
-use spill::{DType, Element, SpillWriter};
+use spill::{DType, Element, Role, SpillWriter, Timestamps};
 
 use super::merge::Merge;
 use super::source::Source;
+use super::transform::{Float, Kernel};
 use crate::error::{Error, Result};
 
 /// Bytes a window row costs.
 pub const ROW_BYTES: u64 = 4 + 4 + 8 + 8;
+
+/// Bytes a cross-section's bound costs a window of whole cross-sections (at most one a row).
+pub const BOUND_BYTES: u64 = 4;
 
 /// Bytes a run costs the window at most: its current stretch, the stretch, its place in the
 /// read order and its read job (`merge::RUN_BYTES` counts them).
@@ -55,6 +64,58 @@ pub struct Window {
     /// Stretch indices in row order: the reads, back to back in `stage`.
     reads: Vec<u32>,
     rows: usize,
+    /// The transform of the feature columns, if any.
+    kernel: Option<Kernel>,
+    /// With whole cross-sections: their starts in the window, then its end.
+    bounds: Vec<u32>,
+}
+
+/// The cross-sections of a time-major output, handed out a window at a time: each window takes
+/// whole timestamps, never part of one.
+#[derive(Debug)]
+pub struct Sections<'a> {
+    index: &'a Timestamps,
+    /// The first timestamp of the next window.
+    next: usize,
+}
+
+impl<'a> Sections<'a> {
+    /// The cross-sections of `index`, from the first.
+    pub fn new(index: &'a Timestamps) -> Sections<'a> {
+        Sections { index, next: 0 }
+    }
+
+    /// The rows of the largest cross-section of `index` (0 when it has none): the least rows a
+    /// window of whole cross-sections needs.
+    pub fn largest(index: &Timestamps) -> u64 {
+        index
+            .iter()
+            .map(|(_, rows)| rows.end - rows.start)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Takes the next whole timestamps while their rows fit in `cap` (at least one, however
+    /// many rows it has) and sets `bounds` to their starts from the first, then the end. Returns
+    /// the rows taken; 0 once every timestamp is taken.
+    fn take(&mut self, cap: usize, bounds: &mut Vec<u32>) -> Result<usize> {
+        bounds.clear();
+        bounds.push(0);
+        let mut rows = 0u64;
+        while let Some((_, range)) = self.index.get(self.next) {
+            let len = range.end - range.start;
+            if rows > 0 && rows + len > cap as u64 {
+                break;
+            }
+            rows += len;
+            let end = u32::try_from(rows).map_err(|_| {
+                Error::Internal(format!("a window of whole cross-sections of {rows} rows"))
+            })?;
+            bounds.push(end);
+            self.next += 1;
+        }
+        Ok(rows as usize)
+    }
 }
 
 impl Window {
@@ -71,16 +132,41 @@ impl Window {
             stretches: Vec::new(),
             reads: Vec::new(),
             rows: 0,
+            kernel: None,
+            bounds: Vec::new(),
         }
     }
 
-    /// Takes the next rows in output order (at most `cap`); 0 at the end.
-    pub fn fill(&mut self, merge: &mut Merge, src: &Source) -> Result<usize> {
+    /// These buffers, transforming the feature columns with `kernel` (whose windows must then
+    /// be filled with [`Sections`]).
+    pub fn with_kernel(mut self, kernel: Kernel) -> Window {
+        self.kernel = Some(kernel);
+        self
+    }
+
+    /// Takes the next rows in output order: at most `cap`, or with `sections` the next whole
+    /// cross-sections (which must fit in `cap`); 0 at the end.
+    pub fn fill(
+        &mut self,
+        merge: &mut Merge,
+        src: &Source,
+        sections: Option<&mut Sections>,
+    ) -> Result<usize> {
+        let want = match sections {
+            Some(s) => s.take(self.cap, &mut self.bounds)?,
+            None => self.cap,
+        };
+        if want > self.cap {
+            return Err(Error::Internal(format!(
+                "a cross-section of {want} rows in a window of {} rows",
+                self.cap
+            )));
+        }
         self.current.fill(NONE);
         self.stretches.clear();
         let mut filled = 0usize;
-        while filled < self.cap {
-            let Some(chunk) = merge.next(src, (self.cap - filled) as u64)? else {
+        while filled < want {
+            let Some(chunk) = merge.next(src, (want - filled) as u64)? else {
                 break;
             };
             let (start, rows) = (chunk.start, chunk.rows as usize);
@@ -133,6 +219,11 @@ impl Window {
                 "a window of {filled} rows took {base} rows from its runs"
             )));
         }
+        if self.kernel.is_some() && filled != want {
+            return Err(Error::Internal(format!(
+                "the merge gave {filled} rows where the timestamp index counts {want}"
+            )));
+        }
         for (i, &k) in self.idx[..filled]
             .iter_mut()
             .zip(&self.stretch_of[..filled])
@@ -143,7 +234,8 @@ impl Window {
         Ok(filled)
     }
 
-    /// Gathers column `col` of the current window from `src` and writes it at output row `row`.
+    /// Gathers column `col` of the current window from `src`, transforms it when it is a feature
+    /// and the window has a kernel, and writes it at output row `row`.
     pub fn write_column(
         &mut self,
         src: &Source,
@@ -151,9 +243,11 @@ impl Window {
         writer: &mut SpillWriter,
         row: u64,
     ) -> Result<()> {
-        match src.layout().columns()[col].dtype {
-            DType::F32 => self.gather::<f32>(src, col, writer, row),
-            DType::F64 => self.gather::<f64>(src, col, writer, row),
+        let spec = &src.layout().columns()[col];
+        let feature = spec.role == Role::Feature;
+        match spec.dtype {
+            DType::F32 => self.gather_float::<f32>(src, col, feature, writer, row),
+            DType::F64 => self.gather_float::<f64>(src, col, feature, writer, row),
             DType::I64 => self.gather::<i64>(src, col, writer, row),
             DType::I32 => self.gather::<i32>(src, col, writer, row),
             DType::U32 => self.gather::<u32>(src, col, writer, row),
@@ -171,6 +265,34 @@ impl Window {
         writer: &mut SpillWriter,
         row: u64,
     ) -> Result<()> {
+        self.stage_column::<T>(src, col)?;
+        let out: &[T] = bytemuck::cast_slice(&self.out[..]);
+        writer.write(col, row, &out[..self.rows])?;
+        Ok(())
+    }
+
+    /// [`gather`](Self::gather) for a float column, through the kernel when it is a feature.
+    fn gather_float<T: Element + Float>(
+        &mut self,
+        src: &Source,
+        col: usize,
+        feature: bool,
+        writer: &mut SpillWriter,
+        row: u64,
+    ) -> Result<()> {
+        self.stage_column::<T>(src, col)?;
+        let out: &mut [T] = bytemuck::cast_slice_mut(&mut self.out[..]);
+        let out = &mut out[..self.rows];
+        if let (true, Some(kernel)) = (feature, self.kernel.as_mut()) {
+            kernel.apply(out, &self.bounds)?;
+        }
+        writer.write(col, row, out)?;
+        Ok(())
+    }
+
+    /// Reads column `col` of the current window's stretches and puts its values in output
+    /// order in `out`.
+    fn stage_column<T: Element>(&mut self, src: &Source, col: usize) -> Result<()> {
         let n = self.rows;
         let size = std::mem::size_of::<T>();
         let stage: &mut [T] = bytemuck::cast_slice_mut(&mut self.stage[..]);
@@ -190,7 +312,6 @@ impl Window {
         for (o, &i) in out[..n].iter_mut().zip(&self.idx[..n]) {
             *o = stage[i as usize];
         }
-        writer.write(col, row, &out[..n])?;
         Ok(())
     }
 }
@@ -204,5 +325,24 @@ mod tests {
         let job = std::mem::size_of::<(u64, &mut [u8])>();
         let bytes = 4 + std::mem::size_of::<Stretch>() + 4 + job;
         assert!(bytes as u64 <= RUN_STRETCH_BYTES, "{bytes}");
+    }
+
+    #[test]
+    fn sections_take_whole_timestamps_up_to_the_cap_and_at_least_one() {
+        let index =
+            Timestamps::from_counts([(10, 3), (20, 1), (30, 5), (40, 2), (50, 2)]).expect("index");
+        assert_eq!(Sections::largest(&index), 5);
+        assert_eq!(Sections::largest(&Timestamps::default()), 0);
+        let mut s = Sections::new(&index);
+        let mut bounds = Vec::new();
+        let mut take = |cap| {
+            let rows = s.take(cap, &mut bounds).expect("takes");
+            (rows, bounds.clone())
+        };
+        // 3 + 1 fit in 4; 5 alone exceeds 4 but a window takes one whole timestamp anyway.
+        assert_eq!(take(4), (4, vec![0, 3, 4]));
+        assert_eq!(take(4), (5, vec![0, 5]));
+        assert_eq!(take(100), (4, vec![0, 2, 4]));
+        assert_eq!(take(100), (0, vec![0]));
     }
 }

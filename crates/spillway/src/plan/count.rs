@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use super::cs_file::CountRecord;
 use super::key::{name_hash, Key};
 use super::sample::{smallest_keys, Heaps};
-use super::scan::{count_rows, scanner};
+use super::scan::{after_target, count_rows, scanner, CROSS_SECTION};
 use super::Unit;
 
 /// Bytes per timestamp of the sorted table (time, count).
@@ -73,7 +73,7 @@ pub fn count_units(
 ) -> Result<Counted> {
     let limit = memory / 2;
     let scan = scanner(symbols, cancel);
-    let counts = count_rows(units, opts, limit, &scan)?;
+    let counts = count_rows(units, &after_target(opts), limit, &scan, CROSS_SECTION)?;
     cancel.check()?;
     let mut table: Vec<(i64, u64)> = counts.into_iter().map(|(t, n)| (t, u64::from(n))).collect();
     table.sort_unstable();

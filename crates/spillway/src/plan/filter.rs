@@ -27,7 +27,7 @@ use crate::plan::Unit;
 
 use super::key::{self, name_hash, Key, KEEP_ALL};
 use super::sample::{self, smallest_keys, Heaps};
-use super::scan::{count_rows, scanner, Scan, COUNT_ENTRY};
+use super::scan::{after_target, count_rows, scanner, Scan, COUNT_ENTRY, CROSS_SECTION};
 
 /// Bytes per distinct timestamp in the final table (time, threshold).
 const TABLE_ENTRY: u64 = 24;
@@ -52,7 +52,7 @@ pub struct FilterStats {
 }
 
 /// The decisions, shared by the planning passes and the readers.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CrossSection {
     opts: FilterOptions,
     /// Sorted timestamps that survive `--min-cs` (empty when no table is needed).
@@ -61,6 +61,8 @@ pub struct CrossSection {
     thresholds: Vec<Key>,
     /// Per symbol code: hash of its name.
     names: Vec<u64>,
+    /// A time shard's timestamps, `[first, last]`: rows outside go (`None`: every time).
+    window: Option<[i64; 2]>,
 }
 
 impl CrossSection {
@@ -68,6 +70,9 @@ impl CrossSection {
     /// `target_ok`: its target is neither null nor NaN. `cursor` remembers the last table
     /// position (rows of a file are usually in time order, so most lookups are O(1)).
     pub fn keep(&self, t: i64, target_ok: bool, code: u32, tag: u64, cursor: &mut usize) -> bool {
+        if self.window.is_some_and(|[a, b]| t < a || t > b) {
+            return false;
+        }
         if self.opts.drop_null_target && !target_ok {
             return false;
         }
@@ -87,6 +92,25 @@ impl CrossSection {
 
     fn key(&self, t: i64, code: u32, tag: u64) -> Key {
         key::key(self.opts.seed, t, self.names[code as usize], code, tag)
+    }
+
+    /// No filter: every row stays (until [`CrossSection::within`] sets a window).
+    pub fn none() -> CrossSection {
+        CrossSection {
+            opts: FilterOptions::default(),
+            times: Vec::new(),
+            thresholds: Vec::new(),
+            names: Vec::new(),
+            window: None,
+        }
+    }
+
+    /// These decisions, keeping only rows whose time is in `[first, last]` (a time shard's).
+    pub fn within(self, window: [i64; 2]) -> CrossSection {
+        CrossSection {
+            window: Some(window),
+            ..self
+        }
     }
 
     /// The settings.
@@ -116,13 +140,14 @@ pub fn apply(
         times: Vec::new(),
         thresholds: Vec::new(),
         names,
+        window: None,
     };
     let scan = scanner(symbols, cancel);
 
     if opts.needs_table() {
         // Pass 1: rows per timestamp (after the target filter).
         let limit = memory / 2;
-        let counts = count_rows(units, opts, limit, &scan)?;
+        let counts = count_rows(units, &after_target(opts), limit, &scan, CROSS_SECTION)?;
         cancel.check()?;
         let count_bytes = counts.len() as u64 * COUNT_ENTRY;
         stats.distinct_timestamps = counts.len() as u64;
@@ -227,6 +252,7 @@ pub fn apply_decided(
             .map(|t| t.unwrap_or(KEEP_ALL))
             .collect(),
         names: symbols.iter().map(|s| name_hash(s)).collect(),
+        window: None,
     };
     let scan = scanner(symbols, cancel);
     let tally = survivors(units, &cs, opts, &scan)?;

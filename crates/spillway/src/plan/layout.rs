@@ -39,6 +39,16 @@ pub(super) fn build(
             .and_then(|col| col.timezone)
             .map(|id| names.get(id).to_string())
     };
+    // Units in code order (a seeded table puts new symbols after the seed's).
+    let mut cands = cands;
+    if let Some(s) = scoped {
+        let mut keyed = Vec::with_capacity(cands.len());
+        for c in cands {
+            keyed.push((s.code(&c.sym.name)?, c));
+        }
+        keyed.sort_by_key(|(code, _)| *code);
+        cands = keyed.into_iter().map(|(_, c)| c).collect();
+    }
     let mut units = Vec::new();
     // A shard's symbol table is the universe's: codes agree across shards.
     let mut symbol_names = scoped.map_or_else(Vec::new, |s| s.names.clone());
@@ -101,6 +111,7 @@ pub(super) fn build(
                 out: s.survivors - skip,
                 earlier_max,
                 earlier_rows,
+                dead: Vec::new(),
                 path: f.path,
             });
             earlier_max = earlier_max.max(s.max);
@@ -130,27 +141,6 @@ pub(super) fn build(
         (None, FilterStats::default())
     };
 
-    let mut symbols: Vec<Symbol> = symbol_names
-        .into_iter()
-        .map(|name| Symbol {
-            name,
-            start: 0,
-            stop: 0,
-        })
-        .collect();
-    let mut row = 0u64;
-    for u in &mut units {
-        u.row_start = row;
-        row += u.out;
-        symbols[u.symbol as usize].stop = row;
-    }
-    let mut start = 0;
-    for s in &mut symbols {
-        s.stop = s.stop.max(start);
-        s.start = start;
-        start = s.stop;
-    }
-
     let value = if cfg.float32 { DType::F32 } else { DType::F64 };
     let mut columns = vec![
         ColumnSpec::new(time_col.clone(), DType::I64, Role::Time).with_timezone(timezone),
@@ -168,7 +158,7 @@ pub(super) fn build(
             .iter()
             .map(|n| ColumnSpec::new(n.clone(), value, Role::Feature)),
     );
-    let layout = Layout::new(row, columns, symbols)?;
+    let layout = place(&mut units, symbol_names, columns)?;
     Ok(Plan {
         layout,
         time_col,
@@ -185,6 +175,36 @@ pub(super) fn build(
         filter_stats,
         shard: scoped.map(|s| s.meta.clone()),
     })
+}
+
+/// Gives each of `units` (in output order) its first output row, and makes the layout of
+/// `columns` over them with the symbol table `names`: a symbol's rows are its units'.
+pub(super) fn place(
+    units: &mut [Unit],
+    names: Vec<String>,
+    columns: Vec<ColumnSpec>,
+) -> Result<Layout> {
+    let mut symbols: Vec<Symbol> = names
+        .into_iter()
+        .map(|name| Symbol {
+            name,
+            start: 0,
+            stop: 0,
+        })
+        .collect();
+    let mut row = 0u64;
+    for u in units.iter_mut() {
+        u.row_start = row;
+        row += u.out;
+        symbols[u.symbol as usize].stop = row;
+    }
+    let mut start = 0;
+    for s in &mut symbols {
+        s.stop = s.stop.max(start);
+        s.start = start;
+        start = s.stop;
+    }
+    Ok(Layout::new(row, columns, symbols)?)
 }
 
 /// How the fast decoder reads the file, if it reads every column needed: the time column at

@@ -20,6 +20,7 @@ mod sample;
 mod scan;
 pub mod shard;
 mod symbols;
+pub(crate) mod time_shard;
 mod warnings;
 
 use std::collections::BTreeMap;
@@ -116,6 +117,9 @@ pub struct Unit {
     pub earlier_max: Option<i64>,
     /// Rows in its symbol's earlier files.
     pub earlier_rows: u64,
+    /// Row groups no output row comes from, with the latest time in each, in file order: a time
+    /// shard's outside its window (`time_shard`). The fast decoder passes over them unread.
+    pub dead: Vec<(u32, i64)>,
 }
 
 /// The rows `--max-rows` drops at the start of a file (of its rows with a time), counted off as
@@ -148,6 +152,14 @@ impl Unit {
     /// Rows this file contributes to the output.
     pub fn out_rows(&self) -> u64 {
         self.out
+    }
+
+    /// The latest time in row group `g` when no output row comes from it ([`Unit::dead`]).
+    pub fn dead_group(&self, g: usize) -> Option<i64> {
+        let at = self.dead.partition_point(|&(d, _)| (d as usize) < g);
+        self.dead
+            .get(at)
+            .and_then(|&(d, max)| (d as usize == g).then_some(max))
     }
 
     /// Whether some times are null (the reader must then filter rows).
@@ -240,7 +252,8 @@ impl Plan {
             .map(|u| {
                 (std::mem::size_of::<Unit>()
                     + u.path.as_os_str().len()
-                    + u.features.len() * std::mem::size_of::<Option<u32>>()) as u64
+                    + u.features.len() * std::mem::size_of::<Option<u32>>()
+                    + u.dead.len() * std::mem::size_of::<(u32, i64)>()) as u64
                     + u.fast.as_ref().map_or(0, FastPlan::heap_bytes)
             })
             .sum();

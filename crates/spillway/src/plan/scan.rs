@@ -102,20 +102,36 @@ pub(crate) fn scanner<'a>(
     }
 }
 
-/// Pass 1: rows per timestamp (after the target filter), in per-thread maps merged at the end;
-/// refused when the map outgrows `limit` bytes.
+/// What [`count_rows`] names when the filters' count outgrows its memory.
+pub(crate) const CROSS_SECTION: &str = "cross-sectional filters";
+
+/// The rows the filters' first pass counts: those the target filter keeps.
+pub(crate) fn after_target(
+    opts: FilterOptions,
+) -> impl Fn(&Unit, i64, bool, u64, &mut usize) -> bool + Sync {
+    move |_, _, ok, _, _| ok || !opts.drop_null_target
+}
+
+/// Which scanned rows a count counts: `(unit, t, target_ok, tag, cursor)`, `cursor` one per unit
+/// (see [`CrossSection::keep`](super::filter::CrossSection::keep)).
+pub(crate) type Keep<'a> = dyn Fn(&Unit, i64, bool, u64, &mut usize) -> bool + Sync + 'a;
+
+/// Rows per timestamp among the rows `keep` takes, in per-thread maps merged at the end;
+/// refused when the map outgrows `limit` bytes (`what` says what needed the count).
 pub(crate) fn count_rows(
     units: &[Unit],
-    opts: FilterOptions,
+    keep: &Keep<'_>,
     limit: u64,
     scan: &Scan<'_>,
+    what: &str,
 ) -> Result<HashMap<i64, u32>> {
     let over = AtomicBool::new(false);
     let counts = units
         .par_iter()
         .try_fold(HashMap::<i64, u32>::new, |mut m, u| {
-            scan(u, &mut |t, ok, _| {
-                if ok || !opts.drop_null_target {
+            let mut cursor = 0usize;
+            scan(u, &mut |t, ok, tag| {
+                if keep(u, t, ok, tag, &mut cursor) {
                     *m.entry(t).or_default() += 1;
                 }
             })?;
@@ -134,7 +150,7 @@ pub(crate) fn count_rows(
     let count_bytes = counts.len() as u64 * COUNT_ENTRY;
     if over.load(Ordering::Relaxed) || count_bytes > limit {
         return Err(Error::FilterMemory(format!(
-            "cross-sectional filters: {} distinct timestamps need about {} MiB to count, over half the memory budget; raise --memory-budget",
+            "{what}: {} distinct timestamps need about {} MiB to count, over half the memory budget; raise --memory-budget",
             counts.len(),
             count_bytes >> 20
         )));

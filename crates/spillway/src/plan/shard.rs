@@ -23,7 +23,7 @@ use std::ops::Range;
 use serde::Serialize;
 
 use crate::cancel::Cancel;
-use crate::config::{BuildConfig, Scope};
+use crate::config::{BuildConfig, RowOrder, Scope};
 use crate::error::{Error, Result};
 use crate::input::discover::Universe;
 
@@ -218,6 +218,14 @@ pub struct ShardMeta {
     pub fingerprint: String,
     /// `crc32:` of the cross-section plan, when one decided the filters.
     pub cs_plan: Option<String>,
+    /// A time shard's (`--order time --shard I/N`) first and last timestamps (ns); `None` for a
+    /// shard cut on symbols.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time: Option<[i64; 2]>,
+    /// An appended time shard's: the last timestamp of the dataset it was appended to (its
+    /// cut is of the rows after it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
 }
 
 /// A plan's view of the shard it builds.
@@ -231,15 +239,23 @@ pub(crate) struct Scoped {
     pub decided: Option<Decided>,
     /// What the shard records.
     pub meta: ShardMeta,
+    /// Codes by name when `names` is not sorted (a table seeded by an append); `None`: binary
+    /// search.
+    pub codes: Option<std::collections::HashMap<String, u32>>,
 }
 
 impl Scoped {
     /// The global code of `name`.
     pub fn code(&self, name: &str) -> Result<u32> {
-        self.names
-            .binary_search_by(|n| n.as_str().cmp(name))
-            .map(|i| i as u32)
-            .map_err(|_| Error::Internal(format!("symbol {name} is not in the global table")))
+        let missing = || Error::Internal(format!("symbol {name} is not in the global table"));
+        match &self.codes {
+            Some(codes) => codes.get(name).copied().ok_or_else(missing),
+            None => self
+                .names
+                .binary_search_by(|n| n.as_str().cmp(name))
+                .map(|i| i as u32)
+                .map_err(|_| missing()),
+        }
     }
 }
 
@@ -251,6 +267,14 @@ pub(super) fn plan(
     excluded: &BTreeMap<String, String>,
     cancel: &Cancel,
 ) -> Result<Plan> {
+    if let (RowOrder::Time, Scope::Part { index, count }) = (cfg.order, scope) {
+        let cut = super::time_shard::TimeCut {
+            index: *index,
+            count: *count,
+            after: None,
+        };
+        return super::time_shard::plan(universe, cfg, &cut, None, excluded, cancel);
+    }
     let g = global(universe, cfg, cancel)?;
     let range = g.range(scope)?;
     let decided = match &cfg.cs_plan {
@@ -299,10 +323,13 @@ pub(crate) fn plan_part(
             universe: g.universe(),
             fingerprint: crc_text(g.fingerprint()),
             cs_plan: crc,
+            time: None,
+            after: None,
         },
         names: g.names.clone(),
         timezone: g.timezone.clone(),
         decided,
+        codes: None,
     };
     super::plan_in(&sub, &shared, excluded, Some(&scoped), cancel)
 }

@@ -31,7 +31,7 @@ pub(super) fn read<O: Float>(
 }
 
 /// The byte runs a task of `unit` reads, in the phases [`Input::expect`] takes, found by the
-/// conditions the loop below reads by: per row group, the time column (with the target when a
+/// conditions the loop below reads by: per row group that an output row comes from, the time column (with the target when a
 /// filter needs it first) unless the `--max-rows` cut drops the whole row group or another task
 /// sends the times, then each owned value column, contiguous chunks merged.
 ///
@@ -54,6 +54,9 @@ pub(super) fn task_runs(
     };
     let mut phases: Vec<Vec<std::ops::Range<u64>>> = Vec::new();
     for (g, &rows) in plan.row_groups.iter().enumerate() {
+        if unit.dead_group(g).is_some() {
+            continue;
+        }
         if contiguous {
             if cut.drop_front(rows as u64) == rows as u64 {
                 continue;
@@ -125,6 +128,11 @@ fn row_groups<O: Float>(
     for (g, &rows) in plan.row_groups.iter().enumerate() {
         if out.stopped() {
             break;
+        }
+        if let Some(max) = unit.dead_group(g) {
+            sel.pass(rows as u64, max);
+            out.decoded += rows as u64;
+            continue;
         }
         let group = Group { file, ctx, g, rows };
         let keep = select(&group, unit, plan, &mut sel, target_first, reader, out)?;

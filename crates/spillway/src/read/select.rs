@@ -58,6 +58,17 @@ impl<'a> Selector<'a> {
         }
     }
 
+    /// Passes over a row group of `rows` rows that no output row comes from ([`Unit::dead`]:
+    /// no null time, no cut), `max` its latest time, as if each row had been refused.
+    pub fn pass(&mut self, rows: u64, max: i64) {
+        self.row += rows;
+        if self.filters.is_some() {
+            // The row tags only rise to the latest time seen: the rows between count only
+            // through the row index.
+            let _ = self.repeats.tag(max, self.row);
+        }
+    }
+
     /// Of the next `n` rows (all with a time), how many the cut drops from the front.
     pub fn drop_front(&mut self, n: u64) -> u64 {
         self.row += n;

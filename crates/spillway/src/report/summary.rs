@@ -148,8 +148,12 @@ pub struct BuildSummary {
     pub input_mb_per_second: f64,
     /// Peak resident set size of the process (VmHWM), bytes.
     pub peak_rss_bytes: Option<u64>,
-    /// The pipeline shape and the memory bound it was planned for.
+    /// The pipeline shape and the memory bound it was planned for (the stream pass's).
     pub budget: Budget,
+    /// The bound the whole build was planned for: the stream pass's (`budget.bound_bytes`), or
+    /// for a time-major build the larger of it and the transposition's
+    /// (`transpose.memory.bound_bytes`). The peak RSS stays below it.
+    pub planned_bound_bytes: u64,
     /// Seconds readers spent blocked on a full channel, summed over readers.
     pub readers_waited_seconds: f64,
     /// Seconds the writer spent waiting for batches.
@@ -247,6 +251,7 @@ impl BuildSummary {
             input_mb_per_second: plan.input_bytes as f64 / 1e6 / secs,
             peak_rss_bytes: peak_rss_bytes(),
             budget: *budget,
+            planned_bound_bytes: budget.bound_bytes,
             readers_waited_seconds: reader_wait.as_secs_f64(),
             writer_waited_seconds: writer.wait.as_secs_f64(),
             writer_busy_seconds: writer.busy.as_secs_f64(),
@@ -273,6 +278,7 @@ impl BuildSummary {
     pub(crate) fn with_transpose(mut self, t: TransposeStats) -> BuildSummary {
         let out = self.output_bytes.max(1) as f64;
         self.order = "time";
+        self.planned_bound_bytes = self.planned_bound_bytes.max(t.memory.bound_bytes);
         self.io_amplification =
             (t.intermediate_bytes + t.bytes_read + self.output_bytes) as f64 / out;
         self.transpose = Some(t);
@@ -294,9 +300,17 @@ impl BuildSummary {
             self.input_mb_per_second,
         );
         s += &format!(
-            "memory: peak RSS {} (planned bound {:.0} MiB of a {:.0} MiB budget: {} readers, {}-row batches, capacity {}, writer {:.0} MiB)\n",
+            "memory: peak RSS {} (planned bound {:.0} MiB{} of a {:.0} MiB budget: {} readers, {}-row batches, capacity {}, writer {:.0} MiB)\n",
             self.peak_rss_bytes.map_or("unknown".into(), |b| format!("{:.0} MiB", mib(b))),
-            mib(self.budget.bound_bytes),
+            mib(self.planned_bound_bytes),
+            match &self.transpose {
+                Some(t) => format!(
+                    " = max(stream pass {:.0} MiB, transposition {:.0} MiB)",
+                    mib(self.budget.bound_bytes),
+                    mib(t.memory.bound_bytes)
+                ),
+                None => String::new(),
+            },
             mib(self.budget.budget_bytes),
             self.budget.readers,
             self.budget.batch_rows,

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::bounded;
 use spill::{Committed, SpillWriter, WriteMode, WriteOptions};
 
+pub(crate) mod history;
 mod inputs;
 
 use crate::cancel::Cancel;
@@ -118,8 +119,18 @@ pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Re
 /// whatever `--on-error` says. For callers that plan themselves (and for tests of what happens
 /// when files change between planning and reading).
 pub fn execute_plan(plan: &Plan, cfg: &BuildConfig, progress: &Progress) -> Result<BuildSummary> {
+    execute_cancellable(plan, cfg, progress, &Cancel::new())
+}
+
+/// [`execute_plan`], stopped by `cancel`.
+pub(crate) fn execute_cancellable(
+    plan: &Plan,
+    cfg: &BuildConfig,
+    progress: &Progress,
+    cancel: &Cancel,
+) -> Result<BuildSummary> {
     let t0 = Instant::now();
-    let result = match attempt(plan, cfg, 0, progress, &Cancel::new()) {
+    let result = match attempt(plan, cfg, 0, progress, cancel) {
         Ok((budget, run)) => Ok(summary(plan, &budget, &run, t0.elapsed(), 0.0, 1)),
         Err(Failure::Unit(e)) => Err(Error::Symbol(e)),
         Err(Failure::Fatal(e)) => Err(e),
@@ -367,17 +378,26 @@ fn execute<O: Float>(
         Err(WriteFailure::Spawn(source)) => return Err(Failure::Fatal(Error::Spawn { source })),
     };
     user_cancel.check().map_err(Failure::Fatal)?;
+    let mut history = None;
     let (writer, transpose) = match (writer, staging) {
         (Some(w), Some(staging)) => {
             // The intermediate is committed like any spill file (so it is validated when
             // opened), under its hidden name, with no build metadata.
             w.finish(Default::default()).map_err(spill_error)?;
+            // A time shard records each symbol's rows (for appends), read from it.
+            if plan.shard.as_ref().is_some_and(|s| s.time.is_some()) {
+                history = Some(
+                    history::digest(staging.path(), &plan.layout, user_cancel)
+                        .map_err(Failure::Fatal)?,
+                );
+            }
             let (w, t) = transpose(
                 plan,
                 staging,
                 &cfg.output,
                 budget,
                 opts,
+                cfg.cs_transform,
                 progress,
                 user_cancel,
             )
@@ -391,10 +411,13 @@ fn execute<O: Float>(
     user_cancel.check().map_err(Failure::Fatal)?;
     let tc = Instant::now();
     let committed = match writer {
-        Some(w) => Some(
-            w.finish(inputs::build_metadata(plan, cfg))
-                .map_err(spill_error)?,
-        ),
+        Some(w) => {
+            let mut meta = inputs::build_metadata(plan, cfg);
+            if let Some(h) = history {
+                meta.insert("history".into(), h.to_json(&plan.units, &cfg.input));
+            }
+            Some(w.finish(meta).map_err(spill_error)?)
+        }
         None => None,
     };
     Ok(Run {

@@ -82,7 +82,7 @@ pub fn collection(
         &out_place,
         &output,
         AnyManifest::Collection(c),
-        access.replace,
+        commit::Replace::when(access.replace),
     )? {
         AnyManifest::Collection(c) => Ok(c),
         // `commit` returns the manifest there only when it equals this one.

@@ -52,13 +52,35 @@ fn encode(m: &AnyManifest) -> Result<Vec<u8>> {
     Ok(v)
 }
 
+/// What a commit may replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replace {
+    /// Nothing: another dataset's manifest there is refused.
+    No,
+    /// Any manifest there (kept as its generation).
+    Any,
+    /// Only generation `N` (an append's base): another writer's newer one is refused.
+    Generation(u64),
+}
+
+impl Replace {
+    /// `Any` when asked (`--replace`), else `No`.
+    pub(crate) fn when(asked: bool) -> Replace {
+        if asked {
+            Replace::Any
+        } else {
+            Replace::No
+        }
+    }
+}
+
 /// Commits `m` as the manifest `output` in `place` (see the module docs); returns it with its
 /// generation set.
-pub fn commit(
+pub(crate) fn commit(
     place: &Place,
     output: &Path,
     mut m: AnyManifest,
-    replace: bool,
+    replace: Replace,
 ) -> Result<AnyManifest> {
     #[cfg(feature = "object-store")]
     if let Some(store) = place.store() {
@@ -132,15 +154,26 @@ fn decide(
     output: &Path,
     old: &AnyManifest,
     new: &AnyManifest,
-    replace: bool,
+    replace: Replace,
 ) -> Result<Option<u64>> {
     let g = old.generation().unwrap_or(1);
+    if let Replace::Generation(base) = replace {
+        if base != g {
+            return Err(Error::Dataset {
+                path: output.to_path_buf(),
+                what: format!(
+                    "another writer committed generation {g} since this append read generation \
+                     {base}; nothing was replaced: run the append again"
+                ),
+            });
+        }
+    }
     let mut same = new.clone();
     same.set_generation(old.generation());
     if &same == old {
         return Ok(None);
     }
-    if !replace {
+    if replace == Replace::No {
         return Err(exists(
             output,
             format!(

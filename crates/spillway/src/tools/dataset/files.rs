@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use serde_json::Value;
 
-use super::{bad, FileEntry, Opened, SchemaColumn, ShardEntry};
+use super::{bad, Access, FileEntry, Opened, SchemaColumn, ShardEntry};
 use crate::cancel::Cancel;
 use crate::config::StorageOptions;
 use crate::error::{Error, Result};
@@ -107,8 +108,11 @@ pub(crate) fn open_shard(place: &Place, path: &Path, rel: String) -> Result<Open
         entry: ShardEntry::new(m.entry, symbols),
         tool: m.build.get("tool").cloned().unwrap_or(Value::Null),
         options: m.build.get("options").cloned().unwrap_or(Value::Null),
+        history: m.build.get("history").cloned(),
+        stamp: m.build.get("inputs").and_then(|i| i.get("stamp")).cloned(),
         shard,
         schema: m.schema,
+        names: m.symbols,
     })
 }
 
@@ -184,4 +188,32 @@ mod tests {
         assert_eq!(root_of("s3://b/train/day"), "s3://b");
         assert_eq!(root_of("az://c"), "az://c");
     }
+}
+
+/// What a spill file says of itself, read from its header and end alone ([`describe_file`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct Described {
+    /// Its length.
+    pub bytes: u64,
+    /// `crc32:` of its metadata block (a manifest's `checksum`).
+    pub checksum: String,
+    /// Rows.
+    pub nrows: u64,
+    /// Its build metadata (options, shard, tool, semantics version...).
+    pub metadata: serde_json::Map<String, Value>,
+}
+
+/// What the spill file at `path` (a path or a URL) says of itself, checked (header, trailer,
+/// metadata checksum) but without reading its data: one or two reads of its end in a bucket.
+pub fn describe_file(path: &Path, access: &Access, cancel: &Cancel) -> Result<Described> {
+    let place = Place::of("spill file", path, &access.storage, cancel)?;
+    let (bytes, trailer, meta) = place
+        .describe(path)?
+        .ok_or_else(|| bad(path, "no such file"))?;
+    Ok(Described {
+        bytes,
+        checksum: crc_text(trailer.metadata_checksum),
+        nrows: meta.nrows,
+        metadata: meta.build,
+    })
 }

@@ -28,14 +28,24 @@ use crate::plan::cs_file::crc_text;
 use crate::plan::shard::global;
 use crate::publish::{is_url, Place, Scratch};
 
+mod append;
 mod collection;
 mod commit;
+mod compact;
 mod files;
+mod history_check;
+mod timeline;
 mod verify;
 
+pub use append::{append, AppendOptions, AppendReport};
 pub use collection::{collection, Collection, COLLECTION, COLLECTION_VERSION};
 pub use commit::{clean_generations, generation_path, Cleaned};
+pub use compact::{compact, CompactOptions, CompactReport};
+pub use files::{describe_file, Described};
 use files::{dir_of, open_shard, plan_checksum, relative, Places};
+pub use history_check::Verdict;
+use timeline::{cut_on, time_window};
+pub use timeline::{HistoryRecord, SymbolHistory};
 pub use verify::{verify_dataset, DatasetReport};
 
 /// How a dataset command reaches its files and commits its manifest.
@@ -53,8 +63,12 @@ pub struct Access {
 
 /// The manifest's `format`.
 pub const FORMAT: &str = "spillway-dataset";
-/// The manifest version written (a reader refuses another major).
-pub const VERSION: [u16; 2] = [1, 1];
+/// The manifest version written (a reader refuses another major). 1.2 adds `order`.
+pub const VERSION: [u16; 2] = [1, 2];
+/// `order` of a dataset cut on symbols.
+pub const ORDER_SYMBOL: &str = "symbol";
+/// `order` of a dataset cut on time (`--order time --shard I/N`).
+pub const ORDER_TIME: &str = "time";
 /// Largest manifest read.
 pub(crate) const MAX_MANIFEST: u64 = 64 << 20;
 
@@ -200,8 +214,17 @@ pub struct Manifest {
     pub schema: Vec<SchemaColumn>,
     /// Rows of all shards.
     pub nrows: u64,
-    /// The shards, in symbol order.
+    /// The shards, in row order: by symbols, or (`order` `"time"`) by time.
     pub shards: Vec<ShardEntry>,
+    /// How the shards are cut: [`ORDER_SYMBOL`] (each a range of symbol codes, symbol-major
+    /// rows) or [`ORDER_TIME`] (each a range of timestamps, time-major rows, every shard the
+    /// whole symbol table). Absent before 1.2: by symbols.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+    /// A time-major dataset's history, for appends: per symbol its rows, their digest and its
+    /// files, up to the last timestamp (absent for symbol-cut datasets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryRecord>,
     /// The manifest's generation: 1 when first written, one more each time it is replaced (the
     /// one replaced is kept as `dataset.g<N>.json`). Absent in 1.0 manifests (generation 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -215,6 +238,24 @@ pub(crate) struct Opened {
     tool: Value,
     options: Value,
     schema: Vec<SchemaColumn>,
+    /// Its symbol table.
+    names: Vec<String>,
+    /// A time shard's `history` and its inputs' `stamp` (see `timeline`).
+    history: Option<Value>,
+    stamp: Option<Value>,
+}
+
+impl Opened {
+    /// Drops what only the newest shard's copy is read for (`timeline::history`): the inputs'
+    /// stamp and the history's files. Each cut's shards list every file of the universe, so
+    /// keeping them for every shard of a dataset grown by many appends would take memory
+    /// growing with appends times files.
+    fn slim(&mut self) {
+        self.stamp = None;
+        if let Some(h) = self.history.as_mut().and_then(Value::as_object_mut) {
+            h.remove("files");
+        }
+    }
 }
 
 fn bad(path: &Path, what: impl Into<String>) -> Error {
@@ -281,7 +322,8 @@ pub fn manifest(
         let place = places.of("shard", p)?;
         opened.push(open_shard(&place, p, relative(p, &dir))?);
     }
-    opened.sort_by_key(|o| o.entry.symbols[0]);
+    // Row order: symbol shards by their first code, time shards by their first time.
+    opened.sort_by_key(|o| (o.entry.symbols[0], time_window(o).map(|[a, _]| a)));
     let plan = match cs_plan {
         Some(p) => {
             let scratch = Scratch::new(access.scratch.as_deref())?;
@@ -294,7 +336,12 @@ pub fn manifest(
         None => None,
     };
     let m = assemble(opened, plan, |i| shards[i].clone())?;
-    match commit::commit(&out_place, &output, AnyManifest::Sharded(m), access.replace)? {
+    match commit::commit(
+        &out_place,
+        &output,
+        AnyManifest::Sharded(m),
+        commit::Replace::when(access.replace),
+    )? {
         AnyManifest::Sharded(m) => Ok(m),
         // `commit` returns the manifest there only when it equals this one.
         AnyManifest::Collection(_) => Err(Error::Internal(
@@ -324,7 +371,10 @@ fn assemble(
     for (i, o) in opened.iter().enumerate() {
         let p = PathBuf::from(&o.entry.path);
         let p = if p.is_absolute() { p } else { path_of(i) };
-        if key(o) != key(first) {
+        // A time-major dataset grows by appends: each cut of shards is of its own universe
+        // and may be of a newer spillway (`timeline::tile` checks them cut by cut).
+        let time = time_window(first).is_some();
+        if key(o) != key(first) && !time {
             return Err(bad(
                 &p,
                 format!(
@@ -333,7 +383,8 @@ fn assemble(
                 ),
             ));
         }
-        if o.options != first.options || o.schema != first.schema || o.tool != first.tool {
+        if o.options != first.options || o.schema != first.schema || (o.tool != first.tool && !time)
+        {
             return Err(bad(
                 &p,
                 format!(
@@ -354,23 +405,49 @@ fn assemble(
                 ),
             ));
         }
-        let [a, b] = o.entry.symbols;
-        if a != at {
-            return Err(bad(&p, format!("its symbols start at {a}, the shards before end at {at} (a shard is missing or repeated)")));
+        if time_window(o).is_some() != time_window(first).is_some() {
+            return Err(bad(
+                &p,
+                format!(
+                    "it is cut on {}, {} on {}: one dataset is cut one way",
+                    cut_on(o),
+                    first.entry.path,
+                    cut_on(first)
+                ),
+            ));
         }
-        at = b;
+        if time_window(o).is_none() {
+            let [a, b] = o.entry.symbols;
+            if a != at {
+                return Err(bad(&p, format!("its symbols start at {a}, the shards before end at {at} (a shard is missing or repeated)")));
+            }
+            at = b;
+        }
     }
-    if at != total {
-        return Err(bad(
-            &path_of(opened.len() - 1),
-            format!("the shards cover symbols [0, {at}) of {total}: a shard is missing"),
-        ));
-    }
+    let (order, history) = match time_window(first) {
+        Some(_) => {
+            timeline::tile(&opened, &path_of)?;
+            (ORDER_TIME, timeline::history(&opened, &path_of)?)
+        }
+        None if at != total => {
+            return Err(bad(
+                &path_of(opened.len() - 1),
+                format!("the shards cover symbols [0, {at}) of {total}: a shard is missing"),
+            ))
+        }
+        None => (ORDER_SYMBOL, None),
+    };
+    // A time-major dataset's universe and tool are its newest cut's.
+    let newest = opened.last().unwrap_or(first);
+    let universe = match history {
+        Some(_) => newest.shard.get("universe").cloned().unwrap_or(Value::Null),
+        None => universe,
+    };
     let mut universe = universe;
     if let Some(u) = universe.as_object_mut() {
         u.insert(
             "fingerprint".into(),
-            first
+            newest
                 .shard
                 .get("fingerprint")
                 .cloned()
@@ -380,13 +457,15 @@ fn assemble(
     Ok(Manifest {
         format: FORMAT.into(),
         version: VERSION,
-        tool: first.tool.clone(),
+        tool: newest.tool.clone(),
         options: first.options.clone(),
         universe,
         cs_plan: plan,
         schema: first.schema.clone(),
         nrows: opened.iter().map(|o| o.entry.rows).sum(),
         shards: opened.into_iter().map(|o| o.entry).collect(),
+        order: Some(order.into()),
+        history,
         generation: None,
     })
 }
@@ -509,32 +588,4 @@ pub fn parse_any_manifest(path: &Path, bytes: &[u8]) -> Result<AnyManifest> {
             COLLECTION_VERSION[0]
         ),
     ))
-}
-
-/// What a spill file says of itself, read from its header and end alone ([`describe_file`]).
-#[derive(Debug, Clone, Serialize)]
-pub struct Described {
-    /// Its length.
-    pub bytes: u64,
-    /// `crc32:` of its metadata block (a manifest's `checksum`).
-    pub checksum: String,
-    /// Rows.
-    pub nrows: u64,
-    /// Its build metadata (options, shard, tool, semantics version...).
-    pub metadata: serde_json::Map<String, Value>,
-}
-
-/// What the spill file at `path` (a path or a URL) says of itself, checked (header, trailer,
-/// metadata checksum) but without reading its data: one or two reads of its end in a bucket.
-pub fn describe_file(path: &Path, access: &Access, cancel: &Cancel) -> Result<Described> {
-    let place = Place::of("spill file", path, &access.storage, cancel)?;
-    let (bytes, trailer, meta) = place
-        .describe(path)?
-        .ok_or_else(|| bad(path, "no such file"))?;
-    Ok(Described {
-        bytes,
-        checksum: crc_text(trailer.metadata_checksum),
-        nrows: meta.nrows,
-        metadata: meta.build,
-    })
 }
