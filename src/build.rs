@@ -104,7 +104,17 @@ pub(crate) fn on_signals(cancel: &Cancel) -> anyhow::Result<Arc<AtomicUsize>> {
     Ok(which)
 }
 
-pub(crate) fn signal_name(sig: i32) -> &'static str {
+/// The error of a command stopped by the signal `which` recorded: `interrupted by SIGINT: {what}`.
+pub(crate) fn interrupted(which: &AtomicUsize, what: &str) -> anyhow::Error {
+    let sig = which.load(Ordering::SeqCst) as i32;
+    Interrupted {
+        signal: sig,
+        message: format!("interrupted by {}: {what}", signal_name(sig)),
+    }
+    .into()
+}
+
+fn signal_name(sig: i32) -> &'static str {
     match sig {
         signal_hook::consts::SIGINT => "SIGINT",
         signal_hook::consts::SIGTERM => "SIGTERM",
@@ -161,16 +171,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let progress = crate::progress::progress(!quiet);
     let summary = match spillway::publish::build(&cfg, &progress, &cancel) {
         Err(spillway::Error::Cancelled) => {
-            let sig = signal.load(Ordering::SeqCst) as i32;
-            return Err(Interrupted {
-                signal: sig,
-                message: format!(
-                    "interrupted by {}: the build stopped and its temporary file is removed; {} was not written",
-                    signal_name(sig),
-                    cfg.output.display()
-                ),
-            }
-            .into());
+            let what = format!(
+                "the build stopped and its temporary file is removed; {} was not written",
+                cfg.output.display()
+            );
+            return Err(interrupted(&signal, &what));
         }
         other => other?,
     };

@@ -3,14 +3,13 @@
 //! `dataset.g<N>.json`, its shards left for `spillway clean --keep-generations`).
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 
 use spillway::dataset::{self, Access, CompactOptions};
 use spillway::Cancel;
 
-use crate::build::{on_signals, signal_name};
+use crate::build::{interrupted, on_signals};
 use crate::options::Remote;
-use crate::out::{note, Interrupted};
+use crate::out::note;
 
 /// Arguments of `spillway compact`.
 #[derive(Debug, clap::Args)]
@@ -46,29 +45,16 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let progress = crate::progress::progress(!args.quiet);
     let report = match dataset::compact(&args.dataset, &how, &access, &progress, &cancel) {
         Err(spillway::Error::Cancelled) => {
-            let sig = signal.load(Ordering::SeqCst) as i32;
-            return Err(Interrupted {
-                signal: sig,
-                message: format!(
-                    "interrupted by {}: the compaction stopped; {} is unchanged",
-                    signal_name(sig),
-                    args.dataset.display()
-                ),
-            }
-            .into());
+            let unchanged = format!(
+                "the compaction stopped; {} is unchanged",
+                args.dataset.display()
+            );
+            return Err(interrupted(&signal, &unchanged));
         }
         other => other?,
     };
     if let Some(path) = &args.summary {
-        let json = serde_json::to_vec_pretty(&report)?;
-        if path.as_os_str() == "-" {
-            crate::out::outln!("{}", String::from_utf8_lossy(&json))?;
-        } else {
-            let io = spillway::output::writing(path);
-            spillway::output::write_atomic(path, |w| {
-                std::io::Write::write_all(w, &json).map_err(&io)
-            })?;
-        }
+        crate::out::write_json(path, &serde_json::to_value(&report)?)?;
     }
     if !args.quiet {
         match report.compacted {

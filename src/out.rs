@@ -69,3 +69,16 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     }
     1
 }
+
+/// Writes `value` as pretty JSON to `path`: standard output for `-`, else atomically (a report's
+/// `--summary`).
+pub fn write_json(path: &std::path::Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    let json = serde_json::to_vec_pretty(value)?;
+    if path.as_os_str() == "-" {
+        outln!("{}", String::from_utf8_lossy(&json))?;
+    } else {
+        let io = spillway::output::writing(path);
+        spillway::output::write_atomic(path, |w| std::io::Write::write_all(w, &json).map_err(&io))?;
+    }
+    Ok(())
+}

@@ -343,14 +343,7 @@ pub(crate) fn truncate(src: &Path, dst: &Path, cut: i64) {
     use arrow_array::Array;
     for e in std::fs::read_dir(src).expect("read_dir") {
         let p = e.expect("entry").path();
-        let file = std::fs::File::open(&p).expect("open");
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .expect("reader")
-            .build()
-            .expect("build");
-        let batches: Vec<arrow_array::RecordBatch> = reader.map(|b| b.expect("batch")).collect();
-        let batch =
-            arrow_select::concat::concat_batches(&batches[0].schema(), &batches).expect("concat");
+        let batch = read_parquet(&p);
         let ts = batch
             .column_by_name("ts")
             .expect("ts")

@@ -217,6 +217,17 @@ pub fn write_parquet(path: &Path, columns: Vec<(&str, arrow_array::ArrayRef)>, r
     w.close().expect("close");
 }
 
+/// The rows of the parquet file at `path`, as one batch.
+pub fn read_parquet(path: &Path) -> arrow_array::RecordBatch {
+    let file = std::fs::File::open(path).expect("open");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("reader")
+        .build()
+        .expect("build");
+    let batches: Vec<arrow_array::RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+    arrow_select::concat::concat_batches(&batches[0].schema(), &batches).expect("concat")
+}
+
 /// A timestamp[ns, UTC] column from nanoseconds.
 pub fn ts_ns(v: Vec<i64>) -> arrow_array::ArrayRef {
     std::sync::Arc::new(arrow_array::TimestampNanosecondArray::from(v).with_timezone("UTC"))

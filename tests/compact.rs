@@ -248,14 +248,7 @@ fn changed_history_is_still_located_after_compaction() {
 /// Adds 1 to `f000` of the row of `path` at time `at`.
 fn rewrite_one_value(path: &Path, at: i64) {
     use arrow_array::{Array, Float64Array, TimestampNanosecondArray};
-    let file = std::fs::File::open(path).expect("open");
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .expect("reader")
-        .build()
-        .expect("build");
-    let batches: Vec<arrow_array::RecordBatch> = reader.map(|b| b.expect("batch")).collect();
-    let batch =
-        arrow_select::concat::concat_batches(&batches[0].schema(), &batches).expect("concat");
+    let batch = read_parquet(path);
     let ts = batch
         .column_by_name("ts")
         .expect("ts")

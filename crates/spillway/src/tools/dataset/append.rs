@@ -27,7 +27,8 @@ use serde_json::{json, Value};
 use super::commit::{self, Replace};
 use super::files::{dir_of, join, open_shard, Places};
 use super::history_check::{check, Verdict};
-use super::{assemble, bad, parse_manifest, Access, AnyManifest, MAX_MANIFEST, ORDER_TIME};
+use super::timeline::read_time_dataset;
+use super::{assemble, bad, Access, AnyManifest};
 use crate::cancel::Cancel;
 use crate::config::{BuildConfig, BuildOptions};
 use crate::error::{Error, Result};
@@ -108,18 +109,11 @@ pub fn append(
         ));
     }
     let mut places = Places::new(&access.storage, cancel);
-    let place = places.of("DATASET", manifest)?;
-    let (bytes, _) = place
-        .read(manifest, MAX_MANIFEST)?
-        .ok_or_else(|| bad(manifest, "no such manifest"))?;
-    let m = parse_manifest(manifest, &bytes)?;
-    if m.order.as_deref() != Some(ORDER_TIME) {
-        return Err(bad(
-            manifest,
-            "it is not a time-major dataset (order \"time\"): append adds shards cut on time; \
-             build the dataset with `spillway build --order time --shard I/N` and `spillway manifest`",
-        ));
-    }
+    let (place, m) = read_time_dataset(
+        &mut places,
+        manifest,
+        "append adds shards cut on time; build the dataset with `spillway build --order time --shard I/N` and `spillway manifest`",
+    )?;
     let base = m.generation.unwrap_or(1);
     let dir = dir_of(manifest);
     let newest = m

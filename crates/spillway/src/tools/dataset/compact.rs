@@ -32,10 +32,8 @@ use spill::{ColumnSpec, DType, Element, Layout, Metadata, SpillWriter, Symbol, T
 
 use super::commit::{self, Replace};
 use super::files::{dir_of, join, open_shard, Places};
-use super::timeline::time_window;
-use super::{
-    assemble, bad, parse_manifest, Access, AnyManifest, Manifest, MAX_MANIFEST, ORDER_TIME,
-};
+use super::timeline::{read_time_dataset, time_window};
+use super::{assemble, bad, Access, AnyManifest, Manifest};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::plan::cs_file::crc_text;
@@ -100,19 +98,11 @@ pub fn compact(
         return Err(Error::Config("--shards must be at least 1".into()));
     }
     let mut places = Places::new(&access.storage, cancel);
-    let place = places.of("DATASET", manifest)?;
-    let (bytes, _) = place
-        .read(manifest, MAX_MANIFEST)?
-        .ok_or_else(|| bad(manifest, "no such manifest"))?;
-    let m = parse_manifest(manifest, &bytes)?;
-    if m.order.as_deref() != Some(ORDER_TIME) {
-        return Err(bad(
-            manifest,
-            "it is not a time-major dataset (order \"time\"): compact merges the time shards of a \
-             dataset built with `spillway build --order time --shard I/N` and grown by \
-             `spillway append`; a dataset cut on symbols has no timeline to merge along",
-        ));
-    }
+    let (place, m) = read_time_dataset(
+        &mut places,
+        manifest,
+        "compact merges the time shards of a dataset built with `spillway build --order time --shard I/N` and grown by `spillway append`; a dataset cut on symbols has no timeline to merge along",
+    )?;
     let base = m.generation.unwrap_or(1);
     let dir = dir_of(manifest);
 

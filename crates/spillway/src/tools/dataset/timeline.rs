@@ -12,13 +12,36 @@
 //! append trusts a symbol whose files are all unchanged, and rebuilds the history of the others
 //! to compare it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{bad, Opened};
+use super::files::Places;
+use super::{bad, parse_manifest, Manifest, Opened, MAX_MANIFEST, ORDER_TIME};
 use crate::error::Result;
+use crate::publish::Place;
+
+/// Reads the time-major dataset's manifest at `manifest` (a path or a URL), with its place;
+/// another dataset is refused, `why` saying what the command does with time shards.
+pub(super) fn read_time_dataset(
+    places: &mut Places<'_>,
+    manifest: &Path,
+    why: &str,
+) -> Result<(Place, Manifest)> {
+    let place = places.of("DATASET", manifest)?;
+    let (bytes, _) = place
+        .read(manifest, MAX_MANIFEST)?
+        .ok_or_else(|| bad(manifest, "no such manifest"))?;
+    let m = parse_manifest(manifest, &bytes)?;
+    if m.order.as_deref() != Some(ORDER_TIME) {
+        return Err(bad(
+            manifest,
+            format!("it is not a time-major dataset (order \"time\"): {why}"),
+        ));
+    }
+    Ok((place, m))
+}
 
 /// A time shard's first and last timestamps (`--order time --shard I/N`), from its metadata.
 pub(super) fn time_window(o: &Opened) -> Option<[i64; 2]> {
