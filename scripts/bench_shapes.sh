@@ -2,9 +2,11 @@
 # spillway against its peers on every universe shape, in ONE run: narrow files, many small files,
 # wide files (1000 and 4000 features) and the canonical M. Each universe is made by `spillway gen`
 # (M: the anchors' gen_universe.py), each job is a separate process timed by
-# ../shared/anchors/peers.py with outputs verified; then, per shape, the ratios spillway / fastest
-# peer that writes an output and spillway / its own --decode-only, from medians. Writes the results
-# as JSON (date, commit, machine, command; per shape the universe and per job the medians and every
+# ../shared/anchors/peers.py with outputs verified; then, per shape, the decompression floor
+# (target/release/zstd-floor, crates/floor: every compressed page decompressed by the same codec
+# library on as many threads as cores, nothing else); then the ratios spillway / fastest peer that
+# writes an output, spillway / its own --decode-only and spillway / the floor, from medians.
+# Writes the results as JSON (date, commit, machine, command; per shape the universe and per job the medians and every
 # run), which scripts/render_shapes.py renders into the performance chapter and the README.
 #
 #   scripts/bench_shapes.sh [REPEAT] [SHAPE ...]      # REPEAT default 3 (or $REPEAT);
@@ -52,6 +54,9 @@ else
   cargo build --release --quiet
   bin=$PWD/target/release/spillway
 fi
+cargo build --release --quiet -p spillway-floor
+floor=$PWD/target/release/zstd-floor
+threads=$(nproc)
 # The command that reproduces this run (the environment that changes what is measured included).
 cmdline="scripts/bench_shapes.sh $repeat $shapes"
 [ -n "$small" ] && cmdline="SPILLWAY_SHAPES_SMALL=1 $cmdline"
@@ -91,10 +96,11 @@ for shape in $shapes; do
       --peer "$p" --extra "$extra" --extra-name "$name" --extra-ext .spill "${args[@]}" \
       --results "$results"
   done
+  "$floor" "$dir" --threads "$threads" --repeat "$repeat" > "$root/$shape.floor.json"
 done
 "$PEERS_PYTHON" ../shared/anchors/peers.py --report --results "$results"
 # The JSON: the run's metadata, then per shape its universe and per job the medians and the runs.
-"$PEERS_PYTHON" - "$meta" "$results" "$json" "$repeat" "$peers" "$bin" "$root" "${small:-}" $shapes <<'EOF'
+"$PEERS_PYTHON" - "$meta" "$results" "$json" "$repeat" "$peers" "$bin" "$root" "${small:-}" $shapes <<'PY'
 import json, os, subprocess, sys
 sys.path.insert(0, "scripts")
 sys.path.insert(0, os.path.join("..", "shared", "anchors"))
@@ -156,17 +162,22 @@ for shape in shapes:
     best = min(writers, key=lambda n: writers[n]["wall_s"]) if writers else None
     me, dec = jobs.get("spillway", {}).get("wall_s"), jobs.get("spillway_decode_only", {}).get("wall_s")
     ratio = lambda a, b: round(a / b, 3) if a and b else None
+    with open(os.path.join(root, f"{shape}.floor.json")) as fh:
+        floor = json.load(fh)
+    floor["wall_s"], floor["runs"] = median(floor["wall_s"]), floor["wall_s"]
     doc["shapes"][shape] = {
         "universe": {"symbols": r0["files"], "rows": r0["input_rows"], "features": r0["features"],
                      "parquet_bytes": r0["input_bytes"], "dir": r0["data_dir"]},
         "jobs": jobs,
+        "zstd_floor": floor,
         "fastest_peer": best,
         "ratios": {"spillway_vs_fastest_peer": ratio(me, best and writers[best]["wall_s"]),
-                   "spillway_vs_decode_only": ratio(me, dec)},
+                   "spillway_vs_decode_only": ratio(me, dec),
+                   "spillway_vs_zstd_floor": ratio(me, floor["wall_s"])},
     }
 bench_meta.write_json(doc, out)
 print(f"\nwrote {out}", file=sys.stderr)
-EOF
+PY
 python3 scripts/render_shapes.py "$json" --stdout
 if [ "$json" = docs/bench/shapes.json ]; then
   echo "render into the docs: python3 scripts/render_shapes.py $json" >&2

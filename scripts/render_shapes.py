@@ -107,11 +107,14 @@ def render_shapes(doc):
             f"(rows, sums, symbol runs); {medians(st['repeat'])}. Universes from `spillway gen`"
             + ("" if st.get("small") else ", M from `../shared/anchors/gen_universe.py`")
             + f". The fastest writing peer is the fastest of ({peers}) whose outputs all verified; "
-            "`--decode-only` is the same build with its batches dropped instead of written.")
+            "`--decode-only` is the same build with its batches dropped instead of written; the zstd floor is every "
+            "compressed page of the universe decompressed by the same codec library on as many threads as cores, "
+            "with nothing else (`zstd-floor`, crates/floor; pages in memory beforehand).")
     lines = test_warning(doc) + [wrap(head), "",
              "| shape (symbols x rows x features) | parquet | spillway s | peak RSS MiB | fastest writing peer "
-             "| its s | its peak RSS MiB | ratio | `--decode-only` s | build / decode-only |",
-             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "| its s | its peak RSS MiB | ratio | `--decode-only` s | build / decode-only | zstd floor s "
+             "| build / floor |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, s in shapes.items():
         me, dec = s["jobs"].get("spillway"), s["jobs"].get("spillway_decode_only")
         best = s["jobs"].get(s["fastest_peer"]) if s["fastest_peer"] else None
@@ -121,7 +124,8 @@ def render_shapes(doc):
                      f"{mib(me and me['peak_rss_mib'])} | {peer_label(s['fastest_peer'])} | "
                      f"{num(best and best['wall_s'])} | {mib(best and best['peak_rss_mib'])} | "
                      f"{num(r['spillway_vs_fastest_peer'])} | {num(dec and dec['wall_s'])} | "
-                     f"{num(r['spillway_vs_decode_only'])} |")
+                     f"{num(r['spillway_vs_decode_only'])} | {num((s.get('zstd_floor') or {}).get('wall_s'))} | "
+                     f"{num(r.get('spillway_vs_zstd_floor'))} |")
     left_out = [n for n in ALL_SHAPES if n not in shapes]
     if left_out:
         lines += ["", wrap(f"Not in this run: {', '.join(left_out)} (`scripts/bench_shapes.sh` measures only the shapes "

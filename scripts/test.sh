@@ -31,6 +31,10 @@ rm -f "$SPILLWAY_SKIP_LOG"
 # Benches are compiled by .ci/run (clippy --all-targets), not run here: they generate large inputs.
 cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
+# Every fuzz seed and finding through the real binary under `ulimit -v` 2 GiB: exit 0, or exit 1
+# naming the file; never an abort, an OOM kill or a panic (scripts/fuzz_limits.py; the 256 MiB
+# cgroup run needs root and is made by hand, see docs/book/operations.md).
+python3 scripts/fuzz_limits.py --no-cgroup --bin target/debug/spillway > target/fuzz-limits.json
 "$SPILLWAY_PYTHON" -m pytest -q spill/python/tests
 scripts/install-python.sh "$venv"
 # From here on, only the installed wheel: no cargo, no target/debug/spillway.

@@ -42,9 +42,20 @@ pub struct Args {
     /// Rows per batch (default: from the budget).
     #[arg(long)]
     batch_rows: Option<usize>,
-    /// What a failing symbol does: fail the build, or be skipped and reported.
+    /// What a failing symbol does: fail the build, or be skipped and reported. Under skip,
+    /// every symbol that fails while decoding in one attempt is excluded together and the build
+    /// starts over once without them; a shard build (--shard, --symbols) instead exits 4 naming
+    /// them (as JSON after "symbols to exclude: "), for its driver to exclude them everywhere.
     #[arg(long, value_parser = choice::<OnError>(OnError::NAMES))]
     on_error: Option<OnError>,
+    /// Under --on-error skip, the most attempts (plans) before the build fails (exit 1) naming
+    /// the symbols still failing [default: 3].
+    #[arg(long, value_name = "N")]
+    max_attempts: Option<u32>,
+    /// Leave these symbols out as if the universe lacked them (comma-separated; a sharded
+    /// build's driver passes the symbols a shard exited 4 on).
+    #[arg(long, value_name = "SYM,...", value_delimiter = ',')]
+    exclude: Option<Vec<String>>,
     /// How the output is written.
     #[arg(long, value_parser = choice::<WriteMode>(WriteMode::NAMES))]
     write_mode: Option<WriteMode>,
@@ -75,7 +86,8 @@ pub struct Args {
     #[arg(long, value_name = "A..B")]
     symbols: Option<String>,
     /// The cross-section plan (`spillway plan-cs`) a shard build takes --min-cs and
-    /// --max-cs-samples decisions from.
+    /// --max-cs-samples decisions from, and the symbols every shard leaves out (those the counts
+    /// skipped or excluded).
     #[arg(long, value_name = "PLAN")]
     cs_plan: Option<PathBuf>,
     /// Which decoder reads the files: auto (fast where possible) or arrow (arrow-rs everywhere).
@@ -135,6 +147,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         channel_capacity: args.channel_capacity,
         batch_rows: args.batch_rows,
         on_error: args.on_error,
+        max_attempts: args.max_attempts,
+        exclude: args.exclude.clone(),
         write_mode: args.write_mode,
         shard: args.shard.clone(),
         symbols: args.symbols.clone(),

@@ -29,6 +29,10 @@ pub struct Args {
     /// What a failing symbol does: fail, or be skipped (as the shard build will skip it).
     #[arg(long, value_parser = choice::<OnError>(OnError::NAMES))]
     on_error: Option<OnError>,
+    /// Leave these symbols out (comma-separated), recorded in the count file so that the plan
+    /// and every shard built with it leave them out: those a shard build exited 4 on.
+    #[arg(long, value_name = "SYM,...", value_delimiter = ',')]
+    exclude: Option<Vec<String>>,
     /// Print what was counted as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -41,6 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         shard: args.shard,
         symbols: args.symbols,
         on_error: args.on_error,
+        exclude: args.exclude,
         scratch: args.scratch,
         ..args.selection.options()
     };
@@ -60,6 +65,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             s.keys,
             s.seconds
         );
+        if !s.skipped.is_empty() {
+            note!("left out {} symbol(s):\n", s.skipped.len());
+            for k in &s.skipped {
+                note!("  {}: {}\n", k.symbol, k.reason);
+            }
+        }
     }
     Ok(0)
 }

@@ -33,7 +33,9 @@ mod verify;
 ///
 /// Exit codes: 0 success; 1 a data or input error (a bad file or value, an I/O failure, a memory
 /// budget that cannot be met; `verify`: a damaged file); 2 a usage error (a bad flag, option,
-/// path or config file); 3 an internal error (a bug: please report it); 128 + N when signal N
+/// path or config file); 3 an internal error (a bug: please report it); 4 a shard build under
+/// --on-error skip found symbols every shard must exclude (named as JSON after "symbols to
+/// exclude: "; count again with --exclude, plan-cs, build every shard); 128 + N when signal N
 /// stopped a build (130 SIGINT, 143 SIGTERM, 129 SIGHUP).
 #[derive(Debug, Parser)]
 #[command(name = "spillway", version, about, long_about)]

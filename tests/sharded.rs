@@ -109,13 +109,24 @@ fn sharded(d: &Path, u: &Path, n: usize, tree: bool) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Every column of the shards, concatenated, equals the single file's; symbols compared by name.
-fn assert_same_rows(single: &Path, shards: &[PathBuf]) {
+/// Every column of the shards, concatenated, equals the single file's: the same column names,
+/// the same rows and bytes, symbols compared by name (a shard's table may differ).
+pub(crate) fn assert_columns_equal(single: &Path, shards: &[PathBuf]) {
     let a = spill::open(single).expect("single opens");
     let parts: Vec<_> = shards
         .iter()
         .map(|p| spill::open(p).expect("shard opens"))
         .collect();
+    let names = |f: &spill::SpillFile<_>| -> Vec<String> {
+        f.columns().iter().map(|c| c.name.clone()).collect()
+    };
+    for p in &parts {
+        assert_eq!(
+            names(p),
+            names(&a),
+            "a shard's columns differ from the single build's"
+        );
+    }
     let n: u64 = parts.iter().map(|p| p.nrows()).sum();
     assert_eq!(n, a.nrows(), "rows");
     assert!(a.nrows() > 0);
@@ -138,7 +149,13 @@ fn assert_same_rows(single: &Path, shards: &[PathBuf]) {
             assert_eq!(a.column_bytes(i), whole.as_slice(), "column {}", c.name);
         }
     }
-    for p in &parts {
+}
+
+/// Every column of the shards, concatenated, equals the single file's; symbols compared by name.
+fn assert_same_rows(single: &Path, shards: &[PathBuf]) {
+    assert_columns_equal(single, shards);
+    for p in shards {
+        let p = spill::open(p).expect("shard opens");
         assert_eq!(
             p.symbols().len(),
             12,

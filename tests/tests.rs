@@ -14,6 +14,7 @@ mod reliability;
 mod filesystem;
 mod decoders;
 mod sharded;
+mod skip_attempts;
 mod time_shards;
 mod append;
 mod collection;

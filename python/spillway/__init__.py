@@ -28,7 +28,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, o
 from . import spillfile
 from ._options import check_flag, check_path
 from ._options import options_json as _options
-from .errors import DataError, HistoryError, InternalError, SpillwayError, UsageError
+from .errors import (DataError, ExcludeError, HistoryError, InternalError, SpillwayError,
+                     UsageError)
 from .spillfile import SpillError, SpillFile
 from .dataset import Dataset, open_dataset
 
@@ -44,7 +45,7 @@ else:
 
 __all__ = ["open", "open_dataset", "Dataset", "build", "inspect", "verify", "export", "append",
            "AppendReport", "HistoryCheck", "SpillFile", "SpillError", "SpillwayError", "DataError",
-           "HistoryError", "UsageError", "InternalError", "__version__"]
+           "HistoryError", "ExcludeError", "UsageError", "InternalError", "__version__"]
 
 
 @overload
@@ -105,7 +106,8 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
           max_rows: Optional[int] = None, no_float32: Optional[bool] = None,
           threads: Optional[int] = None, channel_capacity: Optional[int] = None,
           batch_rows: Optional[int] = None, memory_budget: Union[str, int, None] = None,
-          on_error: Optional[str] = None, write_mode: Optional[str] = None,
+          on_error: Optional[str] = None, max_attempts: Optional[int] = None,
+          exclude: Union[Sequence[str], str, None] = None, write_mode: Optional[str] = None,
           drop_null_target: Optional[bool] = None,
           min_cs: Optional[int] = None, max_cs_samples: Optional[int] = None,
           seed: Optional[int] = None, order: Optional[str] = None,
@@ -133,7 +135,17 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
     - ``target``, ``features`` (list, or ``"a,b,c"``), ``time_col``, ``max_rows``, ``no_float32``;
     - ``memory_budget`` (default ``"256MiB"``; an int is bytes), ``threads``, ``batch_rows``,
       ``channel_capacity``, ``write_mode`` (``"auto"|"mmap"|"direct"``);
-    - ``on_error`` (``"fail"`` (default) or ``"skip"``);
+    - ``on_error`` (``"fail"`` (default) or ``"skip"``). Under ``"skip"`` a symbol whose
+      footers or time column are bad is left out while planning; symbols that fail only while
+      decoding stop the attempt, every one of them is found (the rest decoded, nothing
+      written) and the build starts over without them all, as if the universe lacked them
+      (``summary["attempts"]`` counts the plans, ``summary["symbols_skipped"]`` names them);
+    - ``max_attempts``: under ``on_error="skip"``, the most attempts (plans) before the build
+      fails with a :class:`DataError` naming the symbols still failing (default 3, at least
+      1: ``1`` never starts over), as ``--max-attempts``;
+    - ``exclude``: symbols (a list, or ``"A,B"``) left out as if the universe lacked them, as
+      ``--exclude`` (a name the universe lacks excludes nothing); recorded in the file's
+      options. A sharded build's driver passes those a shard found failing;
     - ``drop_null_target``, ``min_cs``, ``max_cs_samples``, ``seed``: the cross-sectional filters;
     - ``order``: ``"symbol"`` (default: each symbol's rows together) or ``"time"`` (rows sorted by
       time then symbol, each timestamp's rows together, for cross-sectional training and ranking:
@@ -165,12 +177,17 @@ def build(input: PathLike, output: PathLike, *, target: Optional[str] = None,
     ``ValueError``), each naming the option. The build runs with the GIL released. Ctrl-C
     (KeyboardInterrupt) cancels it: the temporary file is removed, a previous output is
     untouched, and the KeyboardInterrupt is re-raised.
-    Raises :class:`DataError` (bad input), :class:`UsageError` (bad option), :class:`InternalError`.
+    Raises :class:`DataError` (bad input), :class:`UsageError` (bad option), :class:`InternalError`;
+    a shard build (``shard=``, ``symbols=``) under ``on_error="skip"`` that finds symbols
+    failing while decoding writes nothing and raises :class:`ExcludeError` (a ``DataError``,
+    exit code 4), whose ``symbols`` map each to its reason: build every shard again with
+    ``exclude=`` them (symbol shards: count with ``exclude=`` and plan again first).
     """
     opts = _options(input=input, output=output, target=target, features=features,
                     time_col=time_col, max_rows=max_rows, no_float32=no_float32, threads=threads,
                     channel_capacity=channel_capacity, batch_rows=batch_rows,
-                    memory_budget=memory_budget, on_error=on_error, write_mode=write_mode,
+                    memory_budget=memory_budget, on_error=on_error,
+                    max_attempts=max_attempts, exclude=exclude, write_mode=write_mode,
                     drop_null_target=drop_null_target, min_cs=min_cs,
                     max_cs_samples=max_cs_samples, seed=seed, order=order,
                     cs_transform=cs_transform, storage_options=storage_options, **more)

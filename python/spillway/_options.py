@@ -69,13 +69,21 @@ def _check_str(name: str, value: Any) -> str:
     return value
 
 
-def _check_features(value: Any) -> List[str]:
+def _check_names(name: str, value: Any, what: str = "column names") -> List[str]:
+    """``features`` or ``exclude``: a list of names, or ``"a,b,c"`` as the CLI takes them."""
     if isinstance(value, str):
         return value.split(",")  # as the CLI's --features a,b,c
     if isinstance(value, (bytes, dict)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"features must be a list of column names or 'a,b,c', not "
+        raise TypeError(f"{name} must be a list of {what} or 'a,b,c', not "
                         f"{_type(value)} ({value!r})")
     return [str(c) for c in value]
+
+
+def _check_attempts(value: Any) -> int:
+    n = check_int("max_attempts", value)
+    if not 1 <= n < 1 << 32:
+        raise UsageError(f"max_attempts={n} is out of range: it must be from 1 to 2**32 - 1")
+    return n
 
 
 def _check_size(value: Any) -> str:
@@ -131,7 +139,11 @@ def _value(name: str, value: Any) -> Any:
     if name in _PATHS:
         return check_path(name, value)
     if name == "features":
-        return _check_features(value)
+        return _check_names(name, value)
+    if name == "exclude":
+        return _check_names(name, value, "symbols")
+    if name == "max_attempts":
+        return _check_attempts(value)
     if name == "memory_budget":
         return _check_size(value)
     if name == "storage_options":

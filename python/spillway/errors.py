@@ -5,13 +5,19 @@ with for the same failure. A cancelled build (Ctrl-C) raises ``KeyboardInterrupt
 A file the numpy reader refuses raises :class:`spillway.spillfile.SpillError` (a ``ValueError``
 and a ``SpillwayError``).
 """
-from typing import Any, Dict, Optional
+import json
+from typing import Any, Dict, Optional, Tuple
 
 # The base class lives in the numpy reader, so that file keeps working alone and its SpillError
 # is a SpillwayError too.
 from .spillfile import SpillwayError
 
-__all__ = ["SpillwayError", "DataError", "HistoryError", "UsageError", "InternalError"]
+__all__ = ["SpillwayError", "DataError", "HistoryError", "ExcludeError", "UsageError",
+           "InternalError", "EXCLUDE_MARKER"]
+
+#: What precedes, in an :class:`ExcludeError`'s message (and on the CLI's stderr, exit code 4),
+#: the JSON object of the symbols to exclude (the library's ``spillway::EXCLUDE_MARKER``).
+EXCLUDE_MARKER = "symbols to exclude: "
 
 
 class DataError(SpillwayError):
@@ -35,6 +41,48 @@ class HistoryError(DataError):
     manifest: Optional[str] = None
     #: What differs, symbol by symbol (``"; "`` between symbols).
     what: Optional[str] = None
+
+
+class ExcludeError(DataError):
+    """A shard build under ``on_error="skip"`` (``shard=`` or ``symbols=``, plain or
+    ``order="time"``) found symbols failing while decoding after the shards' plan was fixed.
+    Leaving them out in this shard alone would make it disagree with the other shards (and with
+    the single build), so it wrote nothing: its driver must exclude them from every shard
+    (``exclude=``; for symbol shards also from the counts, then plan again) and build every
+    shard again, as :func:`spillway.ray.build` does. The CLI exits with code 4 and ends its
+    stderr with :data:`EXCLUDE_MARKER` and the symbols as one line of JSON."""
+
+    exit_code = 4
+
+    def __init__(self, message: str, symbols: Optional[Dict[str, str]] = None,
+                 scope: Optional[str] = None) -> None:
+        super().__init__(message)
+        #: The symbols every shard must leave out, each to the reason it failed, in symbol
+        #: order (from the message when not given).
+        self.symbols: Dict[str, str] = dict(sorted(
+            (symbols if symbols is not None else excluded_symbols(message) or {}).items()))
+        #: The shard that found them (``"I/N"`` or ``"A..B"``), when known.
+        self.scope: Optional[str] = scope
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        # Ray and multiprocessing pickle exceptions: keep the symbols and the scope.
+        return (type(self), (str(self), self.symbols, self.scope))
+
+
+def excluded_symbols(message: str) -> Optional[Dict[str, str]]:
+    """The symbols (each to its reason) that a message (an :class:`ExcludeError`'s, or the CLI's
+    stderr) names after the last :data:`EXCLUDE_MARKER`; None when it names none."""
+    at = len(message)
+    # From the last marker back: a reason that quotes the marker is inside the JSON, not before.
+    while (at := message.rfind(EXCLUDE_MARKER, 0, at)) >= 0:
+        line = message[at + len(EXCLUDE_MARKER):].split("\n", 1)[0]
+        try:
+            found = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(found, dict):
+            return {str(k): str(v) for k, v in found.items()}
+    return None
 
 
 class UsageError(SpillwayError, ValueError):

@@ -15,15 +15,22 @@ its worker dies or it raises anything but a ``UsageError`` (``retry_exceptions``
 1. when ``min_cs`` or ``max_cs_samples`` is set, one ``count`` per shard (the map) writes
    ``OUT/cs/count-I-of-N``; the counts are reduced by ``plan_cs`` into ``OUT/cs/cs.plan``, in a
    tree of ``fanout``-way merges when there are more than ``fanout`` count files;
+   Under ``on_error="skip"`` the counts run even without filters: the plan carries the
+   symbols they skipped to every shard;
 2. one ``build --shard I/N --cs-plan`` per shard writes ``OUT/shard-I-of-N.spill`` (the library
    writes a temporary name and renames it when complete); a shard whose file exists, verifies,
    and records this shard, plan, options and universe is skipped, so a rerun redoes only what is
    missing;
+   A shard that finds symbols failing while decoding (``on_error="skip"``) writes nothing and
+   names them: the driver counts its shard again excluding them, plans again and rebuilds every
+   shard (``max_attempts`` rounds at most);
 3. the driver writes ``OUT/dataset.json`` last, atomically: the dataset exists once it does.
 
 With ``order="time"`` the shards are time shards (``build --order time --shard I/N``: the
 timeline cut into N ranges balanced by rows, every shard holding whole cross-sections), so the
-filters are decided within each shard and wave 1 is skipped: no count, no plan. With
+filters are decided within each shard and wave 1 is skipped: no count, no plan (under
+``on_error="skip"``, symbols a time shard finds failing are passed as ``exclude`` to every
+time shard, all built again). With
 ``append=True`` too, a time-major ``OUT/dataset.json`` already there grows instead: one task per
 new time shard (``spillway append --only I``), then the driver commits the next generation
 (``--commit``); see :func:`build`.
@@ -52,21 +59,20 @@ import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Type
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
-from . import dataset as _dataset
 from . import sharded as _sharded
-from .cache import alive
 from .sharded import PathLike, is_url as _is_url
-from . import spillfile
-from ._options import option_text as _option_text
 from ._options import options_json
 from .errors import DataError, HistoryError, InternalError, UsageError
+# The tasks, in this namespace: the driver sends them to Ray from here.
+from ._ray_tasks import (APPEND_FLAGS, COUNT_OPTIONS, ShardBuildError, _append_shard,  # noqa: F401
+                         _build, _cli_flags, _count, _current, _describe, _merge,
+                         _remove_stale_scratch, _run, _same_options, _storage_json, _transform,
+                         exclusion)
 
 if TYPE_CHECKING:
     from ray.data import Datasource
@@ -77,10 +83,6 @@ Options = Dict[str, Any]
 SUPPORTED_RAY = ((2, 60), (2, 61))  # [low, high)
 
 
-class ShardBuildError(DataError):
-    """The ``spillway`` binary (``mode="subprocess"``) failed or was killed building a shard."""
-
-
 #: Exceptions a task is retried on: a failure of the data, the machine or the binary. A
 #: ``UsageError`` (a bad option, mismatched count or plan files) would fail again: not retried.
 RETRIED: List[Type[BaseException]] = [DataError, InternalError, OSError]
@@ -89,7 +91,12 @@ TASK_OVERHEAD = 256 << 20
 
 _log = logging.getLogger("spillway.ray")
 
-__all__ = ["build", "read_spill", "SpillDatasource", "ShardBuildError", "SUPPORTED_RAY"]
+__all__ = ["build", "read_spill", "SpillDatasource", "ShardBuildError", "SUPPORTED_RAY",
+           "MAX_ATTEMPTS"]
+
+#: Default ``max_attempts`` of :func:`build` under ``on_error="skip"`` (the CLI's
+#: ``--max-attempts`` default): rounds of count, plan and shard builds.
+MAX_ATTEMPTS = 3
 
 
 def _ray() -> ModuleType:
@@ -128,10 +135,6 @@ def _join(base: str, *parts: str) -> str:
     if _is_url(base):
         return "/".join([base.rstrip("/"), *parts])
     return os.path.join(base, *parts)
-
-
-def _storage_json(options: Options) -> str:
-    return _sharded.storage_json(options.get("storage_options"))
 
 
 def _build_key(universe: Mapping[str, Any], options: Options) -> str:
@@ -178,229 +181,29 @@ def _refuse_another(manifest: str, paths: List[str], replace: bool, options: Opt
                          "dataset.g<N>.json)")
 
 
-# ---------------------------------------------------------------------- tasks (plain functions)
-#: The options ``spillway count`` takes (the rest, e.g. ``threads``, only shape a build).
-COUNT_OPTIONS = {"target", "no_target", "features", "time_col", "time_unit", "max_rows", "no_float32",
-                 "memory_budget", "drop_null_target", "min_cs", "max_cs_samples", "seed",
-                 "on_error", "storage_options", "scratch"}
-
-
-def _count(input: str, out: str, i: int, n: int, options: Options,
-           exe: Optional[str]) -> Dict[str, Any]:
-    if exe is not None:
-        opts = {k: v for k, v in options.items() if k in COUNT_OPTIONS}
-        _run(exe, ["count", "--input", input, "--shard", f"{i}/{n}", "--output", out]
-             + _cli_flags(opts), out, f"count of shard {i}/{n}", opts.get("storage_options"))
-        return {"output": out}
-    return _dataset.count(input, out, shard=f"{i}/{n}", **options)
-
-
-def _merge(counts: List[str], out: str, min_cs: int, k: Optional[int], seed: int,
-           merge_only: bool, exe: Optional[str],
-           storage_options: Optional[Mapping[str, Any]] = None,
-           scratch: Optional[str] = None) -> Dict[str, Any]:
-    if exe is not None:
-        flags = _cli_flags({"min_cs": min_cs, "max_cs_samples": k, "seed": seed,
-                            "merge_only": merge_only, "scratch": scratch})
-        _run(exe, ["plan-cs", *counts, "--output", out] + flags, out, "plan-cs", storage_options)
-        return {"output": out}
-    return _sharded.plan_cs(counts, out, min_cs=min_cs, max_cs_samples=k, seed=seed,
-                            merge_only=merge_only, storage_options=storage_options,
-                            scratch=scratch)
-
-
-def _cli_flags(options: Options) -> List[str]:
-    """Options as CLI flags. ``storage_options`` is left out: it may hold secrets, which a
-    command line shows to every user (``ps``); :func:`_run` passes it in the environment."""
-    flags = []
-    for key, value in options.items():
-        if value is None or value is False or key == "storage_options":
-            continue
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            flags.append(flag)
-        elif key == "features" and not isinstance(value, str):
-            flags += [flag, ",".join(map(str, value))]
-        else:
-            flags += [flag, str(value)]
-    return flags
-
-
-def _die_with_parent(parent: int) -> None:
-    """In the child, before exec: SIGKILL when the parent (the Ray worker, pid ``parent``) dies;
-    exit at once if it died before the request took effect (the child was already reparented)."""
-    import ctypes
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(137)
-
-
-def _run(exe: str, args: List[str], out: str, what: str,
-         storage_options: Optional[Mapping[str, Any]] = None) -> str:
-    """``exe args`` as a child that dies with this worker; its exit code as an exception: 2 a
-    :class:`UsageError` (not retried), others a :class:`ShardBuildError` (retried).
-    ``storage_options`` reach the child as JSON in ``SPILLWAY_STORAGE_OPTIONS`` (its environment
-    is readable only by this user), never on its command line. Returns its standard output."""
-    parent = os.getpid()
-    env = None
-    if storage_options:
-        env = {**os.environ, "SPILLWAY_STORAGE_OPTIONS": json.dumps(
-            {str(k): _option_text(v) for k, v in storage_options.items()})}
-    with subprocess.Popen([exe, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, env=env,
-                          preexec_fn=lambda: _die_with_parent(parent)) as child:
-        stdout, err = child.communicate()
-    if child.returncode != 0:
-        kind = UsageError if child.returncode == 2 else ShardBuildError
-        raise kind(f"spillway {what} exited {child.returncode}: {err}")
-    return stdout
-
-
-def _build(input: str, out: str, i: int, n: int, options: Options, cs_plan: Optional[str],
-           exe: Optional[str], plan_crc: Optional[str],
-           universe: Mapping[str, Any]) -> Dict[str, Any]:
-    """One shard build, or none when ``out`` is current (checked here, on the worker, so a
-    rerun checks the shards in parallel, not in the driver)."""
-    rows = _current(out, i, n, plan_crc, universe, options)
-    if rows is not None:
-        return {"output": out, "rows": rows, "skipped": True}
-    scope: Options = {"shard": f"{i}/{n}", "cs_plan": cs_plan}
-    if _is_url(out):
-        _remove_stale_scratch(options.get("scratch"))
-    if exe is not None:  # mode="subprocess"
-        _run(exe, ["build", "--input", input, "--output", out, "--quiet"]
-             + _cli_flags({**options, **scope}), out, f"build of shard {i}/{n}",
-             options.get("storage_options"))
-        return {"output": out, "rows": _describe(out, options)["nrows"], "skipped": False}
-    from . import build
-    s = build(input, out, **options, **scope)
-    return {"output": out, "rows": s["rows"], "skipped": False}
-
-
-#: The options ``spillway append`` takes from a cluster's append (the resources; the dataset's
-#: manifest records the rest): ``mode="subprocess"`` refuses others up front.
-APPEND_FLAGS = {"threads", "memory_budget", "scratch", "storage_options"}
-#: The CLI's words for a history it refuses (its message names ``--rebuild``).
-_HISTORY_REFUSED = "spillway append --rebuild"
-
-
-def _append_shard(manifest: str, input: str, i: int, n: int, rebuild: bool, resources: Options,
-                  exe: Optional[str]) -> Dict[str, Any]:
-    """New time shard ``i`` of ``n`` of an append (``spillway append --only I``): ``{"shards",
-    "rows"}`` (no shards: no row is new), or ``{"refused": what}`` when the history differs,
-    returned rather than raised so that Ray does not retry what would fail again."""
-    if exe is not None:  # mode="subprocess"
-        args = ["append", manifest, "--input", input, "--shards", str(n), "--only", str(i),
-                "--quiet", "--summary", "-"] + (["--rebuild"] if rebuild else [])
-        try:
-            out = _run(exe, args + _cli_flags(resources), manifest,
-                       f"append of new shard {i}/{n}", resources.get("storage_options"))
-        except ShardBuildError as e:
-            # Its line: "[... exited 1: ]spillway: MANIFEST: WHAT; rebuild the dataset (...)".
-            line = next((x for x in str(e).splitlines() if _HISTORY_REFUSED in x), None)
-            if line is None:
-                raise
-            what = line.split("spillway: ", 1)[-1].removeprefix(f"{manifest}: ")
-            return {"refused": what.split("; rebuild the dataset")[0]}
-        if not out.strip():  # exit 0 and no summary: nothing to append
-            return {"shards": [], "rows": 0}
-        r: Dict[str, Any] = json.loads(out)
-        return {"shards": r["shards"], "rows": r["rows"]}
-    from . import _append
-    try:
-        report = _append(manifest, input, shards=n, only=i, rebuild=rebuild, **resources)
-    except HistoryError as e:
-        return {"refused": e.what or str(e)}
-    return {"shards": report.shards, "rows": report.rows}
-
-
-def _describe(path: str, options: Options) -> Dict[str, Any]:
-    """What a spill file (a path or a URL) says of itself, from its end alone."""
-    from . import _native, _need_native
-    _need_native()
-    described: Dict[str, Any] = json.loads(_native.describe(path, _storage_json(options)))
-    return described
-
-
-def _current(path: str, i: int, n: int, plan_crc: Optional[str], universe: Mapping[str, Any],
-             options: Options) -> Optional[int]:
-    """The rows of the shard file at ``path`` when it can be kept (else None): it is intact and
-    records this shard of this universe, filtered by this plan, built with these options. On
-    disk every chunk is verified; in a bucket, its size and metadata checksum (read from its
-    end)."""
-    try:
-        if _is_url(path):
-            d = _describe(path, options)
-            meta, rows = d["metadata"], d["nrows"]
-        else:
-            if not os.path.exists(path):
-                return None
-            from . import verify
-            verify(path)
-            f = spillfile.open(path)
-            meta, rows = f.metadata, f.nrows
-    except Exception:
-        return None
-    shard = meta.get("shard") or {}
-    # Written by a spillway whose output bytes differ (a fix since): rebuild.
-    from . import _native, _need_native
-    _need_native()
-    if meta.get("semantics_version", 1) != _native.SEMANTICS_VERSION:
-        return None
-    current = (shard.get("scope") == f"{i}/{n}" and shard.get("cs_plan") == plan_crc
-               and shard.get("fingerprint") == universe["fingerprint"]
-               and _same_options(meta.get("options") or {}, options))
-    return int(rows) if current else None
-
-
-def _remove_stale_scratch(scratch: Optional[str]) -> None:
-    """Scratch files of killed processes on this node, pid gone: copies (``.spillway-<pid>-….tmp``)
-    and the spill writer's temporary files of copies (``..spillway-<pid>-….spill-tmp``)."""
-    import tempfile
-    d = scratch or tempfile.gettempdir()
-    for p in glob.glob(os.path.join(d, ".spillway-*-*.tmp")) + glob.glob(os.path.join(d, "..spillway-*-*.spill-tmp")):
-        try:
-            pid = int(os.path.basename(p).lstrip(".").split("-")[1])
-        except (ValueError, IndexError):
-            continue
-        if not alive(pid):
-            try:
-                os.remove(p)
-            except OSError:
-                pass
-
-
-def _same_options(recorded: Mapping[str, Any], options: Options) -> bool:
-    """The options that change a shard's rows, as recorded, against those asked for."""
-    f = recorded.get("filters") or {}
-    asked = {"target": options.get("target"), "max_rows": options.get("max_rows"),
-             "float32": not options.get("no_float32", False),
-             "drop_null_target": bool(options.get("drop_null_target")),
-             "min_cs": int(options.get("min_cs") or 0),
-             "max_cs_samples": options.get("max_cs_samples"),
-             "seed": int(options.get("seed") or 0), "order": options.get("order") or "symbol",
-             "cs_transform": _transform(options.get("cs_transform"))}
-    have = {"target": recorded.get("target"), "max_rows": recorded.get("max_rows"),
-            "float32": recorded.get("float32"), "drop_null_target": f.get("drop_null_target"),
-            "min_cs": f.get("min_cs"), "max_cs_samples": f.get("max_cs_samples"),
-            "seed": f.get("seed"), "order": recorded.get("order") or "symbol",
-            "cs_transform": _transform(recorded.get("cs_transform"))}
-    feats = options.get("features")
-    if isinstance(feats, str):
-        feats = feats.split(",")
-    return asked == have and recorded.get("features") == (None if feats is None else list(feats))
-
-
 # ---------------------------------------------------------------------- the driver
 def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: float = 1,
           max_retries: int = 3,
           fanout: int = 16, mode: str = "inprocess", spillway_bin: Optional[str] = None,
           replace: bool = False, scratch: Optional[str] = None, append: bool = False,
+          max_attempts: int = MAX_ATTEMPTS,
           rebuild: bool = False, **build_options: Any) -> str:
     """Build ``input`` as ``shards`` spill files in ``output_dir`` on the connected Ray cluster
     (``ray.init()`` first) and return the path (or URL) of the manifest,
     ``output_dir/dataset.json``.
+
+    ``on_error="skip"`` leaves out the symbols a single build would skip, so the shards
+    together equal the single ``on_error="skip"`` build: the counts record the symbols they
+    skip and the plan carries them to every shard (symbol shards are counted and planned even
+    without filters then); a shard that finds a symbol failing while decoding writes nothing
+    and names it (not retried), and the driver counts that shard again excluding it, plans
+    again and rebuilds every shard, at most ``max_attempts`` rounds in all (then a
+    ``DataError`` naming the symbols). The symbols excluded are logged (WARNING) with their
+    reasons. Time shards (``order="time"``) have no count or plan: the symbols any of them
+    finds failing are excluded (``exclude``) from every time shard, all built again, within
+    the same ``max_attempts``; the dataset equals the single ``order="time"``
+    ``on_error="skip"`` build. Symbols given as ``exclude`` are left out of every task from
+    the start.
 
     ``build_options`` are :func:`spillway.build`'s (``target``, ``min_cs``, ``max_cs_samples``,
     ``seed``, ``memory_budget``, ``storage_options``, ``order``...). ``order="time"``: a
@@ -453,6 +256,8 @@ def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: f
         raise ValueError("shards must be at least 1")
     if int(fanout) < 2:
         raise ValueError("fanout must be at least 2")
+    if int(max_attempts) < 1:
+        raise ValueError("max_attempts must be at least 1")
     if mode not in ("inprocess", "subprocess"):
         raise ValueError("mode must be 'inprocess' or 'subprocess'")
     exe = None
@@ -506,30 +311,53 @@ def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: f
     if not _is_url(cs):
         os.makedirs(cs, exist_ok=True)
 
-    plan = None
     k, min_cs = opts.get("max_cs_samples"), int(opts.get("min_cs") or 0)
-    # Time shards hold whole cross-sections: each decides its own filters, with no plan.
-    if (min_cs > 1 or k is not None) and opts.get("order") != "time":
-        counts = [_join(cs, f"count-{i:05d}-of-{n:05d}") for i in range(n)]
-        ray.get([count_t.remote(input, c, i, n, opts, exe) for i, c in enumerate(counts)])
-        t = _phase(t, f"{n} counts")
-        seed, level = int(opts.get("seed") or 0), 0
-        while len(counts) > fanout:  # a tree: groups of `fanout` merged into count files
-            groups = [counts[j:j + fanout] for j in range(0, len(counts), fanout)]
-            merged = [_join(cs, f"merge-{level}-{j:05d}") for j in range(len(groups))]
-            ray.get([merge_t.remote(g, m, 0, k, seed, True, exe, storage, opts.get("scratch"))
-                     for g, m in zip(groups, merged)])
-            counts, level = merged, level + 1
-        plan = _join(cs, "cs.plan")
-        ray.get(merge_t.remote(counts, plan, min_cs, k, seed, False, exe, storage,
-                               opts.get("scratch")))
-        t = _phase(t, f"cross-section plan ({level} tree levels below it)")
-    plan_crc = None if plan is None else _plan_crc(plan, opts)
-
-    built = ray.get([build_t.remote(input, paths[i], i, n, opts, plan, exe, plan_crc, universe)
-                     for i in range(n)])
-    skipped = sum(b["skipped"] for b in built)
-    t = _phase(t, f"{n - skipped} shard builds ({skipped} current, skipped)")
+    # Time shards hold whole cross-sections: each decides its own filters, with no plan. Under
+    # on_error="skip", symbol shards are counted and planned even without filters: the plan
+    # carries the symbols every shard leaves out.
+    symbol_shards = opts.get("order") != "time"
+    skip = opts.get("on_error") == "skip"
+    counting = symbol_shards and (min_cs > 1 or k is not None or skip)
+    counts = [_join(cs, f"count-{i:05d}-of-{n:05d}") for i in range(n)]
+    recount, attempt = list(range(n)), 0
+    excluded: Dict[str, str] = {}  # symbol to reason: those found failing so far
+    while True:
+        attempt += 1
+        plan = None
+        # The symbols found failing, with those given: the counts (which record them in the
+        # plan) or, with no plan, every time shard leave them out. The shards' names stay.
+        more = {"exclude": sorted(set(exclusion(opts)) | set(excluded))} if excluded else {}
+        if counting:
+            ray.get([count_t.remote(input, counts[i], i, n, {**opts, **more}, exe)
+                     for i in recount])
+            t = _phase(t, f"{len(recount)} counts")
+            plan, level = _plan(ray, merge_t, cs, counts, fanout, min_cs, k, opts, exe)
+            t = _phase(t, f"cross-section plan ({level} tree levels below it)")
+        plan_crc = None if plan is None else _plan_crc(plan, opts)
+        bopts = opts if counting else {**opts, **more}
+        built = ray.get([build_t.remote(input, paths[i], i, n, bopts, plan, exe, plan_crc,
+                                        universe) for i in range(n)])
+        failed = {s: r for b in built for s, r in sorted(b.get("failed", {}).items())}
+        skipped = sum(b["skipped"] for b in built)
+        t = _phase(t, f"{n - skipped} shard builds ({skipped} current, skipped)"
+                      + (f": {len(failed)} symbol(s) to exclude" if failed else ""))
+        if not failed:
+            break
+        listed = "; ".join(f"{s}: {r}" for s, r in failed.items())
+        if attempt >= int(max_attempts):
+            raise DataError(f"on_error='skip': {len(failed)} symbol(s) failed while decoding "
+                            f"in attempt {attempt}, the last max_attempts allows"
+                            + (f" ({len(excluded)} excluded by earlier attempts: "
+                               f"{', '.join(sorted(excluded))})" if excluded else "")
+                            + f": {listed}")
+        excluded.update(failed)
+        # Each failing symbol is of the shard that found it: only those counts change. Every
+        # shard is built again: the plan changed, or (time shards) each records its exclusion.
+        recount = [i for i, b in enumerate(built) if b.get("failed")]
+    if excluded:
+        _log.warning("on_error='skip': %d symbol(s) failed while decoding and were excluded "
+                     "from every shard in %d attempts: %s", len(excluded), attempt,
+                     "; ".join(f"{s}: {r}" for s, r in sorted(excluded.items())))
     if _is_url(out_dir):
         _remove_stale_scratch(opts.get("scratch"))  # this node's: the tasks clean their own
     else:
@@ -546,17 +374,6 @@ def build(input: PathLike, output_dir: PathLike, shards: int = 1, *, num_cpus: f
 ROW_OPTIONS = ("target", "no_target", "features", "time_col", "time_unit", "max_rows",
                "no_float32", "drop_null_target", "min_cs", "max_cs_samples", "seed", "order",
                "cs_transform")
-
-
-def _transform(value: Any) -> Any:
-    """A ``cs_transform`` as compared: ``"winsorize=.05"`` and ``"winsorize=0.05"`` are one."""
-    if value is None:
-        return None
-    name, eq, q = str(value).strip().partition("=")
-    try:
-        return [name, float(q) if eq else None]
-    except ValueError:
-        return [name, q]
 
 
 def _differs(m: Mapping[str, Any], options: Options) -> List[str]:
@@ -624,6 +441,23 @@ def _grow(ray: ModuleType, input: str, manifest: str, existing: Mapping[str, Any
     return manifest
 
 
+def _plan(ray: ModuleType, merge_t: Any, cs: str, counts: List[str], fanout: int, min_cs: int,
+          k: Optional[int], opts: Options, exe: Optional[str]) -> Tuple[str, int]:
+    """Merges ``counts`` into ``cs/cs.plan`` (through a tree of ``fanout``-way merges when there
+    are more); returns the plan's path and the tree's levels below it."""
+    storage, scratch = opts.get("storage_options"), opts.get("scratch")
+    seed, level = int(opts.get("seed") or 0), 0
+    while len(counts) > fanout:  # a tree: groups of `fanout` merged into count files
+        groups = [counts[j:j + fanout] for j in range(0, len(counts), fanout)]
+        merged = [_join(cs, f"merge-{level}-{j:05d}") for j in range(len(groups))]
+        ray.get([merge_t.remote(g, m, 0, k, seed, True, exe, storage, scratch)
+                 for g, m in zip(groups, merged)])
+        counts, level = merged, level + 1
+    plan = _join(cs, "cs.plan")
+    ray.get(merge_t.remote(counts, plan, min_cs, k, seed, False, exe, storage, scratch))
+    return plan, level
+
+
 def _phase(start: float, what: str) -> float:
     """Logs ``what`` with the seconds since ``start``; returns now."""
     now = time.perf_counter()
@@ -681,9 +515,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--mode", choices=["inprocess", "subprocess"], default="inprocess")
     p.add_argument("--spillway-bin", help="the spillway binary for --mode subprocess")
     for flag in ("target", "time-col", "time-unit", "memory-budget", "on-error", "features",
-                 "order"):
+                 "order", "exclude"):
         p.add_argument("--" + flag)
-    for flag in ("max-rows", "min-cs", "max-cs-samples", "seed", "threads"):
+    for flag in ("max-rows", "min-cs", "max-cs-samples", "seed", "threads", "max-attempts"):
         p.add_argument("--" + flag, type=int)
     for flag in ("drop-null-target", "no-float32", "no-target"):
         p.add_argument("--" + flag, action="store_true")

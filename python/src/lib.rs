@@ -5,15 +5,18 @@
 //! so the binding needs no list of fields: an option the library adds works here at once, and an
 //! unknown one is a `TypeError` naming the known ones. Results cross as JSON text (`json.loads` on
 //! the Python side). Errors become the exception classes of `spillway.errors`, one per
-//! [`ErrorKind`]: `DataError` (exit code 1), `UsageError` (2), `InternalError` (3).
+//! [`ErrorKind`]: `DataError` (exit code 1), `UsageError` (2), `InternalError` (3),
+//! `ExcludeError` (4, a `DataError` carrying the symbols a shard found to exclude).
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+use pyo3::call::PyCallArgs;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use spillway::{BuildOptions, Cancel, Error, ErrorKind};
 
 mod append;
@@ -30,19 +33,27 @@ pub(crate) fn raise(py: Python<'_>, kind: ErrorKind, message: String) -> PyErr {
         ErrorKind::Usage => "UsageError",
         ErrorKind::Internal => "InternalError",
         ErrorKind::Cancelled => return PyKeyboardInterrupt::new_err(message),
+        // Its symbols are read back from the message (after `EXCLUDE_MARKER`).
+        ErrorKind::Exclude => "ExcludeError",
         _ => "DataError",
     };
+    instance(py, class, (message,))
+}
+
+/// `spillway.errors.<class>(*args)` as a `PyErr` (the error of making it, if that fails).
+fn instance<'py>(py: Python<'py>, class: &str, args: impl PyCallArgs<'py>) -> PyErr {
     match py
         .import("spillway.errors")
         .and_then(|m| m.getattr(class))
-        .and_then(|c| c.call1((message,)))
+        .and_then(|c| c.call1(args))
     {
         Ok(exc) => PyErr::from_value(exc),
         Err(e) => e,
     }
 }
 
-/// A library error as its Python exception, with the whole cause chain in the message.
+/// A library error as its Python exception, with the whole cause chain in the message; a
+/// shard's symbols to exclude ([`Error::Exclude`]) as `ExcludeError(message, symbols, scope)`.
 pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -50,6 +61,15 @@ pub(crate) fn to_py(py: Python<'_>, e: &Error) -> PyErr {
         msg.push_str(": ");
         msg.push_str(&s.to_string());
         source = s.source();
+    }
+    if let Error::Exclude { scope, skipped } = e {
+        let symbols = PyDict::new(py);
+        for (symbol, reason) in skipped {
+            if let Err(e) = symbols.set_item(symbol, reason) {
+                return e;
+            }
+        }
+        return instance(py, "ExcludeError", (msg, symbols, scope.clone()));
     }
     raise(py, e.kind(), msg)
 }
@@ -91,6 +111,7 @@ fn option_error(py: Python<'_>, key: &str, message: &str) -> PyErr {
     let message = message
         .replace("expected u64", "expected an integer from 0 to 2**64 - 1")
         .replace("expected usize", "expected an integer from 0 to 2**64 - 1")
+        .replace("expected u32", "expected an integer from 0 to 2**32 - 1")
         .replace("expected a sequence", "expected a list")
         .replace('`', "");
     let message = format!("option '{name}': {message}");

@@ -114,7 +114,7 @@ def test_a_missing_bucket_is_a_data_error_without_the_secret(s3, tmp_path):
 
 
 def test_ray_children_get_storage_options_in_the_environment_not_argv(monkeypatch):
-    from spillway import ray as sray
+    from spillway import _ray_tasks as tasks
     seen = {}
 
     class Child:
@@ -132,10 +132,10 @@ def test_ray_children_get_storage_options_in_the_environment_not_argv(monkeypatc
         def communicate(self):
             return "", ""
 
-    monkeypatch.setattr(sray.subprocess, "Popen", Child)
+    monkeypatch.setattr(tasks.subprocess, "Popen", Child)
     opts = {"target": "target", "storage_options": {"aws_secret_access_key": SECRET,
                                                     "aws_allow_http": True}}
-    sray._count("s3://b/u/", "/tmp/c.count", 0, 2, opts, "/bin/true")
+    tasks._count("s3://b/u/", "/tmp/c.count", 0, 2, opts, "/bin/true")
     assert SECRET not in " ".join(seen["args"])
     assert "--storage-options" not in seen["args"]
     assert SECRET in seen["env"]["SPILLWAY_STORAGE_OPTIONS"]

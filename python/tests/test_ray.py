@@ -397,3 +397,61 @@ def test_a_universe_in_a_bucket_builds_on_ray(cluster, universe, s3, mode):
                    storage_options=s3["options"], **FILTERS)
     assert_equal(single, m)
     assert "ray-secret-value" not in open(m).read()
+
+
+
+@pytest.fixture(scope="module")
+def bad_universe(tmp_path_factory):
+    """9 symbols plus ``S004B``, whose own column ``zz`` fails mid-decode (test_skip.py's)."""
+    from test_skip import with_a_bad_symbol
+    return with_a_bad_symbol(str(tmp_path_factory.mktemp("bad") / "u"))
+
+
+@pytest.mark.parametrize("mode", ["inprocess", "subprocess"])
+def test_on_error_skip_with_a_bad_symbol_equals_the_single_build(cluster, bad_universe, tmp_path,
+                                                                 mode, monkeypatch):
+    """A symbol with a column of its own (``zz``) that fails mid-decode: the single
+    ``on_error="skip"`` build leaves it out, and so do the 3 shards (no all-NaN ``zz``): the
+    shard holding it names it, the driver counts again excluding it, plans and rebuilds."""
+    monkeypatch.setenv("SPILLWAY_BIN", cli())
+    u = bad_universe
+    opts = dict(FILTERS, on_error="skip")
+    single = str(tmp_path / "single.spill")
+    spillway.build(u, single, **opts)
+    assert "zz" not in spillway.open(single).columns
+    m = sray.build(u, str(tmp_path / "out"), shards=3, mode=mode, **opts)
+    assert_equal(single, m)
+    ds = spillway.open_dataset(m)
+    assert "zz" not in ds.columns
+    # The cap: one round allowed, the bad symbol is named.
+    with pytest.raises(spillway.DataError, match="S004B"):
+        sray.build(u, str(tmp_path / "capped"), shards=3, mode=mode, max_attempts=1, **opts)
+
+
+@pytest.mark.parametrize("mode", ["inprocess", "subprocess"])
+def test_time_shards_on_error_skip_with_a_bad_symbol_equal_the_single_build(
+        cluster, bad_universe, tmp_path, mode, monkeypatch, caplog):
+    """Time shards have no count or plan: every shard that reads ``S004B`` names it, and the
+    driver builds every time shard again with ``exclude``; the dataset is the single
+    ``order="time"`` ``on_error="skip"`` build. A rerun keeps it; one round is not enough."""
+    monkeypatch.setenv("SPILLWAY_BIN", cli())
+    u = bad_universe
+    opts = dict(FILTERS, on_error="skip", order="time")
+    single = str(tmp_path / "single.spill")
+    assert spillway.build(u, single, **opts)["attempts"] == 2
+    assert "zz" not in spillway.open(single).columns
+    out = str(tmp_path / "out")
+    with caplog.at_level("WARNING", logger="spillway.ray"):
+        m = sray.build(u, out, shards=3, mode=mode, **opts)
+    assert "S004B" in caplog.text and "in 2 attempts" in caplog.text
+    assert_equal(single, m)
+    ds = spillway.open_dataset(m)
+    assert ds.manifest["order"] == "time" and "zz" not in ds.columns
+    for shard in ds.shards:  # each records the exclusion: one built without it is not current
+        assert shard.metadata["options"]["exclude"] == ["S004B"]
+    # A rerun over the same directory (the shard names do not depend on the exclusion).
+    assert sray.build(u, out, shards=3, mode=mode, **opts) == m
+    assert_equal(single, m)
+    with pytest.raises(spillway.DataError, match="S004B") as e:
+        sray.build(u, str(tmp_path / "capped"), shards=3, mode=mode, max_attempts=1, **opts)
+    assert "attempt 1, the last max_attempts allows" in str(e.value)

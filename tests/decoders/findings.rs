@@ -245,3 +245,43 @@ fn bit_packed_levels_the_footer_does_not_list_fail_only_the_fast_decoder() {
     let e = fast.expect_err("the fast decoder reads RLE levels only");
     assert!(e.contains("encoding BIT_PACKED"), "{e}");
 }
+
+/// Issue 27: `fuzz/findings/arrow-rs-dictionary-oom.parquet` (found by the `decoders` target), a
+/// dictionary page claiming 1.6 G values in a few bytes. arrow-rs allocated 12.9 GB for it before
+/// finding the bytes missing, and under an address-space limit the build aborted (exit 134) with
+/// either decoder: the plan's time scan reads through arrow-rs. spillway now vets every projected
+/// chunk's page headers before arrow-rs sees them: exit 1, naming the file, column and page, under
+/// `ulimit -v` 2 GiB, with both decoders (spillway's header parser refuses the time column's first
+/// page header before the dictionary claim is even reached).
+#[test]
+fn a_lying_dictionary_page_is_a_bad_file_under_an_address_space_limit() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("u");
+    std::fs::create_dir_all(&input).expect("input dir");
+    let finding = root.join("fuzz/findings/arrow-rs-dictionary-oom.parquet");
+    std::fs::copy(finding, input.join("B.parquet")).expect("finding");
+    let good = root.join("fuzz/seeds/decoders/v1-plain.parquet");
+    std::fs::copy(good, input.join("A.parquet")).expect("seed");
+    for decoder in ["auto", "arrow"] {
+        let out = tmp.path().join(format!("{decoder}.spill"));
+        let run = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 2097152 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_spillway"))
+            .args(["build", "--target", "target", "--decoder", decoder])
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&out)
+            .env("RUST_BACKTRACE", "0")
+            .output()
+            .expect("run spillway");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "--decoder {decoder}: {stderr}");
+        assert!(stderr.contains("B.parquet"), "{stderr}");
+        let want = "decoding column \"ts\", row group 0, page 0: page header";
+        assert!(stderr.contains(want), "{stderr}");
+        assert!(!out.exists(), "--decoder {decoder} left {}", out.display());
+    }
+}

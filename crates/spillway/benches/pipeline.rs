@@ -72,12 +72,7 @@ fn decode_regime(c: &mut Criterion, group: &str, name: &str, opts: GenOptions) {
     let cancel = AtomicBool::new(false);
     let user_cancel = spillway::Cancel::new();
     let (_keep, recycled) = crossbeam_channel::bounded(1);
-    let columns: Vec<String> = plan
-        .layout
-        .columns()
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
+    let columns = plan.column_names();
     let mut state = spillway::internals::Reader::default();
     let mut spares = spillway::internals::Spares::new(recycled);
     g.bench_function(name, |b| {

@@ -54,8 +54,10 @@ pub mod publish;
 mod tools;
 
 pub use cancel::Cancel;
-pub use config::{BuildConfig, BuildOptions, Freshness};
-pub use error::{DecodeError, Error, ErrorKind, Problem, Result, SymbolError, SymbolErrorKind};
+pub use config::{BuildConfig, BuildOptions, Freshness, DEFAULT_MAX_ATTEMPTS};
+pub use error::{
+    DecodeError, Error, ErrorKind, Problem, Result, SymbolError, SymbolErrorKind, EXCLUDE_MARKER,
+};
 pub use plan::budget::Budget;
 pub use plan::filter::FilterStats;
 pub use plan::Skipped;

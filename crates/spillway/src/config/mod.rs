@@ -12,6 +12,11 @@ use crate::error::{Error, Result};
 /// Default `--memory-budget`.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
 
+/// Default `--max-attempts`: every symbol that fails while decoding in one attempt is excluded
+/// together, so one bad batch of symbols needs two attempts; a third covers symbols that fail
+/// only once the plan without the first has changed (a column the union no longer has, say).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
 /// The most `--threads`. Each reader holds its own codecs, working set and `capacity` slices, so
 /// readers beyond the cores only add memory; 1024 is above the hardware threads of the largest
 /// machines (2 x 192 cores x 2 = 768), and keeps `readers x (capacity + 1)` channel slots and the
@@ -99,6 +104,12 @@ pub struct BuildOptions {
     pub memory_budget: Option<String>,
     /// fail | skip.
     pub on_error: Option<OnError>,
+    /// Under `--on-error skip`, the most attempts (plans) a build makes before it fails naming
+    /// the symbols that failed while decoding (default [`DEFAULT_MAX_ATTEMPTS`]).
+    pub max_attempts: Option<u32>,
+    /// Symbols left out as if the universe lacked them (a sharded build's driver passes the
+    /// symbols a shard found failing, so that every shard and count leaves them out).
+    pub exclude: Option<Vec<String>>,
     /// auto | mmap | direct.
     pub write_mode: Option<WriteMode>,
     /// Drop rows whose target is null or NaN.
@@ -156,6 +167,8 @@ impl BuildOptions {
             batch_rows: over.batch_rows.or(self.batch_rows),
             memory_budget: over.memory_budget.or(self.memory_budget),
             on_error: over.on_error.or(self.on_error),
+            max_attempts: over.max_attempts.or(self.max_attempts),
+            exclude: over.exclude.or(self.exclude),
             write_mode: over.write_mode.or(self.write_mode),
             drop_null_target: over.drop_null_target.or(self.drop_null_target),
             min_cs: over.min_cs.or(self.min_cs),
@@ -332,6 +345,12 @@ impl BuildOptions {
             batch_rows: within("--batch-rows", self.batch_rows, MAX_BATCH_ROWS)?,
             memory_budget,
             on_error: self.on_error.unwrap_or_default(),
+            max_attempts: match self.max_attempts {
+                Some(0) => return Err(Error::Config("--max-attempts must be at least 1".into())),
+                Some(n) => n,
+                None => DEFAULT_MAX_ATTEMPTS,
+            },
+            exclude: self.exclude.unwrap_or_default(),
             write_mode: self.write_mode.unwrap_or_default(),
             filters,
             order: self.order.unwrap_or_default(),
@@ -383,6 +402,11 @@ pub struct BuildConfig {
     pub memory_budget: u64,
     /// Failure policy for symbols.
     pub on_error: OnError,
+    /// Under `--on-error skip`: the most attempts (each a plan and a pass over the data) before
+    /// the build fails naming the symbols still failing.
+    pub max_attempts: u32,
+    /// Symbols left out as if the universe lacked them (`--exclude`).
+    pub exclude: Vec<String>,
     /// Output write mode.
     pub write_mode: WriteMode,
     /// Cross-sectional filters.
@@ -513,6 +537,14 @@ impl BuildConfig {
         }
         if let Some(t) = self.cs_transform {
             options["cs_transform"] = serde_json::json!(t.to_string());
+        }
+        // The rows of a file built with `--exclude` are those of another universe: recorded, so
+        // that a driver does not take a shard built without the exclusion as current.
+        if !self.exclude.is_empty() {
+            let mut exclude = self.exclude.clone();
+            exclude.sort();
+            exclude.dedup();
+            options["exclude"] = serde_json::json!(exclude);
         }
         options
     }

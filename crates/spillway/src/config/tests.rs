@@ -192,3 +192,25 @@ fn a_cs_transform_needs_time_major_output_and_is_recorded() {
     let e = BuildOptions::from_toml("cs-transform = \"winsorize=0.7\"").expect_err("range");
     assert!(e.to_string().contains("out of range"), "{e}");
 }
+
+#[test]
+fn exclude_is_recorded_only_when_given() {
+    let with = |exclude: Option<Vec<&str>>| {
+        BuildOptions {
+            input: Some("i".into()),
+            output: Some("o".into()),
+            no_target: Some(true),
+            exclude: exclude.map(|v| v.into_iter().map(String::from).collect()),
+            ..Default::default()
+        }
+        .resolve()
+        .expect("valid")
+        .output_options()
+    };
+    assert!(with(None).get("exclude").is_none());
+    assert!(with(Some(vec![])).get("exclude").is_none());
+    assert_eq!(
+        with(Some(vec!["B", "A", "B"]))["exclude"],
+        serde_json::json!(["A", "B"])
+    );
+}

@@ -88,7 +88,13 @@ impl<T: Decoded> ColumnDecoder<T> {
     /// A decoder of `chunk`, read as `phys`; `optional` when the column has definition levels.
     pub fn new(chunk: &Chunk, phys: Physical, optional: bool, buffers: Buffers) -> Self {
         ColumnDecoder {
-            window: Window::new(chunk.start, chunk.len, chunk.file_len, buffers.window),
+            window: Window::new(
+                chunk.start,
+                chunk.len,
+                chunk.file_len,
+                chunk.codec,
+                buffers.window,
+            ),
             codec: chunk.codec,
             phys,
             optional,
@@ -470,7 +476,7 @@ pub fn check_levels(
     buffers: &mut Buffers,
 ) -> Result<(), DecodeError> {
     let held = std::mem::take(&mut buffers.window);
-    let mut window = Window::new(chunk.start, chunk.len, chunk.file_len, held);
+    let mut window = Window::new(chunk.start, chunk.len, chunk.file_len, chunk.codec, held);
     let mut scratch = vec![0u32; STEP_ROWS];
     let mut page_no = 0u32;
     let result = loop {

@@ -12,10 +12,16 @@
 //! ways and compares bytes). The layers depend one way: `column` on `page` and `hybrid`, `page`
 //! on `header`; the fuzz targets' entry points (`fuzz`, the `fuzzing` feature) sit above them all.
 //!
+//! `vet` walks a column chunk's page headers before arrow-rs reads it, holding every claim that
+//! sizes an allocation (chunk and page sizes, uncompressed sizes against the codec's data
+//! (`claim`), dictionary and data page value counts) against the bytes; the page reader checks
+//! the same uncompressed-size claims before it decompresses.
+//!
 //! It is stricter than arrow-rs where arrow-rs is silent: a definition level above the column's
 //! maximum, a page holding more values than its levels announce, or a chunk holding more rows than
 //! its row group, are errors.
 
+mod claim;
 mod column;
 #[cfg(feature = "fuzzing")]
 mod fuzz;
@@ -23,6 +29,7 @@ mod header;
 mod hybrid;
 mod page;
 mod physical;
+mod vet;
 
 pub use column::{check_levels, Buffers, Chunk, ColumnDecoder, STEP_SCRATCH};
 #[cfg(feature = "fuzzing")]
@@ -31,5 +38,6 @@ pub use page::{Codecs, ReadAt, WINDOW};
 pub use physical::{
     chunk_eligible, eligible, fast_reading, single_leaves, Decoded, Physical, Role,
 };
+pub use vet::{value_bits, vet_chunk};
 
 pub use crate::error::{DecodeError, Problem};

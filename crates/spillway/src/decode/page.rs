@@ -10,6 +10,7 @@
 use parquet::basic::Compression;
 use parquet::compression::{create_codec, Codec, CodecOptionsBuilder};
 
+use super::claim::{check_page, levels_len};
 use super::header::{parse_header, Header};
 use super::Problem;
 
@@ -101,6 +102,10 @@ pub struct Window {
     end: u64,
     /// End of the file: reads ahead stop there.
     limit: u64,
+    /// The chunk's start, as the footer says (for the error when it ends past the file).
+    start: u64,
+    /// Compression of the chunk's pages: each page's uncompressed size is checked against it.
+    codec: Compression,
 }
 
 /// The bytes a window holds, passed on to the next window.
@@ -119,16 +124,19 @@ impl Held {
 }
 
 impl Window {
-    /// A window over `[start, start + len)` of a file of `limit` bytes, keeping what `held`
-    /// holds when the chunk starts inside it.
-    pub fn new(start: u64, len: u64, limit: u64, held: Held) -> Window {
+    /// A window over `[start, start + len)` of a file of `limit` bytes, whose pages are
+    /// compressed by `codec`, keeping what `held` holds when the chunk starts inside it. A chunk
+    /// ending past the file is refused by [`Window::next_page`], before any read is sized by it.
+    pub fn new(start: u64, len: u64, limit: u64, codec: Compression, held: Held) -> Window {
         let mut w = Window {
             at: held.at,
             buf: held.buf,
             valid: held.valid,
             pos: start,
             end: start.saturating_add(len),
-            limit: limit.max(start.saturating_add(len)),
+            limit,
+            start,
+            codec,
         };
         if !(w.at..w.at + w.valid as u64).contains(&start) {
             w.valid = 0;
@@ -178,10 +186,18 @@ impl Window {
         Ok(&self.buf[from..to])
     }
 
-    /// The next page: its header and its stored payload. `None` at the chunk's end.
+    /// The next page: its header and its stored payload, its uncompressed size checked against
+    /// its codec's data (`claim`). `None` at the chunk's end.
     pub fn next_page(&mut self, file: &dyn ReadAt) -> Result<Option<(Header, &[u8])>, Problem> {
         if self.left() == 0 {
             return Ok(None);
+        }
+        if self.end > self.limit {
+            return Err(Problem::ChunkOutsideFile {
+                start: self.start,
+                len: self.end - self.start,
+                file_len: self.limit,
+            });
         }
         // A header is small: parse it from what the window holds (or a fresh window).
         let head = self.get(file, 256.min(self.left() as usize), true)?;
@@ -202,6 +218,8 @@ impl Window {
         let payload_at = (self.pos - self.at) as usize + hlen;
         self.pos += total;
         let payload = &self.buf[payload_at..payload_at + header.compressed];
+        let values = payload.get(levels_len(&header)..).unwrap_or_default();
+        check_page(self.codec, &header, values)?;
         if let Some(stored) = header.crc {
             let actual = crc32fast::hash(payload);
             if actual != stored {

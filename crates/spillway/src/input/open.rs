@@ -1,7 +1,8 @@
 //! The one way spillway opens a parquet file for arrow-rs: footer statistics skipped, a projection
 //! of top-level columns, a batch size, an optional row selection, and every call into the parquet
 //! crate under the panic guard. Used by the time scan, the filter passes, the arrow-rs read source
-//! and its error diagnosis.
+//! and its error diagnosis. Before arrow-rs builds its reader, every projected column chunk is
+//! vetted ([`vet`]): arrow-rs allocates from page headers before it checks them against the bytes.
 
 use std::fs::File;
 
@@ -10,10 +11,12 @@ use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder, RowSelection,
 };
 use parquet::arrow::ProjectionMask;
+use parquet::file::metadata::ParquetMetaData;
 
+use crate::decode::{value_bits, vet_chunk, Chunk};
 use crate::error::SymbolErrorKind;
 use crate::guard::no_panic;
-use crate::input::footer::reader_options;
+use crate::input::footer::load_metadata;
 
 /// What to read of a file.
 pub struct Projection<'a> {
@@ -45,12 +48,13 @@ pub fn open(
         context: format!("decoding {what}"),
         message: e.to_string(),
     };
+    let meta = match meta {
+        Some(meta) => meta,
+        None => load_metadata(&file)?,
+    };
+    vet(&file, meta.metadata(), projection.roots)?;
     let reader = no_panic(|| {
-        let builder = match meta {
-            Some(meta) => ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta),
-            None => ParquetRecordBatchReaderBuilder::try_new_with_options(file, reader_options())
-                .map_err(perr)?,
-        };
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta);
         let mask =
             ProjectionMask::roots(builder.parquet_schema(), projection.roots.iter().copied());
         let mut builder = builder
@@ -87,4 +91,46 @@ impl Batches {
             }),
         }
     }
+}
+
+/// Vets every column chunk of `roots` (top-level columns) in every row group of `file` with
+/// spillway's page-header walk (`decode::vet_chunk`), before arrow-rs reads them: a chunk outside
+/// the file, a page outside its chunk, an uncompressed size its codec's data cannot give, a
+/// dictionary claiming more values than its bytes hold, or more values than rows, is an error
+/// naming the column and row group.
+pub fn vet(file: &File, meta: &ParquetMetaData, roots: &[usize]) -> Result<(), SymbolErrorKind> {
+    let descr = meta.file_metadata().schema_descr();
+    let file_len = file
+        .metadata()
+        .map_err(|e| crate::input::footer::io_kind("reading the file's size", &e))?
+        .len();
+    for leaf in 0..descr.num_columns() {
+        if !roots.contains(&descr.get_column_root_idx(leaf)) {
+            continue;
+        }
+        let col = descr.column(leaf);
+        let bits = value_bits(col.physical_type(), col.type_length());
+        let flat = col.max_rep_level() == 0;
+        for (g, rg) in meta.row_groups().iter().enumerate() {
+            let Some(c) = rg.columns().get(leaf) else {
+                continue;
+            };
+            // The range arrow-rs reads (`ColumnChunkMetaData::byte_range`, which panics on
+            // negative values: those are refused here).
+            let start = c.dictionary_page_offset().unwrap_or(c.data_page_offset());
+            let chunk = Chunk {
+                start: u64::try_from(start).unwrap_or(u64::MAX),
+                len: u64::try_from(c.compressed_size()).unwrap_or(u64::MAX),
+                codec: c.compression(),
+                rows: usize::try_from(rg.num_rows()).unwrap_or(0),
+                file_len,
+            };
+            vet_chunk(file, &chunk, bits, flat).map_err(|error| SymbolErrorKind::Decode {
+                column: col.path().string(),
+                row_group: g,
+                error,
+            })?;
+        }
+    }
+    Ok(())
 }

@@ -18,7 +18,8 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::error::{SymbolError, SymbolErrorKind};
 use crate::guard::no_panic;
-use crate::input::open::{open, Projection};
+use crate::input::footer::load_metadata;
+use crate::input::open::{open, vet, Projection};
 use crate::input::schema::TimeKind;
 use crate::input::source;
 
@@ -162,7 +163,8 @@ pub struct TimeScan {
 }
 
 impl TimeScan {
-    fn see(&mut self, ns: i64) {
+    /// Counts the next non-null time, in file order.
+    pub(crate) fn see(&mut self, ns: i64) {
         if self.last.is_some_and(|last| ns <= last) {
             self.disorder += 1;
         }
@@ -197,6 +199,9 @@ pub fn scan(
         })
     };
     if kind == TimeKind::Int96 {
+        // The low-level reader allocates from page headers as arrow-rs does: vet them first.
+        let meta = load_metadata(&file).map_err(err)?;
+        vet(&file, meta.metadata(), &[root]).map_err(err)?;
         return no_panic(|| scan_int96(file, root, &mut out, &mut visit))
             .map_err(|m| err(SymbolErrorKind::DecoderPanic(m)))?
             .map(|()| out)

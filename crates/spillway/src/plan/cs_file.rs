@@ -12,8 +12,9 @@
 //! trailer := records:u64 keys:u64 crc32:u32 "SPWE"     crc32 of every byte before it
 //! ```
 //!
-//! Magic `SPWCOUNT` or `SPWCSPLN`; version 2.0 (a newer minor may add header keys, which readers
-//! ignore; another major is refused). Version 1 keys had no `repeat` and gave every row of a
+//! Magic `SPWCOUNT` or `SPWCSPLN`; version 2.1 (a newer minor may add header keys, which readers
+//! ignore; another major is refused). 2.1 added the header key `skipped` (symbols left out by
+//! `--on-error skip` or `--exclude`, with the reason; absent in 2.0 files: none). Version 1 keys had no `repeat` and gave every row of a
 //! symbol at one time the same priority (issue 21): its files are refused. Readers stream (a count file can hold millions of keys),
 //! check every record as it comes (times strictly increasing, exactly `min(count, K)` keys in
 //! order, codes inside the file's symbol ranges) and trust nothing until the trailer's CRC holds:
@@ -32,7 +33,7 @@ pub const COUNT_MAGIC: [u8; 8] = *b"SPWCOUNT";
 pub const PLAN_MAGIC: [u8; 8] = *b"SPWCSPLN";
 const END: [u8; 4] = *b"SPWE";
 /// The format version written.
-pub const VERSION: (u16, u16) = (2, 0);
+pub const VERSION: (u16, u16) = (2, 1);
 const PREFIX: u64 = 16;
 const TRAILER: u64 = 24;
 /// Largest header accepted.
@@ -46,6 +47,7 @@ const KEY_BYTES: u64 = 13;
 /// Bytes of a plan record.
 pub const PLAN_RECORD: u64 = 8 + KEY_BYTES;
 pub use super::key::{Key, KEEP_ALL};
+pub use super::Skipped;
 
 type Res<T> = Result<T, CsFileError>;
 
@@ -129,6 +131,10 @@ pub struct CountHeader {
     pub universe: UniverseId,
     /// Global symbol codes counted, as sorted disjoint `[start, stop)` ranges.
     pub ranges: Vec<[u64; 2]>,
+    /// Symbols left out (`--on-error skip`, `--exclude`), with the reason, sorted by name: the
+    /// shards built with the plan leave them all out (version 2.1; absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
 }
 
 impl CountHeader {
@@ -149,6 +155,7 @@ impl CountHeader {
         {
             return bad(format!("max_cs_samples must be in 1..={MAX_K}"));
         }
+        check_skipped(&self.skipped)?;
         let mut last = 0;
         for &[a, b] in &self.ranges {
             if a < last || b <= a || b > self.universe.symbols {
@@ -184,6 +191,53 @@ pub struct PlanHeader {
     pub sampled: u64,
     /// Rows counted, and rows the plan keeps.
     pub rows: [u64; 2],
+    /// Every symbol the counts left out, with the reason, sorted by name: a shard built with
+    /// this plan leaves them out (version 2.1; absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// The longest reason a count or plan file records for a skipped symbol (longer ones are cut).
+pub const MAX_REASON: usize = 1024;
+
+/// `skipped` as a file records it: sorted by symbol, each once, reasons cut at [`MAX_REASON`]
+/// bytes (on a character boundary).
+pub fn normalize_skipped(skipped: impl IntoIterator<Item = Skipped>) -> Vec<Skipped> {
+    let mut by: std::collections::BTreeMap<String, String> = Default::default();
+    for s in skipped {
+        let mut reason = s.reason;
+        if reason.len() > MAX_REASON {
+            let mut cut = MAX_REASON;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+        }
+        by.entry(s.symbol).or_insert(reason);
+    }
+    by.into_iter()
+        .map(|(symbol, reason)| Skipped { symbol, reason })
+        .collect()
+}
+
+/// Refuses a skipped list that is not sorted by symbol with each once, or with a reason over
+/// [`MAX_REASON`] bytes.
+fn check_skipped(skipped: &[Skipped]) -> Res<()> {
+    for w in skipped.windows(2) {
+        if w[0].symbol >= w[1].symbol {
+            return Err(CsFileError::Header(format!(
+                "skipped symbols are not sorted and distinct: {:?} before {:?}",
+                w[0].symbol, w[1].symbol
+            )));
+        }
+    }
+    if let Some(s) = skipped.iter().find(|s| s.reason.len() > MAX_REASON) {
+        return Err(CsFileError::Header(format!(
+            "the reason skipping {:?} is over {MAX_REASON} bytes",
+            s.symbol
+        )));
+    }
+    Ok(())
 }
 
 /// One timestamp of a count file.
@@ -495,6 +549,7 @@ pub fn plan_header(v: serde_json::Value) -> Res<PlanHeader> {
     if h.universe.symbols > MAX_SYMBOLS {
         return Err(CsFileError::Header("too many symbols".into()));
     }
+    check_skipped(&h.skipped)?;
     if h.options
         .max_cs_samples
         .is_some_and(|k| k == 0 || k > MAX_K)

@@ -18,6 +18,10 @@ fn header() -> CountHeader {
             names: crc_text(1),
         },
         ranges: vec![[1, 3]],
+        skipped: vec![Skipped {
+            symbol: "BAD".into(),
+            reason: "its time column is missing".into(),
+        }],
     }
 }
 
@@ -70,6 +74,7 @@ fn plans_round_trip() {
         distinct: 2,
         sampled: 1,
         rows: [4, 3],
+        skipped: header().skipped,
     };
     let mut f = Framed::new(Vec::new(), PLAN_MAGIC, &h).expect("header");
     f.fingerprints(&[1, 2, 3, 4]).expect("fps");
@@ -91,6 +96,7 @@ fn every_error_is_reported() {
     let good = counts(&header(), &records());
     let mut v = good.clone();
     v[8] = 1;
+    v[10] = 0;
     assert!(
         matches!(parse_counts(&v), Err(CsFileError::Version(1, 0))),
         "version 1 keys tell no repeated rows apart"
@@ -164,4 +170,44 @@ fn every_error_is_reported() {
         parse_counts(&reseal(v)),
         Err(CsFileError::Length(_))
     ));
+}
+
+#[test]
+fn version_2_0_files_without_skipped_still_parse() {
+    // A 2.0 count file: its header has no `skipped` key.
+    let mut h = header();
+    h.skipped.clear();
+    let mut f = Framed::new(Vec::new(), COUNT_MAGIC, &h).expect("header");
+    f.fingerprints(&[11, 12]).expect("fps");
+    let mut b = f.finish().expect("trailer").0;
+    assert!(!String::from_utf8_lossy(&b).contains("skipped"));
+    // Say 2.0 in the prefix and fix the trailer's CRC.
+    b[10..12].copy_from_slice(&0u16.to_le_bytes());
+    let end = b.len() - 8;
+    let crc = crc32fast::hash(&b[..end]);
+    b[end..end + 4].copy_from_slice(&crc.to_le_bytes());
+    let (back, _, _) = parse_counts(&b).expect("a 2.0 file parses");
+    assert_eq!(back, h);
+}
+
+#[test]
+fn skipped_lists_must_be_sorted_distinct_and_short() {
+    let write = |h: &CountHeader| {
+        let mut f = Framed::new(Vec::new(), COUNT_MAGIC, h).expect("header");
+        f.fingerprints(&[11, 12]).expect("fps");
+        f.finish().expect("trailer").0
+    };
+    let mut h = header();
+    h.skipped.push(Skipped {
+        symbol: "AAA".into(),
+        reason: "x".into(),
+    });
+    let e = parse_counts(&write(&h)).expect_err("unsorted");
+    assert!(e.to_string().contains("not sorted"), "{e}");
+    let mut h = header();
+    h.skipped[0].reason = "x".repeat(MAX_REASON + 1);
+    let e = parse_counts(&write(&h)).expect_err("long reason");
+    assert!(e.to_string().contains("over 1024 bytes"), "{e}");
+    let cut = normalize_skipped(h.skipped.clone());
+    assert_eq!(cut[0].reason.len(), MAX_REASON);
 }

@@ -179,7 +179,7 @@ impl Unit {
 }
 
 /// A symbol left out, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Skipped {
     /// The symbol.
     pub symbol: String,
@@ -271,6 +271,15 @@ impl Plan {
         self.units.iter().map(|u| u.survivors).sum()
     }
 
+    /// The output's column names, in order (what the readers name in their errors).
+    pub fn column_names(&self) -> Vec<String> {
+        self.layout
+            .columns()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
     /// Whether there is a target column.
     pub fn has_target(&self) -> bool {
         self.layout
@@ -326,7 +335,11 @@ fn plan_in(
         policy: cfg.on_error,
         list: Vec::new(),
     };
-    for e in &universe.broken {
+    for e in universe
+        .broken
+        .iter()
+        .filter(|e| !excluded.contains_key(&e.symbol))
+    {
         skips.fail(e.clone())?;
     }
     for (symbol, reason) in excluded {

@@ -47,6 +47,9 @@ pub struct Global {
     pub fingerprints: Vec<u32>,
     /// Per symbol: footer rows cut by `--max-rows` (0: unreadable).
     pub planned_rows: Vec<u64>,
+    /// Symbols left out of the shared choices (the feature union): excluded, or skipped on their
+    /// footers under `--on-error skip`, with the reason, sorted by name.
+    pub skipped: Vec<super::Skipped>,
 }
 
 impl Global {
@@ -140,12 +143,26 @@ pub fn split(weights: &[u64], n: usize) -> Option<Vec<Range<usize>>> {
 
 /// The shared choices of a shard build of `universe` (see the module docs).
 pub fn global(universe: &Universe, cfg: &BuildConfig, cancel: &Cancel) -> Result<Global> {
+    global_excluding(universe, cfg, &BTreeMap::new(), cancel)
+}
+
+/// [`global`], leaving the symbols in `excluded` out of the shared choices (their footers still
+/// count in the fingerprints and planned rows, so the shards' cut never moves).
+pub fn global_excluding(
+    universe: &Universe,
+    cfg: &BuildConfig,
+    excluded: &BTreeMap<String, String>,
+    cancel: &Cancel,
+) -> Result<Global> {
     let mut skips = Skips {
         policy: cfg.on_error,
         list: Vec::new(),
     };
     for e in &universe.broken {
         skips.fail(e.clone())?;
+    }
+    for (symbol, reason) in excluded {
+        skips.skip(symbol.clone(), reason.clone());
     }
     let names = Interner::default();
     let mut fingerprints = Vec::with_capacity(universe.symbols.len());
@@ -165,7 +182,9 @@ pub fn global(universe: &Universe, cfg: &BuildConfig, cancel: &Cancel) -> Result
                 fingerprints.push(fp.finalize());
                 let rows: u64 = files.iter().map(|f| f.rows).sum();
                 planned_rows.push(cfg.max_rows.map_or(rows, |m| m.min(rows)));
-                read.push((sym, files));
+                if !excluded.contains_key(&sym.name) {
+                    read.push((sym, files));
+                }
             }
             Err(e) => {
                 fingerprints.push(0);
@@ -202,6 +221,7 @@ pub fn global(universe: &Universe, cfg: &BuildConfig, cancel: &Cancel) -> Result
         timezone,
         fingerprints,
         planned_rows,
+        skipped: super::cs_file::normalize_skipped(skips.list),
     })
 }
 
@@ -275,7 +295,20 @@ pub(super) fn plan(
         };
         return super::time_shard::plan(universe, cfg, &cut, None, excluded, cancel);
     }
-    let g = global(universe, cfg, cancel)?;
+    // What every shard leaves out: the excluded symbols, those the counts skipped (recorded in
+    // the plan), and those skipped on their footers (every shard reads every footer).
+    let mut excluded = excluded.clone();
+    if let Some(path) = &cfg.cs_plan {
+        for s in plan_skipped(path)? {
+            excluded.entry(s.symbol).or_insert(s.reason);
+        }
+    }
+    let g = global_excluding(universe, cfg, &excluded, cancel)?;
+    for s in &g.skipped {
+        excluded
+            .entry(s.symbol.clone())
+            .or_insert_with(|| s.reason.clone());
+    }
     let range = g.range(scope)?;
     let decided = match &cfg.cs_plan {
         Some(path) => Some(load(path, cfg, &g, range.clone())?),
@@ -286,7 +319,38 @@ pub(super) fn plan(
         }
         None => None,
     };
-    plan_part(universe, cfg, scope, &g, range, decided, excluded, cancel)
+    let plan = plan_part(universe, cfg, scope, &g, range, decided, &excluded, cancel)?;
+    // A symbol of this shard skipped only here (its time column, say, read by no other shard)
+    // would leave this shard's choices unlike the others': unless the features are pinned, the
+    // driver must exclude it everywhere (a count under `--on-error skip` finds these first).
+    let local: Vec<(String, String)> = plan
+        .skipped
+        .iter()
+        .filter(|s| !excluded.contains_key(&s.symbol))
+        .map(|s| (s.symbol.clone(), s.reason.clone()))
+        .collect();
+    if !local.is_empty() && cfg.features.is_none() {
+        return Err(Error::Exclude {
+            scope: scope.to_string(),
+            skipped: local,
+        });
+    }
+    Ok(plan)
+}
+
+/// The symbols the cross-section plan at `path` says every shard leaves out (its header only;
+/// [`load`] checks the whole file).
+fn plan_skipped(path: &std::path::Path) -> Result<Vec<super::Skipped>> {
+    let file_err = |source| Error::CsFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    crate::input::regular_file("--cs-plan", path)?;
+    let file = std::fs::File::open(path).map_err(|e| file_err(e.into()))?;
+    let len = file.metadata().map_err(|e| file_err(e.into()))?.len();
+    let (_, v) = Reader::open(BufReader::new(file), len, PLAN_MAGIC, "cross-section plan")
+        .map_err(file_err)?;
+    Ok(cs_file::plan_header(v).map_err(file_err)?.skipped)
 }
 
 /// Plans the symbols `range` of `universe` as shard `scope`, with the shared choices `g` and the

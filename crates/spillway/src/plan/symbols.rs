@@ -3,6 +3,11 @@
 //! exists and exists somewhere; then the time scan, which counts surviving rows, checks every
 //! value fits int64 nanoseconds, and puts a symbol's parts in time order.
 //!
+//! The time scan goes through the fast decoder where it reads the column (the footer already
+//! parsed gives the chunks, pages are vetted as they are read, one codec per kind for the file),
+//! and through arrow-rs (`input::time::scan`, which vets the chunks first) where it does not, or
+//! under `--decoder arrow`.
+//!
 //! Part order: a symbol's files sorted by the first non-null time of each, ties (and files without
 //! any time) in natural name order (`part-2` before `part-10`), which discovery already gives.
 //! Writers name parts in ways that need not follow time (pyarrow's `part-0 .. part-11`, DuckDB's
@@ -12,10 +17,13 @@
 use rayon::prelude::*;
 
 use crate::cancel::Cancel;
-use crate::config::BuildConfig;
+use crate::config::{BuildConfig, Decoder};
+use crate::decode::{Buffers, Chunk, Codecs, ColumnDecoder, Physical, ReadAt};
 use crate::error::{Result, SymbolError, SymbolErrorKind};
+use crate::guard::no_panic;
 use crate::input::discover::SymbolFiles;
 use crate::input::schema::{Kind, TimeKind};
+use crate::input::source;
 use crate::input::time::{scan, TimeScan};
 
 use super::files::{FileInfo, Interner};
@@ -80,7 +88,7 @@ pub(super) fn check_and_scan<'a>(
         .map(|(sym, files, time, target)| {
             let scans = match cancel.is_cancelled() {
                 true => Ok(Vec::new()),
-                false => scan_symbol(sym, &files, &time, time_col),
+                false => scan_symbol(sym, &files, &time, time_col, cfg.decoder),
             };
             (sym, files, time, target, scans)
         })
@@ -177,12 +185,30 @@ fn scan_symbol(
     files: &[FileInfo],
     time: &[(u32, TimeKind)],
     time_col: &str,
+    decoder: Decoder,
 ) -> Result<Vec<TimeScan>, SymbolError> {
     files
         .iter()
         .zip(time)
         .map(|(f, &(root, kind))| {
-            let s = scan(&f.path, &sym.name, time_col, root as usize, kind, |_| {})?;
+            let fast = f
+                .columns
+                .get(root as usize)
+                .filter(|_| decoder != Decoder::Arrow)
+                .and_then(|c| Some((c.fast_time?, c.optional, f.chunks_of(c)?)));
+            let s = match fast {
+                Some((phys, optional, chunks)) => {
+                    let column = FastTime {
+                        phys,
+                        optional,
+                        chunks,
+                        kind,
+                        name: time_col,
+                    };
+                    fast_scan(f, &sym.name, &column)?
+                }
+                None => scan(&f.path, &sym.name, time_col, root as usize, kind, |_| {})?,
+            };
             if s.rows != f.rows {
                 let kind = SymbolErrorKind::RowCount {
                     expected: f.rows,
@@ -193,6 +219,81 @@ fn scan_symbol(
             Ok(s)
         })
         .collect()
+}
+
+/// A time column the fast decoder reads.
+struct FastTime<'a> {
+    phys: Physical,
+    optional: bool,
+    chunks: &'a [Chunk],
+    kind: TimeKind,
+    name: &'a str,
+}
+
+/// Rows decoded per step of the fast time scan.
+const SCAN_STEP: usize = 65_536;
+
+/// The time scan of file `f` by the fast decoder: what `input::time::scan` gives, from the chunks
+/// the footer already read (no second footer parse); an object reads just those byte runs.
+fn fast_scan(f: &FileInfo, symbol: &str, column: &FastTime<'_>) -> Result<TimeScan, SymbolError> {
+    let err = |kind| SymbolError::new(symbol, &f.path, kind);
+    let input = source::open(&f.path).map_err(err)?;
+    input.expect(vec![column
+        .chunks
+        .iter()
+        .map(|c| c.start..c.start.saturating_add(c.len))
+        .collect()]);
+    no_panic(|| scan_chunks(&input, column))
+        .map_err(|m| err(SymbolErrorKind::DecoderBug(m)))?
+        .map_err(err)
+}
+
+fn scan_chunks(file: &dyn ReadAt, column: &FastTime<'_>) -> Result<TimeScan, SymbolErrorKind> {
+    let mut out = TimeScan::default();
+    let (mut codecs, mut buffers) = (Codecs::default(), Buffers::default());
+    let (mut raw, mut valid) = (Vec::new(), Vec::new());
+    for (g, chunk) in column.chunks.iter().enumerate() {
+        let decode = |error| SymbolErrorKind::Decode {
+            column: column.name.to_string(),
+            row_group: g,
+            error,
+        };
+        // A chunk of no rows is never read (the stream passes over it too).
+        if chunk.rows == 0 {
+            continue;
+        }
+        let taken = std::mem::take(&mut buffers);
+        let mut d: ColumnDecoder<i64> =
+            ColumnDecoder::new(chunk, column.phys, column.optional, taken);
+        let mut done = 0;
+        while done < chunk.rows {
+            let n = SCAN_STEP.min(chunk.rows - done);
+            raw.clear();
+            raw.resize(n, 0);
+            valid.clear();
+            valid.resize(n, true);
+            d.read(file, &mut codecs, &mut raw, Some(&mut valid))
+                .map_err(decode)?;
+            for (i, (&v, &present)) in raw.iter().zip(&valid).enumerate() {
+                if present {
+                    let ns =
+                        column
+                            .kind
+                            .to_ns(v)
+                            .map_err(|value| SymbolErrorKind::TimeOverflow {
+                                column: column.name.to_string(),
+                                row: out.rows + i as u64,
+                                value,
+                            })?;
+                    out.see(ns);
+                }
+            }
+            out.rows += n as u64;
+            done += n;
+        }
+        buffers = d.finish(file).map_err(decode)?;
+    }
+    Ok(out)
 }
 
 /// Sorts a symbol's parts by their first time (stable: ties keep discovery's natural name

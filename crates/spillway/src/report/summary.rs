@@ -162,7 +162,9 @@ pub struct BuildSummary {
     pub writer_busy_seconds: f64,
     /// "readers" (decoding) or "writer", from the waits above.
     pub bottleneck: &'static str,
-    /// Builds started (more than 1 when `--on-error skip` had to drop a symbol mid-decode).
+    /// Attempts made: plans executed (more than 1 when `--on-error skip` excluded symbols that
+    /// failed while decoding; all those of one attempt are excluded together, and
+    /// `--max-attempts` caps the count).
     pub attempts: usize,
     /// Cross-sectional filter settings.
     pub filters: crate::config::FilterOptions,
@@ -374,7 +376,14 @@ impl BuildSummary {
             s += &format!("warning: {w}\n");
         }
         if !self.symbols_skipped.is_empty() {
-            s += &format!("skipped {} symbol(s):\n", self.symbols_skipped.len());
+            let attempts = match self.attempts {
+                0 | 1 => String::new(),
+                n => format!(" in {n} attempts (those failing while decoding excluded together)"),
+            };
+            s += &format!(
+                "skipped {} symbol(s){attempts}:\n",
+                self.symbols_skipped.len()
+            );
             for k in &self.symbols_skipped {
                 s += &format!("  {}: {}\n", k.symbol, k.reason);
             }

@@ -448,3 +448,16 @@ pub fn write_current_summary(cfg: &BuildConfig, current: &UpToDate) -> Result<()
     }
     Ok(())
 }
+
+/// The symbols `--exclude` names that `universe` has (a name it lacks excludes nothing), each
+/// with its reason.
+pub(crate) fn excluded(
+    cfg: &BuildConfig,
+    universe: &Universe,
+) -> std::collections::BTreeMap<String, String> {
+    cfg.exclude
+        .iter()
+        .filter(|name| universe.symbols.iter().any(|s| &s.name == *name))
+        .map(|name| (name.clone(), "excluded (--exclude)".to_string()))
+        .collect()
+}

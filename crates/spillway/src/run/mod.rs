@@ -1,12 +1,16 @@
 //! `run`: runs the stages. Discover, check the output path, plan, choose the memory shape, then
 //! N reader threads and one writer joined by bounded channels; commit. Under `--on-error skip`, a
-//! symbol that fails only while decoding (after planning) is excluded and the build starts over
-//! without it, so the output equals a build of a universe that never had it.
+//! symbol that fails only while decoding (after planning) stops the attempt; `probe` then decodes
+//! the units not yet written, writing nothing, to find every symbol that fails, and the build
+//! starts over once without all of them, so the output equals a build of a universe that never
+//! had them. `--max-attempts` caps the attempts ([`Error::Attempts`] names what still fails). A
+//! shard build does not start over: leaving a symbol out in one shard alone would make it
+//! disagree with the others, so it fails with [`Error::Exclude`] (exit code 4) naming the
+//! symbols, and its driver excludes them from every count and shard.
 //!
 //! `inputs` owns what the spill file records of its inputs (and options) and the `--if-changed`
 //! check against an existing output.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -16,6 +20,7 @@ use spill::{Committed, SpillWriter, WriteMode, WriteOptions};
 
 pub(crate) mod history;
 mod inputs;
+mod probe;
 
 use crate::cancel::Cancel;
 use crate::config::{self, BuildConfig, OnError, RowOrder};
@@ -32,7 +37,7 @@ use crate::report::rss;
 use crate::report::summary::{BuildSummary, Decoders, TransposeStats, WriterStats};
 use crate::write::{write_all, WriteFailure};
 
-pub(crate) use self::inputs::{answer, check_output, judge};
+pub(crate) use self::inputs::{answer, check_output, excluded, judge};
 pub use self::inputs::{up_to_date, write_current_summary, UpToDate};
 
 /// What one attempt at writing produced.
@@ -78,8 +83,8 @@ pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Re
         &resolved
     };
     let sink = inputs::open_summary(cfg, &universe)?;
-    let mut excluded: BTreeMap<String, String> = BTreeMap::new();
-    let mut attempts = 0;
+    let mut excluded = inputs::excluded(cfg, &universe);
+    let mut attempts = 0u32;
     let result = loop {
         attempts += 1;
         progress.phase(&format!("planning {} symbols", universe.symbols.len()));
@@ -97,10 +102,41 @@ pub fn build_with(cfg: &BuildConfig, progress: &Progress, cancel: &Cancel) -> Re
         match attempt(&plan, cfg, retained, progress, cancel) {
             Ok((budget, run)) => {
                 let wall = t0.elapsed();
-                break Ok(summary(&plan, &budget, &run, wall, plan_seconds, attempts));
+                break Ok(summary(
+                    &plan,
+                    &budget,
+                    &run,
+                    wall,
+                    plan_seconds,
+                    attempts as usize,
+                ));
             }
             Err(Failure::Unit(e)) if cfg.on_error == OnError::Skip => {
-                excluded.insert(e.symbol.clone(), e.to_string());
+                progress.phase("finding every symbol that fails");
+                let failing = match probe::failing(&plan, cfg, e, cancel) {
+                    Ok(f) => f,
+                    Err(e) => break Err(e),
+                };
+                let failing: Vec<(String, String)> = failing
+                    .into_iter()
+                    .map(|(s, e)| (s, e.to_string()))
+                    .collect();
+                // A shard leaving them out alone would disagree with the other shards (the
+                // union, the cross-section): its driver excludes them everywhere.
+                if let Some(scope) = &cfg.scope {
+                    break Err(Error::Exclude {
+                        scope: scope.to_string(),
+                        skipped: failing,
+                    });
+                }
+                if attempts >= cfg.max_attempts {
+                    break Err(Error::Attempts {
+                        attempts,
+                        failing,
+                        excluded: excluded.into_keys().collect(),
+                    });
+                }
+                excluded.extend(failing);
             }
             Err(Failure::Unit(e)) => break Err(Error::Symbol(e)),
             Err(Failure::Fatal(e)) => break Err(e),
@@ -258,12 +294,7 @@ fn execute<O: Float>(
     let (ret_txs, ret_rxs): (Vec<_>, Vec<_>) = (0..budget.readers)
         .map(|_| bounded(budget.capacity + RETURNED))
         .unzip();
-    let columns: Vec<String> = plan
-        .layout
-        .columns()
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
+    let columns = plan.column_names();
     // Every unit's value columns are split among the readers (tasks), so that they all decode
     // the unit the writer is writing, and none waits on a full channel for the writer to reach
     // its own unit.

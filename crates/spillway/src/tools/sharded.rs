@@ -30,7 +30,8 @@ use crate::plan::cs_file::{
     self, crc_text, CountHeader, CountRecord, Framed, Key, PlanHeader, Reader, COUNT_MAGIC,
     KEEP_ALL, MAX_K, PLAN_MAGIC,
 };
-use crate::plan::shard::{global, plan_part};
+use crate::plan::shard::{global_excluding, plan_part};
+use crate::plan::Skipped;
 use crate::publish;
 use crate::run::check_output;
 
@@ -51,6 +52,8 @@ pub struct CountSummary {
     pub rows: u64,
     /// Sampling keys kept.
     pub keys: u64,
+    /// Symbols left out (recorded in the count file), with the reason.
+    pub skipped: Vec<Skipped>,
     /// Peak memory of the passes.
     pub memory_bytes: u64,
     /// Wall time.
@@ -85,7 +88,16 @@ pub fn count(cfg: &BuildConfig, cancel: &Cancel) -> Result<CountSummary> {
     }
     let universe = source::universe(cfg, cancel)?;
     check_output(cfg, &universe)?;
-    let g = global(&universe, cfg, cancel)?;
+    // Symbols excluded by the driver, and those skipped on their footers, are left out of the
+    // counts; symbols of this shard skipped while planning it (its time scan) too. The count
+    // file records them all, so the plan and every shard built with it leave them out.
+    let mut excluded = crate::run::excluded(cfg, &universe);
+    let g = global_excluding(&universe, cfg, &excluded, cancel)?;
+    for s in &g.skipped {
+        excluded
+            .entry(s.symbol.clone())
+            .or_insert_with(|| s.reason.clone());
+    }
     let range = g.range(scope)?;
     // The per-symbol steps only: the filters are what is being counted.
     let unfiltered = BuildConfig {
@@ -93,7 +105,6 @@ pub fn count(cfg: &BuildConfig, cancel: &Cancel) -> Result<CountSummary> {
         cs_plan: None,
         ..cfg.clone()
     };
-    let none = BTreeMap::new();
     let plan = plan_part(
         &universe,
         &unfiltered,
@@ -101,7 +112,7 @@ pub fn count(cfg: &BuildConfig, cancel: &Cancel) -> Result<CountSummary> {
         &g,
         range.clone(),
         None,
-        &none,
+        &excluded,
         cancel,
     )?;
     let mut counted = count_units(
@@ -118,6 +129,7 @@ pub fn count(cfg: &BuildConfig, cancel: &Cancel) -> Result<CountSummary> {
             true => Vec::new(),
             false => vec![[range.start as u64, range.end as u64]],
         },
+        skipped: cs_file::normalize_skipped(plan.skipped.iter().cloned()),
     };
     let io = writing(&cfg.output);
     let crc = write_atomic(&cfg.output, |w| {
@@ -134,6 +146,7 @@ pub fn count(cfg: &BuildConfig, cancel: &Cancel) -> Result<CountSummary> {
         timestamps: counted.times.len() as u64,
         rows: counted.rows,
         keys: counted.keys,
+        skipped: header.skipped.clone(),
         memory_bytes: counted.memory_bytes,
         seconds: t0.elapsed().as_secs_f64(),
     })
@@ -175,6 +188,9 @@ pub struct PlanCsSummary {
     pub sampled: u64,
     /// Rows counted, and rows the plan keeps.
     pub rows: [u64; 2],
+    /// Every symbol the count files left out, with the reason (recorded in the file written):
+    /// shards built with the plan leave them all out.
+    pub skipped: Vec<Skipped>,
 }
 
 struct Input {
@@ -322,11 +338,14 @@ fn merge_counts(
         fps.extend(got);
     }
     let k = options.max_cs_samples;
+    let skipped =
+        cs_file::normalize_skipped(inputs.iter().flat_map(|i| i.header.skipped.iter().cloned()));
     if opts.merge_only {
         let header = CountHeader {
             options,
             universe,
             ranges,
+            skipped,
         };
         let io = writing(&opts.output);
         let (crc, (distinct, rows)) = write_atomic(&opts.output, |w| {
@@ -343,6 +362,7 @@ fn merge_counts(
             kept: distinct,
             sampled: 0,
             rows: [rows, rows],
+            skipped: header.skipped,
         });
     }
     let min = opts.min_cs.max(1);
@@ -376,6 +396,7 @@ fn merge_counts(
         distinct,
         sampled,
         rows: [rows, kept_rows],
+        skipped,
     };
     let io = writing(&opts.output);
     let crc = write_atomic(&opts.output, |w| {
@@ -394,6 +415,7 @@ fn merge_counts(
         kept: table.len() as u64,
         sampled,
         rows: [rows, kept_rows],
+        skipped: header.skipped,
     })
 }
 

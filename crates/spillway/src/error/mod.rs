@@ -3,6 +3,10 @@
 
 use std::path::PathBuf;
 
+mod decode;
+
+pub use decode::{DecodeError, Problem};
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -62,6 +66,29 @@ pub enum Error {
     #[error("no symbol could be read; nothing to write. {} skipped:{}", skipped.len(), reasons(skipped))]
     NothingToBuild {
         /// Every symbol skipped, with the reason (as the summary lists them).
+        skipped: Vec<(String, String)>,
+    },
+    /// Under `--on-error skip`, symbols still failed while decoding in the last attempt that
+    /// `--max-attempts` allows.
+    #[error("--on-error skip: {} symbol(s) failed while decoding in attempt {attempts}, the last --max-attempts allows{}:{}", failing.len(), earlier(excluded), reasons(failing))]
+    Attempts {
+        /// Attempts made.
+        attempts: u32,
+        /// The symbols that failed in the last attempt, with the reason, in symbol order.
+        failing: Vec<(String, String)>,
+        /// The symbols earlier attempts excluded, in symbol order.
+        excluded: Vec<String>,
+    },
+    /// A shard build under `--on-error skip` found symbols failing after the plan all shards
+    /// share was fixed: leaving them out here alone would make this shard disagree with the
+    /// others (and with the single build), so the driver must exclude them everywhere, plan again
+    /// and rebuild every shard. The message ends with the symbols as one line of JSON (symbol to
+    /// reason) after [`EXCLUDE_MARKER`]; exit code 4.
+    #[error("shard {scope}: {} symbol(s) failed after the shards' plan was fixed (--on-error skip); every shard must leave them out: count again with --exclude, plan-cs, and build every shard again. {EXCLUDE_MARKER}{}", skipped.len(), exclude_json(skipped))]
+    Exclude {
+        /// The shard (`I/N` or `A..B`).
+        scope: String,
+        /// The symbols, with the reason, in symbol order.
         skipped: Vec<(String, String)>,
     },
     /// The output path would overwrite an input, the summary, or a directory.
@@ -400,6 +427,30 @@ impl SymbolError {
     }
 }
 
+/// What precedes the JSON object of symbols to exclude in [`Error::Exclude`]'s message.
+pub const EXCLUDE_MARKER: &str = "symbols to exclude: ";
+
+/// The symbols earlier attempts excluded, for [`Error::Attempts`]'s message (up to 10 named).
+fn earlier(excluded: &[String]) -> String {
+    match excluded.len() {
+        0 => String::new(),
+        n => format!(
+            " ({n} excluded by earlier attempts: {}{})",
+            excluded[..n.min(10)].join(", "),
+            if n > 10 { ", ..." } else { "" }
+        ),
+    }
+}
+
+/// The symbols to exclude as one JSON object, symbol to reason (after [`EXCLUDE_MARKER`]).
+fn exclude_json(skipped: &[(String, String)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = skipped
+        .iter()
+        .map(|(s, r)| (s.clone(), serde_json::Value::String(r.clone())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
 /// Up to 10 skip reasons, one per line.
 fn reasons(skipped: &[(String, String)]) -> String {
     let mut s: String = skipped
@@ -411,106 +462,6 @@ fn reasons(skipped: &[(String, String)]) -> String {
         s += &format!("\n  ... and {} more", skipped.len() - 10);
     }
     s
-}
-
-/// What is wrong with a column chunk of a file the fast decoder reads, and in which of its pages
-/// (counted from 0 in file order, the dictionary page included). [`SymbolErrorKind::Decode`] adds
-/// the file, the column and the row group.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{problem}", page.map(|p| format!("page {p}: ")).unwrap_or_default())]
-pub struct DecodeError {
-    /// The page, when the problem is in one.
-    pub page: Option<u32>,
-    /// What is wrong.
-    pub problem: Problem,
-}
-
-/// What is wrong with a page.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Problem {
-    /// The parquet crate could not read the page (decompression), or the file could not be read.
-    #[error("{0}")]
-    Parquet(String),
-    /// A page header is not valid thrift, or lacks a required field.
-    #[error("page header: {0}")]
-    PageHeader(String),
-    /// A page larger than its chunk or than any writer makes.
-    #[error("page of {0} bytes does not fit its column chunk")]
-    PageSize(usize),
-    /// The page's CRC does not match its bytes.
-    #[error("page checksum mismatch (stored {stored:#010x}, computed {actual:#010x})")]
-    Checksum {
-        /// Stored CRC.
-        stored: u32,
-        /// CRC of the bytes read.
-        actual: u32,
-    },
-    /// An encoding the fast decoder does not read where the footer promised it would.
-    #[error("{0} encoding {1} is not supported here")]
-    Encoding(&'static str, parquet::basic::Encoding),
-    /// A repeated value of the hybrid encoding is out of range (a definition level above the
-    /// column's maximum, say).
-    #[error("level {value} is above the maximum level {max}")]
-    ValueOutOfRange {
-        /// The value.
-        value: u32,
-        /// The largest allowed.
-        max: u32,
-    },
-    /// An RLE / bit-packed run is cut short.
-    #[error("truncated RLE / bit-packed run")]
-    TruncatedRun,
-    /// A run header of more than 64 bits.
-    #[error("RLE run header too long")]
-    RunHeaderTooLong,
-    /// A run longer than memory can index.
-    #[error("RLE run too long")]
-    RunTooLong,
-    /// The encoded data ended before the values it announced.
-    #[error("RLE data ended before its values")]
-    DataEnded,
-    /// The definition levels of a V1 page are cut short.
-    #[error("truncated definition levels")]
-    TruncatedLevels,
-    /// Repetition levels in a flat column.
-    #[error("repetition levels in a column that has none")]
-    RepetitionLevels,
-    /// Definition levels in a required column.
-    #[error("definition levels in a required column")]
-    LevelsOnRequiredColumn,
-    /// A dictionary index width over 32 bits.
-    #[error("dictionary index width {0}")]
-    IndexWidth(u32),
-    /// The dictionary page's size is not its value count times the value width.
-    #[error("dictionary page size does not match its value count")]
-    DictionarySize,
-    /// An index past the dictionary's end.
-    #[error("dictionary index {index} out of range ({len} entries)")]
-    DictionaryIndex {
-        /// The index.
-        index: u32,
-        /// Dictionary entries.
-        len: usize,
-    },
-    /// The page's plain values end before its levels say.
-    #[error("plain values end early")]
-    PlainValuesShort,
-    /// Bytes left after the page's last plain value.
-    #[error("{0} bytes left after the page's last value: the page holds more values than its levels announce")]
-    LeftoverBytes(usize),
-    /// Dictionary indices left after the page's last value (beyond a bit-packed group's padding).
-    #[error("dictionary indices left after the page's last value: the page holds more values than its levels announce")]
-    LeftoverIndices,
-    /// Definition levels left after the page's last row.
-    #[error("definition levels left after the page's last row")]
-    LeftoverLevels,
-    /// The chunk ended before the row group's rows.
-    #[error("the column chunk holds fewer values than its row group's rows")]
-    FewerValues,
-    /// The chunk holds values past the row group's rows.
-    #[error("the column chunk holds more values than its row group's rows")]
-    MoreValues,
 }
 
 /// What kind of failure an error is. It decides the exit code, in this one place:
@@ -533,6 +484,10 @@ pub enum ErrorKind {
     Internal,
     /// The caller cancelled: exit code 128 + the signal's number.
     Cancelled,
+    /// A shard found symbols that every shard must exclude ([`Error::Exclude`]): exit code 4.
+    /// The driver excludes them, plans again and rebuilds the shards; retrying the same task
+    /// would fail again.
+    Exclude,
 }
 
 impl ErrorKind {
@@ -544,6 +499,7 @@ impl ErrorKind {
             ErrorKind::Usage => 2,
             ErrorKind::Internal => 3,
             ErrorKind::Cancelled => 130,
+            ErrorKind::Exclude => 4,
         }
     }
 }
@@ -563,6 +519,7 @@ impl Error {
             | Error::NoInput { .. }
             | Error::DuplicateSymbol { .. }
             | Error::NothingToBuild { .. }
+            | Error::Attempts { .. }
             | Error::Budget { .. }
             | Error::Remote { .. }
             | Error::FilterMemory(_)
@@ -579,6 +536,7 @@ impl Error {
             Error::Spill(_) => ErrorKind::Data,
             Error::Internal(_) => ErrorKind::Internal,
             Error::Cancelled => ErrorKind::Cancelled,
+            Error::Exclude { .. } => ErrorKind::Exclude,
         }
     }
 
