@@ -314,16 +314,7 @@ fn what_cannot_grow_is_refused() {
     let cut = dataset(&u, &d.path().join("cut"), 1, &["--max-rows", "50"]);
     fails_with(&append(&cut, &u, &[]).0, &["--max-rows"]);
     // A dataset cut on symbols.
-    let sym = d.path().join("sym");
-    std::fs::create_dir(&sym).expect("mkdir");
-    ok(&build(&u, &sym.join("s.spill"), &["--shard", "0/1"]));
-    let sm = sym.join("dataset.json");
-    ok(&run(&[
-        "manifest",
-        s(&sym.join("s.spill")),
-        "--output",
-        s(&sm),
-    ]));
+    let sm = symbol_cut_dataset(&u, &d.path().join("sym"));
     fails_with(&append(&sm, &u, &[]).0, &["not a time-major dataset"]);
     // A feature set that changed.
     let m = dataset(&u, &d.path().join("ds"), 1, &[]);

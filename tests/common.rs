@@ -341,3 +341,18 @@ impl Drop for Mount {
         let _ = self.child.wait();
     }
 }
+
+/// A one-shard dataset of `u` cut on symbols (`--shard 0/1` and `spillway manifest`) in `dir`:
+/// its manifest.
+pub fn symbol_cut_dataset(u: &Path, dir: &Path) -> PathBuf {
+    std::fs::create_dir(dir).expect("mkdir");
+    ok(&build(u, &dir.join("s.spill"), &["--shard", "0/1"]));
+    let manifest = dir.join("dataset.json");
+    ok(&run(&[
+        "manifest",
+        s(&dir.join("s.spill")),
+        "--output",
+        s(&manifest),
+    ]));
+    manifest
+}

@@ -285,16 +285,7 @@ fn symbol_cut_datasets_damaged_shards_and_too_many_shards_are_refused() {
     let d = tempfile::tempdir().expect("tempdir");
     let (u, times) = universe(d.path());
     // A dataset cut on symbols.
-    let sym = d.path().join("sym");
-    std::fs::create_dir(&sym).expect("mkdir");
-    ok(&build(&u, &sym.join("s.spill"), &["--shard", "0/1"]));
-    let sm = sym.join("dataset.json");
-    ok(&run(&[
-        "manifest",
-        s(&sym.join("s.spill")),
-        "--output",
-        s(&sm),
-    ]));
+    let sm = symbol_cut_dataset(&u, &d.path().join("sym"));
     fails_with(
         &compact(&sm, &[]).0,
         &["not a time-major dataset", "compact"],

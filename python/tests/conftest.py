@@ -183,3 +183,25 @@ def time_signal_spill(tmp_path_factory):
     subprocess.run([cli(), "build", "--input", u, "--output", out, "--target", "target",
                     "--order", "time", "--quiet"], check=True, capture_output=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster with 2 CPUs (the one another module started, if it is up); skipped
+    with the reason when Ray is missing, a failure under SPILLWAY_REQUIRE_RAY (scripts/test.sh)."""
+    try:
+        import ray
+        import ray.data  # noqa: F401 - ray[data]
+    except ImportError as e:
+        why = (f"Ray is not installed ({e}): these tests need ray[data]==2.60.0 "
+               "(pip install 'spillway[ray]', or -r scripts/requirements-test.txt)")
+        if os.environ.get("SPILLWAY_REQUIRE_RAY"):  # scripts/test.sh: a failure, not a skip
+            pytest.fail(f"SPILLWAY_REQUIRE_RAY is set but {why}")
+        pytest.skip(why)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    yield ray
+    if started:
+        ray.shutdown()

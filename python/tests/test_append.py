@@ -243,26 +243,6 @@ def test_a_build_key_and_a_current_shard_tell_transforms_apart():
 BUCKET = "spw-append"
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A local Ray cluster (the one another module started, if it is up)."""
-    try:
-        import ray
-        import ray.data  # noqa: F401 - ray[data]
-    except ImportError as e:
-        why = (f"Ray is not installed ({e}): these tests need ray[data]==2.60.0 "
-               "(pip install 'spillway[ray]', or -r scripts/requirements-test.txt)")
-        if os.environ.get("SPILLWAY_REQUIRE_RAY"):  # scripts/test.sh: a failure, not a skip
-            pytest.fail(f"SPILLWAY_REQUIRE_RAY is set but {why}")
-        pytest.skip(why)
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
 
 @pytest.fixture(scope="module")
 def days(tmp_path_factory):

@@ -365,26 +365,6 @@ def test_a_remote_shard_that_is_not_the_listed_one_is_refused(universe, s3, nati
 
 
 # ---------------------------------------------------------------------- Ray
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A local Ray cluster (the one test_ray.py started, if it is up)."""
-    try:
-        import ray
-        import ray.data  # noqa: F401 - ray[data]
-    except ImportError as e:
-        why = (f"Ray is not installed ({e}): these tests need ray[data]==2.60.0 "
-               "(pip install 'spillway[ray]', or -r scripts/requirements-test.txt)")
-        if os.environ.get("SPILLWAY_REQUIRE_RAY"):  # scripts/test.sh: a failure, not a skip
-            pytest.fail(f"SPILLWAY_REQUIRE_RAY is set but {why}")
-        pytest.skip(why)
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-    yield ray
-    if started:
-        ray.shutdown()
-
 
 def blocks_of(rd):
     """The Ray dataset's blocks (non-empty), as numpy dicts."""
